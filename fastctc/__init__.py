@@ -1,0 +1,17 @@
+"""fastctc: fast CTC loss, gradient and decoding on CPUs, compiled with Numba."""
+
+from .decode import Hypothesis, greedy_decode, greedy_decode_batch
+
+from .metrics import cer, edit_distance, wer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Hypothesis",
+    "__version__",
+    "cer",
+    "edit_distance",
+    "greedy_decode",
+    "greedy_decode_batch",
+    "wer",
+]

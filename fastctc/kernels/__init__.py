@@ -1,0 +1,1 @@
+"""Numba-compiled cores. Inputs are validated by the public wrappers."""
