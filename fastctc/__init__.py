@@ -3,6 +3,7 @@
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
 
 from .metrics import cer, edit_distance, wer
+from .ops import log_softmax
 
 __version__ = "0.1.0"
 
@@ -13,5 +14,6 @@ __all__ = [
     "edit_distance",
     "greedy_decode",
     "greedy_decode_batch",
+    "log_softmax",
     "wer",
 ]
