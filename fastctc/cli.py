@@ -1,0 +1,853 @@
+"""The ``fastctc`` command line: ``decode``, ``demo``, ``align`` and ``plot``.
+
+``fastctc decode`` is offline batch decoding: folders of acoustic-model outputs in, transcripts
+out (JSON Lines or TSV), written as they are decoded so an interrupted run keeps its work and
+``--resume`` carries on where it stopped. Run ``fastctc <command> --help`` for the options.
+
+Exit status: 0 everything decoded; 1 stopped by an error (``--strict`` or a fatal one);
+2 wrong usage; 3 finished, but some inputs were skipped (each reported on stderr); 130
+interrupted (what was decoded so far is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, TextIO
+
+import numpy as np
+
+from . import io as fio
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SKIPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files, reported without a traceback."""
+
+
+class Result(NamedTuple):
+    """One decoded hypothesis, whatever the decoder."""
+
+    text: str
+    words: list[tuple[str, int, int]]
+    score: float
+    logit_score: float
+    lm_score: float | None
+
+
+Decoder = Callable[[list[np.ndarray]], list[list[Result]]]
+
+
+# --------------------------------------------------------------------------- argument parsing
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not x > 0 or not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
+    return x
+
+
+def _positive_int(text: str) -> int:
+    try:
+        x = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer; got {text!r}") from None
+    if x < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; got {x}")
+    return x
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".npy files (one (T, C) matrix each), .npz archives (one matrix per "
+                        "member) or directories of them")
+    p.add_argument("--labels", required=True, metavar="FILE",
+                   help="labels: one per line (an empty line is the blank) or a JSON list / "
+                        "dict (label -> index, as a Hugging Face vocab.json)")
+    p.add_argument("--blank", type=int, default=None, metavar="INDEX",
+                   help="index of the blank label (default: the label named '', <pad>, "
+                        "[pad] or <blank>)")
+    p.add_argument("--input-kind", choices=fio.INPUT_KINDS, default="log-probs",
+                   help="what the matrices hold (default: log-probs); nothing is guessed")
+    p.add_argument("--frame-shift", type=_positive_float, default=None, metavar="SECONDS",
+                   help="seconds per frame (e.g. 0.02 for wav2vec2): adds times in seconds "
+                        "and the real-time factor")
+    p.add_argument("-o", "--output", default="-", metavar="FILE",
+                   help="output file (default: stdout)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable or malformed input instead of skipping it")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no summary (problems are still reported)")
+
+
+def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    g = p.add_argument_group("decoding")
+    if not demo:
+        g.add_argument("--decoder", choices=("beam", "greedy"), default="beam",
+                       help="beam search (default) or greedy best path")
+    g.add_argument("--beam-width", type=_positive_int, default=64 if demo else 100)
+    g.add_argument("--beam-prune-logp", type=float, default=-10.0,
+                   help="drop beams this far below the best (default -10)")
+    g.add_argument("--token-min-logp", type=float, default=-5.0,
+                   help="skip tokens below this frame log-probability (default -5)")
+    g.add_argument("--threads", type=_positive_int, default=None,
+                   help="decoding threads (default: all cores)")
+    if demo:
+        return
+    g.add_argument("--nbest", type=_positive_int, default=1,
+                   help="hypotheses kept per utterance (default 1)")
+    g.add_argument("--batch-size", type=_positive_int, default=64,
+                   help="utterances decoded together (default 64)")
+    lm = p.add_argument_group("language model")
+    lm.add_argument("--lm", metavar="PATH",
+                    help="KenLM model (ARPA or binary); 'default' for the bundled English "
+                         "4-gram (character labels a-z, apostrophe, space)")
+    lm.add_argument("--unigrams", metavar="FILE",
+                    help="the LM's vocabulary, one word a line (default: read from an ARPA "
+                         "model; the bundled list with --lm default)")
+    lm.add_argument("--alpha", type=float, default=0.5, help="LM weight (default 0.5)")
+    lm.add_argument("--beta", type=float, default=1.5, help="word insertion bonus (default 1.5)")
+    lm.add_argument("--unk-score-offset", type=float, default=-10.0)
+    lm.add_argument("--hotwords", action="append", default=None, metavar="PHRASE",
+                    help="word or phrase to favour (repeatable)")
+    lm.add_argument("--hotword-weight", type=float, default=10.0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fastctc`` argument parser."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fastctc",
+        description="Fast CTC decoding on CPUs: batch decoding, forced alignment, plots.",
+        epilog="Start with 'fastctc demo'. Exit status: 0 ok, 1 error, 2 usage, "
+               "3 some inputs skipped, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastctc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("decode", help="decode CTC outputs to text (JSON Lines or TSV)",
+                       description="Decode folders of CTC outputs to transcripts.")
+    _add_input_options(p)
+    p.add_argument("--format", choices=("jsonl", "tsv"), default="jsonl",
+                   help="jsonl (default): id, text, scores, word spans; tsv: id, text, score")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the output file and skip the ids already in it")
+    p.add_argument("--refs", metavar="FILE",
+                   help="reference transcripts (id<TAB>text): print CER/WER at the end")
+    _add_decoding_options(p)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("demo", help="decode the bundled example set three ways",
+                       description="Greedy, beam and beam + LM decoding of the bundled "
+                                   "example utterances, with WER and timings.")
+    p.add_argument("--show", type=int, default=3, metavar="N",
+                   help="utterances printed in full (default 3)")
+    p.add_argument("--alpha", type=float, default=0.5, help="LM weight (default 0.5)")
+    p.add_argument("--beta", type=float, default=1.0, help="word bonus (default 1.0)")
+    _add_decoding_options(p, demo=True)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("align", help="forced alignment of transcripts (JSON Lines or CTM)",
+                       description="Align known transcripts to CTC outputs: token and word "
+                                   "spans in frames (and seconds with --frame-shift).")
+    _add_input_options(p)
+    p.add_argument("--transcripts", required=True, metavar="FILE",
+                   help="transcripts to align, id<TAB>text")
+    p.add_argument("--format", choices=("jsonl", "ctm"), default="jsonl",
+                   help="jsonl (default): token and word spans; ctm: one word a line "
+                        "(needs --frame-shift)")
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("plot", help="PNG of one utterance: posteriorgram, path, words",
+                       description="Draw one utterance: its posteriorgram (the most active "
+                                   "labels), the greedy path and the decoded words.")
+    p.add_argument("input", metavar="INPUT", help=".npy file or .npz archive")
+    p.add_argument("--id", default=None, help="utterance id inside an .npz (default: first)")
+    p.add_argument("--labels", required=True, metavar="FILE")
+    p.add_argument("--blank", type=int, default=None, metavar="INDEX")
+    p.add_argument("--input-kind", choices=fio.INPUT_KINDS, default="log-probs")
+    p.add_argument("--frame-shift", type=_positive_float, default=None, metavar="SECONDS")
+    p.add_argument("--top", type=_positive_int, default=30,
+                   help="labels shown: the most probable ones (default 30)")
+    p.add_argument("--lm", metavar="PATH", help="also decode with beam search + this LM "
+                                                 "('default' for the bundled one)")
+    p.add_argument("-o", "--output", default=None, metavar="PNG",
+                   help="image file (default: <id>.png)")
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"fastctc {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"fastctc {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into head
+        with contextlib.suppress(Exception):
+            sys.stdout = open(_devnull(), "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+
+
+def _devnull() -> str:
+    import os
+
+    return os.devnull
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _labels_and_blank(args: argparse.Namespace) -> tuple[list[str], int]:
+    try:
+        labels = fio.read_labels(args.labels)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.blank is None:
+        blank = fio.find_blank(labels)
+        if blank is None:
+            raise UsageError(
+                f"cannot tell which of the {len(labels)} labels in {args.labels} is the blank; "
+                "pass --blank INDEX."
+            )
+    else:
+        blank = args.blank
+        if not -len(labels) <= blank < len(labels):
+            raise UsageError(f"--blank {blank} is outside the {len(labels)} labels.")
+        blank %= len(labels)
+    return labels, blank
+
+
+def _resolve_lm(args: argparse.Namespace) -> tuple[str | None, list[str] | None]:
+    lm = getattr(args, "lm", None)
+    if lm is None:
+        if getattr(args, "unigrams", None):
+            raise UsageError("--unigrams needs --lm.")
+        return None, None
+    unigrams_path = getattr(args, "unigrams", None)
+    if lm == "default":
+        lm = str(fio.default_lm_path())
+        unigrams_path = unigrams_path or str(fio.default_unigrams_path())
+    if not Path(lm).is_file():
+        raise UsageError(f"--lm {lm}: no such file.")
+    unigrams = None
+    if unigrams_path:
+        try:
+            with open(unigrams_path, encoding="utf-8") as fh:
+                unigrams = [w.strip() for w in fh if w.strip()]
+        except OSError as exc:
+            raise UsageError(f"--unigrams {unigrams_path}: {exc}") from None
+    return lm, unigrams
+
+
+def _pad(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    lens = np.array([a.shape[0] for a in arrays], dtype=np.int64)
+    C = arrays[0].shape[1]
+    out = np.zeros((len(arrays), max(1, int(lens.max())), C), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : a.shape[0]] = a
+    return out, lens
+
+
+def _words_of(vocab: fio.Vocabulary, lp: np.ndarray, tokens: np.ndarray,
+              starts: np.ndarray) -> list[tuple[str, int, int]]:
+    ends = fio.token_ends(np.argmax(lp, axis=1), tokens.tolist(), starts.tolist())
+    return vocab.words(tokens.tolist(), starts.tolist(), ends)
+
+
+def _greedy_decoder(vocab: fio.Vocabulary, threads: int | None) -> Decoder:
+    from .decode import greedy_decode_batch
+
+    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
+        lp, lens = _pad(arrays)
+        hyps = greedy_decode_batch(lp, lens, blank=vocab.blank, num_threads=threads)
+        out = []
+        for a, h in zip(arrays, hyps):
+            words = _words_of(vocab, a, h.tokens, h.timesteps)
+            text = " ".join(w for w, _, _ in words)
+            out.append([Result(text, words, h.log_prob, h.log_prob, None)])
+        return out
+
+    return run
+
+
+def _missing(feature: str, name: str) -> UsageError:
+    return UsageError(
+        f"{feature} needs fastctc.{name}, which this build of fastctc does not provide."
+    )
+
+
+def _beam_decoder(vocab: fio.Vocabulary, args: argparse.Namespace, nbest: int) -> Decoder:
+    import fastctc
+
+    search = getattr(fastctc, "beam_search_batch", None)
+    if search is None:
+        raise _missing("beam search", "beam_search_batch")
+
+    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
+        lp, lens = _pad(arrays)
+        nb = search(lp, lens, beam_width=args.beam_width, blank=vocab.blank, top_paths=nbest,
+                    beam_prune_logp=args.beam_prune_logp, token_min_logp=args.token_min_logp,
+                    num_threads=args.threads)
+        out = []
+        for a, hyps in zip(arrays, nb):
+            res = []
+            for h in hyps:
+                words = _words_of(vocab, a, np.asarray(h.tokens), np.asarray(h.timesteps))
+                text = " ".join(w for w, _, _ in words)
+                res.append(Result(text, words, float(h.log_prob), float(h.log_prob), None))
+            out.append(res)
+        return out
+
+    return run
+
+
+def _lm_decoder(
+    labels: list[str], blank: int, args: argparse.Namespace, lm: str | None,
+    unigrams: list[str] | None, nbest: int, hotwords: list[str] | None,
+) -> Decoder:
+    import fastctc
+
+    build = getattr(fastctc, "build_ctcdecoder", None)
+    if build is None:
+        raise _missing("language-model decoding and hotwords", "build_ctcdecoder")
+    dec_labels = list(labels)
+    dec_labels[blank] = ""
+    try:
+        decoder = build(dec_labels, kenlm_model_path=lm, unigrams=unigrams, alpha=args.alpha,
+                        beta=args.beta, unk_score_offset=args.unk_score_offset)
+    except ImportError as exc:
+        raise UsageError(f"{exc}") from None
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot load the language model {lm}: {exc}") from None
+
+    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
+        beams_list = decoder.decode_beams_batch(
+            None, arrays, beam_width=args.beam_width, beam_prune_logp=args.beam_prune_logp,
+            token_min_logp=args.token_min_logp, hotwords=hotwords,
+            hotword_weight=args.hotword_weight, num_threads=args.threads)
+        out = []
+        for beams in beams_list:
+            res = []
+            for b in beams[:nbest]:
+                text, frames, logit_score, lm_score = b[0], b[1], float(b[2]), float(b[3])
+                words = [(w, int(s), int(e)) for w, (s, e) in frames]
+                res.append(Result(text, words, lm_score, logit_score,
+                                  lm_score if lm is not None else None))
+            out.append(res)
+        return out
+
+    return run
+
+
+def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tuple[str, Decoder]:
+    """The decoding function the options ask for, and a short name for it."""
+    vocab = fio.Vocabulary.build(labels, blank)
+    lm, unigrams = _resolve_lm(args)
+    hotwords = args.hotwords
+    if args.decoder == "greedy":
+        if lm or hotwords or args.nbest > 1:
+            raise UsageError("--lm, --hotwords and --nbest need --decoder beam.")
+        return "greedy", _greedy_decoder(vocab, args.threads)
+    if args.nbest > args.beam_width:
+        raise UsageError(f"--nbest {args.nbest} exceeds --beam-width {args.beam_width}.")
+    if lm or hotwords:
+        name = "beam+lm" if lm else "beam+hotwords"
+        return name, _lm_decoder(labels, blank, args, lm, unigrams, args.nbest, hotwords)
+    return "beam", _beam_decoder(vocab, args, args.nbest)
+
+
+def _record(uid: str, src: fio.Source, T: int, hyps: list[Result],
+            frame_shift: float | None, nbest: int) -> dict[str, Any]:
+    best = hyps[0] if hyps else Result("", [], 0.0, 0.0, None)
+    rec: dict[str, Any] = {"id": uid, "text": best.text, "num_frames": T, "score": best.score,
+                           "logit_score": best.logit_score}
+    if best.lm_score is not None:
+        rec["lm_score"] = best.lm_score
+    rec["words"] = [_span(w, s, e, frame_shift) for w, s, e in best.words]
+    if nbest > 1:
+        alts = []
+        for h in hyps:
+            alt = {"text": h.text, "score": h.score, "logit_score": h.logit_score}
+            if h.lm_score is not None:
+                alt["lm_score"] = h.lm_score
+            alts.append(alt)
+        rec["nbest"] = alts
+    rec["source"] = src.where
+    return rec
+
+
+def _span(word: str, s: int, e: int, frame_shift: float | None, **extra: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"word": word, "start_frame": s, "end_frame": e, **extra}
+    if frame_shift:
+        d["start"] = round(s * frame_shift, 4)
+        d["end"] = round(e * frame_shift, 4)
+    return d
+
+
+class _Progress:
+    """tqdm on stderr when it is a terminal (and tqdm is installed), else nothing."""
+
+    def __init__(self, total: int, quiet: bool, desc: str) -> None:
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, unit="utt", desc=desc, file=sys.stderr,
+                            dynamic_ncols=True, leave=False)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None and n:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def _open_output(path: str, resume: bool, fmt: str) -> Iterator[tuple[TextIO, dict[str, str]]]:
+    if path == "-":
+        if resume:
+            raise UsageError("--resume needs an output file (-o FILE).")
+        yield sys.stdout, {}
+        return
+    done: dict[str, str] = {}
+    mode = "w"
+    if resume:
+        done, keep = fio.read_done(path, fmt)
+        if Path(path).exists():
+            with open(path, "r+b") as fh:  # drop a last line cut short by an interruption
+                fh.truncate(keep)
+            mode = "a"
+    try:
+        fh = open(path, mode, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc}") from None
+    with fh:
+        yield fh, done
+
+
+class _Run:
+    """Counters, problem reports and the closing summary shared by decode and align."""
+
+    def __init__(self, command: str, args: argparse.Namespace) -> None:
+        self.command = command
+        self.args = args
+        self.t0 = time.perf_counter()
+        self.utterances = self.frames = self.skipped = self.resumed = 0
+
+    def problem(self, where: str, reason: str) -> bool:
+        """Report a bad input; True when the run must stop (``--strict``)."""
+        self.skipped += 1
+        if self.args.strict:
+            print(f"fastctc {self.command}: error: {where}: {reason}; stopping (--strict). "
+                  f"{self.utterances} utterances were written before it.", file=sys.stderr)
+            return True
+        print(f"fastctc {self.command}: skipping {where}: {reason}", file=sys.stderr)
+        return False
+
+    def summary(self, extra: str = "") -> None:
+        if self.args.quiet:
+            return
+        wall = time.perf_counter() - self.t0
+        parts = [f"{self.utterances} utterances ({self.frames} frames) in {wall:.2f} s",
+                 f"{self.utterances / wall:.1f} utt/s" if wall > 0 else ""]
+        fs = self.args.frame_shift
+        if fs and self.frames:
+            parts.append(f"RTF {wall / (self.frames * fs):.4f} "
+                         f"({self.frames * fs:.1f} s of audio at {fs:g} s/frame)")
+        if self.resumed:
+            parts.append(f"{self.resumed} already done (--resume)")
+        if self.skipped:
+            parts.append(f"{self.skipped} inputs skipped")
+        if extra:
+            parts.append(extra)
+        print(f"fastctc {self.command}: " + "; ".join(p for p in parts if p), file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    """``fastctc decode``."""
+    if args.resume and args.output == "-":
+        raise UsageError("--resume needs an output file (-o FILE).")
+    labels, blank = _labels_and_blank(args)
+    refs = None
+    if args.refs:
+        try:
+            refs = fio.read_refs(args.refs)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--refs: {exc}") from None
+    _, decoder = make_decoder(args, labels, blank)
+    sources = list(fio.list_sources(args.inputs))
+    reader = fio.MatrixReader(len(labels), args.input_kind)
+    run = _Run("decode", args)
+    texts: dict[str, str] = {}
+    with _open_output(args.output, args.resume, args.format) as (fh, done):
+        writer = fio.ResultWriter(fh, args.format, args.frame_shift)
+        texts.update(done)
+        bar = _Progress(sum(isinstance(s, fio.Source) for s in sources), args.quiet, "decode")
+        seen: dict[str, str] = {}
+        batch: list[tuple[fio.Source, np.ndarray]] = []
+
+        def flush() -> bool:
+            ok = _decode_and_write(batch, decoder, writer, run, texts, args)
+            bar.update(len(batch))
+            batch.clear()
+            return ok
+
+        stopped = False
+        try:
+            for src in sources:
+                if isinstance(src, fio.InputProblem):
+                    if run.problem(src.where, src.reason):
+                        stopped = True
+                        break
+                    continue
+                if src.uid in done:
+                    run.resumed += 1
+                    bar.update(1)
+                    continue
+                if src.uid in seen:
+                    bar.update(1)
+                    if run.problem(src.where, f"duplicate id {src.uid!r} (first in "
+                                              f"{seen[src.uid]})"):
+                        stopped = True
+                        break
+                    continue
+                seen[src.uid] = src.where
+                try:
+                    arr = reader(src)
+                except ValueError as exc:
+                    bar.update(1)
+                    if run.problem(src.where, str(exc)):
+                        stopped = True
+                        break
+                    continue
+                batch.append((src, arr))
+                if len(batch) >= args.batch_size and not flush():
+                    stopped = True
+                    break
+            # decode what was read before a stop too: those inputs were fine
+            if batch and not flush():
+                stopped = True
+        except KeyboardInterrupt:
+            bar.close()
+            print(f"fastctc decode: interrupted; {run.utterances} utterances written"
+                  + ("" if args.output == "-" else f" to {args.output}; rerun with --resume"),
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            reader.close()
+        bar.close()
+    extra = _score_refs(refs, texts) if refs is not None else ""
+    run.summary(extra)
+    if refs is not None and args.quiet:
+        print(f"fastctc decode: {extra}", file=sys.stderr)
+    if stopped:
+        return EXIT_ERROR
+    return EXIT_SKIPPED if run.skipped else EXIT_OK
+
+
+def _decode_and_write(batch: list[tuple[fio.Source, np.ndarray]], decoder: Decoder,
+                      writer: fio.ResultWriter, run: _Run, texts: dict[str, str],
+                      args: argparse.Namespace) -> bool:
+    """Decode a batch and write it; a batch that fails is retried one by one to find the
+    utterance at fault. Returns False when the run must stop."""
+    todo = [(s, a) for s, a in batch if a.shape[0] > 0]
+    results: dict[str, list[Result]] = {}
+    if todo:
+        try:
+            for (s, _), r in zip(todo, decoder([a for _, a in todo])):
+                results[s.uid] = r
+        except ValueError:
+            for s, a in todo:
+                try:
+                    results[s.uid] = decoder([a])[0]
+                except ValueError as exc:
+                    results[s.uid] = []
+                    if run.problem(s.where, str(exc)):
+                        return False
+    for s, a in batch:
+        hyps = results.get(s.uid, [])
+        if a.shape[0] > 0 and not hyps:
+            continue  # reported above
+        rec = _record(s.uid, s, a.shape[0], hyps, args.frame_shift, args.nbest)
+        writer.write(rec)
+        texts[s.uid] = rec["text"]
+        run.utterances += 1
+        run.frames += a.shape[0]
+    return True
+
+
+def _score_refs(refs: dict[str, str], texts: dict[str, str]) -> str:
+    from .metrics import cer, wer
+
+    ids = [i for i in texts if i in refs]
+    if not ids:
+        return "no decoded id has a reference in --refs"
+    r = [" ".join(refs[i].split()) for i in ids]
+    h = [" ".join(texts[i].split()) for i in ids]
+    missing = len(texts) - len(ids)
+    return (f"CER {100 * cer(r, h):.2f}% WER {100 * wer(r, h):.2f}% over {len(ids)} "
+            f"utterances" + (f" ({missing} without a reference)" if missing else ""))
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``fastctc demo``."""
+    import fastctc
+    from .metrics import cer, wer
+
+    arrays, refs, labels = fio.load_demo()
+    ids = list(arrays)
+    batch = [arrays[i] for i in ids]
+    ref_list = [refs[i] for i in ids]
+    frames = sum(a.shape[0] for a in batch)
+    ns = argparse.Namespace(
+        beam_width=args.beam_width, beam_prune_logp=args.beam_prune_logp,
+        token_min_logp=args.token_min_logp, threads=args.threads, alpha=args.alpha,
+        beta=args.beta, unk_score_offset=-10.0, hotword_weight=10.0)
+    vocab = fio.Vocabulary.build(labels, 0)
+    lm_path = fio.default_lm_path()
+    modes: list[tuple[str, Decoder | str]] = [("greedy", _greedy_decoder(vocab, args.threads))]
+    try:
+        modes.append((f"beam ({args.beam_width})", _beam_decoder(vocab, ns, 1)))
+    except UsageError as exc:
+        modes.append((f"beam ({args.beam_width})", str(exc)))
+    try:
+        import kenlm  # noqa: F401
+    except ImportError:
+        modes.append(("beam + LM", 'needs kenlm: pip install "fastctc[kenlm]"'))
+    else:
+        try:
+            unigrams = fio.default_unigrams_path().read_text(encoding="utf-8").split()
+            modes.append(("beam + LM", _lm_decoder(labels, 0, ns, str(lm_path), unigrams, 1,
+                                                   None)))
+        except UsageError as exc:
+            modes.append(("beam + LM", str(exc)))
+
+    print(f"fastctc {fastctc.__version__} demo: {len(ids)} bundled utterances "
+          f"({frames} frames, {len(labels)} character labels; simulated CTC outputs of "
+          "held-out sentences)")
+    print(f"language model: {lm_path.name} ({lm_path.stat().st_size / 1e6:.1f} MB, English "
+          f"4-gram), alpha={args.alpha}, beta={args.beta}; threads: "
+          f"{args.threads or 'all cores'}")
+    print()
+    table = []
+    texts: dict[str, list[str]] = {}
+    for name, dec in modes:
+        if isinstance(dec, str):
+            table.append((name, None, None, None, None, dec))
+            continue
+        t0 = time.perf_counter()
+        dec(batch[:1])  # first call: compiles (or loads the compiled cache)
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = dec(batch)
+        wall = time.perf_counter() - t0
+        hyp = [r[0].text if r else "" for r in out]
+        texts[name] = hyp
+        table.append((name, wer(ref_list, hyp), cer(ref_list, hyp), wall, first, ""))
+    width = max(len(n) for n, _ in modes)
+    for k in range(min(args.show, len(ids))):
+        print(f"{ids[k]}")
+        print(f"  {'reference':<{width}}  {ref_list[k]}")
+        for name in texts:
+            print(f"  {name:<{width}}  {texts[name][k]}")
+        print()
+    print(f"  {'mode':<{width}}    WER     CER   time (ms)   ms/utt   first call (s)")
+    for name, w, c, wall, first, note in table:
+        if w is None:
+            print(f"  {name:<{width}}  unavailable: {note}")
+            continue
+        print(f"  {name:<{width}}  {100 * w:5.1f}%  {100 * c:5.1f}%  {1e3 * wall:9.1f}  "
+              f"{1e3 * wall / len(ids):7.2f}   {first:6.2f}")
+    print()
+    print("WER/CER over all bundled utterances; times are for the whole set after a first "
+          "call (which compiles, or loads Numba's cache).")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- align
+
+
+def _forced_path(lp: np.ndarray, targets: list[int], blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-level Viterbi path (label per frame) and its per-frame log-probabilities."""
+    import fastctc
+
+    fa = getattr(fastctc, "forced_align", None)
+    if fa is None:
+        raise _missing("forced alignment", "forced_align")
+    res = fa(lp, np.asarray(targets, dtype=np.int64), blank=blank)
+    path, scores = res[0], res[1]
+    return np.asarray(path).reshape(-1), np.asarray(scores, dtype=np.float64).reshape(-1)
+
+
+def token_spans(path: np.ndarray, scores: np.ndarray, blank: int
+                ) -> list[tuple[int, int, int, float]]:
+    """Runs of one non-blank label in a frame path: ``(token, start, end, mean prob)``."""
+    spans = []
+    t, T = 0, path.shape[0]
+    while t < T:
+        tok = int(path[t])
+        e = t + 1
+        while e < T and int(path[e]) == tok:
+            e += 1
+        if tok != blank:
+            spans.append((tok, t, e, float(np.mean(np.exp(scores[t:e])))))
+        t = e
+    return spans
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    """``fastctc align``."""
+    labels, blank = _labels_and_blank(args)
+    vocab = fio.Vocabulary.build(labels, blank)
+    try:
+        transcripts = fio.read_refs(args.transcripts)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--transcripts: {exc}") from None
+    if args.format == "ctm" and not args.frame_shift:
+        raise UsageError("CTM output holds times in seconds; pass --frame-shift.")
+    import fastctc
+
+    if getattr(fastctc, "forced_align", None) is None:
+        raise _missing("forced alignment", "forced_align")
+    sources = list(fio.list_sources(args.inputs))
+    reader = fio.MatrixReader(len(labels), args.input_kind)
+    run = _Run("align", args)
+    no_text = 0
+    with _open_output(args.output, False, args.format) as (fh, _):
+        writer = fio.ResultWriter(fh, args.format, args.frame_shift)
+        bar = _Progress(sum(isinstance(s, fio.Source) for s in sources), args.quiet, "align")
+        try:
+            for src in sources:
+                if isinstance(src, fio.InputProblem):
+                    if run.problem(src.where, src.reason):
+                        return EXIT_ERROR
+                    continue
+                bar.update(1)
+                if src.uid not in transcripts:
+                    no_text += 1
+                    continue
+                try:
+                    lp = reader(src)
+                    targets = vocab.encode(transcripts[src.uid])
+                    path, scores = _forced_path(lp, targets, blank)
+                except ValueError as exc:
+                    if run.problem(src.where, str(exc)):
+                        return EXIT_ERROR
+                    continue
+                spans = token_spans(path, scores, blank)
+                toks = [s[0] for s in spans]
+                words = vocab.words(toks, [s[1] for s in spans], [s[2] for s in spans])
+                word_scores = _word_scores(vocab, spans)
+                rec = {
+                    "id": src.uid, "text": " ".join(w for w, _, _ in words),
+                    "num_frames": int(lp.shape[0]),
+                    "log_prob": float(np.sum(scores)),
+                    "words": [_span(w, s, e, args.frame_shift, score=sc)
+                              for (w, s, e), sc in zip(words, word_scores)],
+                    "tokens": [_token(labels, t, s, e, sc, args.frame_shift)
+                               for t, s, e, sc in spans],
+                    "source": src.where,
+                }
+                writer.write(rec)
+                run.utterances += 1
+                run.frames += int(lp.shape[0])
+        finally:
+            reader.close()
+            bar.close()
+    run.summary(f"{no_text} utterances without a transcript" if no_text else "")
+    return EXIT_SKIPPED if run.skipped else EXIT_OK
+
+
+def _token(labels: list[str], t: int, s: int, e: int, sc: float,
+           frame_shift: float | None) -> dict[str, Any]:
+    d: dict[str, Any] = {"token": labels[t], "id": t, "start_frame": s, "end_frame": e,
+                         "score": sc}
+    if frame_shift:
+        d["start"] = round(s * frame_shift, 4)
+        d["end"] = round(e * frame_shift, 4)
+    return d
+
+
+def _word_scores(vocab: fio.Vocabulary, spans: list[tuple[int, int, int, float]]
+                 ) -> list[float]:
+    """Mean token score of each word, grouping tokens exactly as ``Vocabulary.words`` does."""
+    out: list[float] = []
+    for i, (word, s, e) in enumerate(vocab.words([t for t, *_ in spans],
+                                                 [x[1] for x in spans],
+                                                 [x[2] for x in spans])):
+        inside = [sc for t, ts, te, sc in spans if ts >= s and te <= e
+                  and t != vocab.delimiter]
+        out.append(float(np.mean(inside)) if inside else 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``fastctc plot``."""
+    try:
+        from . import plot as fplot
+    except ImportError as exc:  # pragma: no cover - matplotlib missing
+        raise UsageError(f'{exc}; pip install "fastctc[plot]"') from None
+    labels, blank = _labels_and_blank(args)
+    sources = [s for s in fio.list_sources([args.input])]
+    problems = [s for s in sources if isinstance(s, fio.InputProblem)]
+    if problems:
+        raise UsageError(f"{problems[0].where}: {problems[0].reason}")
+    srcs = [s for s in sources if isinstance(s, fio.Source)]
+    if args.id is not None:
+        srcs = [s for s in srcs if s.uid == args.id]
+        if not srcs:
+            raise UsageError(f"no utterance {args.id!r} in {args.input}.")
+    src = srcs[0]
+    try:
+        lp = fio.load_matrix(src, len(labels), args.input_kind)
+    except ValueError as exc:
+        raise UsageError(f"{src.where}: {exc}") from None
+    vocab = fio.Vocabulary.build(labels, blank)
+    (greedy,) = _greedy_decoder(vocab, 1)([lp])
+    words, title = greedy[0].words, "greedy"
+    if args.lm:
+        ns = argparse.Namespace(lm=args.lm, unigrams=None, beam_width=100,
+                                beam_prune_logp=-10.0, token_min_logp=-5.0, threads=1,
+                                alpha=0.5, beta=1.5, unk_score_offset=-10.0,
+                                hotword_weight=10.0)
+        lm, unigrams = _resolve_lm(ns)
+        (beams,) = _lm_decoder(labels, blank, ns, lm, unigrams, 1, None)([lp])
+        words, title = beams[0].words, "beam + LM"
+    out = args.output or f"{src.uid}.png"
+    fplot.plot_utterance(lp, labels, blank, words, out, top=args.top,
+                         frame_shift=args.frame_shift, title=f"{src.uid} ({title})")
+    print(out)
+    return EXIT_OK

@@ -1,0 +1,274 @@
+"""The ``fastctc`` command line, end to end through ``python -m fastctc`` on temporary folders.
+
+Each subprocess pays Python's and Numba's start-up (about a second), so the flows are few and
+small; error messages of the argument checks run in-process through ``cli.main``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastctc import cli
+from fastctc import io as fio
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "fastctc", *map(str, args)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- independent references
+
+
+def greedy_ref(lp: np.ndarray, labels: list[str], blank: int = 0) -> str:
+    """Argmax per frame, merge repeats, drop blanks, join labels (plain Python)."""
+    out, prev = [], None
+    for k in np.argmax(lp, axis=1).tolist():
+        if k != prev and k != blank:
+            out.append(labels[k])
+        prev = k
+    return " ".join("".join(out).split())
+
+
+def levenshtein(a: list, b: list) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
+    ce = sum(levenshtein(list(r), list(h)) for r, h in zip(refs, hyps))
+    we = sum(levenshtein(r.split(), h.split()) for r, h in zip(refs, hyps))
+    return ce / sum(map(len, refs)), we / sum(len(r.split()) for r in refs)
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def demo():
+    arrays, refs, labels = fio.load_demo()
+    return arrays, refs, labels
+
+
+@pytest.fixture()
+def corpus(tmp_path, demo):
+    """A folder of 6 utterances: three .npy files (one nested) and an .npz with three."""
+    arrays, refs, labels = demo
+    ids = list(arrays)[:6]
+    d = tmp_path / "in"
+    (d / "sub").mkdir(parents=True)
+    np.save(d / f"{ids[0]}.npy", arrays[ids[0]])
+    np.save(d / f"{ids[1]}.npy", arrays[ids[1]].astype(np.float64))
+    np.save(d / "sub" / f"{ids[2]}.npy", arrays[ids[2]].astype(np.float16))
+    np.savez(d / "a_more.npz", **{i: arrays[i] for i in ids[3:]})
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    (tmp_path / "refs.tsv").write_text("".join(f"{i}\t{refs[i]}\n" for i in ids))
+    return d, ids, {i: arrays[i] for i in ids}, {i: refs[i] for i in ids}, labels
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ---------------------------------------------------------------- decode
+
+
+def test_decode_jsonl_schema_text_and_refs(tmp_path, corpus):
+    d, ids, arrays, refs, labels = corpus
+    out = tmp_path / "out.jsonl"
+    r = run_cli("decode", d, "--labels", tmp_path / "labels.json", "--decoder", "greedy",
+                "--refs", tmp_path / "refs.tsv", "--frame-shift", "0.02", "-o", out)
+    assert r.returncode == 0, r.stderr
+    recs = read_jsonl(out)
+    # directory order: sorted paths, .npz members in stored order
+    assert [x["id"] for x in recs] == [ids[3], ids[4], ids[5], ids[0], ids[1], ids[2]]
+    hyps = {}
+    for rec in recs:
+        assert set(rec) == {"id", "text", "num_frames", "score", "logit_score", "words",
+                            "source"}
+        lp = arrays[rec["id"]].astype(np.float32)
+        assert rec["num_frames"] == lp.shape[0]
+        assert rec["text"] == greedy_ref(lp, labels)
+        best_path = float(lp.max(axis=1).astype(np.float64).sum())
+        assert rec["score"] == pytest.approx(best_path, abs=2e-3)
+        assert [w["word"] for w in rec["words"]] == rec["text"].split()
+        am = np.argmax(lp, axis=1)
+        prev_end = 0
+        for w in rec["words"]:
+            s, e = w["start_frame"], w["end_frame"]
+            assert prev_end <= s < e <= lp.shape[0]
+            # a greedy word span starts on its first letter and ends after its last one
+            assert labels[am[s]] == w["word"][0] and labels[am[e - 1]] == w["word"][-1]
+            assert w["start"] == pytest.approx(0.02 * s) and w["end"] == pytest.approx(0.02 * e)
+            prev_end = e
+        hyps[rec["id"]] = rec["text"]
+    c, w = rates([refs[i] for i in hyps], [hyps[i] for i in hyps])
+    assert f"CER {100 * c:.2f}% WER {100 * w:.2f}% over 6 utterances" in r.stderr
+    frames = sum(a.shape[0] for a in arrays.values())
+    assert f"6 utterances ({frames} frames)" in r.stderr
+    assert f"of audio at 0.02 s/frame" in r.stderr and "RTF" in r.stderr
+
+
+def test_bad_inputs_skipped_strict_stops_and_resume(tmp_path, corpus):
+    d, ids, arrays, refs, labels = corpus
+    bad_bytes = d / f"{ids[1]}x_garbage.npy"
+    bad_bytes.write_bytes(b"not a numpy file")
+    bad_cols = d / "b_wrong_columns.npy"
+    np.save(bad_cols, np.log(np.full((5, 7), 1 / 7, dtype=np.float32)))
+    bad_logits = d / "c_logits.npy"
+    np.save(bad_logits, np.ones((4, len(labels)), dtype=np.float32))
+    nan = arrays[ids[0]].copy()
+    nan[3, 2] = np.nan
+    bad_nan = d / "sub" / "d_nan.npy"
+    np.save(bad_nan, nan)
+    out = tmp_path / "out.tsv"
+    common = ["--labels", tmp_path / "labels.json", "--decoder", "greedy", "--format", "tsv",
+              "--batch-size", "2", "-o", out]
+
+    # --strict: stops at the first bad file (second in sorted order, after a_more.npz) and
+    # keeps the three utterances read before it
+    r = run_cli("decode", d, "--strict", *common)
+    assert r.returncode == 1
+    assert f"error: {bad_cols}: " in r.stderr and "(--strict)" in r.stderr
+    lines = out.read_text().splitlines()
+    assert [x.split("\t")[0] for x in lines] == ids[3:6]
+
+    # an interrupted write leaves half a line: resume drops it and decodes the rest
+    with open(out, "a") as fh:
+        fh.write(lines[0][:7])
+    r = run_cli("decode", d, "--resume", *common)
+    assert r.returncode == 3, r.stderr
+    for path in (bad_bytes, bad_cols, bad_logits, bad_nan):
+        assert f"skipping {path}" in r.stderr
+    assert "34 columns" not in r.stderr and "7 columns but there are 29 labels" in r.stderr
+    assert "--input-kind" in r.stderr and "frame 3 contains NaN" in r.stderr
+    assert "3 already done (--resume)" in r.stderr and "4 inputs skipped" in r.stderr
+    got = [x.split("\t") for x in out.read_text().splitlines()]
+    assert sorted(g[0] for g in got) == sorted(ids)  # every id once, none twice
+    for uid, text, score in got:
+        assert text == greedy_ref(arrays[uid].astype(np.float32), labels)
+        assert float(score) <= 0
+
+
+def test_input_kinds_and_stdout(tmp_path, demo):
+    arrays, refs, labels = demo
+    uid = next(iter(arrays))
+    lp = arrays[uid].astype(np.float64)
+    (tmp_path / "labels.txt").write_text("\n".join(labels) + "\n")  # blank = empty line
+    rng = np.random.default_rng(0)
+    logits = lp + rng.normal(0, 1, size=(lp.shape[0], 1))  # per-frame shift: same softmax
+    np.save(tmp_path / "p.npy", np.exp(lp).astype(np.float32))
+    np.save(tmp_path / "l.npy", logits.astype(np.float32))
+    texts = []
+    for kind, f in (("probs", "p.npy"), ("logits", "l.npy")):
+        r = run_cli("decode", tmp_path / f, "--labels", tmp_path / "labels.txt", "--decoder",
+                    "greedy", "--input-kind", kind, "--format", "tsv", "--quiet")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == ""  # --quiet: no summary
+        texts.append(r.stdout.split("\t")[1])
+    assert texts == [greedy_ref(lp, labels)] * 2
+
+
+def test_demo_runs(demo):
+    arrays, refs, labels = demo
+    r = run_cli("demo", "--show", "1")
+    assert r.returncode == 0, r.stderr
+    ids = list(arrays)
+    hyps = [greedy_ref(arrays[i].astype(np.float32), labels) for i in ids]
+    c, w = rates([refs[i] for i in ids], hyps)
+    lines = r.stdout.splitlines()
+    table = lines[next(i for i, x in enumerate(lines) if x.split()[:2] == ["mode", "WER"]):]
+    greedy = next(x.split() for x in table if x.split()[:1] == ["greedy"])
+    assert greedy[1:3] == [f"{100 * w:.1f}%", f"{100 * c:.1f}%"]
+    shown = {x.split()[0]: " ".join(x.split()[1:]) for x in lines[:8] if x.startswith("  ")}
+    assert shown["reference"] == refs[ids[0]] and shown["greedy"] == hyps[0]
+    assert any(x.split()[:2] == ["beam", "(64)"] for x in table)
+    assert any(x.split()[:3] == ["beam", "+", "LM"] for x in table)
+
+
+# ---------------------------------------------------------------- in-process: errors, units
+
+
+def test_usage_errors(tmp_path, capsys, demo):
+    arrays, refs, labels = demo
+    np.save(tmp_path / "a.npy", next(iter(arrays.values())))
+    (tmp_path / "nolabel.txt").write_text("a\nb\n")
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    lab = ["--labels", str(tmp_path / "labels.json")]
+    cases = [
+        (["decode", str(tmp_path / "a.npy"), "--labels", str(tmp_path / "nolabel.txt")],
+         "cannot tell which of the 2 labels"),
+        (["decode", str(tmp_path / "a.npy"), *lab, "--resume"], "--resume needs an output"),
+        (["decode", str(tmp_path / "a.npy"), *lab, "--decoder", "greedy", "--lm", "default"],
+         "need --decoder beam"),
+        (["decode", str(tmp_path / "a.npy"), *lab, "--lm", str(tmp_path / "nope.bin")],
+         "no such file"),
+        (["decode", str(tmp_path / "a.npy"), *lab, "--blank", "40"], "outside the 29 labels"),
+        (["decode", str(tmp_path / "a.npy"), *lab, "--nbest", "5", "--beam-width", "2"],
+         "exceeds --beam-width"),
+        (["align", str(tmp_path / "a.npy"), *lab, "--transcripts", str(tmp_path / "a.npy"),
+          "--format", "ctm"], "--transcripts"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == cli.EXIT_USAGE, argv
+        assert message in capsys.readouterr().err, argv
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["decode", str(tmp_path / "a.npy"), *lab, "--beam-width", "0"])
+    assert exc.value.code == 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_read_labels_formats(tmp_path):
+    (tmp_path / "l.txt").write_text("\n \na\n'\n")
+    assert fio.read_labels(tmp_path / "l.txt") == ["", " ", "a", "'"]
+    (tmp_path / "hf.json").write_text(json.dumps({"<pad>": 0, "|": 2, "a": 1}))
+    assert fio.read_labels(tmp_path / "hf.json") == ["<pad>", "a", "|"]
+    (tmp_path / "inv.json").write_text(json.dumps({"1": "a", "0": ""}))
+    assert fio.read_labels(tmp_path / "inv.json") == ["", "a"]
+    (tmp_path / "hole.json").write_text(json.dumps({"a": 0, "b": 2}))
+    with pytest.raises(ValueError, match="without holes"):
+        fio.read_labels(tmp_path / "hole.json")
+    assert fio.find_blank(["<pad>", "a", "|"]) == 0
+    assert fio.find_blank(["a", "b"]) is None
+
+
+def test_vocabulary_words_and_encode():
+    char = fio.Vocabulary.build(["", "|", "a", "b"], 0)
+    assert char.words([2, 3, 1, 3], [0, 2, 4, 6], [1, 3, 5, 8]) == [("ab", 0, 3), ("b", 6, 8)]
+    assert char.encode("ab  b") == [2, 3, 1, 3]
+    with pytest.raises(ValueError, match="'c'"):
+        char.encode("abc")
+    sp = fio.Vocabulary.build(["", "\u2581th", "e", "\u2581a", "\u2581", "t", "h"], 0)
+    assert sp.words([1, 2, 3], [0, 3, 5], [1, 4, 6]) == [("the", 0, 4), ("a", 5, 6)]
+    assert sp.encode("the a") == [1, 2, 3]
+    assert sp.encode("tt") == [4, 5, 5]
+    wp = fio.Vocabulary.build(["", "th", "##e", "a"], 0)
+    assert wp.words([1, 2, 3], [0, 2, 4], [1, 3, 5]) == [("the", 0, 3), ("a", 4, 5)]
+
+
+def test_to_log_probs_checks():
+    x = np.log(np.full((3, 4), 0.25, dtype=np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        fio.to_log_probs(x[0], 4, "log-probs")
+    with pytest.raises(ValueError, match="floating-point"):
+        fio.to_log_probs(np.zeros((3, 4), dtype=np.int32), 4, "log-probs")
+    with pytest.raises(ValueError, match="does not sum to probability 1"):
+        fio.to_log_probs(x - 1.0, 4, "log-probs")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        fio.to_log_probs(np.full((2, 4), 2.0, dtype=np.float32), 4, "probs")
+    assert fio.to_log_probs(np.zeros((0, 4), np.float32), 4, "log-probs").shape == (0, 4)
