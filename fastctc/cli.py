@@ -281,7 +281,7 @@ def _greedy_decoder(vocab: fio.Vocabulary, threads: int | None) -> Decoder:
         lp, lens = _pad(arrays)
         hyps = greedy_decode_batch(lp, lens, blank=vocab.blank, num_threads=threads)
         out = []
-        for a, h in zip(arrays, hyps):
+        for a, h in zip(arrays, hyps, strict=True):
             words = _words_of(vocab, a, h.tokens, h.timesteps)
             text = " ".join(w for w, _, _ in words)
             out.append([Result(text, words, h.log_prob, h.log_prob, None)])
@@ -309,7 +309,7 @@ def _beam_decoder(vocab: fio.Vocabulary, args: argparse.Namespace, nbest: int) -
                     beam_prune_logp=args.beam_prune_logp, token_min_logp=args.token_min_logp,
                     num_threads=args.threads)
         out = []
-        for a, hyps in zip(arrays, nb):
+        for a, hyps in zip(arrays, nb, strict=True):
             res = []
             for h in hyps:
                 words = _words_of(vocab, a, np.asarray(h.tokens), np.asarray(h.timesteps))
@@ -581,7 +581,7 @@ def _decode_and_write(batch: list[tuple[fio.Source, np.ndarray]], decoder: Decod
     results: dict[str, list[Result]] = {}
     if todo:
         try:
-            for (s, _), r in zip(todo, decoder([a for _, a in todo])):
+            for (s, _), r in zip(todo, decoder([a for _, a in todo]), strict=True):
                 results[s.uid] = r
         except ValueError:
             for s, a in todo:
@@ -622,6 +622,7 @@ def _score_refs(refs: dict[str, str], texts: dict[str, str]) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     """``fastctc demo``."""
     import fastctc
+
     from .metrics import cer, wer
 
     arrays, refs, labels = fio.load_demo()
@@ -773,7 +774,7 @@ def cmd_align(args: argparse.Namespace) -> int:
                     "num_frames": int(lp.shape[0]),
                     "log_prob": float(np.sum(scores)),
                     "words": [_span(w, s, e, args.frame_shift, score=sc)
-                              for (w, s, e), sc in zip(words, word_scores)],
+                              for (w, s, e), sc in zip(words, word_scores, strict=True)],
                     "tokens": [_token(labels, t, s, e, sc, args.frame_shift)
                                for t, s, e, sc in spans],
                     "source": src.where,
@@ -802,9 +803,8 @@ def _word_scores(vocab: fio.Vocabulary, spans: list[tuple[int, int, int, float]]
                  ) -> list[float]:
     """Mean token score of each word, grouping tokens exactly as ``Vocabulary.words`` does."""
     out: list[float] = []
-    for i, (word, s, e) in enumerate(vocab.words([t for t, *_ in spans],
-                                                 [x[1] for x in spans],
-                                                 [x[2] for x in spans])):
+    for _, s, e in vocab.words([t for t, *_ in spans], [x[1] for x in spans],
+                               [x[2] for x in spans]):
         inside = [sc for t, ts, te, sc in spans if ts >= s and te <= e
                   and t != vocab.delimiter]
         out.append(float(np.mean(inside)) if inside else 0.0)

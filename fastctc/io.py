@@ -346,7 +346,7 @@ class Vocabulary:
                 out.append(("".join(cur), s0, e0))
             cur.clear()
 
-        for tok, s, e in zip(tokens, starts, ends):
+        for tok, s, e in zip(tokens, starts, ends, strict=True):
             tok = int(tok)
             if tok == self.blank:
                 continue
@@ -417,7 +417,7 @@ def token_ends(argmax: np.ndarray, tokens: Sequence[int], starts: Sequence[int])
     """
     T = argmax.shape[0]
     ends = []
-    for i, (tok, s) in enumerate(zip(tokens, starts)):
+    for i, (tok, s) in enumerate(zip(tokens, starts, strict=True)):
         limit = int(starts[i + 1]) if i + 1 < len(starts) else T
         e = int(s) + 1
         while e < limit and argmax[e] == tok:

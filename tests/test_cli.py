@@ -51,8 +51,8 @@ def levenshtein(a: list, b: list) -> int:
 
 
 def rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    ce = sum(levenshtein(list(r), list(h)) for r, h in zip(refs, hyps))
-    we = sum(levenshtein(r.split(), h.split()) for r, h in zip(refs, hyps))
+    ce = sum(levenshtein(list(r), list(h)) for r, h in zip(refs, hyps, strict=True))
+    we = sum(levenshtein(r.split(), h.split()) for r, h in zip(refs, hyps, strict=True))
     return ce / sum(map(len, refs)), we / sum(len(r.split()) for r in refs)
 
 
@@ -121,7 +121,7 @@ def test_decode_jsonl_schema_text_and_refs(tmp_path, corpus):
     assert f"CER {100 * c:.2f}% WER {100 * w:.2f}% over 6 utterances" in r.stderr
     frames = sum(a.shape[0] for a in arrays.values())
     assert f"6 utterances ({frames} frames)" in r.stderr
-    assert f"of audio at 0.02 s/frame" in r.stderr and "RTF" in r.stderr
+    assert "of audio at 0.02 s/frame" in r.stderr and "RTF" in r.stderr
 
 
 def test_bad_inputs_skipped_strict_stops_and_resume(tmp_path, corpus):
@@ -272,3 +272,20 @@ def test_to_log_probs_checks():
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         fio.to_log_probs(np.full((2, 4), 2.0, dtype=np.float32), 4, "probs")
     assert fio.to_log_probs(np.zeros((0, 4), np.float32), 4, "log-probs").shape == (0, 4)
+
+
+def test_plot_writes_png(tmp_path, demo):
+    pytest.importorskip("matplotlib", reason="the plot extra (matplotlib) is not installed")
+    arrays, refs, labels = demo
+    np.savez(tmp_path / "u.npz", **{k: arrays[k] for k in list(arrays)[:2]})
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    png = tmp_path / "p.png"
+    assert cli.main(["plot", str(tmp_path / "u.npz"), "--labels", str(tmp_path / "labels.json"),
+                     "--id", "dev001", "--frame-shift", "0.02", "--top", "12",
+                     "-o", str(png)]) == 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 600 and height > 300
+    assert cli.main(["plot", str(tmp_path / "u.npz"), "--labels", str(tmp_path / "labels.json"),
+                     "--id", "nope"]) == cli.EXIT_USAGE
