@@ -289,3 +289,62 @@ def test_plot_writes_png(tmp_path, demo):
     assert width > 600 and height > 300
     assert cli.main(["plot", str(tmp_path / "u.npz"), "--labels", str(tmp_path / "labels.json"),
                      "--id", "nope"]) == cli.EXIT_USAGE
+
+
+def viterbi_ref(lp: np.ndarray, target: list[int], blank: int = 0) -> float:
+    """Best-path log-probability of a CTC target (NumPy over the extended label sequence)."""
+    ext = [blank]
+    for t in target:
+        ext += [t, blank]
+    S, T = len(ext), lp.shape[0]
+    lp = lp.astype(np.float64)
+    a = np.full(S, -np.inf)
+    a[0] = lp[0, ext[0]]
+    if S > 1:
+        a[1] = lp[0, ext[1]]
+    for t in range(1, T):
+        prev = a.copy()
+        for s in range(S):
+            best = prev[s]
+            if s >= 1:
+                best = max(best, prev[s - 1])
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                best = max(best, prev[s - 2])
+            a[s] = best + lp[t, ext[s]]
+    return float(max(a[-1], a[-2]) if S > 1 else a[-1])
+
+
+def test_align_jsonl_and_ctm(tmp_path, demo):
+    arrays, refs, labels = demo
+    ids = list(arrays)[:3]
+    np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    # the third utterance gets a transcript far too long for its frames
+    texts = {ids[0]: refs[ids[0]], ids[1]: refs[ids[1]], ids[2]: "abab" * 200}
+    (tmp_path / "t.tsv").write_text("".join(f"{i}\t{t}\n" for i, t in texts.items()))
+    common = ["align", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
+              "--transcripts", tmp_path / "t.tsv", "--frame-shift", "0.02"]
+    r = run_cli(*common, "-o", tmp_path / "a.jsonl")
+    assert r.returncode == 3 and f"skipping {tmp_path / 'u.npz'}[{ids[2]}]" in r.stderr
+    recs = read_jsonl(tmp_path / "a.jsonl")
+    assert [x["id"] for x in recs] == ids[:2]
+    for rec in recs:
+        lp = arrays[rec["id"]].astype(np.float32)
+        target = [labels.index(c) for c in texts[rec["id"]]]
+        assert rec["text"] == texts[rec["id"]]
+        assert [labels.index(t["token"]) for t in rec["tokens"]] == target
+        assert rec["log_prob"] == pytest.approx(viterbi_ref(lp, target), abs=1e-3)
+        prev = 0
+        for t in rec["tokens"]:
+            assert prev <= t["start_frame"] < t["end_frame"] <= lp.shape[0]
+            assert 0 < t["score"] <= 1
+            prev = t["end_frame"]
+        assert [w["word"] for w in rec["words"]] == texts[rec["id"]].split()
+    r = run_cli(*common, "--format", "ctm", "-o", tmp_path / "a.ctm")
+    ctm = [x.split() for x in (tmp_path / "a.ctm").read_text().splitlines()]
+    words = [w for rec in recs for w in rec["words"]]
+    assert len(ctm) == len(words)
+    for row, w in zip(ctm, words, strict=True):
+        assert row[1] == "1" and row[4] == w["word"]
+        assert float(row[2]) == pytest.approx(w["start"], abs=1e-3)
+        assert float(row[3]) == pytest.approx(w["end"] - w["start"], abs=1e-3)
