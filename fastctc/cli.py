@@ -39,6 +39,7 @@ class Result(NamedTuple):
     score: float
     logit_score: float
     lm_score: float | None
+    confidences: list[float] | None = None
 
 
 Decoder = Callable[[list[np.ndarray]], list[list[Result]]]
@@ -351,8 +352,10 @@ def _lm_decoder(
             for b in beams[:nbest]:
                 text, frames, logit_score, lm_score = b[0], b[1], float(b[2]), float(b[3])
                 words = [(w, int(s), int(e)) for w, (s, e) in frames]
+                conf = getattr(b, "word_confidences", None)
                 res.append(Result(text, words, lm_score, logit_score,
-                                  lm_score if lm is not None else None))
+                                  lm_score if lm is not None else None,
+                                  list(conf) if conf is not None else None))
             out.append(res)
         return out
 
@@ -363,6 +366,9 @@ def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tup
     """The decoding function the options ask for, and a short name for it."""
     vocab = fio.Vocabulary.build(labels, blank)
     lm, unigrams = _resolve_lm(args)
+    if args.lm == "default" and _uppercase_only(labels):
+        print("fastctc decode: warning: the bundled language model is lowercase but the "
+              "labels are uppercase letters; its words will not match.", file=sys.stderr)
     hotwords = args.hotwords
     if args.decoder == "greedy":
         if lm or hotwords or args.nbest > 1:
@@ -376,6 +382,11 @@ def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tup
     return "beam", _beam_decoder(vocab, args, args.nbest)
 
 
+def _uppercase_only(labels: list[str]) -> bool:
+    letters = [lab for lab in labels if len(lab) == 1 and lab.isalpha()]
+    return bool(letters) and all(lab.isupper() for lab in letters)
+
+
 def _record(uid: str, src: fio.Source, T: int, hyps: list[Result],
             frame_shift: float | None, nbest: int) -> dict[str, Any]:
     best = hyps[0] if hyps else Result("", [], 0.0, 0.0, None)
@@ -383,7 +394,11 @@ def _record(uid: str, src: fio.Source, T: int, hyps: list[Result],
                            "logit_score": best.logit_score}
     if best.lm_score is not None:
         rec["lm_score"] = best.lm_score
-    rec["words"] = [_span(w, s, e, frame_shift) for w, s, e in best.words]
+    if best.confidences is not None and len(best.confidences) == len(best.words):
+        rec["words"] = [_span(w, s, e, frame_shift, confidence=c)
+                        for (w, s, e), c in zip(best.words, best.confidences, strict=True)]
+    else:
+        rec["words"] = [_span(w, s, e, frame_shift) for w, s, e in best.words]
     if nbest > 1:
         alts = []
         for h in hyps:
@@ -710,20 +725,12 @@ def _forced_path(lp: np.ndarray, targets: list[int], blank: int) -> tuple[np.nda
     return np.asarray(path).reshape(-1), np.asarray(scores, dtype=np.float64).reshape(-1)
 
 
-def token_spans(path: np.ndarray, scores: np.ndarray, blank: int
-                ) -> list[tuple[int, int, int, float]]:
+def _token_spans(path: np.ndarray, scores: np.ndarray, blank: int
+                 ) -> list[tuple[int, int, int, float]]:
     """Runs of one non-blank label in a frame path: ``(token, start, end, mean prob)``."""
-    spans = []
-    t, T = 0, path.shape[0]
-    while t < T:
-        tok = int(path[t])
-        e = t + 1
-        while e < T and int(path[e]) == tok:
-            e += 1
-        if tok != blank:
-            spans.append((tok, t, e, float(np.mean(np.exp(scores[t:e])))))
-        t = e
-    return spans
+    import fastctc
+
+    return [tuple(sp) for sp in fastctc.merge_tokens(path, np.exp(scores), blank=blank)]
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -765,7 +772,7 @@ def cmd_align(args: argparse.Namespace) -> int:
                     if run.problem(src.where, str(exc)):
                         return EXIT_ERROR
                     continue
-                spans = token_spans(path, scores, blank)
+                spans = _token_spans(path, scores, blank)
                 toks = [s[0] for s in spans]
                 words = vocab.words(toks, [s[1] for s in spans], [s[2] for s in spans])
                 word_scores = _word_scores(vocab, spans)

@@ -197,8 +197,11 @@ def test_demo_runs(demo):
     assert greedy[1:3] == [f"{100 * w:.1f}%", f"{100 * c:.1f}%"]
     shown = {x.split()[0]: " ".join(x.split()[1:]) for x in lines[:8] if x.startswith("  ")}
     assert shown["reference"] == refs[ids[0]] and shown["greedy"] == hyps[0]
-    assert any(x.split()[:2] == ["beam", "(64)"] for x in table)
-    assert any(x.split()[:3] == ["beam", "+", "LM"] for x in table)
+    beam = next(x.split() for x in table if x.split()[:2] == ["beam", "(64)"])
+    lm = next(x.split() for x in table if x.split()[:3] == ["beam", "+", "LM"])
+    assert beam[2].endswith("%") and lm[3].endswith("%"), r.stdout
+    # the language model must help a lot on these held-out sentences
+    assert float(lm[3][:-1]) < 0.7 * float(greedy[1][:-1])
 
 
 # ---------------------------------------------------------------- in-process: errors, units
@@ -348,3 +351,88 @@ def test_align_jsonl_and_ctm(tmp_path, demo):
         assert row[1] == "1" and row[4] == w["word"]
         assert float(row[2]) == pytest.approx(w["start"], abs=1e-3)
         assert float(row[3]) == pytest.approx(w["end"] - w["start"], abs=1e-3)
+
+
+def test_decode_beam_nbest_and_lm_match_the_api(tmp_path, demo):
+    """The CLI writes what the Python API returns (beam n-best; beam + LM with hotwords)."""
+    import fastctc
+
+    arrays, refs, labels = demo
+    ids = list(arrays)[:3]
+    np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    lps = [arrays[i].astype(np.float32) for i in ids]
+    common = ["decode", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
+              "--beam-width", "16", "--threads", "2"]
+
+    r = run_cli(*common, "--nbest", "3", "-o", tmp_path / "b.jsonl")
+    assert r.returncode == 0, r.stderr
+    pad = np.zeros((3, max(a.shape[0] for a in lps), len(labels)), np.float32)
+    for n, a in enumerate(lps):
+        pad[n, : a.shape[0]] = a
+    api = fastctc.beam_search_batch(pad, [a.shape[0] for a in lps], beam_width=16,
+                                    top_paths=3, beam_prune_logp=-10.0, token_min_logp=-5.0)
+    for rec, hyps in zip(read_jsonl(tmp_path / "b.jsonl"), api, strict=True):
+        texts = [" ".join("".join(labels[t] for t in h.tokens).split()) for h in hyps]
+        assert [x["text"] for x in rec["nbest"]] == texts and rec["text"] == texts[0]
+        scores = [x["score"] for x in rec["nbest"]]
+        assert scores == pytest.approx([h.log_prob for h in hyps], abs=1e-3)
+        assert scores == sorted(scores, reverse=True) and scores[0] <= 0
+
+    hot = ["van gogh", "jewels"]
+    r = run_cli(*common, "--lm", "default", "--alpha", "0.5", "--beta", "1.0", "--nbest", "2",
+                "--hotwords", hot[0], "--hotwords", hot[1], "-o", tmp_path / "lm.jsonl")
+    assert r.returncode == 0, r.stderr
+    uni = fio.default_unigrams_path().read_text().split()
+    dec = fastctc.build_ctcdecoder(labels, str(fio.default_lm_path()), unigrams=uni,
+                                   alpha=0.5, beta=1.0)
+    api = dec.decode_beams_batch(None, lps, beam_width=16, hotwords=hot)
+    for rec, beams in zip(read_jsonl(tmp_path / "lm.jsonl"), api, strict=True):
+        assert rec["text"] == beams[0].text
+        assert rec["lm_score"] == pytest.approx(beams[0].lm_score, abs=1e-3)
+        assert rec["logit_score"] == pytest.approx(beams[0].logit_score, abs=1e-3)
+        assert [x["text"] for x in rec["nbest"]] == [b.text for b in beams[:2]]
+        assert [(w["word"], w["start_frame"], w["end_frame"]) for w in rec["words"]] == [
+            (w, s, e) for w, (s, e) in beams[0].text_frames]
+        conf = [w["confidence"] for w in rec["words"]]
+        assert conf == pytest.approx(beams[0].word_confidences, abs=1e-4)
+        assert all(0 <= c <= 1 for c in conf)
+
+
+def test_interrupted_run_resumes(tmp_path, demo):
+    """SIGINT mid-run: exit 130, only complete lines kept; --resume finishes the rest."""
+    import signal
+    import time
+
+    arrays, refs, labels = demo
+    src = list(arrays.values())
+    n = 240
+    np.savez(tmp_path / "u.npz", **{f"u{i:03d}": src[i % len(src)] for i in range(n)})
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    out = tmp_path / "o.jsonl"
+    argv = [sys.executable, "-m", "fastctc", "decode", tmp_path / "u.npz", "--labels",
+            tmp_path / "labels.json", "--beam-width", "64", "--threads", "1",
+            "--batch-size", "4", "-o", out]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.Popen(list(map(str, argv)), cwd=ROOT, env=env, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                        signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 8:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "rerun with --resume" in err
+    first = read_jsonl(out)  # every line complete and valid
+    assert 8 <= len(first) < n
+    r = run_cli("decode", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
+                "--beam-width", "64", "--batch-size", "4", "--resume", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(first)} already done (--resume)" in r.stderr
+    recs = read_jsonl(out)
+    assert [x["id"] for x in recs] == [f"u{i:03d}" for i in range(n)]
+    assert recs[: len(first)] == first
