@@ -674,6 +674,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"language model: {lm_path.name} ({lm_path.stat().st_size / 1e6:.1f} MB, English "
           f"4-gram), alpha={args.alpha}, beta={args.beta}; threads: "
           f"{args.threads or 'all cores'}")
+    print("decoding... (a first run compiles the decoders with Numba, about half a minute; "
+          "later runs load them from the cache)", flush=True)
     print()
     table = []
     texts: dict[str, list[str]] = {}

@@ -195,7 +195,9 @@ def test_demo_runs(demo):
     table = lines[next(i for i, x in enumerate(lines) if x.split()[:2] == ["mode", "WER"]):]
     greedy = next(x.split() for x in table if x.split()[:1] == ["greedy"])
     assert greedy[1:3] == [f"{100 * w:.1f}%", f"{100 * c:.1f}%"]
-    shown = {x.split()[0]: " ".join(x.split()[1:]) for x in lines[:8] if x.startswith("  ")}
+    first = lines.index(ids[0])
+    block = lines[first + 1: lines.index("", first)]
+    shown = {x.split()[0]: " ".join(x.split()[1:]) for x in block}
     assert shown["reference"] == refs[ids[0]] and shown["greedy"] == hyps[0]
     beam = next(x.split() for x in table if x.split()[:2] == ["beam", "(64)"])
     lm = next(x.split() for x in table if x.split()[:3] == ["beam", "+", "LM"])
