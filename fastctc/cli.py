@@ -96,18 +96,19 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     if not demo:
         g.add_argument("--decoder", choices=("beam", "greedy"), default="beam",
                        help="beam search (default) or greedy best path")
-    g.add_argument("--beam-width", type=_positive_int, default=64 if demo else 100)
-    g.add_argument("--beam-prune-logp", type=float, default=-10.0,
+    g.add_argument("--beam-width", type=_positive_int, default=64 if demo else 100, metavar="N",
+                   help=f"beams kept per frame (default {64 if demo else 100})")
+    g.add_argument("--beam-prune-logp", type=float, default=-10.0, metavar="LOGP",
                    help="drop beams this far below the best (default -10)")
-    g.add_argument("--token-min-logp", type=float, default=-5.0,
+    g.add_argument("--token-min-logp", type=float, default=-5.0, metavar="LOGP",
                    help="skip tokens below this frame log-probability (default -5)")
-    g.add_argument("--threads", type=_positive_int, default=None,
+    g.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="decoding threads (default: all cores)")
     if demo:
         return
-    g.add_argument("--nbest", type=_positive_int, default=1,
+    g.add_argument("--nbest", type=_positive_int, default=1, metavar="K",
                    help="hypotheses kept per utterance (default 1)")
-    g.add_argument("--batch-size", type=_positive_int, default=64,
+    g.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
                    help="utterances decoded together (default 64)")
     lm = p.add_argument_group("language model")
     lm.add_argument("--lm", metavar="PATH",
@@ -116,12 +117,16 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     lm.add_argument("--unigrams", metavar="FILE",
                     help="the LM's vocabulary, one word a line (default: read from an ARPA "
                          "model; the bundled list with --lm default)")
-    lm.add_argument("--alpha", type=float, default=0.5, help="LM weight (default 0.5)")
-    lm.add_argument("--beta", type=float, default=1.5, help="word insertion bonus (default 1.5)")
-    lm.add_argument("--unk-score-offset", type=float, default=-10.0)
+    lm.add_argument("--alpha", type=float, default=0.5, metavar="A",
+                    help="LM weight (default 0.5, as pyctcdecode)")
+    lm.add_argument("--beta", type=float, default=1.5, metavar="B",
+                    help="word insertion bonus (default 1.5, as pyctcdecode)")
+    lm.add_argument("--unk-score-offset", type=float, default=-10.0, metavar="LOGP",
+                    help="score of a partial word no LM word starts with (default -10)")
     lm.add_argument("--hotwords", action="append", default=None, metavar="PHRASE",
                     help="word or phrase to favour (repeatable)")
-    lm.add_argument("--hotword-weight", type=float, default=10.0)
+    lm.add_argument("--hotword-weight", type=float, default=10.0, metavar="W",
+                    help="hotword bonus (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,8 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "example utterances, with WER and timings.")
     p.add_argument("--show", type=int, default=3, metavar="N",
                    help="utterances printed in full (default 3)")
-    p.add_argument("--alpha", type=float, default=0.5, help="LM weight (default 0.5)")
-    p.add_argument("--beta", type=float, default=1.0, help="word bonus (default 1.0)")
+    p.add_argument("--alpha", type=float, default=0.5, metavar="A",
+                   help="LM weight (default 0.5)")
+    p.add_argument("--beta", type=float, default=1.0, metavar="B",
+                   help="word bonus (default 1.0; 0.5/1.0 were tuned with pyctcdecode on "
+                        "held-out sentences outside the bundled set)")
     _add_decoding_options(p, demo=True)
     p.set_defaults(func=cmd_demo)
 
@@ -169,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "ctm"), default="jsonl",
                    help="jsonl (default): token and word spans; ctm: one word a line "
                         "(needs --frame-shift)")
-    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="threads (default: all cores)")
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("plot", help="PNG of one utterance: posteriorgram, path, words",
@@ -496,7 +505,7 @@ class _Run:
         if self.resumed:
             parts.append(f"{self.resumed} already done (--resume)")
         if self.skipped:
-            parts.append(f"{self.skipped} inputs skipped")
+            parts.append(f"{self.skipped} input(s) skipped")
         if extra:
             parts.append(extra)
         print(f"fastctc {self.command}: " + "; ".join(p for p in parts if p), file=sys.stderr)
@@ -715,16 +724,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- align
 
 
-def _forced_path(lp: np.ndarray, targets: list[int], blank: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame-level Viterbi path (label per frame) and its per-frame log-probabilities."""
+def _align_batch(items: list[tuple[np.ndarray, list[int]]], blank: int,
+                 threads: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Viterbi paths (label per frame) and per-frame log-probabilities of a batch."""
     import fastctc
 
-    fa = getattr(fastctc, "forced_align", None)
-    if fa is None:
-        raise _missing("forced alignment", "forced_align")
-    res = fa(lp, np.asarray(targets, dtype=np.int64), blank=blank)
-    path, scores = res[0], res[1]
-    return np.asarray(path).reshape(-1), np.asarray(scores, dtype=np.float64).reshape(-1)
+    N = len(items)
+    T = max(1, max(lp.shape[0] for lp, _ in items))
+    S = max(1, max(len(t) for _, t in items))
+    lps = np.zeros((N, T, items[0][0].shape[1]), dtype=np.float32)
+    tgt = np.full((N, S), 1 if blank == 0 else 0, dtype=np.int64)
+    for n, (lp, t) in enumerate(items):
+        lps[n, : lp.shape[0]] = lp
+        tgt[n, : len(t)] = t
+    res = fastctc.forced_align(lps, tgt, [lp.shape[0] for lp, _ in items],
+                               [len(t) for _, t in items], blank=blank, num_threads=threads)
+    return [(np.asarray(res[0][n, : lp.shape[0]]),
+             np.asarray(res[1][n, : lp.shape[0]], dtype=np.float64))
+            for n, (lp, _) in enumerate(items)]
 
 
 def _token_spans(path: np.ndarray, scores: np.ndarray, blank: int
@@ -732,7 +749,8 @@ def _token_spans(path: np.ndarray, scores: np.ndarray, blank: int
     """Runs of one non-blank label in a frame path: ``(token, start, end, mean prob)``."""
     import fastctc
 
-    return [tuple(sp) for sp in fastctc.merge_tokens(path, np.exp(scores), blank=blank)]
+    return [(int(sp[0]), int(sp[1]), int(sp[2]), float(sp[3]))
+            for sp in fastctc.merge_tokens(path, np.exp(scores), blank=blank)]
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -753,14 +771,40 @@ def cmd_align(args: argparse.Namespace) -> int:
     reader = fio.MatrixReader(len(labels), args.input_kind)
     run = _Run("align", args)
     no_text = 0
+    batch: list[tuple[fio.Source, np.ndarray, list[int]]] = []
+
+    def flush(writer: fio.ResultWriter) -> bool:
+        items = [(lp, t) for _, lp, t in batch]
+        try:
+            paths: list[Any] = _align_batch(items, blank, args.threads)
+        except ValueError:  # find the utterance at fault, align the others
+            paths = []
+            for (src, _, _), item in zip(batch, items, strict=True):
+                try:
+                    paths.append(_align_batch([item], blank, 1)[0])
+                except ValueError as exc:
+                    paths.append(None)
+                    if run.problem(src.where, str(exc)):
+                        batch.clear()
+                        return False
+        for (src, lp, _), res in zip(batch, paths, strict=True):
+            if res is not None:
+                writer.write(_alignment_record(src, lp, res, vocab, labels, args.frame_shift))
+                run.utterances += 1
+                run.frames += int(lp.shape[0])
+        batch.clear()
+        return True
+
     with _open_output(args.output, False, args.format) as (fh, _):
         writer = fio.ResultWriter(fh, args.format, args.frame_shift)
         bar = _Progress(sum(isinstance(s, fio.Source) for s in sources), args.quiet, "align")
+        stopped = False
         try:
             for src in sources:
                 if isinstance(src, fio.InputProblem):
                     if run.problem(src.where, src.reason):
-                        return EXIT_ERROR
+                        stopped = True
+                        break
                     continue
                 bar.update(1)
                 if src.uid not in transcripts:
@@ -769,33 +813,42 @@ def cmd_align(args: argparse.Namespace) -> int:
                 try:
                     lp = reader(src)
                     targets = vocab.encode(transcripts[src.uid])
-                    path, scores = _forced_path(lp, targets, blank)
                 except ValueError as exc:
                     if run.problem(src.where, str(exc)):
-                        return EXIT_ERROR
+                        stopped = True
+                        break
                     continue
-                spans = _token_spans(path, scores, blank)
-                toks = [s[0] for s in spans]
-                words = vocab.words(toks, [s[1] for s in spans], [s[2] for s in spans])
-                word_scores = _word_scores(vocab, spans)
-                rec = {
-                    "id": src.uid, "text": " ".join(w for w, _, _ in words),
-                    "num_frames": int(lp.shape[0]),
-                    "log_prob": float(np.sum(scores)),
-                    "words": [_span(w, s, e, args.frame_shift, score=sc)
-                              for (w, s, e), sc in zip(words, word_scores, strict=True)],
-                    "tokens": [_token(labels, t, s, e, sc, args.frame_shift)
-                               for t, s, e, sc in spans],
-                    "source": src.where,
-                }
-                writer.write(rec)
-                run.utterances += 1
-                run.frames += int(lp.shape[0])
+                batch.append((src, lp, targets))
+                if len(batch) >= 64 and not flush(writer):
+                    stopped = True
+                    break
+            if batch and not flush(writer):
+                stopped = True
         finally:
             reader.close()
             bar.close()
     run.summary(f"{no_text} utterances without a transcript" if no_text else "")
+    if stopped:
+        return EXIT_ERROR
     return EXIT_SKIPPED if run.skipped else EXIT_OK
+
+
+def _alignment_record(src: fio.Source, lp: np.ndarray, res: tuple[np.ndarray, np.ndarray],
+                      vocab: fio.Vocabulary, labels: list[str],
+                      frame_shift: float | None) -> dict[str, Any]:
+    path, scores = res
+    spans = _token_spans(path, scores, vocab.blank)
+    words = vocab.words([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans])
+    word_scores = _word_scores(vocab, spans)
+    return {
+        "id": src.uid, "text": " ".join(w for w, _, _ in words),
+        "num_frames": int(lp.shape[0]),
+        "log_prob": float(np.sum(scores)),
+        "words": [_span(w, s, e, frame_shift, score=sc)
+                  for (w, s, e), sc in zip(words, word_scores, strict=True)],
+        "tokens": [_token(labels, t, s, e, sc, frame_shift) for t, s, e, sc in spans],
+        "source": src.where,
+    }
 
 
 def _token(labels: list[str], t: int, s: int, e: int, sc: float,

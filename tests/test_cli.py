@@ -157,7 +157,7 @@ def test_bad_inputs_skipped_strict_stops_and_resume(tmp_path, corpus):
         assert f"skipping {path}" in r.stderr
     assert "34 columns" not in r.stderr and "7 columns but there are 29 labels" in r.stderr
     assert "--input-kind" in r.stderr and "frame 3 contains NaN" in r.stderr
-    assert "3 already done (--resume)" in r.stderr and "4 inputs skipped" in r.stderr
+    assert "3 already done (--resume)" in r.stderr and "4 input(s) skipped" in r.stderr
     got = [x.split("\t") for x in out.read_text().splitlines()]
     assert sorted(g[0] for g in got) == sorted(ids)  # every id once, none twice
     for uid, text, score in got:
