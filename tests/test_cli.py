@@ -438,3 +438,38 @@ def test_interrupted_run_resumes(tmp_path, demo):
     recs = read_jsonl(out)
     assert [x["id"] for x in recs] == [f"u{i:03d}" for i in range(n)]
     assert recs[: len(first)] == first
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, demo):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    arrays, refs, labels = demo
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    argv = [sys.executable, "-m", "fastctc", "decode", str(fio.DATA_DIR / "demo.npz"),
+            "--labels", str(tmp_path / "labels.json"), "--decoder", "greedy",
+            "--batch-size", "4", "-o", str(tmp_path / "o.jsonl")]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=slave, stdout=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=60) == 0
+    tty_err = b"".join(chunks).decode("utf-8", "replace")
+    assert f"/{len(arrays)} [" in tty_err and "decode:" in tty_err  # tqdm's bar
+    r = run_cli(*argv[3:])  # stderr is a pipe: the summary only
+    assert r.returncode == 0
+    assert "/24" not in r.stderr and r.stderr.startswith("fastctc decode: 24 utterances")
