@@ -476,10 +476,12 @@ def _open_output(path: str, resume: bool, fmt: str) -> Iterator[tuple[TextIO, di
 class _Run:
     """Counters, problem reports and the closing summary shared by decode and align."""
 
-    def __init__(self, command: str, args: argparse.Namespace) -> None:
+    def __init__(self, command: str, args: argparse.Namespace,
+                 t_start: float | None = None) -> None:
         self.command = command
         self.args = args
-        self.t0 = time.perf_counter()
+        self.t_start = time.perf_counter() if t_start is None else t_start
+        self.t0 = time.perf_counter()  # end of the set-up (labels, model loading)
         self.utterances = self.frames = self.skipped = self.resumed = 0
 
     def problem(self, where: str, reason: str) -> bool:
@@ -495,8 +497,11 @@ class _Run:
     def summary(self, extra: str = "") -> None:
         if self.args.quiet:
             return
-        wall = time.perf_counter() - self.t0
-        parts = [f"{self.utterances} utterances ({self.frames} frames) in {wall:.2f} s",
+        now = time.perf_counter()
+        wall = now - self.t_start
+        setup = self.t0 - self.t_start
+        parts = [f"{self.utterances} utterances ({self.frames} frames) in {wall:.2f} s"
+                 + (f" (set-up {setup:.2f} s)" if setup >= 0.05 else ""),
                  f"{self.utterances / wall:.1f} utt/s" if wall > 0 else ""]
         fs = self.args.frame_shift
         if fs and self.frames:
@@ -516,6 +521,7 @@ class _Run:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """``fastctc decode``."""
+    t_start = time.perf_counter()
     if args.resume and args.output == "-":
         raise UsageError("--resume needs an output file (-o FILE).")
     labels, blank = _labels_and_blank(args)
@@ -528,7 +534,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     _, decoder = make_decoder(args, labels, blank)
     sources = list(fio.list_sources(args.inputs))
     reader = fio.MatrixReader(len(labels), args.input_kind)
-    run = _Run("decode", args)
+    run = _Run("decode", args, t_start)
     texts: dict[str, str] = {}
     with _open_output(args.output, args.resume, args.format) as (fh, done):
         writer = fio.ResultWriter(fh, args.format, args.frame_shift)
