@@ -118,6 +118,7 @@ def prefix_beam_one(
     nb_pb = np.empty(K, np.float64)
     nb_pnb = np.empty(K, np.float64)
     totals = np.empty(K, np.float64)
+    old_tot = np.empty(K, np.float64)
     n_pb = np.empty(K, np.float64)
     n_pnb = np.empty(K, np.float64)
     first_child = np.empty(K, np.int64)
@@ -178,7 +179,7 @@ def prefix_beam_one(
         lb = row[blank]
         for b in range(nb):
             tot = log_add(b_pb[b], b_pnb[b])
-            totals[b] = tot
+            old_tot[b] = tot
             n_pb[b] = tot + lb
             tk = token[b_node[b]]
             if tk >= 0:
@@ -193,7 +194,7 @@ def prefix_beam_one(
             tk = token[b_node[a]]
             while j >= 0:
                 c = token[b_node[j]]
-                base = b_pb[a] if c == tk else totals[a]
+                base = b_pb[a] if c == tk else old_tot[a]
                 n_pnb[j] = log_add(n_pnb[j], base + row[c])
                 j = next_sib[j]
         best = NEG_INF
@@ -219,7 +220,7 @@ def prefix_beam_one(
                 mark[token[b_node[j]]] = stamp
                 j = next_sib[j]
             tk = token[b_node[a]]
-            tot = log_add(b_pb[a], b_pnb[a])
+            tot = old_tot[a]
             pbv = b_pb[a]
             for q in range(nc):
                 c = cands[q]
