@@ -14,10 +14,6 @@ import numpy as np
 NEG_INF = -math.inf
 
 
-def logaddexp(a: float, b: float) -> float:
-    return float(np.logaddexp(a, b))
-
-
 def prefix_beam_ref(
     log_probs,
     beam_width: int,
@@ -26,68 +22,83 @@ def prefix_beam_ref(
     beam_prune_logp: float = -10.0,
     token_min_logp: float = -5.0,
 ):
-    """Return ``[(tokens, timesteps, log_prob), ...]`` best first, as tuples."""
+    """Return ``[(tokens, timesteps, log_prob), ...]`` best first, as tuples.
+
+    Same arithmetic as documented for the kernel, so exact ties break the same way: per
+    frame, probabilities relative to the largest value read (``shift``), beam scores relative
+    to the previous frame's best prefix, and a running log scale.
+    """
     lp = np.asarray(log_probs, dtype=np.float64)
     T, V = lp.shape
-    # beam: ordered list of prefixes; state[prefix] = [log p ending blank, ending non-blank]
+    prune_factor = math.exp(beam_prune_logp)
+    # beam: ordered list of prefixes; state[prefix] = [p ending in blank, p ending in token]
     beam = [()]
-    state = {(): [0.0, NEG_INF]}
+    state = {(): [1.0, 0.0]}
+    log_scale = 0.0
     first_kept = {(): ()}  # prefix -> start frames, fixed when the prefix is first kept
     for t in range(T):
         row = lp[t]
         cands = [c for c in range(V) if c != blank and row[c] >= token_min_logp]
-        if not cands and row[blank] < token_min_logp:
+        used = [row[c] for c in cands]
+        if row[blank] >= token_min_logp:
+            used.append(row[blank])
+        if not used:
             best_c = int(np.argmax(row))
+            used = [row[best_c]]
             if best_c != blank and row[best_c] > NEG_INF:
                 cands = [best_c]
+        shift = max(used)
+        if shift == NEG_INF:
+            raise ValueError(f"beam died at frame {t}")
+
+        def prob(c, row=row, shift=shift):
+            return math.exp(row[c] - shift)
+
         in_beam = set(beam)
         new = {}
         for pre in beam:
             pb, pnb = state[pre]
-            tot = logaddexp(pb, pnb)
-            stay_nb = pnb + row[pre[-1]] if pre else NEG_INF
-            new[pre] = [tot + row[blank], stay_nb]
+            new[pre] = [(pb + pnb) * prob(blank), pnb * prob(pre[-1]) if pre else 0.0]
         for pre in beam:
             pb, pnb = state[pre]
-            tot = logaddexp(pb, pnb)
             for c in range(V):
-                if c == blank:
-                    continue
                 ext = pre + (c,)
-                if ext not in in_beam:
+                if c == blank or ext not in in_beam:
                     continue
-                base = pb if pre and c == pre[-1] else tot
-                new[ext][1] = logaddexp(new[ext][1], base + row[c])
-        entries = [(logaddexp(*new[pre]), pre, None) for pre in beam]
+                base = pb if pre and c == pre[-1] else pb + pnb
+                new[ext][1] += base * prob(c)
+        entries = [(new[pre][0] + new[pre][1], pre, None) for pre in beam]
         for pre in beam:
             pb, pnb = state[pre]
-            tot = logaddexp(pb, pnb)
             for c in cands:
                 ext = pre + (c,)
                 if ext in in_beam:
                     continue
-                base = pb if pre and c == pre[-1] else tot
-                entries.append((base + row[c], ext, base + row[c]))
-        finite = [e for e in entries if e[0] > NEG_INF]
-        if not finite:
+                base = pb if pre and c == pre[-1] else pb + pnb
+                entries.append((base * prob(c), ext, base * prob(c)))
+        alive = [e for e in entries if e[0] > 0.0]
+        if not alive:
             raise ValueError(f"beam died at frame {t}")
-        best = max(e[0] for e in finite)
-        finite = [e for e in finite if e[0] >= best + beam_prune_logp]
-        order = sorted(range(len(finite)), key=lambda i: (-finite[i][0], i))[:beam_width]
-        kept = [finite[i] for i in sorted(order)]
+        best = max(e[0] for e in alive)
+        alive = [e for e in alive if e[0] >= best * prune_factor]
+        order = sorted(range(len(alive)), key=lambda i: (-alive[i][0], i))[:beam_width]
+        kept = [alive[i] for i in sorted(order)]
+        inv = 1.0 / best
         beam = []
         state = {}
         for _score, pre, ext_score in kept:
             beam.append(pre)
             if ext_score is None:
-                state[pre] = new[pre]
+                state[pre] = [new[pre][0] * inv, new[pre][1] * inv]
             else:
-                state[pre] = [NEG_INF, ext_score]
+                state[pre] = [0.0, ext_score * inv]
                 if pre not in first_kept:
                     first_kept[pre] = first_kept[pre[:-1]] + (t,)
-    finals = [(logaddexp(*state[pre]), i, pre) for i, pre in enumerate(beam)]
+        log_scale += shift + math.log(best)
+    finals = [(state[pre][0] + state[pre][1], i, pre) for i, pre in enumerate(beam)]
     finals.sort(key=lambda x: (-x[0], x[1]))
-    return [(pre, first_kept[pre], score) for score, _, pre in finals[:top_paths]]
+    return [(pre, first_kept[pre], math.log(score) + log_scale)
+            for score, _, pre in finals[:top_paths]]
 
 
 def viterbi_ref(log_probs, target, blank: int = 0):
