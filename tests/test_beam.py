@@ -259,3 +259,27 @@ def test_error_zero_probability():
 def test_error_no_classes():
     with pytest.raises(ValueError, match="at least one class"):
         fastctc.beam_search(np.zeros((3, 0)))
+
+
+def test_capacity_retry_gives_the_same_result():
+    from fastctc.kernels.prefix_beam import NEED_ENTRIES, NEED_NODES, _search
+
+    rng = np.random.default_rng(5)
+    lp = random_log_probs(rng, 8, 40, scale=0.5)
+    T = lp.shape[0]
+
+    def run(node_cap, e_cap):
+        out = (np.zeros((3, T), np.int64), np.zeros((3, T), np.int64), np.zeros(3, np.int64),
+               np.zeros(3))
+        count, status = _search(lp, T, 0, 8, 3, -INF, -INF, *out, node_cap, e_cap)
+        return status, out
+
+    assert run(2, 8 * 40)[0] == NEED_NODES
+    assert run(8 * T + 1, 8)[0] == NEED_ENTRIES
+    status, (tok, tim, lens, sc) = run(8 * T + 1, 8 * 40)
+    assert status == -1
+    got = fastctc.beam_search(lp, 8, top_paths=3, beam_prune_logp=-INF, token_min_logp=-INF)
+    ref = prefix_beam_ref(lp, 8, 0, 3, -INF, -INF)
+    for j, (h, r) in enumerate(zip(got, ref, strict=True)):
+        assert same(h, r)
+        assert h.tokens.tolist() == tok[j, : lens[j]].tolist() and h.log_prob == sc[j]

@@ -27,7 +27,8 @@ NEED_ENTRIES = -(1 << 62) + 1
 
 @jit
 def _hash(key, mask):
-    x = key * 0x5851F42D4C957F2D  # wraps in int64, fine for hashing
+    # two products below 2**62 (keys < 2**60): no int64 overflow, also without the JIT
+    x = (key & 0x7FFFFFFF) * 0x5BD1E995 + (key >> 31) * 0x1B873593
     x = x ^ (x >> 29)
     return x & mask
 
