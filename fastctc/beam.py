@@ -96,14 +96,17 @@ def beam_search_batch(
     -------
     list of list of Hypothesis
         Per utterance, up to ``top_paths`` hypotheses, best first (fewer when fewer prefixes
-        survive). ``tokens``: the labelling; ``log_prob``: the prefix's total
-        log-probability (log of the sum over its alignments, <= 0 for normalised input);
-        ``timesteps[k]``: the first frame after which the search held the prefix
-        ``tokens[:k+1]`` in its beam, i.e. the frame where token ``k`` started in the first
-        kept alignment that emitted it. On peaked (real) model outputs this is the first
-        frame of the token's run; without pruning every prefix is kept as soon as it is
-        reachable, so the frames are the earliest possible ones. Equal scores are ordered
-        deterministically (earlier beam entries first).
+        survive). ``tokens``: the labelling; ``log_prob``: the prefix's total log-probability,
+        log of the sum over its alignments (<= 0 for normalised input) -- exact when nothing
+        was pruned, otherwise the part of that sum the search kept (a lower bound: alignments
+        are lost while a prefix or its ancestors are out of the beam); ``timesteps[k]``: the
+        first frame of token ``k``'s run on the hypothesis' most probable alignment (its
+        Viterbi path, as :func:`fastctc.forced_align` gives it for ``tokens``). Equal scores
+        are ordered deterministically (earlier beam entries first).
+
+        Scores are kept as float64 probabilities relative to the best prefix of each frame,
+        so a prefix whose probability falls below about 1e-308 times the best one's is
+        dropped even with ``beam_prune_logp = -inf``.
 
     Raises
     ------

@@ -26,7 +26,8 @@ def prefix_beam_ref(
 
     Same arithmetic as documented for the kernel, so exact ties break the same way: per
     frame, probabilities relative to the largest value read (``shift``), beam scores relative
-    to the previous frame's best prefix, and a running log scale.
+    to the previous frame's best prefix, and a running log scale. Timesteps are the run
+    starts of each hypothesis' Viterbi path (:func:`viterbi_ref`).
     """
     lp = np.asarray(log_probs, dtype=np.float64)
     T, V = lp.shape
@@ -35,7 +36,6 @@ def prefix_beam_ref(
     beam = [()]
     state = {(): [1.0, 0.0]}
     log_scale = 0.0
-    first_kept = {(): ()}  # prefix -> start frames, fixed when the prefix is first kept
     for t in range(T):
         row = lp[t]
         cands = [c for c in range(V) if c != blank and row[c] >= token_min_logp]
@@ -92,13 +92,17 @@ def prefix_beam_ref(
                 state[pre] = [new[pre][0] * inv, new[pre][1] * inv]
             else:
                 state[pre] = [0.0, ext_score * inv]
-                if pre not in first_kept:
-                    first_kept[pre] = first_kept[pre[:-1]] + (t,)
         log_scale += shift + math.log(best)
     finals = [(state[pre][0] + state[pre][1], i, pre) for i, pre in enumerate(beam)]
     finals.sort(key=lambda x: (-x[0], x[1]))
-    return [(pre, first_kept[pre], math.log(score) + log_scale)
-            for score, _, pre in finals[:top_paths]]
+    return [(pre, run_starts(viterbi_ref(lp, pre, blank)[0], blank),
+             math.log(score) + log_scale) for score, _, pre in finals[:top_paths]]
+
+
+def run_starts(path, blank: int) -> tuple[int, ...]:
+    """First frame of every non-blank run of a frame-level path."""
+    return tuple(t for t, c in enumerate(path)
+                 if c != blank and (t == 0 or c != path[t - 1]))
 
 
 def viterbi_ref(log_probs, target, blank: int = 0):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 
 import numba
 import numpy as np
 import pytest
-from brute import labelling_log_probs
+from brute import collapse, labelling_log_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_decode import prefix_beam_ref
@@ -63,6 +64,17 @@ def test_unpruned_equals_brute_force(T, V, blank, seed):
     for h in got:
         assert h.log_prob == pytest.approx(table[tuple(h.tokens.tolist())], rel=1e-9)
     assert len({tuple(h.tokens.tolist()) for h in got}) == len(got)
+    # timesteps: run starts of the best path among those that collapse to the labelling
+    best_paths = {}
+    for path in itertools.product(range(V), repeat=T):
+        score = float(sum(lp[t, c] for t, c in enumerate(path)))
+        lab = collapse(path, blank)
+        if lab not in best_paths or score > best_paths[lab][0]:
+            best_paths[lab] = (score, path)
+    for h in got:
+        path = best_paths[tuple(h.tokens.tolist())][1]
+        starts = [t for t, c in enumerate(path) if c != blank and (t == 0 or c != path[t - 1])]
+        assert h.timesteps.tolist() == starts
 
 
 def test_best_labelling_differs_from_best_path():
@@ -94,6 +106,16 @@ def test_pruned_matches_reference(T, V, K, P, prune, tmin, rounded, seed):
     assert len(got) == len(ref)
     for h, r in zip(got, ref):
         assert same(h, r), (h, r)
+
+
+def test_timesteps_are_forced_alignment_run_starts():
+    rng = np.random.default_rng(2)
+    lp = random_log_probs(rng, 60, 8)
+    for h in fastctc.beam_search(lp, 16, top_paths=4, blank=2):
+        a = fastctc.forced_align(lp, h.tokens, blank=2)
+        spans = fastctc.merge_tokens(a.tokens, a.scores, blank=2)
+        assert [s.token for s in spans] == h.tokens.tolist()
+        assert [s.start_frame for s in spans] == h.timesteps.tolist()
 
 
 def test_uniform_frames_ties_match_reference():

@@ -1,7 +1,5 @@
 """CTC forced alignment: the Viterbi path of a known target through the CTC trellis."""
 
-import math
-
 import numpy as np
 
 from ._jit import jit
@@ -28,34 +26,53 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
     if T == 0:
         return -1 if S == 0 else -2
     back = np.zeros((T, n_states), np.int8)
-    prev = np.full(n_states, NEG_INF)
-    cur = np.full(n_states, NEG_INF)
+    dp = np.full((2, n_states), NEG_INF)  # rows alternate between frames: no array swaps
+    skip = np.zeros(S, np.bool_)  # token k may follow token k-1 without a blank
+    for k in range(1, S):
+        skip[k] = target[k] != target[k - 1]
+    emit = np.empty(S, np.float64)
     for t in range(T):
         row = lp[t]
-        if math.isnan(row[blank]):
+        e_blank = row[blank]
+        if e_blank != e_blank:
             return t
         for k in range(S):
-            if math.isnan(row[target[k]]):
+            e = row[target[k]]
+            if e != e:
                 return t
+            emit[k] = e
+        cur = dp[t & 1]
+        prev = dp[1 - (t & 1)]
         if t == 0:
-            cur[0] = row[blank]
+            cur[0] = e_blank
             if S > 0:
-                cur[1] = row[target[0]]
+                cur[1] = emit[0]
         else:
-            for s in range(n_states):
+            bt = back[t]
+            # state 0: leading blank
+            cur[0] = prev[0] + e_blank
+            for k in range(S):
+                s = 2 * k + 1
+                # token state: stay, from the blank before it, or skip that blank
                 best = prev[s]
                 off = 0
-                if s >= 1 and prev[s - 1] > best:
+                if prev[s - 1] > best:
                     best = prev[s - 1]
                     off = 1
-                if s >= 2 and (s & 1) == 1 and target[s >> 1] != target[(s >> 1) - 1]:
-                    if prev[s - 2] > best:
-                        best = prev[s - 2]
-                        off = 2
-                lab = blank if (s & 1) == 0 else target[s >> 1]
-                cur[s] = best + row[lab]
-                back[t, s] = off
-        prev, cur = cur, prev
+                if k > 0 and skip[k] and prev[s - 2] > best:
+                    best = prev[s - 2]
+                    off = 2
+                cur[s] = best + emit[k]
+                bt[s] = off
+                # blank state after the token: stay or come from the token
+                best = prev[s + 1]
+                off = 0
+                if prev[s] > best:
+                    best = prev[s]
+                    off = 1
+                cur[s + 1] = best + e_blank
+                bt[s + 1] = off
+    prev = dp[(T - 1) & 1]
     s = n_states - 1
     if S > 0 and prev[s - 1] > prev[s]:
         s -= 1

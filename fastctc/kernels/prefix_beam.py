@@ -1,7 +1,7 @@
 """CTC prefix beam search (no language model) as nogil Numba kernels.
 
 Beams are a struct of arrays of fixed capacity ``beam_width``; prefixes live in a prefix tree
-(``parent``, ``token``, ``start`` per node, root = node 0) whose nodes are canonical: a hash
+(``parent`` and ``token`` per node, root = node 0) whose nodes are canonical: a hash
 table keyed by ``(parent node, token)`` returns the node of an already-seen prefix, so a
 prefix that leaves the beam and comes back gets its old node, and two beams never hold the
 same prefix. Capacities are fixed per run; a run that outgrows them is repeated with the bounds.
@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ._jit import jit
+from .align import viterbi_one
 from .logmath import NEG_INF
 
 #: Status codes (>= 0 and <= -2 codes carry a frame, see ``prefix_beam_one``).
@@ -109,11 +110,9 @@ def _search(
     # prefix tree, canonical nodes through a hash table (parent * V + token -> node)
     parent = np.empty(node_cap, np.int64)
     token = np.empty(node_cap, np.int64)
-    start = np.empty(node_cap, np.int64)
     beam_of = np.empty(node_cap, np.int64)
     parent[0] = -1
     token[0] = -1
-    start[0] = -1
     beam_of[0] = -1
     n_nodes = 1
     h_cap = 16
@@ -352,7 +351,6 @@ def _search(
                     n_nodes += 1
                     parent[node] = pn
                     token[node] = c
-                    start[node] = t
                     beam_of[node] = -1
                     h_key[h] = key
                     h_val[h] = node
@@ -381,7 +379,6 @@ def _search(
         x = node
         for i in range(depth - 1, -1, -1):
             out_tokens[p, i] = token[x]
-            out_times[p, i] = start[x]
             x = parent[x]
         out_lens[p] = depth
         out_scores[p] = math.log(totals[b]) + log_scale
@@ -407,6 +404,10 @@ def prefix_beam_one(
     lp : float32/float64 (T, V), C-contiguous; only the first ``length`` frames are read.
     out_tokens, out_times : int64 (P, T); out_lens : int64 (P,); out_scores : float64 (P,).
 
+    ``out_times[p, k]`` is the first frame of token ``k``'s run on the most probable
+    alignment of hypothesis ``p`` (its Viterbi path, ties broken as in
+    :func:`fastctc.kernels.align.viterbi_one`).
+
     Capacities start from an estimate and are raised to their bounds (``length *
     beam_width + 1`` nodes, ``beam_width * V`` extensions per frame) if a first run needs
     more, so a typical utterance runs once.
@@ -430,7 +431,21 @@ def prefix_beam_one(
         elif status == NEED_ENTRIES:
             e_cap = K * V
         else:
-            return count, status
+            break
+    if status == OK:
+        # timesteps: where each token's run starts on the hypothesis' best alignment
+        path = np.empty(length, np.int64)
+        path_scores = np.empty(length, np.float64)
+        for p in range(count):
+            n_tok = out_lens[p]
+            viterbi_one(lp, length, out_tokens[p, :n_tok], blank, path, path_scores)
+            k = 0
+            for t in range(length):
+                c = path[t]
+                if c != blank and (t == 0 or c != path[t - 1]):
+                    out_times[p, k] = t
+                    k += 1
+    return count, status
 
 
 @jit
