@@ -16,6 +16,7 @@ def ctc_decode(
     greedy: bool = True,
     beam_width: int = 100,
     top_paths: int = 1,
+    merge_repeated: bool = False,
     num_threads: int | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Decode softmax outputs the way ``keras.backend.ctc_decode`` does.
@@ -37,8 +38,10 @@ def ctc_decode(
     * Keras takes ``log(y_pred + 1e-7)``; fastctc takes ``log(y_pred)`` (a zero probability is
       log-zero), so values differ by about ``1e-7 / p`` per frame.
     * Greedy mode returns a single path whatever ``top_paths`` is, as Keras does.
-    * Beam mode merges repeated tokens by the CTC rule (TensorFlow's beam decoder is called
-      with ``merge_repeated=False``, which only matters for its handling of repeats).
+    * Keras' beam mode calls TensorFlow's v1 beam decoder with its default
+      ``merge_repeated=True``, which also merges equal neighbours in the *returned* labels
+      (a decoded ``[3, 3]``, i.e. "3, blank, 3", comes back as ``[3]``). fastctc returns the
+      prefix as found; pass ``merge_repeated=True`` for Keras' output.
 
     Parameters
     ----------
@@ -52,6 +55,9 @@ def ctc_decode(
         Beam width (beam mode).
     top_paths : int
         Hypotheses per sample (beam mode), ``1 <= top_paths <= beam_width``.
+    merge_repeated : bool
+        Beam mode: merge equal neighbouring labels of each result, as Keras does
+        (``log_probs`` unchanged).
     num_threads : int, optional
         Worker threads (default: every available core).
 
@@ -93,8 +99,9 @@ def ctc_decode(
     if il.ndim == 2 and il.shape[1] == 1:
         il = il[:, 0]
     lens = v.as_lengths(il, "input_length", N, T, "T")
-    if not isinstance(greedy, (bool, np.bool_)):
-        raise TypeError(f"greedy must be a bool; got {type(greedy).__name__} {greedy!r}.")
+    for name, flag in (("greedy", greedy), ("merge_repeated", merge_repeated)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool; got {type(flag).__name__} {flag!r}.")
     with np.errstate(divide="ignore"):
         lp = np.log(y)
     blank = C - 1
@@ -110,11 +117,13 @@ def ctc_decode(
     decoded = []
     log_probs = np.full((N, paths), -np.inf)
     for j in range(paths):
-        lens_j = [len(h[j].tokens) if j < len(h) else 0 for h in hyps]
-        out = np.full((N, max(lens_j, default=0)), -1, dtype=np.int64)
+        seqs = [h[j].tokens if j < len(h) else np.zeros(0, np.int64) for h in hyps]
+        if merge_repeated and not greedy:
+            seqs = [x[np.r_[True, x[1:] != x[:-1]]] if x.size else x for x in seqs]
+        out = np.full((N, max((x.size for x in seqs), default=0)), -1, dtype=np.int64)
         for n, h in enumerate(hyps):
+            out[n, : seqs[n].size] = seqs[n]
             if j < len(h):
-                out[n, : lens_j[n]] = h[j].tokens
                 log_probs[n, j] = h[j].log_prob
         decoded.append(out)
     return decoded, log_probs

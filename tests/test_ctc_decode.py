@@ -135,6 +135,20 @@ def test_greedy_matches_numpy(N, T, C, seed):
         assert log_probs[n, 0] == pytest.approx(np.log(y[n, : lens[n]].max(-1)).sum())
 
 
+def test_merge_repeated_like_keras_beam_output():
+    # blank = 2; frames "0 b 0" dominate: the prefix is [0, 0]
+    y = np.array([[[0.9, 0.05, 0.05], [0.05, 0.05, 0.9], [0.9, 0.05, 0.05]]])
+    decoded, lp_plain = fastctc.ctc_decode(y, [3], greedy=False, beam_width=4)
+    assert decoded[0].tolist() == [[0, 0]]
+    decoded, lp_merged = fastctc.ctc_decode(y, [3], greedy=False, beam_width=4,
+                                            merge_repeated=True)
+    assert decoded[0].tolist() == [[0]]
+    assert lp_merged.tolist() == lp_plain.tolist()
+    # greedy merges by the CTC rule only: "0 b 0" stays [0, 0], as in Keras
+    decoded, _ = fastctc.ctc_decode(y, [3], merge_repeated=True)
+    assert decoded[0].tolist() == [[0, 0]]
+
+
 # ---- errors: one test per message
 
 
@@ -163,3 +177,5 @@ def test_error_top_paths():
 def test_error_greedy_flag():
     with pytest.raises(TypeError, match="greedy must be a bool"):
         fastctc.ctc_decode(np.ones((1, 2, 3)) / 3, [2], greedy="no")
+    with pytest.raises(TypeError, match="merge_repeated must be a bool"):
+        fastctc.ctc_decode(np.ones((1, 2, 3)) / 3, [2], merge_repeated=1)
