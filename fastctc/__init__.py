@@ -4,7 +4,7 @@ from .align import Alignment, TokenSpan, forced_align, merge_tokens
 from .beam import beam_search, beam_search_batch
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
 from .keras import ctc_decode
-
+from .loss import ctc_loss
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
 
@@ -19,6 +19,7 @@ __all__ = [
     "beam_search_batch",
     "cer",
     "ctc_decode",
+    "ctc_loss",
     "edit_distance",
     "forced_align",
     "greedy_decode",

@@ -10,19 +10,15 @@ import importlib.util
 import itertools
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from brute import collapse
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_decode import viterbi_ref
 
 import fastctc
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
+from tests.brute import collapse
+from tests.reference_decode import viterbi_ref
 
 def random_log_probs(rng, T, V, scale=2.0):
     x = rng.normal(size=(T, V)) * scale
@@ -114,16 +110,16 @@ def test_merge_tokens_by_hand():
     assert fastctc.merge_tokens([], []) == []
 
 
-def _simulate():
-    spec = importlib.util.spec_from_file_location("fastctc_test_simulate", DATA / "simulate.py")
+def _simulate(data):
+    spec = importlib.util.spec_from_file_location("fastctc_test_simulate", data / "simulate.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 
 
-def test_simulated_utterance_spans_follow_transcript():
-    sim = _simulate()
+def test_simulated_utterance_spans_follow_transcript(shared_data):
+    sim = _simulate(shared_data)
     sentence = "the quick brown fox"
     lp = sim.simulate_char(sentence, 3)
     target = np.array(sim.encode_chars(sentence))

@@ -9,13 +9,13 @@ import os
 import numba
 import numpy as np
 import pytest
-from brute import collapse, labelling_log_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_decode import prefix_beam_ref
 
 import fastctc
 from fastctc.kernels.prefix_beam import prefix_beam_one
+from tests.brute import collapse, labelling_log_probs
+from tests.reference_decode import prefix_beam_ref
 
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 heavy = pytest.mark.skipif(NO_JIT, reason="too slow with NUMBA_DISABLE_JIT=1")

@@ -14,12 +14,12 @@ import math
 
 import numpy as np
 import pytest
-from brute import labelling_log_probs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_decode import prefix_beam_ref
 
 import fastctc
+from tests.brute import labelling_log_probs
+from tests.reference_decode import prefix_beam_ref
 
 
 def softmax_batch(rng, N, T, C):
