@@ -15,6 +15,7 @@ Run from the repository root::
 
     python bench/bench_beam.py                      # default sizes, a few minutes
     python bench/bench_beam.py --n-char 40 --n-subword 10 --beams 16 64
+    python bench/bench_beam.py --ocr 30                # + real OCR outputs (C = 6625)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def run_set(name, mats, sents, labels, detok, beams, tmin, prune, repeat, skip_p
     import fast_ctc_decode
     from pyctcdecode import build_ctcdecoder
 
+    sents = [norm(x) for x in sents]
     C = len(labels)
     # fast-ctc-decode requires beam_cut_threshold < 1/C
     cut = min(math.exp(tmin), 0.99 / C)
@@ -139,6 +141,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3,
                     help="timing repeats, best kept (pyctcdecode and fast-ctc-decode at C = 5000: 1)")
     ap.add_argument("--no-pyctcdecode", action="store_true", help="skip pyctcdecode")
+    ap.add_argument("--ocr", type=int, default=0, metavar="N",
+                    help="also decode the first N real OCR outputs (ocr_dev.npz, C = 6625)")
     args = ap.parse_args()
 
     import fast_ctc_decode  # noqa: F401
@@ -155,24 +159,41 @@ def main():
 
     sim = load_simulator()
     sents_all = sim.load_test_sentences()
-    sents = sents_all[: args.n_char]
-    mats = sim.char_dataset(sents)
-    labels = sim.CHAR_LABELS
-    run_set("characters", mats, sents, labels, lambda ids: "".join(labels[i] for i in ids),
-            args.beams, args.token_min_logp, args.beam_prune_logp, args.repeat,
-            args.no_pyctcdecode)
+    mats = sub_mats = []
+    if args.n_char > 0:
+        sents = sents_all[: args.n_char]
+        mats = sim.char_dataset(sents)
+        labels = sim.CHAR_LABELS
+        run_set("characters", mats, sents, labels, lambda ids: "".join(labels[i] for i in ids),
+                args.beams, args.token_min_logp, args.beam_prune_logp, args.repeat,
+                args.no_pyctcdecode)
+    if args.n_subword > 0:
+        vocab = sim.SubwordVocab.build(5000)
+        sub_sents = sents_all[: args.n_subword]
+        sub_mats = sim.subword_dataset(sub_sents, vocab)
+        run_set("subwords", sub_mats, sub_sents, vocab.labels, vocab.detokenize, args.beams,
+                args.token_min_logp, args.beam_prune_logp, args.repeat, args.no_pyctcdecode)
 
-    vocab = sim.SubwordVocab.build(5000)
-    sub_sents = sents_all[: args.n_subword]
-    sub_mats = sim.subword_dataset(sub_sents, vocab)
-    tmin_sub = args.token_min_logp
-    run_set("subwords", sub_mats, sub_sents, vocab.labels, vocab.detokenize, args.beams,
-            tmin_sub, args.beam_prune_logp, args.repeat, args.no_pyctcdecode)
+    if args.ocr:
+        import json
+
+        meta = json.loads((DATA / "ocr_dev.json").read_text())
+        ocr_labels = [""] + meta["labels"]["list"][1:]
+        samples = meta["samples"][: args.ocr]
+        with np.load(DATA / "ocr_dev.npz") as npz:  # probs_<i>: the i-th entry of "samples"
+            ocr_mats = [np.log(np.maximum(npz[f"probs_{i}"].astype(np.float32), 1e-12))
+                        for i in range(len(samples))]
+        run_set("real OCR (PP-OCRv4)", ocr_mats, [s["text"] for s in samples], ocr_labels,
+                lambda ids: "".join(ocr_labels[i] for i in ids), args.beams,
+                args.token_min_logp, args.beam_prune_logp, args.repeat, args.no_pyctcdecode)
 
     print()
-    thread_scaling("characters", mats, 64, args.token_min_logp, args.beam_prune_logp,
-                   args.repeat)
-    thread_scaling("subwords", sub_mats, 64, tmin_sub, args.beam_prune_logp, args.repeat)
+    if mats:
+        thread_scaling("characters", mats, 64, args.token_min_logp, args.beam_prune_logp,
+                       args.repeat)
+    if sub_mats:
+        thread_scaling("subwords", sub_mats, 64, args.token_min_logp, args.beam_prune_logp,
+                       args.repeat)
 
 
 if __name__ == "__main__":

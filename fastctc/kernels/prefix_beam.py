@@ -74,6 +74,52 @@ def _kth_smallest(a, n, k):
 
 
 @jit
+def _scan_part(row, c0, c1, token_min_logp, blank, cands, nc, shift, blank_hit):
+    """Exact test of ``row[c0:c1]``; see :func:`_scan_row`."""
+    for c in range(c0, c1):
+        v = row[c]
+        if not (v < token_min_logp):  # also true for NaN
+            if v != v or v == math.inf:
+                return -1, shift, blank_hit
+            if v > shift:
+                shift = v
+            if c == blank:
+                blank_hit = True
+            else:
+                cands[nc] = c
+                nc += 1
+    return nc, shift, blank_hit
+
+
+@jit
+def _scan_row(row, token_min_logp, coarse_min, blank, cands):
+    """Candidate tokens of one frame: ``(count, largest value kept, blank kept)``.
+
+    Writes the non-blank tokens with ``row[c] >= token_min_logp`` to ``cands`` in increasing
+    order; ``count`` is -1 when the row holds NaN or +inf. Blocks of 64 values are first
+    tested in the input's dtype against ``coarse_min <= token_min_logp``, a loop the compiler
+    vectorises (keep this shape: variants with a data-dependent block end do not vectorise).
+    """
+    V = row.shape[0]
+    nc = 0
+    shift = NEG_INF
+    blank_hit = False
+    c0 = 0
+    while c0 + 64 <= V:
+        hit = 0
+        for i in range(c0, c0 + 64):
+            hit |= not (row[i] < coarse_min)  # NaN passes, caught by the exact test
+        if hit != 0:
+            nc, shift, blank_hit = _scan_part(
+                row, c0, c0 + 64, token_min_logp, blank, cands, nc, shift, blank_hit
+            )
+            if nc < 0:
+                return nc, shift, blank_hit
+        c0 += 64
+    return _scan_part(row, c0, V, token_min_logp, blank, cands, nc, shift, blank_hit)
+
+
+@jit
 def _search(
     lp,
     length,
@@ -151,6 +197,12 @@ def _search(
     e_score = np.empty(e_cap, np.float64)
     scratch = np.empty(e_cap + K, np.float64)
 
+    # the block test compares in the input's dtype (it vectorises); rounded down so that it
+    # never rejects a block the exact float64 test would accept
+    coarse_min = lp.dtype.type(token_min_logp)
+    if coarse_min > token_min_logp:  # (float32 input) same type in both branches
+        coarse_min = lp.dtype.type(token_min_logp - 1e-6 * abs(token_min_logp) - 1e-30)
+
     for t in range(length):
         row = lp[t]
         b_node = beam_node[cur]
@@ -160,34 +212,9 @@ def _search(
         nb_pb = beam_pb[1 - cur]
         nb_pnb = beam_pnb[1 - cur]
         # --- candidate tokens of this frame (one pass; also the NaN / +inf check)
-        nc = 0
-        blank_hit = False
-        shift = NEG_INF
-        c0 = 0
-        while c0 < V:
-            c1 = c0 + 32
-            if c1 <= V:  # cheap test of a whole block first: most blocks hold no candidate
-                hit = False
-                for i in range(c0, c1):
-                    hit |= not (row[i] < token_min_logp)
-                if not hit:
-                    c0 = c1
-                    continue
-            else:
-                c1 = V
-            for c in range(c0, c1):
-                v = row[c]
-                if not (v < token_min_logp):  # also true for NaN
-                    if v != v or v == math.inf:
-                        return 0, t
-                    if v > shift:
-                        shift = v
-                    if c == blank:
-                        blank_hit = True
-                    else:
-                        cands[nc] = c
-                        nc += 1
-            c0 = c1
+        nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, cands)
+        if nc < 0:
+            return 0, t
         if nc == 0 and not blank_hit:
             best_c = 0
             best_v = row[0]
