@@ -139,7 +139,7 @@ def main():
     ap.add_argument("--token-min-logp", type=float, default=-5.0)
     ap.add_argument("--beam-prune-logp", type=float, default=-10.0)
     ap.add_argument("--repeat", type=int, default=3,
-                    help="timing repeats, best kept (pyctcdecode and fast-ctc-decode at C = 5000: 1)")
+                    help="timing repeats, best kept (slow competitors: 1)")
     ap.add_argument("--no-pyctcdecode", action="store_true", help="skip pyctcdecode")
     ap.add_argument("--ocr", type=int, default=0, metavar="N",
                     help="also decode the first N real OCR outputs (ocr_dev.npz, C = 6625)")
