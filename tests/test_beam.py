@@ -161,6 +161,16 @@ def test_beam_width_one_equals_greedy_on_peaky_input(T, V, seed):
     assert h.log_prob >= g.log_prob - 1e-12  # a prefix collects at least its best path
 
 
+def test_frame_best_token_kept_when_all_below_token_min_logp():
+    # no class reaches token_min_logp = -0.01, yet each frame's best token is still tried
+    lp = np.log(np.array([[0.1, 0.6, 0.3], [0.7, 0.2, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]]))
+    h = fastctc.beam_search(lp, beam_width=1, token_min_logp=-0.01)[0]
+    assert h.tokens.tolist() == [1, 2]
+    assert h.timesteps.tolist() == [0, 2]
+    ref = prefix_beam_ref(lp, 1, 0, 1, -10.0, -0.01)[0]
+    assert same(h, ref)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 5), st.integers(1, 20), st.integers(2, 6), st.integers(1, 8),
        st.integers(0, 2**32 - 1))

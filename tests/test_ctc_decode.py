@@ -149,6 +149,26 @@ def test_merge_repeated_like_keras_beam_output():
     assert decoded[0].tolist() == [[0, 0]]
 
 
+def _one_hot_path(path, C, p=0.94):
+    y = np.full((1, len(path), C), (1 - p) / (C - 1))
+    y[0, np.arange(len(path)), path] = p
+    return y
+
+
+def test_tensorflow_documented_examples():
+    # TensorFlow's docs: with '*' the blank, the frame sequence "A B B * B * B" decodes to
+    # "A B B B" greedily (merge_repeated=True), and the v1 beam decoder used by Keras returns
+    # "A B" (its merge_repeated=True also merges the emitted labels).
+    A, B, blank = 0, 1, 2
+    y = _one_hot_path([A, B, B, blank, B, blank, B], C=3)
+    decoded, _ = fastctc.ctc_decode(y, [7])
+    assert decoded[0].tolist() == [[A, B, B, B]]
+    decoded, _ = fastctc.ctc_decode(y, [7], greedy=False, beam_width=8)
+    assert decoded[0].tolist() == [[A, B, B, B]]
+    decoded, _ = fastctc.ctc_decode(y, [7], greedy=False, beam_width=8, merge_repeated=True)
+    assert decoded[0].tolist() == [[A, B]]
+
+
 # ---- errors: one test per message
 
 
