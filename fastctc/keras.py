@@ -17,6 +17,8 @@ def ctc_decode(
     beam_width: int = 100,
     top_paths: int = 1,
     merge_repeated: bool = False,
+    beam_prune_logp: float = -np.inf,
+    token_min_logp: float = -np.inf,
     num_threads: int | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Decode softmax outputs the way ``keras.backend.ctc_decode`` does.
@@ -24,7 +26,7 @@ def ctc_decode(
     Same inputs as Keras: batch-major softmax probabilities, the blank is the last class
     ``C - 1``, and ``input_length`` gives each sample's valid frames. Greedy mode takes the
     best class per frame, merges repeats and drops blanks; beam mode is the prefix beam
-    search of :func:`fastctc.beam_search_batch` with no pruning thresholds (only
+    search of :func:`fastctc.beam_search_batch`, by default with no pruning thresholds (only
     ``beam_width``), as TensorFlow's beam decoder.
 
     Differences from Keras:
@@ -58,6 +60,10 @@ def ctc_decode(
     merge_repeated : bool
         Beam mode: merge equal neighbouring labels of each result, as Keras does
         (``log_probs`` unchanged).
+    beam_prune_logp, token_min_logp : float
+        Beam mode: pruning thresholds of :func:`fastctc.beam_search_batch`. The default
+        ``-inf`` scores every class at every frame, as TensorFlow does (cost grows with
+        ``beam_width x C``); ``-10.0`` and ``-5.0`` make large alphabets (OCR, subwords) fast.
     num_threads : int, optional
         Worker threads (default: every available core).
 
@@ -112,7 +118,8 @@ def ctc_decode(
         k, paths = check_search_args(beam_width, top_paths)
         hyps = beam_search_batch(
             lp, lens, beam_width=k, blank=blank, top_paths=paths,
-            beam_prune_logp=-np.inf, token_min_logp=-np.inf, num_threads=num_threads,
+            beam_prune_logp=beam_prune_logp, token_min_logp=token_min_logp,
+            num_threads=num_threads,
         )
     decoded = []
     log_probs = np.full((N, paths), -np.inf)

@@ -155,6 +155,20 @@ def _one_hot_path(path, C, p=0.94):
     return y
 
 
+def test_pruning_thresholds_pass_through():
+    rng = np.random.default_rng(4)
+    y = softmax_batch(rng, 2, 15, 6)
+    decoded, log_probs = fastctc.ctc_decode(y, [15, 11], greedy=False, beam_width=3,
+                                            top_paths=2, beam_prune_logp=-2.0,
+                                            token_min_logp=-1.5)
+    for n, L in enumerate((15, 11)):
+        ref = prefix_beam_ref(np.log(y[n, :L]), 3, 5, 2, -2.0, -1.5)
+        for j, (tokens, _times, score) in enumerate(ref):
+            row = decoded[j][n]
+            assert tuple(row[row >= 0].tolist()) == tokens
+            assert log_probs[n, j] == pytest.approx(score, rel=1e-9)
+
+
 def test_tensorflow_documented_examples():
     # TensorFlow's docs: with '*' the blank, the frame sequence "A B B * B * B" decodes to
     # "A B B B" greedily (merge_repeated=True), and the v1 beam decoder used by Keras returns
