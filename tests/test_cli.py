@@ -355,8 +355,8 @@ def test_align_jsonl_and_ctm(tmp_path, demo):
         assert float(row[3]) == pytest.approx(w["end"] - w["start"], abs=1e-3)
 
 
-def test_decode_beam_nbest_and_lm_match_the_api(tmp_path, demo):
-    """The CLI writes what the Python API returns (beam n-best; beam + LM with hotwords)."""
+def test_decode_beam_nbest_matches_the_api(tmp_path, demo):
+    """The CLI writes what the Python API returns: beam search n-best lists."""
     import fastctc
 
     arrays, refs, labels = demo
@@ -381,6 +381,19 @@ def test_decode_beam_nbest_and_lm_match_the_api(tmp_path, demo):
         assert scores == pytest.approx([h.log_prob for h in hyps], abs=1e-3)
         assert scores == sorted(scores, reverse=True) and scores[0] <= 0
 
+
+
+def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
+    """With --lm and --hotwords the CLI writes what build_ctcdecoder's decoder returns."""
+    import fastctc
+
+    arrays, refs, labels = demo
+    ids = list(arrays)[:3]
+    np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    lps = [arrays[i].astype(np.float32) for i in ids]
+    common = ["decode", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
+              "--beam-width", "16", "--threads", "2"]
     hot = ["van gogh", "jewels"]
     r = run_cli(*common, "--lm", "default", "--alpha", "0.5", "--beta", "1.0", "--nbest", "2",
                 "--hotwords", hot[0], "--hotwords", hot[1], "-o", tmp_path / "lm.jsonl")
