@@ -1,0 +1,520 @@
+"""GPU kernels through numba-cuda: CTC loss and gradient, greedy decoding, prefix beam search.
+
+Importing this module imports :mod:`numba.cuda` (``pip install "fastctc[cuda]"``); the rest
+of fastctc never does. Inputs are device arrays: anything exposing
+``__cuda_array_interface__`` (numba device arrays, CuPy arrays, torch CUDA tensors) is used in
+place, without a copy through the host; NumPy inputs are copied to the device for
+convenience. Only the small integer arrays (targets, lengths) are copied to the host, for
+validation. Array results are numba device arrays, which CuPy (``cupy.asarray``) and torch
+(``torch.as_tensor(x, device="cuda")``) wrap without a copy.
+
+Under numba's simulator (``NUMBA_ENABLE_CUDASIM=1``, set before :mod:`numba.cuda` is first
+imported) everything runs on the CPU, slowly: use tiny shapes and a small
+``threads_per_block``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import cuda
+
+from .. import _validate as v
+from ..decode import Hypothesis
+from . import kernels as k
+
+__all__ = ["beam_search", "ctc_loss", "greedy_decode", "is_available"]
+
+Allocator = Callable[[tuple[int, ...], Any], Any]
+
+_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+
+
+def is_available() -> bool:
+    """Whether a usable CUDA GPU (or numba's CUDA simulator) is present.
+
+    Examples
+    --------
+    >>> import fastctc.cuda
+    >>> isinstance(fastctc.cuda.is_available(), bool)
+    True
+    """
+    try:
+        return bool(cuda.is_available())
+    except Exception:  # pragma: no cover - broken driver installations
+        return False
+
+
+def _require_gpu() -> None:
+    if not is_available():
+        raise RuntimeError(
+            "no CUDA GPU is available to numba-cuda (numba.cuda.is_available() is False); "
+            "use the CPU functions of fastctc, or NUMBA_ENABLE_CUDASIM=1 for the simulator."
+        )
+
+
+def _is_device_array(x: Any) -> bool:
+    return bool(cuda.devicearray.is_cuda_ndarray(x)) or hasattr(x, "__cuda_array_interface__")
+
+
+def _as_device(x: Any, stream: Any) -> Any:
+    """A numba view of a device array (no copy), or a device copy of a host array."""
+    if cuda.devicearray.is_cuda_ndarray(x):
+        return x
+    if hasattr(x, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(x)
+    return cuda.to_device(np.ascontiguousarray(x), stream=stream)
+
+
+def _to_host(x: Any) -> Any:
+    """Host copy of a (small) device array; host inputs are returned unchanged."""
+    if cuda.devicearray.is_cuda_ndarray(x):
+        return x.copy_to_host()
+    if hasattr(x, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(x).copy_to_host()
+    return x
+
+
+def _check_float_device(x: Any, name: str) -> Any:
+    dtype = np.dtype(x.dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(
+            f"{name} must be a float32 or float64 device array; got dtype {dtype}."
+        )
+    return x
+
+
+def _launch_quiet(kernel: Any, config: tuple, *args: Any) -> None:
+    """Launch a kernel, silencing numba's low-occupancy performance warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(under-utilization|occupancy).*")
+        kernel[config](*args)
+
+
+def _pow2_at_most(x: int) -> int:
+    p = 1
+    while p * 2 <= x:
+        p *= 2
+    return p
+
+
+def _pow2_at_least(x: int) -> int:
+    p = 1
+    while p < x:
+        p *= 2
+    return p
+
+
+def _threads(threads_per_block: int | None, work: int, cap: int) -> int:
+    if threads_per_block is None:
+        return max(32, min(cap, 32 * ((work + 31) // 32)))
+    tpb = v.as_int(threads_per_block, "threads_per_block")
+    if not 1 <= tpb <= k.MAX_THREADS:
+        raise ValueError(f"threads_per_block must be in [1, {k.MAX_THREADS}]; got {tpb}.")
+    return tpb
+
+
+def _default_alloc(stream: Any) -> Allocator:
+    return lambda shape, dtype: cuda.device_array(shape, dtype=dtype, stream=stream)
+
+
+def _normalise_targets(
+    shape: tuple[int, ...],
+    targets: Any,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: Any,
+    batch_first: bool,
+) -> tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool]:
+    """Check shapes and ranges on host copies of the small integer arrays.
+
+    Returns ``(T, N, C, targets, offsets, input_lengths, target_lengths, blank, unbatched)``
+    with the targets concatenated (int64) and ``offsets`` the start of each sequence.
+    """
+    if len(shape) not in (2, 3):
+        layout = "(N, T, C)" if batch_first else "(T, N, C)"
+        raise ValueError(f"log_probs must be 3-D {layout} or 2-D (T, C); got shape {shape}.")
+    unbatched = len(shape) == 2
+    if unbatched:
+        T, C = shape
+        N = 1
+    elif batch_first:
+        N, T, C = shape
+    else:
+        T, N, C = shape
+    b = v.check_blank(blank, C)
+    tg = v.as_int_array(_to_host(targets), "targets")
+    if unbatched:
+        tg = tg.reshape(1, -1) if tg.ndim == 1 else tg
+        il = v.as_int_array(_to_host(input_lengths), "input_lengths").reshape(-1)
+        tl = v.as_int_array(_to_host(target_lengths), "target_lengths").reshape(-1)
+    else:
+        il, tl = _to_host(input_lengths), _to_host(target_lengths)
+    il = v.as_lengths(il, "input_lengths", N, T, "T")
+    if tg.ndim == 2:
+        if tg.shape[0] != N:
+            raise ValueError(
+                f"targets must have shape (N, S) = ({N}, S) when padded; "
+                f"got shape {tuple(tg.shape)}."
+            )
+        tl = v.as_lengths(tl, "target_lengths", N, tg.shape[1], "S (targets.shape[1])")
+        flat = np.concatenate([tg[n, : tl[n]] for n in range(N)]) if N else tg.reshape(-1)
+    elif tg.ndim == 1:
+        tl = v.as_lengths(tl, "target_lengths", N, tg.shape[0], "len(targets)")
+        if int(tl.sum()) != tg.shape[0]:
+            raise ValueError(
+                f"targets is 1-D (concatenated), so its length must be sum(target_lengths) "
+                f"= {int(tl.sum())}; got {tg.shape[0]}."
+            )
+        flat = tg
+    else:
+        raise ValueError(
+            f"targets must be 2-D (N, S) padded or 1-D concatenated; got shape {tuple(tg.shape)}."
+        )
+    flat = np.ascontiguousarray(flat, dtype=np.int64)
+    v.check_labels_range(flat, "targets", C, b)
+    offsets = np.zeros(N, dtype=np.int64)
+    if N > 1:
+        offsets[1:] = np.cumsum(tl)[:-1]
+    return T, N, C, flat, offsets, il, tl, b, unbatched
+
+
+def _class_index(
+    flat: np.ndarray, offsets: np.ndarray, tl: np.ndarray, N: int, C: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Target positions grouped by (sequence, label): CSR ``(class_start, class_pos)``."""
+    seq = np.repeat(np.arange(N, dtype=np.int64), tl)
+    key = seq * C + flat
+    order = np.argsort(key, kind="stable")
+    pos = (np.arange(flat.shape[0], dtype=np.int64) - offsets[seq])[order]
+    start = np.zeros(N * C + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=N * C), out=start[1:])
+    return start, pos
+
+
+def _nonempty(a: np.ndarray) -> np.ndarray:
+    return a if a.size else np.zeros(1, dtype=a.dtype)
+
+
+def ctc_loss(
+    log_probs: Any,
+    targets: Any,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+    *,
+    batch_first: bool = False,
+    return_grad: bool = False,
+    grad_wrt: str = "log_probs",
+    threads_per_block: int | None = None,
+    stream: Any = None,
+    _allocator: Allocator | None = None,
+) -> Any:
+    """CTC loss (and its gradient) on the GPU, with :func:`fastctc.ctc_loss`'s semantics.
+
+    Parameters
+    ----------
+    log_probs : device array of shape (T, N, C), (N, T, C) with ``batch_first``, or (T, C)
+        Log-probabilities, float32 or float64: anything exposing
+        ``__cuda_array_interface__`` (used in place, any strides), or a NumPy array (copied
+        to the device).
+    targets : array of int, shape (N, S) padded or (sum(target_lengths),) concatenated
+        Host or device; copied to the host for validation (it is small).
+    input_lengths, target_lengths : array of int, shape (N,)
+        Valid frames and target length of each sequence.
+    blank : int
+        Index of the blank label; negative values count from the end.
+    reduction : {"mean", "sum", "none"}
+        As :func:`torch.nn.functional.ctc_loss`: ``"mean"`` divides each loss by its target
+        length (clamped to >= 1) and averages over the batch.
+    zero_infinity : bool
+        Replace infinite losses (no valid alignment) and their gradients by zero.
+    batch_first : bool
+        ``log_probs`` is (N, T, C).
+    return_grad : bool
+        Also return the gradient of the returned (reduced) loss, shaped like ``log_probs``;
+        with ``reduction="none"`` it is the gradient of the sum of the losses.
+    grad_wrt : {"log_probs", "logits"}
+        ``"log_probs"``: the exact derivative with respect to the given ``log_probs``,
+        ``-occupancy``. ``"logits"``: ``exp(log_probs) - occupancy``, the derivative with
+        respect to the logits when ``log_probs = log_softmax(logits)`` (what torch returns).
+        An infinite loss gives a NaN gradient unless ``zero_infinity``.
+    threads_per_block : int, optional
+        Threads per block for every kernel (default: sized to the work, at most 512).
+    stream : numba CUDA stream, optional
+        Stream for transfers and kernels (default: the default stream). The function
+        synchronises only to copy the small host arrays in; results are ready when the
+        stream has run.
+
+    Returns
+    -------
+    loss : device array
+        Shape (N,) for ``reduction="none"`` (shape () for 2-D input), else shape (); dtype of
+        ``log_probs``.
+    grad : device array, only with ``return_grad``
+        Shape and layout of ``log_probs``.
+
+    Raises
+    ------
+    TypeError
+        Non-float ``log_probs``, non-integer targets or lengths.
+    ValueError
+        Shapes, lengths, labels or options out of range (as :func:`fastctc.ctc_loss`).
+    RuntimeError
+        No GPU available.
+
+    Examples
+    --------
+    >>> import numpy as np, fastctc.cuda  # doctest: +SKIP
+    >>> lp = np.log(np.full((4, 1, 3), 1 / 3))  # doctest: +SKIP
+    >>> loss = fastctc.cuda.ctc_loss(lp, [[1, 2]], [4], [2])  # doctest: +SKIP
+    >>> float(loss.copy_to_host())  # doctest: +SKIP
+    0.9985...
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}."
+        )
+    if grad_wrt not in ("log_probs", "logits"):
+        raise ValueError(f"grad_wrt must be 'log_probs' or 'logits'; got {grad_wrt!r}.")
+    if not _is_device_array(log_probs):
+        log_probs = v.as_float_array(log_probs, "log_probs")
+    shape = tuple(int(d) for d in log_probs.shape)
+    _check_float_device(log_probs, "log_probs")
+    T, N, C, flat, offsets, il, tl, b, unbatched = _normalise_targets(
+        shape, targets, input_lengths, target_lengths, blank, bool(batch_first)
+    )
+    _require_gpu()
+    alloc = _allocator or _default_alloc(stream)
+    lp = _as_device(log_probs, stream)
+    dtype = np.dtype(lp.dtype)
+    lp3 = lp.reshape(T, 1, C) if unbatched else lp
+    bf = bool(batch_first) and not unbatched
+
+    start, pos = _class_index(flat, offsets, tl, N, C)
+    d_flat = cuda.to_device(_nonempty(flat), stream=stream)
+    d_off = cuda.to_device(_nonempty(offsets), stream=stream)
+    d_il = cuda.to_device(_nonempty(il), stream=stream)
+    d_tl = cuda.to_device(_nonempty(tl), stream=stream)
+    width = 2 * int(tl.max(initial=0)) + 1
+    nll = alloc((max(N, 1),), dtype)
+    losses = alloc((max(N, 1),), dtype)
+    total = alloc((1,), dtype)
+    if N:
+        alpha = alloc((N, max(T, 1), width), dtype)
+        beta = alloc((N, max(T, 1), width), dtype)
+        tpb = _threads(threads_per_block, width, 512)
+        _launch_quiet(
+            k.ctc_alpha_beta_kernel, (2 * N, tpb, stream or 0),
+            lp3, bf, d_flat, d_off, d_il, d_tl, b, alpha, beta, nll,
+        )
+    _launch_quiet(
+        k.reduce_loss_kernel, (1, 1, stream or 0),
+        nll[:N], d_tl, _REDUCTIONS[reduction], bool(zero_infinity), losses, total,
+    )
+    if reduction == "none":
+        loss = losses.reshape(()) if unbatched else losses[:N]
+    else:
+        loss = total.reshape(())
+    if not return_grad:
+        return loss
+
+    if reduction == "mean":
+        scale = 1.0 / (np.maximum(tl, 1).astype(np.float64) * max(N, 1))
+    else:
+        scale = np.ones(N, dtype=np.float64)
+    grad = alloc(shape, dtype)
+    grad3 = grad.reshape(T, 1, C) if unbatched else grad
+    if N and T and C:
+        d_scale = cuda.to_device(_nonempty(scale), stream=stream)
+        d_start = cuda.to_device(start, stream=stream)
+        d_pos = cuda.to_device(_nonempty(pos), stream=stream)
+        tpb = _threads(threads_per_block, C, 256)
+        _launch_quiet(
+            k.ctc_grad_kernel, ((T, N), tpb, stream or 0),
+            lp3, bf, d_flat, d_off, d_il, d_tl, b, d_start, d_pos, alpha, beta, nll,
+            d_scale, grad_wrt == "logits", bool(zero_infinity), grad3,
+        )
+    return loss, grad
+
+
+def _decode_input(log_probs: Any, lengths: Any) -> tuple[Any, int, int, int, np.ndarray]:
+    if not _is_device_array(log_probs):
+        log_probs = v.as_float_array(log_probs, "log_probs")
+    _check_float_device(log_probs, "log_probs")
+    shape = tuple(int(d) for d in log_probs.shape)
+    if len(shape) != 3:
+        raise ValueError(f"log_probs must be 3-D (N, T, V); got shape {shape}.")
+    N, T, V = shape
+    lens = v.as_lengths(_to_host(lengths) if lengths is not None else None, "lengths", N, T, "T")
+    return log_probs, N, T, V, lens
+
+
+def _hypotheses(tokens: Any, times: Any, counts: Any, scores: Any) -> list[Hypothesis]:
+    tok, tim = tokens.copy_to_host(), times.copy_to_host()
+    cnt, sco = counts.copy_to_host(), scores.copy_to_host()
+    return [
+        Hypothesis(tok[n, : cnt[n]].copy(), tim[n, : cnt[n]].copy(), float(sco[n]))
+        for n in range(cnt.shape[0])
+    ]
+
+
+def greedy_decode(
+    log_probs: Any,
+    lengths: npt.ArrayLike | None = None,
+    blank: int = 0,
+    *,
+    threads_per_block: int | None = None,
+    stream: Any = None,
+) -> list[Hypothesis]:
+    """Best-path decoding of a batch on the GPU; results equal :func:`fastctc.greedy_decode_batch`.
+
+    Parameters
+    ----------
+    log_probs : device array of shape (N, T, V)
+        Per-frame log-probabilities, float32 or float64 (a NumPy array is copied over).
+    lengths : array of int, shape (N,), optional
+        Valid frames per utterance (default: all ``T``).
+    blank : int
+        Index of the blank label; negative values count from the end.
+    threads_per_block : int, optional
+        Threads per block (default 256); up to 32 of them share one frame's argmax.
+    stream : numba CUDA stream, optional
+
+    Returns
+    -------
+    list of Hypothesis
+        ``tokens``, ``timesteps`` and ``log_prob`` (the best path's log-probability) per
+        utterance, on the host: only the argmax results travel back, never ``log_probs``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`fastctc.greedy_decode_batch` (a NaN frame raises ``ValueError``).
+
+    Examples
+    --------
+    >>> import numpy as np, fastctc.cuda  # doctest: +SKIP
+    >>> lp = np.log(np.array([[[.1, .9], [.1, .9], [.9, .1], [.2, .8]]]))  # doctest: +SKIP
+    >>> [h.tokens.tolist() for h in fastctc.cuda.greedy_decode(lp)]  # doctest: +SKIP
+    [[1, 1]]
+    """
+    log_probs, N, T, V, lens = _decode_input(log_probs, lengths)
+    b = v.check_blank(blank, V)
+    _require_gpu()
+    total = _threads(threads_per_block, 256, 256) if threads_per_block is not None else 256
+    lanes = min(32, _pow2_at_most(total), _pow2_at_least(V))
+    frames = max(1, total // lanes)
+    lp = _as_device(log_probs, stream)
+    s = stream or 0
+    d_len = cuda.to_device(_nonempty(lens), stream=stream)
+    best_idx = cuda.device_array((max(N, 1), max(T, 1)), dtype=np.int64, stream=stream)
+    best_val = cuda.device_array((max(N, 1), max(T, 1)), dtype=np.float64, stream=stream)
+    nan_at = cuda.to_device(np.array([np.iinfo(np.int64).max], dtype=np.int64), stream=stream)
+    tokens = cuda.device_array((max(N, 1), max(T, 1)), dtype=np.int64, stream=stream)
+    times = cuda.device_array((max(N, 1), max(T, 1)), dtype=np.int64, stream=stream)
+    counts = cuda.device_array(N, dtype=np.int64, stream=stream)
+    scores = cuda.device_array(N, dtype=np.float64, stream=stream)
+    if N == 0:
+        return []
+    if T:
+        blocks = (N * T + frames - 1) // frames
+        _launch_quiet(k.greedy_argmax_kernel, (blocks, (lanes, frames), s), lp, d_len, best_idx,
+                      best_val, nan_at)
+    tpb = min(total, 128)
+    _launch_quiet(k.greedy_collapse_kernel, ((N + tpb - 1) // tpb, tpb, s), best_idx, best_val,
+                  d_len, b, tokens, times, counts, scores)
+    bad = int(nan_at.copy_to_host(stream=stream)[0])
+    if bad != np.iinfo(np.int64).max:
+        n, t = divmod(bad, T)
+        raise ValueError(f"log_probs[{n}, {t}] contains NaN; cannot decode utterance {n}.")
+    return _hypotheses(tokens, times, counts, scores)
+
+
+def beam_search(
+    log_probs: Any,
+    lengths: npt.ArrayLike | None = None,
+    beam_width: int = 100,
+    blank: int = 0,
+    token_min_logp: float = -5.0,
+    beam_prune_logp: float = -10.0,
+    *,
+    threads_per_block: int | None = None,
+    stream: Any = None,
+) -> list[Hypothesis]:
+    """CTC prefix beam search without a language model, one GPU thread per utterance.
+
+    Parameters
+    ----------
+    log_probs : device array of shape (N, T, V)
+        Per-frame log-probabilities, float32 or float64 (a NumPy array is copied over).
+    lengths : array of int, shape (N,), optional
+        Valid frames per utterance (default: all ``T``).
+    beam_width : int
+        Beams kept after each frame.
+    blank : int
+        Index of the blank label; negative values count from the end.
+    token_min_logp : float
+        Tokens scoring below this at a frame are not tried (the frame's best always is).
+    beam_prune_logp : float
+        Beams scoring below the best beam plus this are dropped.
+    threads_per_block : int, optional
+        Threads (utterances) per block (default 32).
+    stream : numba CUDA stream, optional
+
+    Returns
+    -------
+    list of Hypothesis
+        The best prefix of each utterance: ``tokens``, ``timesteps`` (frame where each token
+        was emitted) and ``log_prob`` (the prefix's total log-probability).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad ``log_probs``, lengths, ``blank`` or ``beam_width`` < 1.
+
+    Examples
+    --------
+    >>> import numpy as np, fastctc.cuda  # doctest: +SKIP
+    >>> lp = np.log(np.array([[[.1, .9], [.1, .9], [.9, .1], [.2, .8]]]))  # doctest: +SKIP
+    >>> [h.tokens.tolist() for h in fastctc.cuda.beam_search(lp)]  # doctest: +SKIP
+    [[1, 1]]
+    """
+    log_probs, N, T, V, lens = _decode_input(log_probs, lengths)
+    b = v.check_blank(blank, V)
+    K = v.as_int(beam_width, "beam_width")
+    if K < 1:
+        raise ValueError(f"beam_width must be >= 1; got {K}.")
+    tml = float(token_min_logp)
+    bpl = float(beam_prune_logp)
+    _require_gpu()
+    if N == 0:
+        return []
+    lp = _as_device(log_probs, stream)
+    tpb = _threads(threads_per_block, 32, 32) if threads_per_block is not None else 32
+    T1 = max(T, 1)
+
+    def dev(shape: tuple[int, ...], dtype: Any) -> Any:
+        return cuda.device_array(shape, dtype=dtype, stream=stream)
+
+    nodes = 1 + K * T
+    cands = K * (V + 1)
+    out_tokens, out_times = dev((N, T1), np.int64), dev((N, T1), np.int64)
+    counts, scores = dev(N, np.int64), dev(N, np.float64)
+    _launch_quiet(
+        k.prefix_beam_kernel, ((N + tpb - 1) // tpb, tpb, stream or 0),
+        lp, cuda.to_device(lens, stream=stream), b, K, tml, bpl,
+        dev((N, nodes), np.int64), dev((N, nodes), np.int64), dev((N, nodes), np.int64),
+        dev((N, K), np.int64), dev((N, K), np.float64), dev((N, K), np.float64),
+        dev((N, cands), np.int64), dev((N, cands), np.int64), dev((N, cands), np.int64),
+        dev((N, cands), np.float64), dev((N, cands), np.float64), dev((N, cands), np.int8),
+        dev((N, V), np.int64),
+        out_tokens, out_times, counts, scores,
+    )
+    return _hypotheses(out_tokens, out_times, counts, scores)

@@ -1,0 +1,424 @@
+"""numba.cuda kernels for the CTC loss, greedy decoding and prefix beam search.
+
+Kernels only: the host wrappers in :mod:`fastctc.cuda` validate inputs, choose launch
+configurations (``threads_per_block``), allocate outputs and own transfers and streams.
+Every kernel takes device arrays and scalars; inputs are validated by the caller.
+
+Log space throughout, ``-inf`` is log-zero. Intermediate sums are carried in float64
+whatever the input dtype; stored results keep the dtype of their output array.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda
+
+#: Size of the per-block shared scratch used by reductions: the largest block we launch.
+MAX_THREADS = 1024
+
+
+@cuda.jit(device=True)
+def log_add_device(a, b):
+    """``log(exp(a) + exp(b))`` without overflow; ``-inf`` is log-zero, NaN propagates."""
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    if a > b:
+        return a + math.log1p(math.exp(b - a))
+    return b + math.log1p(math.exp(a - b))
+
+
+@cuda.jit(device=True)
+def _lp(log_probs, batch_first, t, n, c):
+    if batch_first:
+        return log_probs[n, t, c]
+    return log_probs[t, n, c]
+
+
+@cuda.jit(device=True)
+def _label(targets, off, s, blank):
+    """Label of state ``s`` of the blank-extended target starting at ``targets[off]``."""
+    if s % 2 == 0:
+        return blank
+    return targets[off + (s - 1) // 2]
+
+
+@cuda.jit
+def ctc_alpha_beta_kernel(
+    log_probs, batch_first, targets, target_offsets, input_lengths, target_lengths, blank,
+    alpha, beta, nll,
+):
+    """Forward (alpha) and backward (beta) variables of every sequence, in log space.
+
+    Launch with ``2 * N`` blocks: block ``n < N`` computes ``alpha`` of sequence ``n`` and the
+    negative log-likelihood ``nll[n]``; block ``N + n`` computes ``beta`` of sequence ``n``.
+    Threads of a block stride over the ``2 S_n + 1`` states of the extended target.
+
+    log_probs : float (T, N, C), or (N, T, C) when ``batch_first``; any strides.
+    targets : int64 (sum S_n,), concatenated; target_offsets : int64 (N,).
+    input_lengths, target_lengths : int64 (N,).
+    alpha, beta : float (N, T, W) with ``W >= 2 max(S_n) + 1``; ``beta`` includes the
+        emission at its own frame, so ``alpha + beta`` counts frame ``t`` twice.
+    nll : float (N,) output, ``-log p(target | input)`` (``inf`` when unreachable).
+    """
+    N = input_lengths.shape[0]
+    b = cuda.blockIdx.x
+    n = b % N
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    Tn = input_lengths[n]
+    Sn = target_lengths[n]
+    off = target_offsets[n]
+    L = 2 * Sn + 1
+    if b < N:
+        if Tn > 0:
+            for s in range(tid, L, nt):
+                if s < 2:
+                    alpha[n, 0, s] = _lp(log_probs, batch_first, 0, n, _label(targets, off, s, blank))
+                else:
+                    alpha[n, 0, s] = -math.inf
+        cuda.syncthreads()
+        for t in range(1, Tn):
+            for s in range(tid, L, nt):
+                c = _label(targets, off, s, blank)
+                a = alpha[n, t - 1, s]
+                if s > 0:
+                    a = log_add_device(a, alpha[n, t - 1, s - 1])
+                    if s > 1 and c != blank and c != targets[off + (s - 3) // 2]:
+                        a = log_add_device(a, alpha[n, t - 1, s - 2])
+                alpha[n, t, s] = a + _lp(log_probs, batch_first, t, n, c)
+            cuda.syncthreads()
+        if tid == 0:
+            if Tn == 0:
+                ll = 0.0 if Sn == 0 else -math.inf
+            else:
+                ll = alpha[n, Tn - 1, L - 1]
+                if L > 1:
+                    ll = log_add_device(ll, alpha[n, Tn - 1, L - 2])
+            nll[n] = -ll
+    else:
+        if Tn > 0:
+            for s in range(tid, L, nt):
+                if s >= L - 2:
+                    beta[n, Tn - 1, s] = _lp(
+                        log_probs, batch_first, Tn - 1, n, _label(targets, off, s, blank)
+                    )
+                else:
+                    beta[n, Tn - 1, s] = -math.inf
+        cuda.syncthreads()
+        for t in range(Tn - 2, -1, -1):
+            for s in range(tid, L, nt):
+                c = _label(targets, off, s, blank)
+                a = beta[n, t + 1, s]
+                if s < L - 1:
+                    a = log_add_device(a, beta[n, t + 1, s + 1])
+                    if s < L - 2 and c != blank and c != targets[off + (s + 1) // 2]:
+                        a = log_add_device(a, beta[n, t + 1, s + 2])
+                beta[n, t, s] = a + _lp(log_probs, batch_first, t, n, c)
+            cuda.syncthreads()
+
+
+@cuda.jit
+def ctc_grad_kernel(
+    log_probs, batch_first, targets, target_offsets, input_lengths, target_lengths, blank,
+    class_start, class_pos, alpha, beta, nll, scale, wrt_logits, zero_infinity, grad,
+):
+    """Gradient of the (scaled) loss for every ``(t, n, c)``; grid ``(T, N)``, threads over C.
+
+    The occupancy of class ``c`` at frame ``t`` is the posterior probability that the path is
+    in a state labelled ``c``: the sum over those states of ``exp(alpha + beta - lp + nll)``.
+    Blank states are the even ones; the states of a label are found through the per-sequence
+    index ``class_pos[class_start[n * C + c] : class_start[n * C + c + 1]]`` (target positions).
+
+    grad = scale[n] * (-occupancy)              (wrt the given log_probs), or
+    grad = scale[n] * (exp(lp) - occupancy)     (wrt logits, ``wrt_logits``).
+    Frames past ``input_lengths[n]`` get 0. An infinite ``nll[n]`` gives NaN (0 with
+    ``zero_infinity``). ``grad`` has the layout of ``log_probs``.
+    """
+    t = cuda.blockIdx.x
+    n = cuda.blockIdx.y
+    C = grad.shape[2]
+    Tn = input_lengths[n]
+    Sn = target_lengths[n]
+    off = target_offsets[n]
+    nl = nll[n]
+    sc = scale[n]
+    for c in range(cuda.threadIdx.x, C, cuda.blockDim.x):
+        if t >= Tn:
+            g = 0.0
+        elif nl == math.inf:
+            g = 0.0 if zero_infinity else math.nan
+        else:
+            acc = -math.inf
+            if c == blank:
+                for j in range(Sn + 1):
+                    acc = log_add_device(acc, alpha[n, t, 2 * j] + beta[n, t, 2 * j])
+            else:
+                for k in range(class_start[n * C + c], class_start[n * C + c + 1]):
+                    s = 2 * class_pos[k] + 1
+                    acc = log_add_device(acc, alpha[n, t, s] + beta[n, t, s])
+            lp = _lp(log_probs, batch_first, t, n, c)
+            occ = 0.0
+            if acc != -math.inf:
+                occ = math.exp(acc + nl - lp)
+            if wrt_logits:
+                g = (math.exp(lp) - occ) * sc
+            else:
+                g = -occ * sc
+        if batch_first:
+            grad[n, t, c] = g
+        else:
+            grad[t, n, c] = g
+
+
+@cuda.jit
+def reduce_loss_kernel(nll, target_lengths, reduction, zero_infinity, losses, total):
+    """Apply ``zero_infinity`` and the reduction on one thread (N is small).
+
+    reduction : 0 none, 1 sum, 2 mean (loss / max(S_n, 1), averaged over the batch).
+    losses : (N,) per-sequence output; total : (1,) reduced output.
+    """
+    if cuda.threadIdx.x != 0 or cuda.blockIdx.x != 0:
+        return
+    N = nll.shape[0]
+    acc = 0.0
+    for n in range(N):
+        v = nll[n]
+        if zero_infinity and v == math.inf:
+            v = 0.0
+        losses[n] = v
+        if reduction == 2:
+            acc += v / max(target_lengths[n], 1)
+        else:
+            acc += v
+    if reduction == 2 and N > 0:
+        acc /= N
+    if reduction == 2 and N == 0:
+        acc = math.nan
+    total[0] = acc
+
+
+@cuda.jit
+def greedy_argmax_kernel(log_probs, lengths, best_idx, best_val, nan_at):
+    """Argmax of every valid frame of ``log_probs`` (N, T, C).
+
+    Block ``(lanes, frames)``: ``lanes`` threads (a power of two) share one frame, each
+    scanning classes ``lane, lane + lanes, ...``; a shared-memory tree reduction keeps the
+    largest value, the lowest class on ties (as ``np.argmax``). A NaN frame records
+    ``n * T + t`` in ``nan_at[0]`` through an atomic minimum.
+    """
+    sv = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    si = cuda.shared.array(MAX_THREADS, dtype=np.int64)
+    sn = cuda.shared.array(MAX_THREADS, dtype=np.int32)
+    N = log_probs.shape[0]
+    T = log_probs.shape[1]
+    C = log_probs.shape[2]
+    lanes = cuda.blockDim.x
+    lane = cuda.threadIdx.x
+    flat = cuda.threadIdx.y * lanes + lane
+    frame = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
+    n = frame // T
+    t = frame - n * T
+    active = frame < N * T
+    if active:
+        active = t < lengths[n]
+    bv = -math.inf
+    bi = -1
+    bad = 0
+    if active:
+        for c in range(lane, C, lanes):
+            v = log_probs[n, t, c]
+            if math.isnan(v):
+                bad = 1
+            elif bi < 0 or v > bv:
+                bv = v
+                bi = c
+    sv[flat] = bv
+    si[flat] = bi
+    sn[flat] = bad
+    cuda.syncthreads()
+    step = lanes // 2
+    while step > 0:
+        if lane < step:
+            o = flat + step
+            oi = si[o]
+            if oi >= 0:
+                mi = si[flat]
+                if mi < 0 or sv[o] > sv[flat] or (sv[o] == sv[flat] and oi < mi):
+                    sv[flat] = sv[o]
+                    si[flat] = oi
+            if sn[o] != 0:
+                sn[flat] = 1
+        cuda.syncthreads()
+        step //= 2
+    if active and lane == 0:
+        if sn[flat] != 0:
+            cuda.atomic.min(nan_at, 0, n * T + t)
+        else:
+            best_idx[n, t] = si[flat]
+            best_val[n, t] = sv[flat]
+
+
+@cuda.jit
+def greedy_collapse_kernel(best_idx, best_val, lengths, blank, tokens, timesteps, counts, scores):
+    """Collapse repeats and drop blanks, one thread per utterance; sums the path score."""
+    n = cuda.grid(1)
+    if n >= lengths.shape[0]:
+        return
+    prev = -1
+    k = 0
+    total = 0.0
+    for t in range(lengths[n]):
+        c = best_idx[n, t]
+        total += best_val[n, t]
+        if c != blank and c != prev:
+            tokens[n, k] = c
+            timesteps[n, k] = t
+            k += 1
+        prev = c
+    counts[n] = k
+    scores[n] = total
+
+
+@cuda.jit
+def prefix_beam_kernel(
+    log_probs, lengths, blank, beam_width, token_min_logp, beam_prune_logp,
+    node_parent, node_token, node_time, beam_node, beam_pb, beam_pnb,
+    cand_node, cand_parent, cand_token, cand_pb, cand_pnb, cand_keep, frame_tokens,
+    tokens, timesteps, counts, scores,
+):
+    """CTC prefix beam search without a language model, one thread per utterance.
+
+    Prefixes live in a per-utterance tree: ``node_parent``, ``node_token``, ``node_time``
+    (frame where the token was emitted), root ``0``. Each frame, the candidate tokens are
+    those with ``lp >= token_min_logp`` plus the frame's argmax; every beam is kept (blank,
+    repeat) and extended by each candidate non-blank token, an extension merging with an
+    existing beam holding the same prefix. The ``beam_width`` best candidates whose score is
+    within ``beam_prune_logp`` of the best survive (ties: earlier candidate first).
+
+    Workspace shapes, per utterance ``n``: node arrays (N, 1 + K T); beam arrays (N, K);
+    candidate arrays (N, K (C + 1)); frame_tokens (N, C). Outputs: the best prefix's
+    ``tokens`` and ``timesteps`` (N, T), its length ``counts`` (N,) and log-probability
+    ``scores`` (N,).
+    """
+    n = cuda.grid(1)
+    if n >= lengths.shape[0]:
+        return
+    C = log_probs.shape[2]
+    K = beam_width
+    node_parent[n, 0] = -1
+    node_token[n, 0] = -1
+    node_time[n, 0] = -1
+    n_nodes = 1
+    beam_node[n, 0] = 0
+    beam_pb[n, 0] = 0.0
+    beam_pnb[n, 0] = -math.inf
+    n_beams = 1
+    for t in range(lengths[n]):
+        # candidate tokens of this frame
+        best_c = 0
+        best_v = log_probs[n, t, 0]
+        for c in range(1, C):
+            v = log_probs[n, t, c]
+            if v > best_v:
+                best_v = v
+                best_c = c
+        n_tok = 0
+        for c in range(C):
+            if log_probs[n, t, c] >= token_min_logp or c == best_c:
+                frame_tokens[n, n_tok] = c
+                n_tok += 1
+        # every existing beam is a candidate for its own prefix
+        for k in range(n_beams):
+            cand_node[n, k] = beam_node[n, k]
+            cand_parent[n, k] = node_parent[n, beam_node[n, k]]
+            cand_token[n, k] = node_token[n, beam_node[n, k]]
+            cand_pb[n, k] = -math.inf
+            cand_pnb[n, k] = -math.inf
+        n_cand = n_beams
+        for k in range(n_beams):
+            node = beam_node[n, k]
+            last = node_token[n, node]
+            pb = beam_pb[n, k]
+            pnb = beam_pnb[n, k]
+            total = log_add_device(pb, pnb)
+            for i in range(n_tok):
+                c = frame_tokens[n, i]
+                lp = log_probs[n, t, c]
+                if c == blank:
+                    cand_pb[n, k] = log_add_device(cand_pb[n, k], total + lp)
+                    continue
+                if c == last:
+                    cand_pnb[n, k] = log_add_device(cand_pnb[n, k], pnb + lp)
+                    add = pb + lp
+                else:
+                    add = total + lp
+                # extension node -> c: an existing beam, or a new candidate
+                j = -1
+                for k2 in range(n_beams):
+                    if cand_parent[n, k2] == node and cand_token[n, k2] == c:
+                        j = k2
+                        break
+                if j < 0:
+                    j = n_cand
+                    n_cand += 1
+                    cand_node[n, j] = -1
+                    cand_parent[n, j] = node
+                    cand_token[n, j] = c
+                    cand_pb[n, j] = -math.inf
+                    cand_pnb[n, j] = -math.inf
+                cand_pnb[n, j] = log_add_device(cand_pnb[n, j], add)
+        # select the beam_width best (repeated maximum; ties keep the earlier candidate)
+        for j in range(n_cand):
+            cand_keep[n, j] = 0
+        top = -math.inf
+        for j in range(n_cand):
+            sc = log_add_device(cand_pb[n, j], cand_pnb[n, j])
+            if sc > top:
+                top = sc
+        kept = 0
+        while kept < K:
+            pick = -1
+            pick_sc = -math.inf
+            for j in range(n_cand):
+                if cand_keep[n, j] == 0:
+                    sc = log_add_device(cand_pb[n, j], cand_pnb[n, j])
+                    if sc > pick_sc:
+                        pick_sc = sc
+                        pick = j
+            if pick < 0 or pick_sc < top + beam_prune_logp:
+                break
+            cand_keep[n, pick] = 1
+            node = cand_node[n, pick]
+            if node < 0:
+                node = n_nodes
+                n_nodes += 1
+                node_parent[n, node] = cand_parent[n, pick]
+                node_token[n, node] = cand_token[n, pick]
+                node_time[n, node] = t
+            beam_node[n, kept] = node
+            beam_pb[n, kept] = cand_pb[n, pick]
+            beam_pnb[n, kept] = cand_pnb[n, pick]
+            kept += 1
+        if kept == 0:
+            # every score is -inf or NaN: keep the first candidate so the search goes on
+            beam_node[n, 0] = cand_node[n, 0]
+            beam_pb[n, 0] = cand_pb[n, 0]
+            beam_pnb[n, 0] = cand_pnb[n, 0]
+            kept = 1
+        n_beams = kept
+    node = beam_node[n, 0]
+    length = 0
+    while node > 0:
+        length += 1
+        node = node_parent[n, node]
+    counts[n] = length
+    node = beam_node[n, 0]
+    for i in range(length - 1, -1, -1):
+        tokens[n, i] = node_token[n, node]
+        timesteps[n, i] = node_time[n, node]
+        node = node_parent[n, node]
+    scores[n] = log_add_device(beam_pb[n, 0], beam_pnb[n, 0])
