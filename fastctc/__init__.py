@@ -1,7 +1,7 @@
 """fastctc: fast CTC loss, gradient and decoding on CPUs, compiled with Numba."""
 
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
-
+from .loss import ctc_loss
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
 
@@ -11,6 +11,7 @@ __all__ = [
     "Hypothesis",
     "__version__",
     "cer",
+    "ctc_loss",
     "edit_distance",
     "greedy_decode",
     "greedy_decode_batch",
