@@ -25,6 +25,7 @@ from numba import cuda
 
 from .. import _validate as v
 from ..decode import Hypothesis
+from ..loss import check_loss_args
 from . import kernels as k
 
 __all__ = ["beam_search", "ctc_loss", "greedy_decode", "is_available"]
@@ -122,67 +123,6 @@ def _default_alloc(stream: Any) -> Allocator:
     return lambda shape, dtype: cuda.device_array(shape, dtype=dtype, stream=stream)
 
 
-def _normalise_targets(
-    shape: tuple[int, ...],
-    targets: Any,
-    input_lengths: Any,
-    target_lengths: Any,
-    blank: Any,
-    batch_first: bool,
-) -> tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, bool]:
-    """Check shapes and ranges on host copies of the small integer arrays.
-
-    Returns ``(T, N, C, targets, offsets, input_lengths, target_lengths, blank, unbatched)``
-    with the targets concatenated (int64) and ``offsets`` the start of each sequence.
-    """
-    if len(shape) not in (2, 3):
-        layout = "(N, T, C)" if batch_first else "(T, N, C)"
-        raise ValueError(f"log_probs must be 3-D {layout} or 2-D (T, C); got shape {shape}.")
-    unbatched = len(shape) == 2
-    if unbatched:
-        T, C = shape
-        N = 1
-    elif batch_first:
-        N, T, C = shape
-    else:
-        T, N, C = shape
-    b = v.check_blank(blank, C)
-    tg = v.as_int_array(_to_host(targets), "targets")
-    if unbatched:
-        tg = tg.reshape(1, -1) if tg.ndim == 1 else tg
-        il = v.as_int_array(_to_host(input_lengths), "input_lengths").reshape(-1)
-        tl = v.as_int_array(_to_host(target_lengths), "target_lengths").reshape(-1)
-    else:
-        il, tl = _to_host(input_lengths), _to_host(target_lengths)
-    il = v.as_lengths(il, "input_lengths", N, T, "T")
-    if tg.ndim == 2:
-        if tg.shape[0] != N:
-            raise ValueError(
-                f"targets must have shape (N, S) = ({N}, S) when padded; "
-                f"got shape {tuple(tg.shape)}."
-            )
-        tl = v.as_lengths(tl, "target_lengths", N, tg.shape[1], "S (targets.shape[1])")
-        flat = np.concatenate([tg[n, : tl[n]] for n in range(N)]) if N else tg.reshape(-1)
-    elif tg.ndim == 1:
-        tl = v.as_lengths(tl, "target_lengths", N, tg.shape[0], "len(targets)")
-        if int(tl.sum()) != tg.shape[0]:
-            raise ValueError(
-                f"targets is 1-D (concatenated), so its length must be sum(target_lengths) "
-                f"= {int(tl.sum())}; got {tg.shape[0]}."
-            )
-        flat = tg
-    else:
-        raise ValueError(
-            f"targets must be 2-D (N, S) padded or 1-D concatenated; got shape {tuple(tg.shape)}."
-        )
-    flat = np.ascontiguousarray(flat, dtype=np.int64)
-    v.check_labels_range(flat, "targets", C, b)
-    offsets = np.zeros(N, dtype=np.int64)
-    if N > 1:
-        offsets[1:] = np.cumsum(tl)[:-1]
-    return T, N, C, flat, offsets, il, tl, b, unbatched
-
-
 def _class_index(
     flat: np.ndarray, offsets: np.ndarray, tl: np.ndarray, N: int, C: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -225,9 +165,11 @@ def ctc_loss(
         ``__cuda_array_interface__`` (used in place, any strides), or a NumPy array (copied
         to the device).
     targets : array of int, shape (N, S) padded or (sum(target_lengths),) concatenated
-        Host or device; copied to the host for validation (it is small).
-    input_lengths, target_lengths : array of int, shape (N,)
-        Valid frames and target length of each sequence.
+        Host or device; copied to the host for validation (it is small). (S,) for 2-D
+        ``log_probs``.
+    input_lengths, target_lengths : array of int, shape (N,), or None
+        Valid frames and target length of each sequence, host or device (copied to the
+        host); None as in :func:`fastctc.ctc_loss`.
     blank : int
         Index of the blank label; negative values count from the end.
     reduction : {"mean", "sum", "none"}
@@ -244,7 +186,8 @@ def ctc_loss(
         ``"log_probs"``: the exact derivative with respect to the given ``log_probs``,
         ``-occupancy``. ``"logits"``: ``exp(log_probs) - occupancy``, the derivative with
         respect to the logits when ``log_probs = log_softmax(logits)`` (what torch returns).
-        An infinite loss gives a NaN gradient unless ``zero_infinity``.
+        Rows past ``input_lengths`` are zero. An infinite or NaN loss has a NaN gradient
+        unless ``zero_infinity`` zeroes it (infinite losses only, as in torch).
     threads_per_block : int, optional
         Threads per block for every kernel (default: sized to the work, at most 512).
     stream : numba CUDA stream, optional
@@ -278,18 +221,23 @@ def ctc_loss(
     0.9985...
     """
     if reduction not in _REDUCTIONS:
-        raise ValueError(
-            f"reduction must be 'mean', 'sum' or 'none'; got {reduction!r}."
-        )
+        raise ValueError(f"reduction must be one of {tuple(_REDUCTIONS)}; got {reduction!r}.")
     if grad_wrt not in ("log_probs", "logits"):
         raise ValueError(f"grad_wrt must be 'log_probs' or 'logits'; got {grad_wrt!r}.")
     if not _is_device_array(log_probs):
         log_probs = v.as_float_array(log_probs, "log_probs")
     shape = tuple(int(d) for d in log_probs.shape)
     _check_float_device(log_probs, "log_probs")
-    T, N, C, flat, offsets, il, tl, b, unbatched = _normalise_targets(
-        shape, targets, input_lengths, target_lengths, blank, bool(batch_first)
+    args = check_loss_args(
+        shape,
+        _to_host(targets),
+        None if input_lengths is None else _to_host(input_lengths),
+        None if target_lengths is None else _to_host(target_lengths),
+        blank,
+        bool(batch_first),
     )
+    T, N, C, b, unbatched = args.T, args.N, args.V, args.blank, not args.batched
+    flat, offsets, il, tl = args.targets, args.offsets, args.input_lengths, args.target_lengths
     _require_gpu()
     alloc = _allocator or _default_alloc(stream)
     lp = _as_device(log_probs, stream)
@@ -303,7 +251,7 @@ def ctc_loss(
     d_il = cuda.to_device(_nonempty(il), stream=stream)
     d_tl = cuda.to_device(_nonempty(tl), stream=stream)
     width = 2 * int(tl.max(initial=0)) + 1
-    nll = alloc((max(N, 1),), dtype)
+    nll = alloc((max(N, 1),), np.float64)
     losses = alloc((max(N, 1),), dtype)
     total = alloc((1,), dtype)
     if N:

@@ -62,7 +62,8 @@ def ctc_alpha_beta_kernel(
     input_lengths, target_lengths : int64 (N,).
     alpha, beta : float (N, T, W) with ``W >= 2 max(S_n) + 1``; ``beta`` includes the
         emission at its own frame, so ``alpha + beta`` counts frame ``t`` twice.
-    nll : float (N,) output, ``-log p(target | input)`` (``inf`` when unreachable).
+    nll : float64 (N,) output, ``-log p(target | input)``: ``inf`` when unreachable, NaN
+        when any emission the recursion reads (``lp[t, label(s)]``, t < T_n) is NaN.
     """
     N = input_lengths.shape[0]
     b = cuda.blockIdx.x
@@ -74,10 +75,14 @@ def ctc_alpha_beta_kernel(
     off = target_offsets[n]
     L = 2 * Sn + 1
     if b < N:
+        seen_nan = 0
         if Tn > 0:
             for s in range(tid, L, nt):
+                e = _lp(log_probs, batch_first, 0, n, _label(targets, off, s, blank))
+                if math.isnan(e):
+                    seen_nan = 1
                 if s < 2:
-                    alpha[n, 0, s] = _lp(log_probs, batch_first, 0, n, _label(targets, off, s, blank))
+                    alpha[n, 0, s] = e
                 else:
                     alpha[n, 0, s] = -math.inf
         cuda.syncthreads()
@@ -89,8 +94,12 @@ def ctc_alpha_beta_kernel(
                     a = log_add_device(a, alpha[n, t - 1, s - 1])
                     if s > 1 and c != blank and c != targets[off + (s - 3) // 2]:
                         a = log_add_device(a, alpha[n, t - 1, s - 2])
-                alpha[n, t, s] = a + _lp(log_probs, batch_first, t, n, c)
+                e = _lp(log_probs, batch_first, t, n, c)
+                if math.isnan(e):
+                    seen_nan = 1
+                alpha[n, t, s] = a + e
             cuda.syncthreads()
+        any_nan = cuda.syncthreads_or(seen_nan)
         if tid == 0:
             if Tn == 0:
                 ll = 0.0 if Sn == 0 else -math.inf
@@ -98,6 +107,14 @@ def ctc_alpha_beta_kernel(
                 ll = alpha[n, Tn - 1, L - 1]
                 if L > 1:
                     ll = log_add_device(ll, alpha[n, Tn - 1, L - 2])
+            if any_nan:
+                ll = math.nan
+            need = Sn
+            for j in range(1, Sn):
+                if targets[off + j] == targets[off + j - 1]:
+                    need += 1
+            if Tn < need:
+                ll = -math.inf  # too few frames for the target and its repeats
             nll[n] = -ll
     else:
         if Tn > 0:
@@ -135,8 +152,8 @@ def ctc_grad_kernel(
 
     grad = scale[n] * (-occupancy)              (wrt the given log_probs), or
     grad = scale[n] * (exp(lp) - occupancy)     (wrt logits, ``wrt_logits``).
-    Frames past ``input_lengths[n]`` get 0. An infinite ``nll[n]`` gives NaN (0 with
-    ``zero_infinity``). ``grad`` has the layout of ``log_probs``.
+    Frames past ``input_lengths[n]`` get 0. An infinite or NaN ``nll[n]`` gives NaN (an
+    infinite one gives 0 with ``zero_infinity``). ``grad`` has the layout of ``log_probs``.
     """
     t = cuda.blockIdx.x
     n = cuda.blockIdx.y
@@ -149,8 +166,8 @@ def ctc_grad_kernel(
     for c in range(cuda.threadIdx.x, C, cuda.blockDim.x):
         if t >= Tn:
             g = 0.0
-        elif nl == math.inf:
-            g = 0.0 if zero_infinity else math.nan
+        elif not nl < math.inf:
+            g = 0.0 if zero_infinity and nl == math.inf else math.nan
         else:
             acc = -math.inf
             if c == blank:

@@ -1,0 +1,456 @@
+"""GPU kernels (fastctc.cuda) against NumPy references, brute force and the CPU kernels.
+
+Without a GPU these tests run under numba's CUDA simulator: unless ``NUMBA_ENABLE_CUDASIM``
+is already set, this module sets it to 1 before :mod:`numba.cuda` is first imported. On a
+machine with a GPU, ``NUMBA_ENABLE_CUDASIM=0 python -m pytest tests/test_cuda.py`` runs the
+same tests on the device. The simulator runs every GPU thread as a Python thread: shapes are
+tiny and blocks have 8 threads, so that several threads share one block's work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+if "numba.cuda" not in sys.modules and "NUMBA_ENABLE_CUDASIM" not in os.environ:
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    import numba.core.config
+
+    numba.core.config.reload_config()  # numba read its settings when it was imported
+
+import brute
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import cuda
+
+import fastctc
+import fastctc.cuda as fc
+
+SIM = bool(cuda.config.ENABLE_CUDASIM)
+if not fc.is_available():  # pragma: no cover - numba.cuda imported earlier without a GPU
+    raise RuntimeError(
+        "fastctc.cuda tests need a GPU or numba's simulator; numba.cuda was imported before "
+        "this module could enable it. Run them with NUMBA_ENABLE_CUDASIM=1."
+    )
+TPB = 8 if SIM else None
+
+# ---------------------------------------------------------------------------------------------
+# NumPy float64 references (textbook alpha/beta; prefix beam search)
+# ---------------------------------------------------------------------------------------------
+
+
+def _lse(values) -> float:
+    vals = [float(x) for x in values if x != -math.inf]
+    if not vals:
+        return -math.inf
+    m = max(vals)
+    return m + math.log(sum(math.exp(x - m) for x in vals))
+
+
+def ctc_ref(lp: np.ndarray, target, blank: int):
+    """(nll, d nll / d lp) for one sequence; ``lp`` is (T, V), float64 textbook recursions."""
+    lp = np.asarray(lp, dtype=np.float64)
+    T, V = lp.shape
+    ext = [blank]
+    for c in target:
+        ext += [int(c), blank]
+    L = len(ext)
+    grad = np.zeros((T, V))
+    if T == 0:
+        return (0.0 if len(target) == 0 else math.inf), grad
+    alpha = np.full((T, L), -math.inf)
+    alpha[0, 0] = lp[0, ext[0]]
+    if L > 1:
+        alpha[0, 1] = lp[0, ext[1]]
+    for t in range(1, T):
+        for s in range(L):
+            terms = [alpha[t - 1, s]]
+            if s >= 1:
+                terms.append(alpha[t - 1, s - 1])
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                terms.append(alpha[t - 1, s - 2])
+            alpha[t, s] = _lse(terms) + lp[t, ext[s]]
+    log_p = _lse([alpha[T - 1, L - 1], alpha[T - 1, L - 2] if L > 1 else -math.inf])
+    if log_p == -math.inf:
+        return math.inf, np.full((T, V), np.nan)
+    beta = np.full((T, L), -math.inf)  # excludes the emission at its own frame
+    beta[T - 1, L - 1] = 0.0
+    if L > 1:
+        beta[T - 1, L - 2] = 0.0
+    for t in range(T - 2, -1, -1):
+        for s in range(L):
+            terms = [beta[t + 1, s] + lp[t + 1, ext[s]]]
+            if s + 1 < L:
+                terms.append(beta[t + 1, s + 1] + lp[t + 1, ext[s + 1]])
+            if s + 2 < L and ext[s] != blank and ext[s + 2] != ext[s]:
+                terms.append(beta[t + 1, s + 2] + lp[t + 1, ext[s + 2]])
+            beta[t, s] = _lse(terms)
+    for t in range(T):
+        for s in range(L):
+            grad[t, ext[s]] -= math.exp(alpha[t, s] + beta[t, s] - log_p)
+    return -log_p, grad
+
+
+def batch_ref(lp, targets, il, tl, blank, reduction, zero_infinity, wrt_logits):
+    """Reduced loss and its gradient for a (T, N, V) batch, from :func:`ctc_ref`."""
+    T, N, V = lp.shape
+    losses = np.zeros(N)
+    grad = np.zeros_like(lp, dtype=np.float64)
+    for n in range(N):
+        nll, g = ctc_ref(lp[: il[n], n], targets[n, : tl[n]], blank)
+        if wrt_logits:
+            g = g + np.exp(lp[: il[n], n])
+        if nll == math.inf and zero_infinity:
+            nll, g = 0.0, np.zeros_like(g)
+        scale = 1.0 / (max(tl[n], 1) * N) if reduction == "mean" else 1.0
+        losses[n] = nll
+        grad[: il[n], n] = g * scale
+    if reduction == "none":
+        return losses, grad
+    if reduction == "sum":
+        return losses.sum(), grad
+    return np.mean(losses / np.maximum(tl, 1)), grad
+
+
+def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp):
+    """Textbook CTC prefix beam search on tuples; returns (best prefix, its log-probability)."""
+    beams = {(): (0.0, -math.inf)}  # prefix -> (log p ending in blank, log p ending in label)
+    for t in range(lp.shape[0]):
+        row = lp[t]
+        best_c = int(np.argmax(row))
+        tokens = [c for c in range(row.shape[0]) if row[c] >= token_min_logp or c == best_c]
+        nxt: dict[tuple, list[float]] = {}
+
+        def add(prefix, which, value, nxt=nxt):
+            cur = nxt.setdefault(prefix, [-math.inf, -math.inf])
+            cur[which] = _lse([cur[which], value])
+
+        for prefix, (pb, pnb) in beams.items():
+            total = _lse([pb, pnb])
+            nxt.setdefault(prefix, [-math.inf, -math.inf])
+            for c in tokens:
+                if c == blank:
+                    add(prefix, 0, total + row[c])
+                elif prefix and prefix[-1] == c:
+                    add(prefix, 1, pnb + row[c])
+                    add(prefix + (c,), 1, pb + row[c])
+                else:
+                    add(prefix + (c,), 1, total + row[c])
+        scored = sorted(nxt.items(), key=lambda kv: -_lse(kv[1]))
+        top = _lse(scored[0][1])
+        beams = {
+            p: tuple(v) for p, v in scored[:beam_width] if _lse(v) >= top + beam_prune_logp
+        }
+    best = max(beams.items(), key=lambda kv: _lse(kv[1]))
+    return best[0], _lse(best[1])
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def _batch(rng, T, N, V, S, dtype=np.float64, blank=0):
+    lp = _log_softmax(rng.normal(size=(T, N, V)) * 2).astype(dtype)
+    labels = [c for c in range(V) if c != blank]
+    targets = rng.choice(labels, size=(N, S))
+    il = rng.integers(0, T + 1, size=N)
+    il[0] = T
+    tl = rng.integers(0, S + 1, size=N)
+    tl[0] = S
+    return lp, targets, il, tl
+
+
+def _host(x):
+    return x.copy_to_host()
+
+
+# ---------------------------------------------------------------------------------------------
+# the references themselves
+# ---------------------------------------------------------------------------------------------
+
+
+def test_reference_matches_brute_force():
+    rng = np.random.default_rng(0)
+    lp = _log_softmax(rng.normal(size=(5, 3)))
+    for target in [(), (1,), (1, 1), (2, 1, 2)]:
+        nll, _ = ctc_ref(lp, target, 0)
+        assert nll == pytest.approx(brute.loss(lp, target, 0), rel=1e-12)
+    # the reference gradient matches central differences
+    target = (1, 2)
+    _, g = ctc_ref(lp, target, 0)
+    eps = 1e-6
+    for t, c in [(0, 0), (2, 1), (4, 2)]:
+        up, dn = lp.copy(), lp.copy()
+        up[t, c] += eps
+        dn[t, c] -= eps
+        fd = (ctc_ref(up, target, 0)[0] - ctc_ref(dn, target, 0)[0]) / (2 * eps)
+        assert g[t, c] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_beam_reference_unpruned_is_exact():
+    rng = np.random.default_rng(1)
+    lp = _log_softmax(rng.normal(size=(4, 3)) * 2)
+    table = brute.labelling_log_probs(lp, 0)
+    best = max(table, key=table.get)
+    prefix, score = prefix_beam_ref(lp, 10**6, 0, -math.inf, -math.inf)
+    assert prefix == best
+    assert score == pytest.approx(table[best], rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# loss
+# ---------------------------------------------------------------------------------------------
+
+
+def test_is_available_is_a_bool():
+    assert fc.is_available() is True
+
+
+@pytest.mark.parametrize(
+    "reduction, layout, grad_wrt",
+    [
+        ("mean", "padded", "logits"),
+        ("sum", "concat", "log_probs"),
+        ("none", "padded", "log_probs"),
+        ("none", "concat", "logits"),
+    ],
+)
+def test_loss_and_grad_match_reference(reduction, layout, grad_wrt):
+    rng = np.random.default_rng(hash((reduction, layout, grad_wrt)) % 2**32)
+    lp, targets, il, tl = _batch(rng, T=7, N=3, V=5, S=3)
+    tg = targets if layout == "padded" else np.concatenate([targets[n, : tl[n]] for n in range(3)])
+    loss, grad = fc.ctc_loss(
+        cuda.to_device(lp), tg, il, tl, reduction=reduction, return_grad=True,
+        grad_wrt=grad_wrt, threads_per_block=TPB,
+    )
+    ref_loss, ref_grad = batch_ref(lp, targets, il, tl, 0, reduction, False, grad_wrt == "logits")
+    assert loss.shape == ((3,) if reduction == "none" else ())
+    np.testing.assert_allclose(_host(loss), ref_loss, rtol=1e-10)
+    np.testing.assert_allclose(_host(grad), ref_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_batch_first_float32_blank_last_matches_cpu():
+    rng = np.random.default_rng(3)
+    lp, targets, il, tl = _batch(rng, T=6, N=2, V=4, S=2, dtype=np.float32, blank=3)
+    lp_bf = np.ascontiguousarray(lp.transpose(1, 0, 2))
+    loss, grad = fc.ctc_loss(
+        lp_bf, targets, il, tl, blank=-1, batch_first=True, return_grad=True,
+        threads_per_block=TPB,
+    )
+    cpu_loss, cpu_grad = fastctc.ctc_loss(
+        lp_bf, targets, il, tl, blank=-1, batch_first=True, return_grad=True
+    )
+    assert _host(loss).dtype == np.float32 and _host(grad).dtype == np.float32
+    np.testing.assert_allclose(_host(loss), cpu_loss, rtol=1e-5)
+    np.testing.assert_allclose(_host(grad), cpu_grad, rtol=1e-4, atol=1e-6)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    T=st.integers(1, 6),
+    V=st.integers(2, 4),
+    S=st.integers(0, 3),
+    seed=st.integers(0, 2**31 - 1),
+    reduction=st.sampled_from(["none", "sum", "mean"]),
+    wrt=st.sampled_from(["log_probs", "logits"]),
+    zero_infinity=st.booleans(),
+)
+def test_loss_matches_cpu_kernels(T, V, S, seed, reduction, wrt, zero_infinity):
+    rng = np.random.default_rng(seed)
+    N = 2
+    lp = rng.normal(size=(T, N, V))  # unnormalised rows: the exact gradient must still hold
+    if wrt == "logits":
+        lp = _log_softmax(lp)
+    blank = int(rng.integers(0, V))
+    labels = [c for c in range(V) if c != blank]
+    targets = rng.choice(labels, size=(N, S))
+    if S >= 2:
+        targets[0, 1] = targets[0, 0]  # a repeat needs a blank in between
+    il = rng.integers(0, T + 1, size=N)
+    tl = rng.integers(0, S + 1, size=N)
+    loss, grad = fc.ctc_loss(
+        lp, targets, il, tl, blank=blank, reduction=reduction, zero_infinity=zero_infinity,
+        return_grad=True, grad_wrt=wrt, threads_per_block=TPB,
+    )
+    cpu_loss, cpu_grad = fastctc.ctc_loss(
+        lp, targets, il, tl, blank=blank, reduction=reduction, zero_infinity=zero_infinity,
+        return_grad=True, grad_wrt=wrt,
+    )
+    np.testing.assert_allclose(_host(loss), cpu_loss, rtol=1e-9)
+    np.testing.assert_allclose(_host(grad), cpu_grad, rtol=1e-8, atol=1e-12)
+
+
+def test_infinite_loss_nan_gradient_and_zero_infinity():
+    rng = np.random.default_rng(4)
+    lp = _log_softmax(rng.normal(size=(3, 2, 4)))
+    targets = np.array([[1, 1, 2], [1, 2, 0]])  # sequence 0 needs 4 frames, has 3
+    tl = np.array([3, 2])
+    il = np.array([3, 2])
+    loss, grad = fc.ctc_loss(lp, targets, il, tl, reduction="none", return_grad=True,
+                             threads_per_block=TPB)
+    g = _host(grad)
+    assert _host(loss)[0] == np.inf and np.isfinite(_host(loss)[1])
+    assert np.isnan(g[:, 0]).all() and np.isfinite(g[:, 1]).all()
+    loss, grad = fc.ctc_loss(lp, targets, il, tl, reduction="sum", zero_infinity=True,
+                             return_grad=True, threads_per_block=TPB)
+    ref_loss, ref_grad = batch_ref(lp, targets, il, tl, 0, "sum", True, False)
+    assert float(_host(loss)) == pytest.approx(ref_loss, rel=1e-10)
+    np.testing.assert_allclose(_host(grad), ref_grad, rtol=1e-9, atol=1e-12)
+    assert not _host(grad)[:, 0].any()
+
+
+def test_nan_input_poisons_only_its_sequence():
+    rng = np.random.default_rng(5)
+    lp = _log_softmax(rng.normal(size=(4, 2, 3)))
+    lp[3, 1, 0] = np.nan
+    loss = _host(fc.ctc_loss(lp, [[1, 2], [2, 1]], [4, 4], [2, 2], reduction="none",
+                             threads_per_block=TPB))
+    assert np.isfinite(loss[0]) and np.isnan(loss[1])
+    assert loss[0] == pytest.approx(ctc_ref(lp[:, 0], [1, 2], 0)[0], rel=1e-10)
+
+
+def test_unbatched_and_empty_targets():
+    rng = np.random.default_rng(6)
+    lp = _log_softmax(rng.normal(size=(5, 3)))
+    loss, grad = fc.ctc_loss(lp, np.array([2, 1]), 5, 2, reduction="none", return_grad=True,
+                             threads_per_block=TPB)
+    nll, g = ctc_ref(lp, [2, 1], 0)
+    assert loss.shape == () and grad.shape == (5, 3)
+    assert float(_host(loss)) == pytest.approx(nll, rel=1e-10)
+    np.testing.assert_allclose(_host(grad), g, rtol=1e-9, atol=1e-12)
+    loss = fc.ctc_loss(lp, np.zeros(0, dtype=np.int64), 5, 0, reduction="sum",
+                       threads_per_block=TPB)
+    assert float(_host(loss)) == pytest.approx(-lp[:, 0].sum(), rel=1e-12)
+
+
+def test_device_lengths_and_targets_are_accepted():
+    rng = np.random.default_rng(7)
+    lp, targets, il, tl = _batch(rng, T=5, N=2, V=3, S=2)
+    loss = fc.ctc_loss(cuda.to_device(lp), cuda.to_device(targets), cuda.to_device(il),
+                       cuda.to_device(tl), reduction="sum", threads_per_block=TPB)
+    ref, _ = batch_ref(lp, targets, il, tl, 0, "sum", False, False)
+    assert cuda.devicearray.is_cuda_ndarray(loss)
+    assert float(_host(loss)) == pytest.approx(ref, rel=1e-10)
+
+
+def test_error_threads_per_block():
+    with pytest.raises(ValueError, match=r"threads_per_block must be in \[1, 1024\]; got 0"):
+        fc.ctc_loss(np.zeros((2, 1, 2)), [[1]], [2], [1], threads_per_block=0)
+
+
+def test_error_integer_device_log_probs():
+    with pytest.raises(TypeError, match="log_probs must be a float32 or float64 device array"):
+        fc.ctc_loss(cuda.to_device(np.zeros((2, 1, 2), dtype=np.int32)), [[1]], [2], [1])
+
+
+def test_error_messages_shared_with_cpu():
+    lp = np.zeros((2, 1, 3))
+    with pytest.raises(ValueError, match=r"targets\[0, 0\] == blank \(0\)"):
+        fc.ctc_loss(lp, [[0]], [2], [1])
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        fc.ctc_loss(lp, [[1]], [2], [1], reduction="avg")
+    with pytest.raises(ValueError, match="grad_wrt must be 'log_probs' or 'logits'"):
+        fc.ctc_loss(lp, [[1]], [2], [1], grad_wrt="z")
+
+
+# ---------------------------------------------------------------------------------------------
+# greedy decoding
+# ---------------------------------------------------------------------------------------------
+
+
+def _greedy_ref(lp, length, blank):
+    best = np.argmax(lp[:length], axis=1)
+    tokens, times = [], []
+    prev = -1
+    for t, c in enumerate(best):
+        if c != blank and c != prev:
+            tokens.append(int(c))
+            times.append(t)
+        prev = c
+    return tokens, times, float(sum(float(lp[t, c]) for t, c in enumerate(best)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    N=st.integers(1, 3), T=st.integers(0, 8), V=st.integers(1, 20),
+    seed=st.integers(0, 2**31 - 1), f32=st.booleans(),
+)
+def test_greedy_matches_reference_and_cpu(N, T, V, seed, f32):
+    rng = np.random.default_rng(seed)
+    lp = rng.integers(-3, 1, size=(N, T, V)).astype(np.float32 if f32 else np.float64)  # ties
+    lens = rng.integers(0, T + 1, size=N)
+    blank = int(rng.integers(0, V))
+    got = fc.greedy_decode(cuda.to_device(lp), lens, blank=blank, threads_per_block=TPB)
+    cpu = fastctc.greedy_decode_batch(lp, lens, blank=blank)
+    for n in range(N):
+        tokens, times, score = _greedy_ref(lp[n], lens[n], blank)
+        assert got[n].tokens.tolist() == tokens == cpu[n].tokens.tolist()
+        assert got[n].timesteps.tolist() == times == cpu[n].timesteps.tolist()
+        assert got[n].log_prob == score == cpu[n].log_prob
+
+
+def test_greedy_wide_vocabulary_uses_every_lane():
+    rng = np.random.default_rng(8)
+    lp = _log_softmax(rng.normal(size=(2, 3, 70)))
+    got = fc.greedy_decode(lp, threads_per_block=64)
+    for n in range(2):
+        assert got[n].tokens.tolist() == _greedy_ref(lp[n], 3, 0)[0]
+
+
+def test_greedy_nan_frame_raises():
+    lp = np.zeros((2, 3, 4))
+    lp[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"log_probs\[1, 2\] contains NaN"):
+        fc.greedy_decode(lp, threads_per_block=TPB)
+
+
+def test_greedy_error_ndim():
+    with pytest.raises(ValueError, match=r"log_probs must be 3-D \(N, T, V\)"):
+        fc.greedy_decode(np.zeros((3, 4)))
+
+
+# ---------------------------------------------------------------------------------------------
+# beam search
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=10, deadline=None)
+@given(T=st.integers(1, 4), V=st.integers(2, 3), seed=st.integers(0, 2**31 - 1))
+def test_unpruned_beam_finds_brute_force_best(T, V, seed):
+    rng = np.random.default_rng(seed)
+    lp = _log_softmax(rng.normal(size=(1, T, V)) * 2)
+    blank = int(rng.integers(0, V))
+    table = brute.labelling_log_probs(lp[0], blank)
+    best = max(table, key=table.get)
+    (h,) = fc.beam_search(lp, beam_width=V**T, blank=blank, token_min_logp=-np.inf,
+                          beam_prune_logp=-np.inf, threads_per_block=TPB)
+    assert tuple(h.tokens.tolist()) == best
+    assert h.log_prob == pytest.approx(table[best], rel=1e-10)
+
+
+@pytest.mark.parametrize("beam_width, token_min_logp, beam_prune_logp", [
+    (1, -5.0, -10.0), (3, -1.5, -10.0), (4, -5.0, -2.0),
+])
+def test_pruned_beam_matches_reference(beam_width, token_min_logp, beam_prune_logp):
+    rng = np.random.default_rng(beam_width)
+    lp = _log_softmax(rng.normal(size=(3, 10, 5)) * 1.5)
+    lens = np.array([10, 7, 0])
+    got = fc.beam_search(lp, lens, beam_width=beam_width, token_min_logp=token_min_logp,
+                         beam_prune_logp=beam_prune_logp, threads_per_block=TPB)
+    for n in range(3):
+        prefix, score = prefix_beam_ref(lp[n, : lens[n]], beam_width, 0, token_min_logp,
+                                        beam_prune_logp)
+        assert tuple(got[n].tokens.tolist()) == prefix
+        assert got[n].log_prob == pytest.approx(score, rel=1e-10)
+        # each token's frame is a frame where the token is emitted, in increasing order
+        assert np.all(np.diff(got[n].timesteps) > 0)
+        assert all(0 <= t < lens[n] for t in got[n].timesteps)
+
+
+def test_beam_error_width():
+    with pytest.raises(ValueError, match="beam_width must be >= 1; got 0"):
+        fc.beam_search(np.zeros((1, 2, 3)), beam_width=0)
