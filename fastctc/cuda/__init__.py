@@ -245,26 +245,33 @@ def ctc_loss(
     lp3 = lp.reshape(T, 1, C) if unbatched else lp
     bf = bool(batch_first) and not unbatched
 
-    start, pos = _class_index(flat, offsets, tl, N, C)
-    d_flat = cuda.to_device(_nonempty(flat), stream=stream)
-    d_off = cuda.to_device(_nonempty(offsets), stream=stream)
-    d_il = cuda.to_device(_nonempty(il), stream=stream)
-    d_tl = cuda.to_device(_nonempty(tl), stream=stream)
     width = 2 * int(tl.max(initial=0)) + 1
+    if return_grad:
+        start, pos = _class_index(flat, offsets, tl, N, C)
+        parts = [flat, offsets, il, tl, start, pos]
+    else:
+        parts = [flat, offsets, il, tl]
+    # one host-to-device transfer for every small integer array
+    parts = [_nonempty(p) for p in parts]
+    packed = cuda.to_device(np.concatenate(parts), stream=stream)
+    ends = np.cumsum([p.shape[0] for p in parts]).tolist()
+    d = [packed[e - p.shape[0] : e] for p, e in zip(parts, ends)]
+    d_flat, d_off, d_il, d_tl = d[:4]
     nll = alloc((max(N, 1),), np.float64)
     losses = alloc((max(N, 1),), dtype)
     total = alloc((1,), dtype)
+    red = _REDUCTIONS[reduction]
     if N:
         alpha = alloc((N, max(T, 1), width), dtype)
-        beta = alloc((N, max(T, 1), width), dtype)
+        beta = alloc((N, max(T, 1), width), dtype) if return_grad else alpha
         tpb = _threads(threads_per_block, width, 512)
         _launch_quiet(
-            k.ctc_alpha_beta_kernel, (2 * N, tpb, stream or 0),
+            k.ctc_alpha_beta_kernel, ((2 if return_grad else 1) * N, tpb, stream or 0),
             lp3, bf, d_flat, d_off, d_il, d_tl, b, alpha, beta, nll,
         )
     _launch_quiet(
         k.reduce_loss_kernel, (1, 1, stream or 0),
-        nll[:N], d_tl, _REDUCTIONS[reduction], bool(zero_infinity), losses, total,
+        nll[:N], d_tl, red, bool(zero_infinity), losses, total,
     )
     if reduction == "none":
         loss = losses.reshape(()) if unbatched else losses[:N]
@@ -273,21 +280,14 @@ def ctc_loss(
     if not return_grad:
         return loss
 
-    if reduction == "mean":
-        scale = 1.0 / (np.maximum(tl, 1).astype(np.float64) * max(N, 1))
-    else:
-        scale = np.ones(N, dtype=np.float64)
     grad = alloc(shape, dtype)
     grad3 = grad.reshape(T, 1, C) if unbatched else grad
     if N and T and C:
-        d_scale = cuda.to_device(_nonempty(scale), stream=stream)
-        d_start = cuda.to_device(start, stream=stream)
-        d_pos = cuda.to_device(_nonempty(pos), stream=stream)
         tpb = _threads(threads_per_block, C, 256)
         _launch_quiet(
             k.ctc_grad_kernel, ((T, N), tpb, stream or 0),
-            lp3, bf, d_flat, d_off, d_il, d_tl, b, d_start, d_pos, alpha, beta, nll,
-            d_scale, grad_wrt == "logits", bool(zero_infinity), grad3,
+            lp3, bf, d_flat, d_off, d_il, d_tl, b, d[4], d[5], alpha, beta, nll,
+            red, grad_wrt == "logits", bool(zero_infinity), grad3,
         )
     return loss, grad
 

@@ -54,7 +54,8 @@ def ctc_alpha_beta_kernel(
     """Forward (alpha) and backward (beta) variables of every sequence, in log space.
 
     Launch with ``2 * N`` blocks: block ``n < N`` computes ``alpha`` of sequence ``n`` and the
-    negative log-likelihood ``nll[n]``; block ``N + n`` computes ``beta`` of sequence ``n``.
+    negative log-likelihood ``nll[n]``; block ``N + n`` computes ``beta`` of sequence ``n``
+    (launch ``N`` blocks when only the loss is needed).
     Threads of a block stride over the ``2 S_n + 1`` states of the extended target.
 
     log_probs : float (T, N, C), or (N, T, C) when ``batch_first``; any strides.
@@ -141,7 +142,7 @@ def ctc_alpha_beta_kernel(
 @cuda.jit
 def ctc_grad_kernel(
     log_probs, batch_first, targets, target_offsets, input_lengths, target_lengths, blank,
-    class_start, class_pos, alpha, beta, nll, scale, wrt_logits, zero_infinity, grad,
+    class_start, class_pos, alpha, beta, nll, reduction, wrt_logits, zero_infinity, grad,
 ):
     """Gradient of the (scaled) loss for every ``(t, n, c)``; grid ``(T, N)``, threads over C.
 
@@ -150,8 +151,10 @@ def ctc_grad_kernel(
     Blank states are the even ones; the states of a label are found through the per-sequence
     index ``class_pos[class_start[n * C + c] : class_start[n * C + c + 1]]`` (target positions).
 
-    grad = scale[n] * (-occupancy)              (wrt the given log_probs), or
-    grad = scale[n] * (exp(lp) - occupancy)     (wrt logits, ``wrt_logits``).
+    grad = scale * (-occupancy)              (wrt the given log_probs), or
+    grad = scale * (exp(lp) - occupancy)     (wrt logits, ``wrt_logits``),
+    where ``scale`` is d(returned loss) / d(loss_n): ``1 / (max(S_n, 1) N)`` for the mean
+    reduction (``reduction == 2``), else 1.
     Frames past ``input_lengths[n]`` get 0. An infinite or NaN ``nll[n]`` gives NaN (an
     infinite one gives 0 with ``zero_infinity``). ``grad`` has the layout of ``log_probs``.
     """
@@ -162,7 +165,9 @@ def ctc_grad_kernel(
     Sn = target_lengths[n]
     off = target_offsets[n]
     nl = nll[n]
-    sc = scale[n]
+    sc = 1.0
+    if reduction == 2:
+        sc = 1.0 / (max(Sn, 1) * input_lengths.shape[0])
     for c in range(cuda.threadIdx.x, C, cuda.blockDim.x):
         if t >= Tn:
             g = 0.0
