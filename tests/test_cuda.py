@@ -233,6 +233,17 @@ def test_loss_and_grad_match_reference(reduction, layout, grad_wrt):
     np.testing.assert_allclose(_host(grad), ref_grad, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("tpb", [1, 3])
+def test_small_odd_blocks_stride_over_states_and_classes(tpb):
+    rng = np.random.default_rng(tpb)
+    lp, targets, il, tl = _batch(rng, T=6, N=2, V=6, S=4)
+    loss, grad = fc.ctc_loss(lp, targets, il, tl, reduction="sum", return_grad=True,
+                             threads_per_block=tpb)
+    ref_loss, ref_grad = batch_ref(lp, targets, il, tl, 0, "sum", False, False)
+    assert float(_host(loss)) == pytest.approx(ref_loss, rel=1e-10)
+    np.testing.assert_allclose(_host(grad), ref_grad, rtol=1e-9, atol=1e-12)
+
+
 def test_batch_first_float32_blank_last_matches_cpu():
     rng = np.random.default_rng(3)
     lp, targets, il, tl = _batch(rng, T=6, N=2, V=4, S=2, dtype=np.float32, blank=3)

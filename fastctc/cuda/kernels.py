@@ -168,7 +168,25 @@ def ctc_grad_kernel(
     sc = 1.0
     if reduction == 2:
         sc = 1.0 / (max(Sn, 1) * input_lengths.shape[0])
-    for c in range(cuda.threadIdx.x, C, cuda.blockDim.x):
+    # blank occupancy (log, unnormalised): every thread sums a share of the even states,
+    # then a tree reduction in shared memory
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    part = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    acc_blank = -math.inf
+    if t < Tn:
+        for j in range(tid, Sn + 1, nt):
+            acc_blank = log_add_device(acc_blank, alpha[n, t, 2 * j] + beta[n, t, 2 * j])
+    part[tid] = acc_blank
+    cuda.syncthreads()
+    step = 1
+    while step < nt:
+        if tid % (2 * step) == 0 and tid + step < nt:
+            part[tid] = log_add_device(part[tid], part[tid + step])
+        step *= 2
+        cuda.syncthreads()
+    acc_blank = part[0]
+    for c in range(tid, C, nt):
         if t >= Tn:
             g = 0.0
         elif not nl < math.inf:
@@ -176,8 +194,7 @@ def ctc_grad_kernel(
         else:
             acc = -math.inf
             if c == blank:
-                for j in range(Sn + 1):
-                    acc = log_add_device(acc, alpha[n, t, 2 * j] + beta[n, t, 2 * j])
+                acc = acc_blank
             else:
                 for k in range(class_start[n * C + c], class_start[n * C + c + 1]):
                     s = 2 * class_pos[k] + 1
