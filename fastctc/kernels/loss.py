@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, jit_reassoc
 from .logmath import NEG_INF, exp_into, log_add
 
 #: Largest gap (in nats) below the frame maximum that the rescaled path accepts.
@@ -49,10 +49,10 @@ def _fill_rows(st_t, base, V, T, value, gradf):
 
 
 @jit
-def _scatter_occupancy(lpf, o, V, tgt, blank, occ_blank, occ_lab, mode, scale, gradf, work):
-    """Write one frame's gradient row: ``[exp(lp)] - occupancy``, times ``scale``.
+def _scatter_occupancy(lpf, o, V, tgt, blank, occ_blank, occ_lab, norm, mode, scale, gradf, work):
+    """Write one frame's gradient row: ``([exp(lp)] - occupancy * norm) * scale``.
 
-    ``work`` is float64 scratch of shape (3, V) for the vectorised ``exp``.
+    ``work`` is float64 scratch of shape (3, V) for the vectorised ``exp`` (logits mode).
     """
     if mode == GRAD_LOGITS:
         x = work[0]
@@ -62,146 +62,183 @@ def _scatter_occupancy(lpf, o, V, tgt, blank, occ_blank, occ_lab, mode, scale, g
         exp_into(x, e, work[2].view(np.int64))
         for c in range(V):
             gradf[o + c] = scale * e[c]
-    gradf[o + blank] -= scale * occ_blank
+    w = scale * norm
+    gradf[o + blank] -= w * occ_blank
     for j in range(tgt.shape[0]):
-        gradf[o + tgt[j]] -= scale * occ_lab[j]
+        gradf[o + tgt[j]] -= w * occ_lab[j]
 
 
 @jit
-def _band(t, T, L):
-    """States of frame ``t`` that are reachable from the start and can still reach the end."""
-    lo = L - 2 * (T - t)
-    hi = 2 * t + 1
-    return max(lo, 0), min(hi, L - 1)
+def rescaled_workspace(T, S, V, want_grad):
+    """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
+    rows = T if want_grad else 2
+    return 4 * T * (S + 1) + 2 * rows * (S + 3) + 3 * V
 
 
-@jit
-def ctc_sequence_rescaled(lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, gradf):
+@jit_reassoc
+def ctc_sequence_rescaled(
+    lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, gradf, ws, slot
+):
     """Loss of one sequence by rescaled forward-backward; NaN return means "use log space".
 
     ``base`` is the flat offset of (t=0, this sequence, c=0). Returns the negative
     log-likelihood, or NaN to request the log-space kernel (an input is NaN, a frame has no
     possible relevant label, an emission would underflow, or a frame total vanished).
+    ``ws`` is float64 scratch of at least ``rescaled_workspace(...)`` entries; ``slot`` is
+    int64 scratch of length V, all -1 on entry and on return.
+
+    States are kept as two arrays: ``ab[j]`` for the blank before label ``j`` (``j = S`` is
+    the final blank) and ``al[j]`` for label ``j``, each with one leading zero, so every
+    recursion is a contiguous loop.
     """
     S = tgt.shape[0]
-    L = 2 * S + 1
     W = S + 1
     # emissions per frame, shifted by the frame's max: column S is the blank
-    shifted = np.empty(T * W)
+    TW = T * W
+    # distinct labels: exp is taken once per (frame, distinct label), then expanded
+    uniq = np.empty(W, dtype=np.int64)
+    uidx = np.empty(S, dtype=np.int64)
+    U = 0
+    for j in range(S):
+        c = tgt[j]
+        if slot[c] < 0:
+            slot[c] = U
+            uniq[U] = c
+            U += 1
+        uidx[j] = slot[c]
+    for u in range(U):
+        slot[uniq[u]] = -1
+    uniq[U] = blank
+    UW = U + 1
+    TU = T * UW
+    shifted = ws[:TU]
     log_scale = 0.0
     for t in range(T):
         o = base + t * st_t
-        m = lpf[o + blank]
-        for j in range(S):
-            x = lpf[o + tgt[j]]
-            if x > m:
-                m = x
-        if not m > NEG_INF:  # NaN blank or every relevant label impossible
+        r = t * UW
+        m = NEG_INF
+        for u in range(UW):
+            x = lpf[o + uniq[u]]
+            shifted[r + u] = x
+            m = max(m, x)
+        if not m > NEG_INF:  # NaN, or every relevant label impossible
             return np.nan
         log_scale += m
-        r = t * W
+        bad = False
+        for u in range(UW):
+            x = shifted[r + u] - m
+            shifted[r + u] = x
+            bad |= (x != x) | ((x < -UNDERFLOW_GAP) & (x > NEG_INF))
+        if bad:
+            return np.nan
+    eu = ws[TU : 2 * TU]
+    exp_into(shifted, eu, ws[2 * TU : 3 * TU].view(np.int64))
+    ey = ws[3 * TW : 4 * TW].reshape((T, W))
+    for t in range(T):
+        r = t * UW
         for j in range(S):
-            shifted[r + j] = lpf[o + tgt[j]] - m
-        shifted[r + S] = lpf[o + blank] - m
-        for j in range(W):
-            x = shifted[r + j]
-            if x != x or (x < -UNDERFLOW_GAP and x > NEG_INF):
-                return np.nan
-    ey_flat = np.empty(T * W)
-    exp_into(shifted, ey_flat, np.empty(T * W, dtype=np.int64))
-    ey = ey_flat.reshape((T, W))
-    # state s -> column of ey; skip[s + 2] == 1 where the transition s - 2 -> s is allowed
-    col = np.empty(L, dtype=np.int64)
-    skip = np.zeros(L + 4)
-    for s in range(L):
-        col[s] = S if s % 2 == 0 else s // 2
+            ey[t, j] = eu[r + uidx[j]]
+        ey[t, S] = eu[r + U]
+    # skip[j + 1] == 1 where label j may follow label j - 1 directly (they differ)
+    skip = np.zeros(S + 2)
     for j in range(1, S):
         if tgt[j] != tgt[j - 1]:
-            skip[2 * j + 3] = 1.0
-    # forward: alpha rows padded by two leading entries so s - 1 and s - 2 need no branch;
-    # only the band and the two entries around it are ever read, so no full zero fill
+            skip[j + 1] = 1.0
+    # alpha: index j + 1 holds state j; index 0 is a permanent zero
     rows = T if want_grad else 2
-    alpha = np.empty((rows, L + 4))
-    y = np.empty(L)
-    prev = alpha[0]
-    for t in range(T):
-        cur = alpha[t if want_grad else t % 2]
-        lo, hi = _band(t, T, L)
-        cur[lo] = 0.0
-        cur[lo + 1] = 0.0
-        cur[hi + 3] = 0.0
-        cur[hi + 4] = 0.0
-        for s in range(lo, hi + 1):
-            y[s] = ey[t, col[s]]
-        total = 0.0
-        if t == 0:
-            for s in range(lo, hi + 1):
-                cur[s + 2] = y[s]
-                total += y[s]
-        else:
-            for s in range(lo, hi + 1):
-                a = y[s] * (prev[s + 2] + prev[s + 1] + skip[s + 2] * prev[s])
-                cur[s + 2] = a
-                total += a
+    R = rows * (S + 3)
+    ab = ws[4 * TW : 4 * TW + R]
+    al = ws[4 * TW + R : 4 * TW + 2 * R]
+    ab[:] = 0.0
+    al[:] = 0.0
+    ab = ab.reshape((rows, S + 3))
+    al = al.reshape((rows, S + 3))
+    ab[0, 1] = ey[0, S]
+    if S > 0:
+        al[0, 1] = ey[0, 0]
+    total = ab[0, 1] + al[0, 1]
+    for t in range(1, T):
         if not (total > 0.0 and total < np.inf):
             return np.nan
-        inv = 1.0 / total
-        for s in range(lo, hi + 1):
-            cur[s + 2] *= inv
         log_scale += math.log(total)
-        prev = cur
-    end = prev[L + 1] + (prev[L] if L > 1 else 0.0)
-    if not end > 0.0:
+        inv = 1.0 / total
+        pb = ab[(t - 1) if want_grad else (t - 1) % 2]
+        pl = al[(t - 1) if want_grad else (t - 1) % 2]
+        cb = ab[t if want_grad else t % 2]
+        cl = al[t if want_grad else t % 2]
+        # band of frame t in state indices s (blank j = 2j, label j = 2j + 1)
+        lo = max(2 * S + 1 - 2 * (T - t), 0)
+        hi = min(2 * t + 1, 2 * S)
+        jlo = lo // 2
+        jhi = hi // 2
+        e = ey[t]
+        eb = e[S] * inv
+        total = 0.0
+        for j in range(jlo, min(jhi, S) + 1):
+            v = eb * (pb[j + 1] + pl[j])
+            cb[j + 1] = v
+            total += v
+        for j in range(jlo, min(jhi, S - 1) + 1):
+            v = e[j] * inv * (pl[j + 1] + pb[j + 1] + skip[j + 1] * pl[j])
+            cl[j + 1] = v
+            total += v
+        # entries just above the band must read as zero at the next frame
+        cb[min(jhi, S) + 2] = 0.0
+        cl[min(jhi, S - 1) + 2] = 0.0
+    last = T - 1 if want_grad else (T - 1) % 2
+    end = ab[last, S + 1] + (al[last, S] if S > 0 else 0.0)
+    if not (end > 0.0 and total > 0.0):
         return np.nan
     nll = -(log_scale + math.log(end))
     if not want_grad:
         return nll
-    # backward: beta excludes the current frame's emission; padded by two trailing zeros
-    beta = np.zeros(L + 2)
-    yb = np.zeros(L + 2)
-    beta[L - 1] = 1.0
-    if L > 1:
-        beta[L - 2] = 1.0
+    # backward, in place, ascending j: beta excludes the current frame's emission;
+    # index j holds state j, with zero padding above
+    bb = np.zeros(S + 3)
+    bl = np.zeros(S + 3)
+    bb[S] = 1.0
+    if S > 0:
+        bl[S - 1] = 1.0
     occ_lab = np.zeros(S)
-    work = np.empty((3, V)) if mode == GRAD_LOGITS else np.empty((3, 1))
+    work = ws[4 * TW + 2 * R : 4 * TW + 2 * R + 3 * V].reshape((3, V))
+    total = 1.0
     for t in range(T - 1, -1, -1):
-        lo, hi = _band(t, T, L)
+        lo = max(2 * S + 1 - 2 * (T - t), 0)
+        hi = min(2 * t + 1, 2 * S)
+        jlo = lo // 2
+        jhi = hi // 2
         if t < T - 1:
-            # beta_t(s) = y_{t+1}(s) b(s) + y_{t+1}(s+1) b(s+1) + [skip] y_{t+1}(s+2) b(s+2)
-            nlo, nhi = _band(t + 1, T, L)
-            for s in range(nlo, nhi + 1):
-                yb[s] = ey[t + 1, col[s]] * beta[s]
-            yb[nhi + 1] = 0.0
-            yb[nhi + 2] = 0.0
-            total = 0.0
-            for s in range(lo, hi + 1):
-                b = yb[s] + yb[s + 1] + skip[s + 4] * yb[s + 2]
-                beta[s] = b
-                total += b
-            beta[hi + 1] = 0.0
-            beta[hi + 2] = 0.0
-            if not total > 0.0:
-                return np.nan
+            # rescale by the previous frame's total while computing this one
             inv = 1.0 / total
-            for s in range(lo, hi + 1):
-                beta[s] *= inv
-        cur = alpha[t]
-        z = 0.0
-        for s in range(lo, hi + 1):
-            z += cur[s + 2] * beta[s]
+            e = ey[t + 1]
+            eb = e[S] * inv
+            total = 0.0
+            for j in range(jlo, S):
+                ej = e[j] * inv
+                nb = eb * bb[j] + ej * bl[j]
+                nl = ej * bl[j] + eb * bb[j + 1] + skip[j + 2] * e[j + 1] * inv * bl[j + 1]
+                bb[j] = nb
+                bl[j] = nl
+                total += nb + nl
+            bb[S] *= eb  # the final blank can only stay
+            total += bb[S]
+            if not (total > 0.0 and total < np.inf):
+                return np.nan
+        cb = ab[t]
+        cl = al[t]
+        zb = 0.0
+        for j in range(jlo, min(jhi, S) + 1):
+            zb += cb[j + 1] * bb[j]
+        zl = 0.0
+        for j in range(S):
+            v = cl[j + 1] * bl[j]
+            occ_lab[j] = v
+            zl += v
+        z = zb + zl
         if not z > 0.0:
             return np.nan
-        inv = 1.0 / z
-        occ_blank = 0.0
-        for s in range(lo + (lo & 1), hi + 1, 2):
-            occ_blank += cur[s + 2] * beta[s]
-        occ_blank *= inv
-        for j in range(S):
-            occ_lab[j] = 0.0
-        for s in range(lo | 1, hi + 1, 2):
-            occ_lab[s >> 1] = cur[s + 2] * beta[s] * inv
         _scatter_occupancy(
-            lpf, base + t * st_t, V, tgt, blank, occ_blank, occ_lab, mode, scale, gradf, work
+            lpf, base + t * st_t, V, tgt, blank, zb, occ_lab, 1.0 / z, mode, scale, gradf, work
         )
     return nll
 
@@ -267,7 +304,7 @@ def ctc_sequence_log(lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, 
             x = alpha[t, s] + beta[t, s] - ly[t, s]
             occ_lab[j] = math.exp(x - log_p) if x > NEG_INF else 0.0
         _scatter_occupancy(
-            lpf, base + t * st_t, V, tgt, blank, occ_blank, occ_lab, mode, scale, gradf, work
+            lpf, base + t * st_t, V, tgt, blank, occ_blank, occ_lab, 1.0, mode, scale, gradf, work
         )
     return -log_p
 
@@ -284,6 +321,15 @@ def ctc_loss_items(
     losses : float64 (N,) output, per-sequence negative log-likelihood.
     gradf : flat gradient output in the layout of ``lpf``, zero-initialised by the caller.
     """
+    need = 0
+    for i in range(items.shape[0]):
+        n = items[i]
+        size = rescaled_workspace(
+            input_lengths[n], offsets[n + 1] - offsets[n], V, want_grad
+        )
+        need = max(need, size)
+    ws = np.empty(need)
+    slot = np.full(V, -1, dtype=np.int64)
     for i in range(items.shape[0]):
         n = items[i]
         T = input_lengths[n]
@@ -296,7 +342,7 @@ def ctc_loss_items(
             nll = 0.0  # empty input, empty target: the empty path has probability one
         else:
             nll = ctc_sequence_rescaled(
-                lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, gradf
+                lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, gradf, ws, slot
             )
             if nll != nll:
                 if want_grad:  # the rescaled pass may have written some rows
