@@ -71,7 +71,6 @@ if not ARGS.smoke and not torch.cuda.is_available():
     _no_gpu("torch.cuda.is_available() is False")
 try:
     import numba  # noqa: E402
-    from numba import cuda  # noqa: E402
 
     import fastctc  # noqa: E402
     import fastctc.cuda as fc  # noqa: E402
@@ -188,7 +187,7 @@ def bench_greedy(N: int, T: int, C: int, repeat: int) -> None:
 
     a, b = ours(), torch_greedy()
     same = all(np.array_equal(h.tokens, r[0]) and np.array_equal(h.timesteps, r[1])
-               for h, r in zip(a, b))
+               for h, r in zip(a, b, strict=True))
     print(f"  greedy outputs identical: {same}")
     ref = _time(torch_greedy, repeat)
     _row(f"greedy N={N} T={T} C={C}", ref, {"fastctc.cuda": _time(ours, repeat)})

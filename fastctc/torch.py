@@ -216,4 +216,7 @@ class CTCLoss(torch.nn.Module):
                         self.reduction, self.zero_infinity)
 
     def extra_repr(self) -> str:
-        return f"blank={self.blank}, reduction={self.reduction!r}, zero_infinity={self.zero_infinity}"
+        return (
+            f"blank={self.blank}, reduction={self.reduction!r}, "
+            f"zero_infinity={self.zero_infinity}"
+        )

@@ -19,7 +19,6 @@ if "numba.cuda" not in sys.modules and "NUMBA_ENABLE_CUDASIM" not in os.environ:
 
     numba.core.config.reload_config()  # numba read its settings when it was imported
 
-import brute
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,6 +27,7 @@ from numba import cuda
 
 import fastctc
 import fastctc.cuda as fc
+from tests import brute
 
 SIM = bool(cuda.config.ENABLE_CUDASIM)
 if not fc.is_available():  # pragma: no cover - numba.cuda imported earlier without a GPU

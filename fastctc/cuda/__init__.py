@@ -255,7 +255,7 @@ def ctc_loss(
     parts = [_nonempty(p) for p in parts]
     packed = cuda.to_device(np.concatenate(parts), stream=stream)
     ends = np.cumsum([p.shape[0] for p in parts]).tolist()
-    d = [packed[e - p.shape[0] : e] for p, e in zip(parts, ends)]
+    d = [packed[e - p.shape[0] : e] for p, e in zip(parts, ends, strict=True)]
     d_flat, d_off, d_il, d_tl = d[:4]
     nll = alloc((max(N, 1),), np.float64)
     losses = alloc((max(N, 1),), dtype)
@@ -286,7 +286,7 @@ def ctc_loss(
         tpb = _threads(threads_per_block, C, 256)
         _launch_quiet(
             k.ctc_grad_kernel, ((T, N), tpb, stream or 0),
-            lp3, bf, d_flat, d_off, d_il, d_tl, b, d[4], d[5], alpha, beta, nll,
+            lp3, bf, d_il, d_tl, b, d[4], d[5], alpha, beta, nll,
             red, grad_wrt == "logits", bool(zero_infinity), grad3,
         )
     return loss, grad

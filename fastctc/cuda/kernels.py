@@ -141,8 +141,8 @@ def ctc_alpha_beta_kernel(
 
 @cuda.jit
 def ctc_grad_kernel(
-    log_probs, batch_first, targets, target_offsets, input_lengths, target_lengths, blank,
-    class_start, class_pos, alpha, beta, nll, reduction, wrt_logits, zero_infinity, grad,
+    log_probs, batch_first, input_lengths, target_lengths, blank, class_start, class_pos,
+    alpha, beta, nll, reduction, wrt_logits, zero_infinity, grad,
 ):
     """Gradient of the (scaled) loss for every ``(t, n, c)``; grid ``(T, N)``, threads over C.
 
@@ -163,7 +163,6 @@ def ctc_grad_kernel(
     C = grad.shape[2]
     Tn = input_lengths[n]
     Sn = target_lengths[n]
-    off = target_offsets[n]
     nl = nll[n]
     sc = 1.0
     if reduction == 2:
