@@ -58,7 +58,7 @@ def _cuda_forward(
         def allocate(shape: tuple[int, ...], dtype: Any) -> Any:
             # workspace and outputs from torch's caching allocator, not cudaMalloc per call
             t = torch.empty(shape, dtype=_TORCH_DTYPES[np.dtype(dtype)], device=device)
-            return cuda.as_cuda_array(t)
+            return cuda.as_cuda_array(t, sync=False)  # used on the stream that made it
 
         def ints(x: Any) -> Any:
             if isinstance(x, torch.Tensor) and x.is_cuda:
@@ -70,8 +70,9 @@ def _cuda_forward(
             src = src.float()
         if src.dim() == 2:
             src = src.contiguous()
+        # the kernels run on torch's current stream, which orders them after the producer
         out = fcuda.ctc_loss(
-            src, ints(targets), ints(input_lengths), ints(target_lengths), blank=blank,
+            cuda.as_cuda_array(src, sync=False), ints(targets), ints(input_lengths), ints(target_lengths), blank=blank,
             reduction=reduction, zero_infinity=zero_infinity, return_grad=want_grad,
             stream=stream, _allocator=allocate,
         )
