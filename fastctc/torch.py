@@ -72,9 +72,10 @@ def _cuda_forward(
             src = src.contiguous()
         # the kernels run on torch's current stream, which orders them after the producer
         out = fcuda.ctc_loss(
-            cuda.as_cuda_array(src, sync=False), ints(targets), ints(input_lengths), ints(target_lengths), blank=blank,
-            reduction=reduction, zero_infinity=zero_infinity, return_grad=want_grad,
-            stream=stream, _allocator=allocate,
+            cuda.as_cuda_array(src, sync=False), ints(targets), ints(input_lengths),
+            ints(target_lengths), blank=blank, reduction=reduction,
+            zero_infinity=zero_infinity, return_grad=want_grad, stream=stream,
+            _allocator=allocate,
         )
     if want_grad:
         loss, grad = out

@@ -115,37 +115,55 @@ def batch_ref(lp, targets, il, tl, blank, reduction, zero_infinity, wrt_logits):
     return np.mean(losses / np.maximum(tl, 1)), grad
 
 
-def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp):
-    """Textbook CTC prefix beam search on tuples; returns (best prefix, its log-probability)."""
-    beams = {(): (0.0, -math.inf)}  # prefix -> (log p ending in blank, log p ending in label)
-    for t in range(lp.shape[0]):
-        row = lp[t]
-        best_c = int(np.argmax(row))
-        tokens = [c for c in range(row.shape[0]) if row[c] >= token_min_logp or c == best_c]
-        nxt: dict[tuple, list[float]] = {}
+def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp, top_paths=1):
+    """Prefix beam search on tuples, following the rules of ``fastctc.beam_search_batch``.
 
-        def add(prefix, which, value, nxt=nxt):
-            cur = nxt.setdefault(prefix, [-math.inf, -math.inf])
-            cur[which] = _lse([cur[which], value])
-
-        for prefix, (pb, pnb) in beams.items():
-            total = _lse([pb, pnb])
-            nxt.setdefault(prefix, [-math.inf, -math.inf])
+    Returns ``[(prefix, start frames, log-probability), ...]``, best first.
+    """
+    T, V = lp.shape
+    order = [()]  # the beam, in entry order
+    probs = {(): (0.0, -math.inf)}  # prefix -> (ending in blank, ending in its last token)
+    starts = {(): ()}  # fixed when a prefix is kept for the first time
+    for t in range(T):
+        row = [float(x) for x in lp[t]]
+        tokens = [c for c in range(V) if c != blank and row[c] >= token_min_logp]
+        if not tokens and row[blank] < token_min_logp:
+            c = int(np.argmax(lp[t]))
+            if c != blank and row[c] > -math.inf:
+                tokens = [c]
+        members = set(order)
+        stay = {}
+        for pre in order:
+            pb, pnb = probs[pre]
+            stay[pre] = [_lse([pb, pnb]) + row[blank],
+                         pnb + row[pre[-1]] if pre else -math.inf]
+        for pre in order:  # extensions that land on a prefix of the beam: any token
+            if pre and pre[:-1] in members:
+                pb, pnb = probs[pre[:-1]]
+                c = pre[-1]
+                base = pb if pre[:-1][-1:] == (c,) else _lse([pb, pnb])
+                stay[pre][1] = _lse([stay[pre][1], base + row[c]])
+        entries = [(_lse(stay[pre]), pre, tuple(stay[pre])) for pre in order]
+        for pre in order:
+            pb, pnb = probs[pre]
             for c in tokens:
-                if c == blank:
-                    add(prefix, 0, total + row[c])
-                elif prefix and prefix[-1] == c:
-                    add(prefix, 1, pnb + row[c])
-                    add(prefix + (c,), 1, pb + row[c])
-                else:
-                    add(prefix + (c,), 1, total + row[c])
-        scored = sorted(nxt.items(), key=lambda kv: -_lse(kv[1]))
-        top = _lse(scored[0][1])
-        beams = {
-            p: tuple(v) for p, v in scored[:beam_width] if _lse(v) >= top + beam_prune_logp
-        }
-    best = max(beams.items(), key=lambda kv: _lse(kv[1]))
-    return best[0], _lse(best[1])
+                if pre + (c,) in members:
+                    continue
+                base = pb if pre and pre[-1] == c else _lse([pb, pnb])
+                entries.append((base + row[c], pre + (c,), (-math.inf, base + row[c])))
+        best = max(e[0] for e in entries)
+        if best == -math.inf:
+            raise ValueError("dead beam")
+        alive = [i for i, e in enumerate(entries) if e[0] > -math.inf
+                 and e[0] >= best + beam_prune_logp]
+        alive = sorted(sorted(alive, key=lambda i: (-entries[i][0], i))[:beam_width])
+        order = [entries[i][1] for i in alive]
+        probs = {entries[i][1]: entries[i][2] for i in alive}
+        for pre in order:
+            if pre not in starts:
+                starts[pre] = starts[pre[:-1]] + (t,)
+    ranked = sorted(range(len(order)), key=lambda i: (-_lse(probs[order[i]]), i))
+    return [(order[i], starts[order[i]], _lse(probs[order[i]])) for i in ranked[:top_paths]]
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -195,10 +213,11 @@ def test_beam_reference_unpruned_is_exact():
     rng = np.random.default_rng(1)
     lp = _log_softmax(rng.normal(size=(4, 3)) * 2)
     table = brute.labelling_log_probs(lp, 0)
-    best = max(table, key=table.get)
-    prefix, score = prefix_beam_ref(lp, 10**6, 0, -math.inf, -math.inf)
-    assert prefix == best
-    assert score == pytest.approx(table[best], rel=1e-12)
+    ranked = sorted(table, key=lambda lab: -table[lab])
+    got = prefix_beam_ref(lp, 10**6, 0, -math.inf, -math.inf, top_paths=len(table))
+    assert [g[0] for g in got] == ranked
+    for prefix, _, score in got:
+        assert score == pytest.approx(table[prefix], rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,32 +455,78 @@ def test_unpruned_beam_finds_brute_force_best(T, V, seed):
     lp = _log_softmax(rng.normal(size=(1, T, V)) * 2)
     blank = int(rng.integers(0, V))
     table = brute.labelling_log_probs(lp[0], blank)
-    best = max(table, key=table.get)
-    (h,) = fc.beam_search(lp, beam_width=V**T, blank=blank, token_min_logp=-np.inf,
-                          beam_prune_logp=-np.inf, threads_per_block=TPB)
-    assert tuple(h.tokens.tolist()) == best
-    assert h.log_prob == pytest.approx(table[best], rel=1e-10)
+    ranked = sorted(table, key=lambda lab: -table[lab])[:2]
+    hyps = fc.beam_search(lp, beam_width=V**T, blank=blank, top_paths=min(2, len(table)),
+                          token_min_logp=-np.inf, beam_prune_logp=-np.inf,
+                          threads_per_block=TPB)[0]
+    assert [tuple(h.tokens.tolist()) for h in hyps] == ranked
+    for h in hyps:
+        assert h.log_prob == pytest.approx(table[tuple(h.tokens.tolist())], rel=1e-10)
 
 
 @pytest.mark.parametrize("beam_width, token_min_logp, beam_prune_logp", [
-    (1, -5.0, -10.0), (3, -1.5, -10.0), (4, -5.0, -2.0),
+    (1, -5.0, -10.0), (3, -1.5, -10.0), (4, -5.0, -2.0), (5, -0.5, -3.0),
 ])
 def test_pruned_beam_matches_reference(beam_width, token_min_logp, beam_prune_logp):
     rng = np.random.default_rng(beam_width)
     lp = _log_softmax(rng.normal(size=(3, 10, 5)) * 1.5)
     lens = np.array([10, 7, 0])
+    top = min(beam_width, 3)
     got = fc.beam_search(lp, lens, beam_width=beam_width, token_min_logp=token_min_logp,
-                         beam_prune_logp=beam_prune_logp, threads_per_block=TPB)
+                         beam_prune_logp=beam_prune_logp, top_paths=top,
+                         threads_per_block=TPB)
     for n in range(3):
-        prefix, score = prefix_beam_ref(lp[n, : lens[n]], beam_width, 0, token_min_logp,
-                                        beam_prune_logp)
-        assert tuple(got[n].tokens.tolist()) == prefix
-        assert got[n].log_prob == pytest.approx(score, rel=1e-10)
-        # each token's frame is a frame where the token is emitted, in increasing order
-        assert np.all(np.diff(got[n].timesteps) > 0)
-        assert all(0 <= t < lens[n] for t in got[n].timesteps)
+        ref = prefix_beam_ref(lp[n, : lens[n]], beam_width, 0, token_min_logp,
+                              beam_prune_logp, top)
+        assert len(got[n]) == len(ref)
+        for h, (prefix, starts, score) in zip(got[n], ref, strict=True):
+            assert tuple(h.tokens.tolist()) == prefix
+            assert tuple(h.timesteps.tolist()) == starts
+            assert h.log_prob == pytest.approx(score, rel=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    T=st.integers(1, 9), V=st.integers(2, 5), K=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
+    tmin=st.sampled_from([-np.inf, -3.0, -1.0, -0.3]),
+    prune=st.sampled_from([-np.inf, -4.0, -1.0, 0.0]),
+)
+def test_beam_matches_reference_property(T, V, K, seed, tmin, prune):
+    rng = np.random.default_rng(seed)
+    lp = _log_softmax(rng.normal(size=(2, T, V)) * rng.uniform(0.5, 3.0))
+    blank = int(rng.integers(0, V))
+    top = int(rng.integers(1, K + 1))
+    got = fc.beam_search(lp, beam_width=K, blank=blank, top_paths=top, token_min_logp=tmin,
+                         beam_prune_logp=prune, threads_per_block=TPB)
+    for n in range(2):
+        ref = prefix_beam_ref(lp[n], K, blank, tmin, prune, top)
+        assert [(tuple(h.tokens.tolist()), tuple(h.timesteps.tolist())) for h in got[n]] == [
+            (r[0], r[1]) for r in ref
+        ]
+        np.testing.assert_allclose([h.log_prob for h in got[n]], [r[2] for r in ref],
+                                   rtol=1e-10)
+
+
+def test_beam_nan_frame_raises():
+    lp = np.zeros((2, 3, 4))
+    lp[1, 1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"log_probs\[1, 1\] contains NaN or \+inf"):
+        fc.beam_search(lp, beam_width=2, threads_per_block=TPB)
+
+
+def test_beam_dead_raises():
+    lp = np.full((1, 2, 3), -np.inf)
+    lp[0, 0, 1] = 0.0
+    with pytest.raises(ValueError, match="every prefix of utterance 0 has probability zero "
+                                         "after frame 1"):
+        fc.beam_search(lp, beam_width=2, threads_per_block=TPB)
 
 
 def test_beam_error_width():
     with pytest.raises(ValueError, match="beam_width must be >= 1; got 0"):
         fc.beam_search(np.zeros((1, 2, 3)), beam_width=0)
+
+
+def test_beam_error_top_paths():
+    with pytest.raises(ValueError, match=r"top_paths must be in \[1, beam_width\]"):
+        fc.beam_search(np.zeros((1, 2, 3)), beam_width=2, top_paths=3)

@@ -15,6 +15,7 @@ imported) everything runs on the CPU, slowly: use tiny shapes and a small
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -301,6 +302,32 @@ def ctc_loss(
     return loss, grad
 
 
+def _as_logp(value: Any, name: str, upper: float | None) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}.")
+    x = float(value)
+    if math.isnan(x):
+        raise ValueError(f"{name} must not be NaN; use -inf to switch this pruning off.")
+    if upper is not None and x > upper:
+        raise ValueError(f"{name} must be <= {upper}; got {x}. Use -inf to switch it off.")
+    return x
+
+
+def check_search_args(beam_width: Any, top_paths: Any) -> tuple[int, int]:
+    k = v.as_int(beam_width, "beam_width")
+    if k < 1:
+        raise ValueError(f"beam_width must be >= 1; got {k}.")
+    p = v.as_int(top_paths, "top_paths")
+    if not 1 <= p <= k:
+        raise ValueError(
+            f"top_paths must be in [1, beam_width] = [1, {k}]; got {p}. "
+            "Raise beam_width or lower top_paths."
+        )
+    return k, p
+
+
 def _decode_input(log_probs: Any, lengths: Any) -> tuple[Any, int, int, int, np.ndarray]:
     if not _is_device_array(log_probs):
         log_probs = v.as_float_array(log_probs, "log_probs")
@@ -399,13 +426,18 @@ def beam_search(
     lengths: npt.ArrayLike | None = None,
     beam_width: int = 100,
     blank: int = 0,
-    token_min_logp: float = -5.0,
+    top_paths: int = 1,
     beam_prune_logp: float = -10.0,
+    token_min_logp: float = -5.0,
     *,
     threads_per_block: int | None = None,
     stream: Any = None,
-) -> list[Hypothesis]:
+) -> list[list[Hypothesis]]:
     """CTC prefix beam search without a language model, one GPU thread per utterance.
+
+    The search of :func:`fastctc.beam_search_batch` (same rules, same results) run on the
+    device; a simple kernel, worth it when the log-probabilities are already on the GPU and
+    the batch is large.
 
     Parameters
     ----------
@@ -414,42 +446,50 @@ def beam_search(
     lengths : array of int, shape (N,), optional
         Valid frames per utterance (default: all ``T``).
     beam_width : int
-        Beams kept after each frame.
+        Prefixes kept after each frame (``K``).
     blank : int
         Index of the blank label; negative values count from the end.
-    token_min_logp : float
-        Tokens scoring below this at a frame are not tried (the frame's best always is).
+    top_paths : int
+        Hypotheses returned per utterance, ``1 <= top_paths <= beam_width``.
     beam_prune_logp : float
-        Beams scoring below the best beam plus this are dropped.
+        Drop prefixes this far below the best one (<= 0; ``-inf`` turns it off).
+    token_min_logp : float
+        Skip tokens whose frame log-probability is below this (``-inf`` turns it off).
     threads_per_block : int, optional
         Threads (utterances) per block (default 32).
     stream : numba CUDA stream, optional
 
     Returns
     -------
-    list of Hypothesis
-        The best prefix of each utterance: ``tokens``, ``timesteps`` (frame where each token
-        was emitted) and ``log_prob`` (the prefix's total log-probability).
+    list of list of Hypothesis
+        Per utterance, up to ``top_paths`` hypotheses, best first, as
+        :func:`fastctc.beam_search_batch`.
 
     Raises
     ------
     TypeError, ValueError
-        Bad ``log_probs``, lengths, ``blank`` or ``beam_width`` < 1.
+        As :func:`fastctc.beam_search_batch`.
+
+    Notes
+    -----
+    Device memory grows as ``N (K T + K V)`` integers and floats (the prefix tree and the
+    per-frame candidates).
 
     Examples
     --------
     >>> import numpy as np, fastctc.cuda  # doctest: +SKIP
-    >>> lp = np.log(np.array([[[.1, .9], [.1, .9], [.9, .1], [.2, .8]]]))  # doctest: +SKIP
-    >>> [h.tokens.tolist() for h in fastctc.cuda.beam_search(lp)]  # doctest: +SKIP
-    [[1, 1]]
+    >>> lp = np.log(np.array([[[.6, .4], [.6, .4]]]))  # doctest: +SKIP
+    >>> h = fastctc.cuda.beam_search(lp, beam_width=4, top_paths=2)[0]  # doctest: +SKIP
+    >>> [(x.tokens.tolist(), round(float(np.exp(x.log_prob)), 2)) for x in h]  # doctest: +SKIP
+    [([1], 0.64), ([], 0.36)]
     """
     log_probs, N, T, V, lens = _decode_input(log_probs, lengths)
+    if V == 0:
+        raise ValueError("log_probs must have at least one class (V >= 1); got V = 0.")
     b = v.check_blank(blank, V)
-    K = v.as_int(beam_width, "beam_width")
-    if K < 1:
-        raise ValueError(f"beam_width must be >= 1; got {K}.")
-    tml = float(token_min_logp)
-    bpl = float(beam_prune_logp)
+    K, P = check_search_args(beam_width, top_paths)
+    prune = _as_logp(beam_prune_logp, "beam_prune_logp", 0.0)
+    tmin = _as_logp(token_min_logp, "token_min_logp", None)
     _require_gpu()
     if N == 0:
         return []
@@ -457,21 +497,47 @@ def beam_search(
     tpb = _threads(threads_per_block, 32, 32) if threads_per_block is not None else 32
     T1 = max(T, 1)
 
-    def dev(shape: tuple[int, ...], dtype: Any) -> Any:
+    def dev(shape: Any, dtype: Any) -> Any:
         return cuda.device_array(shape, dtype=dtype, stream=stream)
 
+    i8 = np.int64
     nodes = 1 + K * T
-    cands = K * (V + 1)
-    out_tokens, out_times = dev((N, T1), np.int64), dev((N, T1), np.int64)
-    counts, scores = dev(N, np.int64), dev(N, np.float64)
+    cands = K * V + K
+    tokens, times = dev((N, P, T1), i8), dev((N, P, T1), i8)
+    out_lens, scores = dev((N, P), i8), dev((N, P), np.float64)
+    counts, status = dev(N, i8), dev(N, i8)
     _launch_quiet(
         k.prefix_beam_kernel, ((N + tpb - 1) // tpb, tpb, stream or 0),
-        lp, cuda.to_device(lens, stream=stream), b, K, tml, bpl,
-        dev((N, nodes), np.int64), dev((N, nodes), np.int64), dev((N, nodes), np.int64),
-        dev((N, K), np.int64), dev((N, K), np.float64), dev((N, K), np.float64),
-        dev((N, cands), np.int64), dev((N, cands), np.int64), dev((N, cands), np.int64),
-        dev((N, cands), np.float64), dev((N, cands), np.float64), dev((N, cands), np.int8),
-        dev((N, V), np.int64),
-        out_tokens, out_times, counts, scores,
+        lp, cuda.to_device(lens, stream=stream), b, K, P, prune, tmin,
+        dev((N, nodes), i8), dev((N, nodes), i8), dev((N, nodes), i8), dev((N, nodes), i8),
+        dev((N, nodes), i8),
+        dev((N, K), i8), dev((N, K), np.float64), dev((N, K), np.float64),
+        dev((N, cands), i8), dev((N, cands), i8), dev((N, cands), i8),
+        dev((N, cands), np.float64), dev((N, cands), np.float64), dev((N, cands), np.float64),
+        dev((N, cands), np.int8), dev((N, V), i8),
+        tokens, times, out_lens, scores, counts, status,
     )
-    return _hypotheses(out_tokens, out_times, counts, scores)
+    st = status.copy_to_host(stream=stream)
+    bad = np.flatnonzero(st != -1)
+    if bad.size:
+        n = int(bad[0])
+        code = int(st[n])
+        if code >= 0:
+            raise ValueError(
+                f"log_probs[{n}, {code}] contains NaN or +inf; cannot decode utterance {n}."
+            )
+        raise ValueError(
+            f"every prefix of utterance {n} has probability zero after frame {-code - 2} "
+            f"(log_probs[{n}, {-code - 2}] is -inf where the beam needs it); check the input."
+        )
+    tok, tim = tokens.copy_to_host(stream=stream), times.copy_to_host(stream=stream)
+    ln, sc = out_lens.copy_to_host(stream=stream), scores.copy_to_host(stream=stream)
+    cnt = counts.copy_to_host(stream=stream)
+    return [
+        [
+            Hypothesis(tok[n, j, : ln[n, j]].copy(), tim[n, j, : ln[n, j]].copy(),
+                       float(sc[n, j]))
+            for j in range(cnt[n])
+        ]
+        for n in range(N)
+    ]

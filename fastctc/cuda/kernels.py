@@ -321,142 +321,210 @@ def greedy_collapse_kernel(best_idx, best_val, lengths, blank, tokens, timesteps
     scores[n] = total
 
 
+@cuda.jit(device=True)
+def _child(first_child, next_sibling, node_token, n, parent, token):
+    """Node of prefix ``parent + (token,)`` in the tree of utterance ``n``, or -1."""
+    ch = first_child[n, parent]
+    while ch >= 0:
+        if node_token[n, ch] == token:
+            return ch
+        ch = next_sibling[n, ch]
+    return -1
+
+
 @cuda.jit
 def prefix_beam_kernel(
-    log_probs, lengths, blank, beam_width, token_min_logp, beam_prune_logp,
-    node_parent, node_token, node_time, beam_node, beam_pb, beam_pnb,
-    cand_node, cand_parent, cand_token, cand_pb, cand_pnb, cand_keep, frame_tokens,
-    tokens, timesteps, counts, scores,
+    log_probs, lengths, blank, beam_width, top_paths, beam_prune_logp, token_min_logp,
+    node_parent, node_token, node_time, first_child, next_sibling,
+    beam_node, beam_pb, beam_pnb, cand_node, cand_parent, cand_token, cand_pb, cand_pnb,
+    cand_score, cand_keep, frame_tokens,
+    out_tokens, out_times, out_lens, out_scores, out_counts, status,
 ):
     """CTC prefix beam search without a language model, one thread per utterance.
 
-    Prefixes live in a per-utterance tree: ``node_parent``, ``node_token``, ``node_time``
-    (frame where the token was emitted), root ``0``. Each frame, the candidate tokens are
-    those with ``lp >= token_min_logp`` plus the frame's argmax; every beam is kept (blank,
-    repeat) and extended by each candidate non-blank token, an extension merging with an
-    existing beam holding the same prefix. The ``beam_width`` best candidates whose score is
-    within ``beam_prune_logp`` of the best survive (ties: earlier candidate first).
+    The rules of :func:`fastctc.beam_search_batch`, step for step:
 
-    Workspace shapes, per utterance ``n``: node arrays (N, 1 + K T); beam arrays (N, K);
-    candidate arrays (N, K (C + 1)); frame_tokens (N, C). Outputs: the best prefix's
-    ``tokens`` and ``timesteps`` (N, T), its length ``counts`` (N,) and log-probability
-    ``scores`` (N,).
+    * candidate tokens of a frame: the non-blank tokens with ``lp >= token_min_logp``; when
+      there are none and the blank is also below it, the frame's argmax if it is a finite
+      non-blank;
+    * every beam is scored for staying on its prefix (a blank; a repeat of its last token),
+      and every extension leading to a prefix already in the beam is scored whatever
+      ``token_min_logp`` says; new prefixes come from the candidate tokens only;
+    * entries (the beams in beam order, then the new extensions by beam and token) scoring
+      below the best plus ``beam_prune_logp`` are dropped, the ``beam_width`` best survive
+      (equal scores: the earlier entry) and keep their entry order;
+    * prefixes live in a canonical tree (``first_child`` / ``next_sibling`` lists): a prefix
+      that leaves the beam and returns keeps its node, and ``node_time``, the frame at
+      which it was first kept.
+
+    Workspace, per utterance ``n``: node arrays (N, 1 + K T); beam arrays (N, K); candidate
+    arrays (N, K V); frame_tokens (N, V). Outputs: ``out_tokens``/``out_times``
+    (N, P, T), ``out_lens``/``out_scores`` (N, P), ``out_counts`` (N,) hypotheses written,
+    best first; ``status`` (N,): -1, ``t`` for a NaN or +inf at frame ``t``, or ``-(t + 2)``
+    when every prefix has probability zero after frame ``t``.
     """
     n = cuda.grid(1)
     if n >= lengths.shape[0]:
         return
-    C = log_probs.shape[2]
+    V = log_probs.shape[2]
     K = beam_width
+    status[n] = -1
+    out_counts[n] = 0
     node_parent[n, 0] = -1
     node_token[n, 0] = -1
     node_time[n, 0] = -1
+    first_child[n, 0] = -1
+    next_sibling[n, 0] = -1
     n_nodes = 1
     beam_node[n, 0] = 0
     beam_pb[n, 0] = 0.0
     beam_pnb[n, 0] = -math.inf
     n_beams = 1
     for t in range(lengths[n]):
-        # candidate tokens of this frame
+        # --- candidate tokens (and the NaN / +inf check)
+        n_tok = 0
         best_c = 0
         best_v = log_probs[n, t, 0]
-        for c in range(1, C):
-            v = log_probs[n, t, c]
-            if v > best_v:
-                best_v = v
+        for c in range(V):
+            x = log_probs[n, t, c]
+            if math.isnan(x) or x == math.inf:
+                status[n] = t
+                return
+            if x > best_v:
+                best_v = x
                 best_c = c
-        n_tok = 0
-        for c in range(C):
-            if log_probs[n, t, c] >= token_min_logp or c == best_c:
+            if c != blank and x >= token_min_logp:
                 frame_tokens[n, n_tok] = c
                 n_tok += 1
-        # every existing beam is a candidate for its own prefix
+        lp_blank = log_probs[n, t, blank]
+        if n_tok == 0 and lp_blank < token_min_logp:
+            if best_c != blank and best_v > -math.inf:
+                frame_tokens[n, 0] = best_c
+                n_tok = 1
+        # --- staying on each prefix
         for k in range(n_beams):
-            cand_node[n, k] = beam_node[n, k]
-            cand_parent[n, k] = node_parent[n, beam_node[n, k]]
-            cand_token[n, k] = node_token[n, beam_node[n, k]]
-            cand_pb[n, k] = -math.inf
-            cand_pnb[n, k] = -math.inf
+            node = beam_node[n, k]
+            pb = beam_pb[n, k]
+            pnb = beam_pnb[n, k]
+            tot = log_add_device(pb, pnb)
+            cand_node[n, k] = node
+            cand_pb[n, k] = tot + lp_blank
+            if node > 0:
+                cand_pnb[n, k] = pnb + log_probs[n, t, node_token[n, node]]
+            else:
+                cand_pnb[n, k] = -math.inf
+        # --- extensions reaching a prefix already in the beam (any token)
+        for j in range(n_beams):
+            node = beam_node[n, j]
+            if node == 0:
+                continue
+            par = node_parent[n, node]
+            for k in range(n_beams):
+                if beam_node[n, k] == par:
+                    c = node_token[n, node]
+                    if par > 0 and c == node_token[n, par]:
+                        base = beam_pb[n, k]
+                    else:
+                        base = log_add_device(beam_pb[n, k], beam_pnb[n, k])
+                    cand_pnb[n, j] = log_add_device(cand_pnb[n, j], base + log_probs[n, t, c])
+                    break
         n_cand = n_beams
+        for k in range(n_beams):
+            cand_score[n, k] = log_add_device(cand_pb[n, k], cand_pnb[n, k])
+        # --- new prefixes from the candidate tokens
         for k in range(n_beams):
             node = beam_node[n, k]
             last = node_token[n, node]
             pb = beam_pb[n, k]
-            pnb = beam_pnb[n, k]
-            total = log_add_device(pb, pnb)
+            tot = log_add_device(pb, beam_pnb[n, k])
             for i in range(n_tok):
                 c = frame_tokens[n, i]
-                lp = log_probs[n, t, c]
-                if c == blank:
-                    cand_pb[n, k] = log_add_device(cand_pb[n, k], total + lp)
+                ch = _child(first_child, next_sibling, node_token, n, node, c)
+                in_beam = False
+                if ch >= 0:
+                    for j in range(n_beams):
+                        if beam_node[n, j] == ch:
+                            in_beam = True
+                            break
+                if in_beam:
                     continue
-                if c == last:
-                    cand_pnb[n, k] = log_add_device(cand_pnb[n, k], pnb + lp)
-                    add = pb + lp
-                else:
-                    add = total + lp
-                # extension node -> c: an existing beam, or a new candidate
-                j = -1
-                for k2 in range(n_beams):
-                    if cand_parent[n, k2] == node and cand_token[n, k2] == c:
-                        j = k2
-                        break
-                if j < 0:
-                    j = n_cand
-                    n_cand += 1
-                    cand_node[n, j] = -1
-                    cand_parent[n, j] = node
-                    cand_token[n, j] = c
-                    cand_pb[n, j] = -math.inf
-                    cand_pnb[n, j] = -math.inf
-                cand_pnb[n, j] = log_add_device(cand_pnb[n, j], add)
-        # select the beam_width best (repeated maximum; ties keep the earlier candidate)
+                base = pb if (node > 0 and c == last) else tot
+                sc = base + log_probs[n, t, c]
+                cand_node[n, n_cand] = ch
+                cand_parent[n, n_cand] = node
+                cand_token[n, n_cand] = c
+                cand_pb[n, n_cand] = -math.inf
+                cand_pnb[n, n_cand] = sc
+                cand_score[n, n_cand] = sc
+                n_cand += 1
+        # --- pruning and selection
+        best = -math.inf
+        for j in range(n_cand):
+            if cand_score[n, j] > best:
+                best = cand_score[n, j]
+        if best == -math.inf:
+            status[n] = -(t + 2)
+            return
+        floor = best + beam_prune_logp
         for j in range(n_cand):
             cand_keep[n, j] = 0
-        top = -math.inf
-        for j in range(n_cand):
-            sc = log_add_device(cand_pb[n, j], cand_pnb[n, j])
-            if sc > top:
-                top = sc
-        kept = 0
-        while kept < K:
+        for _ in range(K):
             pick = -1
             pick_sc = -math.inf
             for j in range(n_cand):
-                if cand_keep[n, j] == 0:
-                    sc = log_add_device(cand_pb[n, j], cand_pnb[n, j])
-                    if sc > pick_sc:
-                        pick_sc = sc
+                sc = cand_score[n, j]
+                if cand_keep[n, j] == 0 and sc > -math.inf and sc >= floor:
+                    if pick < 0 or sc > pick_sc:
                         pick = j
-            if pick < 0 or pick_sc < top + beam_prune_logp:
+                        pick_sc = sc
+            if pick < 0:
                 break
             cand_keep[n, pick] = 1
-            node = cand_node[n, pick]
-            if node < 0:
+        kept = 0
+        for j in range(n_cand):
+            if cand_keep[n, j] == 0:
+                continue
+            node = cand_node[n, j]
+            if j >= n_beams and node < 0:  # a prefix never kept before: a new tree node
                 node = n_nodes
                 n_nodes += 1
-                node_parent[n, node] = cand_parent[n, pick]
-                node_token[n, node] = cand_token[n, pick]
+                par = cand_parent[n, j]
+                node_parent[n, node] = par
+                node_token[n, node] = cand_token[n, j]
                 node_time[n, node] = t
+                first_child[n, node] = -1
+                next_sibling[n, node] = first_child[n, par]
+                first_child[n, par] = node
             beam_node[n, kept] = node
-            beam_pb[n, kept] = cand_pb[n, pick]
-            beam_pnb[n, kept] = cand_pnb[n, pick]
+            beam_pb[n, kept] = cand_pb[n, j]
+            beam_pnb[n, kept] = cand_pnb[n, j]
             kept += 1
-        if kept == 0:
-            # every score is -inf or NaN: keep the first candidate so the search goes on
-            beam_node[n, 0] = cand_node[n, 0]
-            beam_pb[n, 0] = cand_pb[n, 0]
-            beam_pnb[n, 0] = cand_pnb[n, 0]
-            kept = 1
         n_beams = kept
-    node = beam_node[n, 0]
-    length = 0
-    while node > 0:
-        length += 1
-        node = node_parent[n, node]
-    counts[n] = length
-    node = beam_node[n, 0]
-    for i in range(length - 1, -1, -1):
-        tokens[n, i] = node_token[n, node]
-        timesteps[n, i] = node_time[n, node]
-        node = node_parent[n, node]
-    scores[n] = log_add_device(beam_pb[n, 0], beam_pnb[n, 0])
+    # --- the top_paths best, best first (equal scores: earlier beam entry)
+    for j in range(n_beams):
+        cand_keep[n, j] = 0
+    count = 0
+    for p in range(min(top_paths, n_beams)):
+        pick = -1
+        pick_sc = -math.inf
+        for j in range(n_beams):
+            if cand_keep[n, j] == 0:
+                sc = log_add_device(beam_pb[n, j], beam_pnb[n, j])
+                if pick < 0 or sc > pick_sc:
+                    pick = j
+                    pick_sc = sc
+        cand_keep[n, pick] = 1
+        node = beam_node[n, pick]
+        length = 0
+        while node > 0:
+            length += 1
+            node = node_parent[n, node]
+        node = beam_node[n, pick]
+        for i in range(length - 1, -1, -1):
+            out_tokens[n, p, i] = node_token[n, node]
+            out_times[n, p, i] = node_time[n, node]
+            node = node_parent[n, node]
+        out_lens[n, p] = length
+        out_scores[n, p] = pick_sc
+        count += 1
+    out_counts[n] = count
