@@ -60,13 +60,12 @@ def main():
         lp_np = fastctc.log_softmax(logits)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            x = torch.tensor(logits)
+            lp_t = torch.tensor(lp_np)
+            tg_t, il_t, tl_t = torch.tensor(targets), torch.tensor(il), torch.tensor(tl)
 
             def run_torch():
-                xt = x.detach().requires_grad_(True)
-                lp = torch.log_softmax(xt, -1).detach().requires_grad_(True)
-                loss = torch.nn.functional.ctc_loss(
-                    lp, torch.tensor(targets), torch.tensor(il), torch.tensor(tl))
+                lp = lp_t.detach().requires_grad_(True)
+                loss = torch.nn.functional.ctc_loss(lp, tg_t, il_t, tl_t)
                 loss.backward()
                 return lp.grad
 

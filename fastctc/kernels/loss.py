@@ -49,9 +49,10 @@ def _fill_rows(st_t, base, V, T, value, gradf):
 
 
 @jit
-def _scatter_occupancy(lpf, o, V, tgt, blank, occ_blank, occ_lab, norm, mode, scale, gradf, work):
+def _scatter_occupancy(lpf, o, V, labels, blank, occ_blank, occ, norm, mode, scale, gradf, work):
     """Write one frame's gradient row: ``([exp(lp)] - occupancy * norm) * scale``.
 
+    ``occ[k]`` is the (unnormalised) occupancy of label ``labels[k]``; labels may repeat.
     ``work`` is float64 scratch of shape (3, V) for the vectorised ``exp`` (logits mode).
     """
     if mode == GRAD_LOGITS:
@@ -64,8 +65,8 @@ def _scatter_occupancy(lpf, o, V, tgt, blank, occ_blank, occ_lab, norm, mode, sc
             gradf[o + c] = scale * e[c]
     w = scale * norm
     gradf[o + blank] -= w * occ_blank
-    for j in range(tgt.shape[0]):
-        gradf[o + tgt[j]] -= w * occ_lab[j]
+    for k in range(labels.shape[0]):
+        gradf[o + labels[k]] -= w * occ[k]
 
 
 @jit
@@ -102,10 +103,15 @@ def ctc_sequence_rescaled(
     for j in range(S):
         c = tgt[j]
         if slot[c] < 0:
-            slot[c] = U
+            slot[c] = 0
             uniq[U] = c
             U += 1
-        uidx[j] = slot[c]
+    # ascending label order makes the row reads and gradient writes sweep memory forwards
+    uniq[:U] = np.sort(uniq[:U])
+    for u in range(U):
+        slot[uniq[u]] = u
+    for j in range(S):
+        uidx[j] = slot[tgt[j]]
     for u in range(U):
         slot[uniq[u]] = -1
     uniq[U] = blank
@@ -149,10 +155,12 @@ def ctc_sequence_rescaled(
     R = rows * (S + 3)
     ab = ws[4 * TW : 4 * TW + R]
     al = ws[4 * TW + R : 4 * TW + 2 * R]
-    ab[:] = 0.0
-    al[:] = 0.0
     ab = ab.reshape((rows, S + 3))
     al = al.reshape((rows, S + 3))
+    # rows are not cleared: each frame writes its band plus one zero on either side, which
+    # covers every entry the next frame (and the occupancy) reads
+    ab[0, :] = 0.0
+    al[0, :] = 0.0
     ab[0, 1] = ey[0, S]
     if S > 0:
         al[0, 1] = ey[0, 0]
@@ -174,6 +182,8 @@ def ctc_sequence_rescaled(
         e = ey[t]
         eb = e[S] * inv
         total = 0.0
+        cb[jlo] = 0.0
+        cl[jlo] = 0.0
         for j in range(jlo, min(jhi, S) + 1):
             v = eb * (pb[j + 1] + pl[j])
             cb[j + 1] = v
@@ -199,7 +209,8 @@ def ctc_sequence_rescaled(
     bb[S] = 1.0
     if S > 0:
         bl[S - 1] = 1.0
-    occ_lab = np.zeros(S)
+    occ_u = np.zeros(U)
+    labels = uniq[:U]
     work = ws[4 * TW + 2 * R : 4 * TW + 2 * R + 3 * V].reshape((3, V))
     total = 1.0
     for t in range(T - 1, -1, -1):
@@ -230,15 +241,17 @@ def ctc_sequence_rescaled(
         for j in range(jlo, min(jhi, S) + 1):
             zb += cb[j + 1] * bb[j]
         zl = 0.0
-        for j in range(S):
+        for u in range(U):
+            occ_u[u] = 0.0
+        for j in range(jlo, min(jhi, S - 1) + 1):
             v = cl[j + 1] * bl[j]
-            occ_lab[j] = v
+            occ_u[uidx[j]] += v
             zl += v
         z = zb + zl
         if not z > 0.0:
             return np.nan
         _scatter_occupancy(
-            lpf, base + t * st_t, V, tgt, blank, zb, occ_lab, 1.0 / z, mode, scale, gradf, work
+            lpf, base + t * st_t, V, labels, blank, zb, occ_u, 1.0 / z, mode, scale, gradf, work
         )
     return nll
 
