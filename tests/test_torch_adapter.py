@@ -32,6 +32,7 @@ def test_import_fastctc_does_not_import_torch_or_numba_cuda():
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 @pytest.mark.parametrize("layout", ["padded", "concat"])
 def test_loss_equals_torch(reduction, layout):
@@ -44,6 +45,7 @@ def test_loss_equals_torch(reduction, layout):
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=0)
 
 
+@pytest.mark.reference
 def test_float32_loss_and_module():
     logits, targets, il, tl = _batch(2, dtype=torch.float32)
     lp = logits.log_softmax(-1)
@@ -55,6 +57,7 @@ def test_float32_loss_and_module():
     assert "reduction='mean'" in repr(crit)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
 def test_gradient_through_log_softmax_equals_torch(reduction):
     logits, targets, il, tl = _batch(3)
@@ -68,6 +71,7 @@ def test_gradient_through_log_softmax_equals_torch(reduction):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.reference
 def test_gradient_on_log_probs_is_exact_not_torchs():
     logits, targets, il, tl = _batch(4, T=5, N=2, C=4, S=2)
     lp = logits.log_softmax(-1).detach()
@@ -99,6 +103,7 @@ def test_gradcheck_float64_unnormalised_inputs(reduction):
     )
 
 
+@pytest.mark.reference
 def test_zero_infinity_and_infinite_loss_match_torch():
     logits, _, _, _ = _batch(6, T=3, N=2, C=4)
     targets = torch.tensor([[1, 1, 2], [1, 2, 3]])  # first needs 4 frames
@@ -119,6 +124,7 @@ def test_zero_infinity_and_infinite_loss_match_torch():
             assert torch.isinf(losses[0]) and torch.isnan(grads[0][:, 0]).all()
 
 
+@pytest.mark.reference
 def test_unbatched_input():
     logits, targets, _, _ = _batch(7, N=1)
     lp = logits[:, 0].log_softmax(-1).requires_grad_()
@@ -143,6 +149,7 @@ def test_bad_targets_raise_value_error():
         ft.ctc_loss(lp, torch.tensor([[1, 0]]), [4], [2])
 
 
+@pytest.mark.reference
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU for torch")
 def test_cuda_tensors_match_torch_cuda():  # pragma: no cover - runs on GPU machines only
     logits, targets, il, tl = _batch(9, dtype=torch.float32)
