@@ -52,7 +52,8 @@ def _cuda_forward(
     from . import cuda as fcuda
 
     device = lp.device
-    with torch.cuda.device(device):
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    with torch.cuda.device(device), cuda.gpus[index]:
         stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
 
         def allocate(shape: tuple[int, ...], dtype: Any) -> Any:
