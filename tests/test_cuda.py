@@ -9,6 +9,7 @@ tiny and blocks have 8 threads, so that several threads share one block's work.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import sys
@@ -115,15 +116,53 @@ def batch_ref(lp, targets, il, tl, blank, reduction, zero_infinity, wrt_logits):
     return np.mean(losses / np.maximum(tl, 1)), grad
 
 
+def viterbi_starts_ref(lp, tokens, blank):
+    """First frame of each token's run on the most probable alignment of ``tokens``.
+
+    Ties as documented for the search: stay, then previous state, then skip; at the end the
+    final blank unless the last token is strictly better.
+    """
+    ext = [blank]
+    for c in tokens:
+        ext += [c, blank]
+    T, S = lp.shape[0], len(ext)
+    score = np.full((T, S), -math.inf)
+    back = np.zeros((T, S), dtype=int)
+    score[0, 0] = lp[0, blank]
+    if S > 1:
+        score[0, 1] = lp[0, ext[1]]
+    for t in range(1, T):
+        for s in range(S):
+            moves = [(score[t - 1, s], 0)]
+            if s >= 1:
+                moves.append((score[t - 1, s - 1], 1))
+            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
+                moves.append((score[t - 1, s - 2], 2))
+            best, step = moves[0]
+            for value, k in moves[1:]:
+                if value > best:
+                    best, step = value, k
+            score[t, s] = best + float(lp[t, ext[s]])
+            back[t, s] = step
+    s = S - 2 if S > 1 and score[T - 1, S - 2] > score[T - 1, S - 1] else S - 1
+    states = []
+    for t in range(T - 1, -1, -1):
+        states.append(s)
+        s -= back[t, s]
+    states.reverse()
+    return tuple(min(t for t, st_ in enumerate(states) if st_ == 2 * k + 1)
+                 for k in range(len(tokens)))
+
+
 def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp, top_paths=1):
     """Prefix beam search on tuples, following the rules of ``fastctc.beam_search_batch``.
 
-    Returns ``[(prefix, start frames, log-probability), ...]``, best first.
+    Returns ``[(prefix, run starts of its Viterbi alignment, log-probability), ...]``, best
+    first.
     """
     T, V = lp.shape
     order = [()]  # the beam, in entry order
     probs = {(): (0.0, -math.inf)}  # prefix -> (ending in blank, ending in its last token)
-    starts = {(): ()}  # fixed when a prefix is kept for the first time
     for t in range(T):
         row = [float(x) for x in lp[t]]
         tokens = [c for c in range(V) if c != blank and row[c] >= token_min_logp]
@@ -159,11 +198,9 @@ def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp, top_
         alive = sorted(sorted(alive, key=lambda i: (-entries[i][0], i))[:beam_width])
         order = [entries[i][1] for i in alive]
         probs = {entries[i][1]: entries[i][2] for i in alive}
-        for pre in order:
-            if pre not in starts:
-                starts[pre] = starts[pre[:-1]] + (t,)
     ranked = sorted(range(len(order)), key=lambda i: (-_lse(probs[order[i]]), i))
-    return [(order[i], starts[order[i]], _lse(probs[order[i]])) for i in ranked[:top_paths]]
+    return [(order[i], viterbi_starts_ref(lp, order[i], blank) if T else (),
+             _lse(probs[order[i]])) for i in ranked[:top_paths]]
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -207,6 +244,17 @@ def test_reference_matches_brute_force():
         dn[t, c] -= eps
         fd = (ctc_ref(up, target, 0)[0] - ctc_ref(dn, target, 0)[0]) / (2 * eps)
         assert g[t, c] == pytest.approx(fd, rel=1e-6, abs=1e-9)
+
+
+def test_viterbi_reference_matches_brute_force():
+    rng = np.random.default_rng(11)
+    for target in [(1,), (1, 1), (2, 1, 2)]:
+        lp = _log_softmax(rng.normal(size=(6, 3)) * 2)
+        paths = [p for p in itertools.product(range(3), repeat=6)
+                 if brute.collapse(p, 0) == target]
+        best = max(paths, key=lambda p: sum(lp[t, c] for t, c in enumerate(p)))
+        starts = tuple(t for t, c in enumerate(best) if c != 0 and (t == 0 or c != best[t - 1]))
+        assert viterbi_starts_ref(lp, target, 0) == starts
 
 
 def test_beam_reference_unpruned_is_exact():

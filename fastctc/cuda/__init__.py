@@ -463,7 +463,8 @@ def beam_search(
     -------
     list of list of Hypothesis
         Per utterance, up to ``top_paths`` hypotheses, best first, as
-        :func:`fastctc.beam_search_batch`.
+        :func:`fastctc.beam_search_batch`: ``timesteps[k]`` is the first frame of token
+        ``k``'s run on the hypothesis' most probable (Viterbi) alignment.
 
     Raises
     ------
@@ -473,7 +474,10 @@ def beam_search(
     Notes
     -----
     Device memory grows as ``N (K T + K V)`` integers and floats (the prefix tree and the
-    per-frame candidates).
+    per-frame candidates), plus ``N P T (2 L + 1)`` bytes for the alignments. Scores are
+    accumulated in log space, where the CPU search keeps probabilities scaled per frame:
+    results agree up to rounding, except that the CPU search also drops a prefix more than
+    about 708 nats below the best one even when ``beam_prune_logp = -inf``.
 
     Examples
     --------
@@ -506,16 +510,16 @@ def beam_search(
     tokens, times = dev((N, P, T1), i8), dev((N, P, T1), i8)
     out_lens, scores = dev((N, P), i8), dev((N, P), np.float64)
     counts, status = dev(N, i8), dev(N, i8)
+    d_lens = cuda.to_device(lens, stream=stream)
     _launch_quiet(
         k.prefix_beam_kernel, ((N + tpb - 1) // tpb, tpb, stream or 0),
-        lp, cuda.to_device(lens, stream=stream), b, K, P, prune, tmin,
+        lp, d_lens, b, K, P, prune, tmin,
         dev((N, nodes), i8), dev((N, nodes), i8), dev((N, nodes), i8), dev((N, nodes), i8),
-        dev((N, nodes), i8),
         dev((N, K), i8), dev((N, K), np.float64), dev((N, K), np.float64),
         dev((N, cands), i8), dev((N, cands), i8), dev((N, cands), i8),
         dev((N, cands), np.float64), dev((N, cands), np.float64), dev((N, cands), np.float64),
         dev((N, cands), np.int8), dev((N, V), i8),
-        tokens, times, out_lens, scores, counts, status,
+        tokens, out_lens, scores, counts, status,
     )
     st = status.copy_to_host(stream=stream)
     bad = np.flatnonzero(st != -1)
@@ -530,9 +534,17 @@ def beam_search(
             f"every prefix of utterance {n} has probability zero after frame {-code - 2} "
             f"(log_probs[{n}, {-code - 2}] is -inf where the beam needs it); check the input."
         )
+    # timesteps: run starts of each hypothesis' Viterbi alignment, as the CPU search gives
+    ln, cnt = out_lens.copy_to_host(stream=stream), counts.copy_to_host(stream=stream)
+    valid = np.arange(P)[None, :] < cnt[:, None]
+    width = 2 * int(ln[valid].max(initial=0)) + 1
+    _launch_quiet(
+        k.viterbi_starts_kernel, ((N * P + tpb - 1) // tpb, tpb, stream or 0),
+        lp, d_lens, b, tokens, out_lens, counts, dev((N * P, width), np.float64),
+        dev((N * P, T1, width), np.int8), times,
+    )
     tok, tim = tokens.copy_to_host(stream=stream), times.copy_to_host(stream=stream)
-    ln, sc = out_lens.copy_to_host(stream=stream), scores.copy_to_host(stream=stream)
-    cnt = counts.copy_to_host(stream=stream)
+    sc = scores.copy_to_host(stream=stream)
     return [
         [
             Hypothesis(tok[n, j, : ln[n, j]].copy(), tim[n, j, : ln[n, j]].copy(),

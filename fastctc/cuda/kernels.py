@@ -335,10 +335,10 @@ def _child(first_child, next_sibling, node_token, n, parent, token):
 @cuda.jit
 def prefix_beam_kernel(
     log_probs, lengths, blank, beam_width, top_paths, beam_prune_logp, token_min_logp,
-    node_parent, node_token, node_time, first_child, next_sibling,
+    node_parent, node_token, first_child, next_sibling,
     beam_node, beam_pb, beam_pnb, cand_node, cand_parent, cand_token, cand_pb, cand_pnb,
     cand_score, cand_keep, frame_tokens,
-    out_tokens, out_times, out_lens, out_scores, out_counts, status,
+    out_tokens, out_lens, out_scores, out_counts, status,
 ):
     """CTC prefix beam search without a language model, one thread per utterance.
 
@@ -354,12 +354,14 @@ def prefix_beam_kernel(
       below the best plus ``beam_prune_logp`` are dropped, the ``beam_width`` best survive
       (equal scores: the earlier entry) and keep their entry order;
     * prefixes live in a canonical tree (``first_child`` / ``next_sibling`` lists): a prefix
-      that leaves the beam and returns keeps its node, and ``node_time``, the frame at
-      which it was first kept.
+      that leaves the beam and returns gets its old node, so membership is node identity.
+
+    Scores are kept in log space (the CPU search keeps scaled probabilities: equal results up
+    to rounding). Timesteps come from :func:`viterbi_starts_kernel` afterwards.
 
     Workspace, per utterance ``n``: node arrays (N, 1 + K T); beam arrays (N, K); candidate
-    arrays (N, K V); frame_tokens (N, V). Outputs: ``out_tokens``/``out_times``
-    (N, P, T), ``out_lens``/``out_scores`` (N, P), ``out_counts`` (N,) hypotheses written,
+    arrays (N, K V); frame_tokens (N, V). Outputs: ``out_tokens`` (N, P, T),
+    ``out_lens``/``out_scores`` (N, P), ``out_counts`` (N,) hypotheses written,
     best first; ``status`` (N,): -1, ``t`` for a NaN or +inf at frame ``t``, or ``-(t + 2)``
     when every prefix has probability zero after frame ``t``.
     """
@@ -372,7 +374,6 @@ def prefix_beam_kernel(
     out_counts[n] = 0
     node_parent[n, 0] = -1
     node_token[n, 0] = -1
-    node_time[n, 0] = -1
     first_child[n, 0] = -1
     next_sibling[n, 0] = -1
     n_nodes = 1
@@ -491,7 +492,6 @@ def prefix_beam_kernel(
                 par = cand_parent[n, j]
                 node_parent[n, node] = par
                 node_token[n, node] = cand_token[n, j]
-                node_time[n, node] = t
                 first_child[n, node] = -1
                 next_sibling[n, node] = first_child[n, par]
                 first_child[n, par] = node
@@ -522,9 +522,61 @@ def prefix_beam_kernel(
         node = beam_node[n, pick]
         for i in range(length - 1, -1, -1):
             out_tokens[n, p, i] = node_token[n, node]
-            out_times[n, p, i] = node_time[n, node]
             node = node_parent[n, node]
         out_lens[n, p] = length
         out_scores[n, p] = pick_sc
         count += 1
     out_counts[n] = count
+
+
+@cuda.jit
+def viterbi_starts_kernel(log_probs, lengths, blank, tokens, lens, counts, score, back, starts):
+    """First frame of each token's run on a hypothesis' most probable alignment.
+
+    One thread per hypothesis ``(n, p)`` (``p < counts[n]``): the CTC Viterbi recursion over
+    the ``2 L + 1`` states of ``tokens[n, p, :L]`` in float64, ties preferring to stay, then
+    the previous state, then the skip over a blank; at the last frame the final blank wins
+    unless the last token is strictly better. Backtracking writes, for token ``k``, the first
+    frame whose state is ``2 k + 1`` into ``starts[n, p, k]``.
+
+    score : float64 (N P, W) and back : int8 (N P, T, W) workspace, ``W >= 2 max L + 1``.
+    """
+    h = cuda.grid(1)
+    P = tokens.shape[1]
+    if h >= lengths.shape[0] * P:
+        return
+    n = h // P
+    p = h - n * P
+    if p >= counts[n]:
+        return
+    L = lens[n, p]
+    Tn = lengths[n]
+    if L == 0 or Tn == 0:
+        return
+    S = 2 * L + 1
+    for s in range(S):
+        score[h, s] = -math.inf
+    score[h, 0] = log_probs[n, 0, blank]
+    score[h, 1] = log_probs[n, 0, tokens[n, p, 0]]
+    for t in range(1, Tn):
+        for s in range(S - 1, -1, -1):  # descending: reads only not-yet-updated lower states
+            c = blank if s % 2 == 0 else tokens[n, p, (s - 1) // 2]
+            best = score[h, s]
+            off = 0
+            if s >= 1 and score[h, s - 1] > best:
+                best = score[h, s - 1]
+                off = 1
+            if s >= 2 and c != blank and c != tokens[n, p, (s - 3) // 2]:
+                if score[h, s - 2] > best:
+                    best = score[h, s - 2]
+                    off = 2
+            score[h, s] = best + log_probs[n, t, c]
+            back[h, t, s] = off
+    s = S - 1
+    if score[h, S - 2] > score[h, S - 1]:
+        s = S - 2
+    for t in range(Tn - 1, -1, -1):
+        if s % 2 == 1:
+            starts[n, p, (s - 1) // 2] = t
+        if t > 0:
+            s -= back[h, t, s]
