@@ -537,11 +537,12 @@ def test_pruned_beam_matches_reference(beam_width, token_min_logp, beam_prune_lo
 @given(
     T=st.integers(1, 9), V=st.integers(2, 5), K=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
     tmin=st.sampled_from([-np.inf, -3.0, -1.0, -0.3]),
-    prune=st.sampled_from([-np.inf, -4.0, -1.0, 0.0]),
+    prune=st.sampled_from([-np.inf, -4.0, -1.0, 0.0]), f32=st.booleans(),
 )
-def test_beam_matches_reference_property(T, V, K, seed, tmin, prune):
+def test_beam_matches_reference_property(T, V, K, seed, tmin, prune, f32):
     rng = np.random.default_rng(seed)
     lp = _log_softmax(rng.normal(size=(2, T, V)) * rng.uniform(0.5, 3.0))
+    lp = lp.astype(np.float32) if f32 else lp
     blank = int(rng.integers(0, V))
     top = int(rng.integers(1, K + 1))
     got = fc.beam_search(lp, beam_width=K, blank=blank, top_paths=top, token_min_logp=tmin,
