@@ -18,9 +18,11 @@ The gradient has the same layout. Inputs are validated by the caller.
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import jit, jit_reassoc
-from .logmath import NEG_INF, exp_into, log_add
+from .logmath import NEG_INF, exp_into, exp_into_f32, log_add
 
 #: Largest gap (in nats) below the frame maximum that the rescaled path accepts.
 UNDERFLOW_GAP = 600.0
@@ -49,6 +51,39 @@ def _fill_rows(st_t, base, V, T, value, gradf):
 
 
 @jit
+def _exp_row_f64(x, out, work, scale):
+    e = work[0]
+    exp_into(x, e, work[1].view(np.int64))
+    for c in range(x.shape[0]):
+        out[c] = scale * e[c]
+
+
+@jit
+def _exp_row_f32(x, out, work, scale):
+    n = x.shape[0]
+    e = work[0].view(np.float32)[:n]
+    exp_into_f32(x, e, work[1].view(np.int32)[:n])
+    s = np.float32(scale)
+    for c in range(n):
+        out[c] = s * e[c]
+
+
+def _exp_row(x, out, work, scale):
+    """``out = scale * exp(x)`` for one row, in the precision of ``x``."""
+    if x.dtype == np.float32:
+        _exp_row_f32(x, out, work, scale)
+    else:
+        _exp_row_f64(x, out, work, scale)
+
+
+@overload(_exp_row, jit_options={"nogil": True})
+def _exp_row_typed(x, out, work, scale):
+    if x.dtype == types.float32:
+        return lambda x, out, work, scale: _exp_row_f32(x, out, work, scale)
+    return lambda x, out, work, scale: _exp_row_f64(x, out, work, scale)
+
+
+@jit
 def _scatter_occupancy(lpf, o, V, labels, blank, occ_blank, occ, norm, mode, scale, gradf, work):
     """Write one frame's gradient row: ``([exp(lp)] - occupancy * norm) * scale``.
 
@@ -56,13 +91,7 @@ def _scatter_occupancy(lpf, o, V, labels, blank, occ_blank, occ, norm, mode, sca
     ``work`` is float64 scratch of shape (3, V) for the vectorised ``exp`` (logits mode).
     """
     if mode == GRAD_LOGITS:
-        x = work[0]
-        e = work[1]
-        for c in range(V):
-            x[c] = lpf[o + c]
-        exp_into(x, e, work[2].view(np.int64))
-        for c in range(V):
-            gradf[o + c] = scale * e[c]
+        _exp_row(lpf[o : o + V], gradf[o : o + V], work, scale)
     w = scale * norm
     gradf[o + blank] -= w * occ_blank
     for k in range(labels.shape[0]):
