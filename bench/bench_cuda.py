@@ -136,7 +136,11 @@ def bench_loss(N: int, T: int, C: int, S: int, repeat: int) -> None:
 
     # agreement first: losses, and fastctc's logits-convention gradient vs torch's
     loss_ref = F.ctc_loss(lp, tg_dev, il, tl, reduction="mean").item()
+    t0 = time.perf_counter()
     loss_ours, grad_ours = ours_raw()
+    _sync()
+    print(f"  first fastctc.cuda call (kernel compilation or cache load): "
+          f"{time.perf_counter() - t0:.2f} s")
     grad_ref = torch_native()
     gdiff = float(np.abs(grad_ours.copy_to_host() - grad_ref.cpu().numpy()).max())
     print(f"  loss torch {loss_ref:.6f}  fastctc {float(loss_ours.copy_to_host()):.6f}  "

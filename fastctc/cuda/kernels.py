@@ -15,6 +15,10 @@ import math
 import numpy as np
 from numba import cuda
 
+#: Kernels are cached on disk like the CPU kernels (the first call in a new environment
+#: compiles, later processes load the cache).
+kernel = cuda.jit(cache=True)
+
 #: Size of the per-block shared scratch used by reductions: the largest block we launch.
 MAX_THREADS = 1024
 
@@ -46,7 +50,7 @@ def _label(targets, off, s, blank):
     return targets[off + (s - 1) // 2]
 
 
-@cuda.jit
+@kernel
 def ctc_alpha_beta_kernel(
     log_probs, batch_first, targets, target_offsets, input_lengths, target_lengths, blank,
     alpha, beta, nll,
@@ -139,7 +143,7 @@ def ctc_alpha_beta_kernel(
             cuda.syncthreads()
 
 
-@cuda.jit
+@kernel
 def ctc_grad_kernel(
     log_probs, batch_first, input_lengths, target_lengths, blank, class_start, class_pos,
     alpha, beta, nll, reduction, wrt_logits, zero_infinity, grad,
@@ -212,7 +216,7 @@ def ctc_grad_kernel(
             grad[t, n, c] = g
 
 
-@cuda.jit
+@kernel
 def reduce_loss_kernel(nll, target_lengths, reduction, zero_infinity, losses, total):
     """Apply ``zero_infinity`` and the reduction on one thread (N is small).
 
@@ -239,7 +243,7 @@ def reduce_loss_kernel(nll, target_lengths, reduction, zero_infinity, losses, to
     total[0] = acc
 
 
-@cuda.jit
+@kernel
 def greedy_argmax_kernel(log_probs, lengths, best_idx, best_val, nan_at):
     """Argmax of every valid frame of ``log_probs`` (N, T, C).
 
@@ -300,7 +304,7 @@ def greedy_argmax_kernel(log_probs, lengths, best_idx, best_val, nan_at):
             best_val[n, t] = sv[flat]
 
 
-@cuda.jit
+@kernel
 def greedy_collapse_kernel(best_idx, best_val, lengths, blank, tokens, timesteps, counts, scores):
     """Collapse repeats and drop blanks, one thread per utterance; sums the path score."""
     n = cuda.grid(1)
@@ -332,7 +336,7 @@ def _child(first_child, next_sibling, node_token, n, parent, token):
     return -1
 
 
-@cuda.jit
+@kernel
 def prefix_beam_kernel(
     log_probs, lengths, blank, beam_width, top_paths, beam_prune_logp, token_min_logp,
     node_parent, node_token, first_child, next_sibling,
@@ -529,7 +533,7 @@ def prefix_beam_kernel(
     out_counts[n] = count
 
 
-@cuda.jit
+@kernel
 def viterbi_starts_kernel(log_probs, lengths, blank, tokens, lens, counts, score, back, starts):
     """First frame of each token's run on a hypothesis' most probable alignment.
 
