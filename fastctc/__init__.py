@@ -1,6 +1,9 @@
 """fastctc: fast CTC loss, gradient and decoding on CPUs, compiled with Numba."""
 
+from .align import Alignment, TokenSpan, forced_align, merge_tokens
+from .beam import beam_search, beam_search_batch
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
+from .keras import ctc_decode
 from .loss import ctc_loss
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
@@ -8,13 +11,20 @@ from .ops import log_softmax
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alignment",
     "Hypothesis",
+    "TokenSpan",
     "__version__",
+    "beam_search",
+    "beam_search_batch",
     "cer",
+    "ctc_decode",
     "ctc_loss",
     "edit_distance",
+    "forced_align",
     "greedy_decode",
     "greedy_decode_batch",
     "log_softmax",
+    "merge_tokens",
     "wer",
 ]
