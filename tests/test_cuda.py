@@ -556,6 +556,32 @@ def test_beam_matches_reference_property(T, V, K, seed, tmin, prune, f32):
                                    rtol=1e-10)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    T=st.integers(0, 10), V=st.integers(1, 6), K=st.integers(1, 5),
+    seed=st.integers(0, 2**31 - 1), f32=st.booleans(),
+    tmin=st.sampled_from([-np.inf, -4.0, -1.0, -0.2]),
+    prune=st.sampled_from([-np.inf, -5.0, -1.0, 0.0]),
+)
+def test_beam_equals_cpu_beam_search(T, V, K, seed, f32, tmin, prune):
+    rng = np.random.default_rng(seed)
+    lp = _log_softmax(rng.normal(size=(3, T, V)) * rng.uniform(0.5, 4.0))
+    lp = lp.astype(np.float32) if f32 else lp
+    lens = rng.integers(0, T + 1, size=3)
+    blank = int(rng.integers(0, V))
+    top = int(rng.integers(1, K + 1))
+    kw = dict(beam_width=K, blank=blank, top_paths=top, beam_prune_logp=prune,
+              token_min_logp=tmin)
+    cpu = fastctc.beam_search_batch(lp, lens, **kw)
+    gpu = fc.beam_search(cuda.to_device(lp), lens, threads_per_block=TPB, **kw)
+    for n in range(3):
+        assert [(h.tokens.tolist(), h.timesteps.tolist()) for h in gpu[n]] == [
+            (h.tokens.tolist(), h.timesteps.tolist()) for h in cpu[n]
+        ]
+        np.testing.assert_allclose([h.log_prob for h in gpu[n]], [h.log_prob for h in cpu[n]],
+                                   rtol=1e-10)
+
+
 def test_beam_nan_frame_raises():
     lp = np.zeros((2, 3, 4))
     lp[1, 1, 2] = np.nan

@@ -15,7 +15,6 @@ imported) everything runs on the CPU, slowly: use tiny shapes and a small
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,13 @@ import numpy.typing as npt
 from numba import cuda
 
 from .. import _validate as v
+from ..beam import (
+    DEFAULT_BEAM_PRUNE_LOGP,
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_TOKEN_MIN_LOGP,
+    _as_logp,
+    check_search_args,
+)
 from ..decode import Hypothesis
 from ..loss import check_loss_args
 from . import kernels as k
@@ -302,32 +308,6 @@ def ctc_loss(
     return loss, grad
 
 
-def _as_logp(value: Any, name: str, upper: float | None) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}.")
-    x = float(value)
-    if math.isnan(x):
-        raise ValueError(f"{name} must not be NaN; use -inf to switch this pruning off.")
-    if upper is not None and x > upper:
-        raise ValueError(f"{name} must be <= {upper}; got {x}. Use -inf to switch it off.")
-    return x
-
-
-def check_search_args(beam_width: Any, top_paths: Any) -> tuple[int, int]:
-    k = v.as_int(beam_width, "beam_width")
-    if k < 1:
-        raise ValueError(f"beam_width must be >= 1; got {k}.")
-    p = v.as_int(top_paths, "top_paths")
-    if not 1 <= p <= k:
-        raise ValueError(
-            f"top_paths must be in [1, beam_width] = [1, {k}]; got {p}. "
-            "Raise beam_width or lower top_paths."
-        )
-    return k, p
-
-
 def _decode_input(log_probs: Any, lengths: Any) -> tuple[Any, int, int, int, np.ndarray]:
     if not _is_device_array(log_probs):
         log_probs = v.as_float_array(log_probs, "log_probs")
@@ -424,11 +404,11 @@ def greedy_decode(
 def beam_search(
     log_probs: Any,
     lengths: npt.ArrayLike | None = None,
-    beam_width: int = 100,
+    beam_width: int = DEFAULT_BEAM_WIDTH,
     blank: int = 0,
     top_paths: int = 1,
-    beam_prune_logp: float = -10.0,
-    token_min_logp: float = -5.0,
+    beam_prune_logp: float = DEFAULT_BEAM_PRUNE_LOGP,
+    token_min_logp: float = DEFAULT_TOKEN_MIN_LOGP,
     *,
     threads_per_block: int | None = None,
     stream: Any = None,
