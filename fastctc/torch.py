@@ -1,0 +1,227 @@
+"""PyTorch adapter: fastctc's CTC loss as an autograd function and an ``nn.Module``.
+
+``import fastctc.torch`` imports torch (``import fastctc`` never does). CPU tensors run the
+Numba CPU kernels on the tensors' own memory (``tensor.numpy()`` views, results wrapped with
+``torch.from_numpy``); CUDA tensors run the numba.cuda kernels of :mod:`fastctc.cuda` in place
+through ``__cuda_array_interface__``, on torch's current stream, with outputs wrapped by
+``torch.as_tensor`` without a copy. Only the small targets and lengths visit the host.
+
+Gradient convention
+-------------------
+The backward pass returns ``grad_output`` times the exact derivative of the loss with respect
+to the ``log_probs`` it was given: ``-occupancy[t, c]``, the posterior probability of class
+``c`` at frame ``t``. It is correct whatever produced ``log_probs`` (rows need not sum to
+one), so ``torch.autograd.gradcheck`` passes.
+
+``torch.nn.functional.ctc_loss`` instead returns ``exp(log_probs) - occupancy`` as the
+gradient of ``log_probs``: the gradient with respect to the *logits* when
+``log_probs = log_softmax(logits)``, which is only a derivative of the loss after
+``log_softmax``. Both conventions give the same gradient for the logits (the
+``exp(log_probs)`` term is absorbed by the backward of ``log_softmax``), so training a model
+ending in ``log_softmax`` is unchanged; the gradients read on ``log_probs`` itself differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from .loss import ctc_loss as _cpu_ctc_loss
+
+__all__ = ["CTCLoss", "ctc_loss"]
+
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def _host_ints(x: Any) -> Any:
+    """Targets/lengths as something NumPy reads: CPU copies of tensors, others unchanged."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return x
+
+
+def _cuda_forward(
+    lp: torch.Tensor, targets: Any, input_lengths: Any, target_lengths: Any,
+    blank: int, reduction: str, zero_infinity: bool, want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    from numba import cuda
+
+    from . import cuda as fcuda
+
+    device = lp.device
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    with torch.cuda.device(device), cuda.gpus[index]:
+        stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
+
+        def allocate(shape: tuple[int, ...], dtype: Any) -> Any:
+            # workspace and outputs from torch's caching allocator, not cudaMalloc per call
+            t = torch.empty(shape, dtype=_TORCH_DTYPES[np.dtype(dtype)], device=device)
+            return cuda.as_cuda_array(t, sync=False)  # used on the stream that made it
+
+        def ints(x: Any) -> Any:
+            if isinstance(x, torch.Tensor) and x.is_cuda:
+                return x.detach()
+            return _host_ints(x)
+
+        src = lp.detach()
+        if src.dtype not in (torch.float32, torch.float64):
+            src = src.float()
+        if src.dim() == 2:
+            src = src.contiguous()
+        # the kernels run on torch's current stream, which orders them after the producer
+        out = fcuda.ctc_loss(
+            cuda.as_cuda_array(src, sync=False), ints(targets), ints(input_lengths),
+            ints(target_lengths), blank=blank, reduction=reduction,
+            zero_infinity=zero_infinity, return_grad=want_grad, stream=stream,
+            _allocator=allocate,
+        )
+    if want_grad:
+        loss, grad = out
+        return (torch.as_tensor(loss, device=device),
+                torch.as_tensor(grad, device=device).to(lp.dtype))
+    return torch.as_tensor(out, device=device), None
+
+
+def _cpu_forward(
+    lp: torch.Tensor, targets: Any, input_lengths: Any, target_lengths: Any,
+    blank: int, reduction: str, zero_infinity: bool, want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    src = lp.detach()
+    if src.dtype not in (torch.float32, torch.float64):
+        src = src.float()
+    out = _cpu_ctc_loss(
+        src.numpy(), _host_ints(targets), _host_ints(input_lengths),
+        _host_ints(target_lengths), blank=blank, reduction=reduction,
+        zero_infinity=zero_infinity, return_grad=want_grad, grad_wrt="log_probs",
+    )
+    loss, grad = out if want_grad else (out, None)
+    loss_t = torch.from_numpy(np.array(loss, dtype=src.numpy().dtype))
+    grad_t = torch.from_numpy(grad).to(lp.dtype) if grad is not None else None
+    return loss_t, grad_t
+
+
+class _CTCLossFunction(torch.autograd.Function):
+    """Autograd function; the gradient is computed with the loss, in the forward pass."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, log_probs: torch.Tensor, targets: Any, input_lengths: Any,
+        target_lengths: Any, blank: int, reduction: str, zero_infinity: bool,
+    ) -> torch.Tensor:
+        want_grad = bool(ctx.needs_input_grad[0])
+        run = _cuda_forward if log_probs.is_cuda else _cpu_forward
+        loss, grad = run(log_probs, targets, input_lengths, target_lengths, blank, reduction,
+                         zero_infinity, want_grad)
+        if grad is not None:
+            ctx.save_for_backward(grad)
+        return loss.to(log_probs.dtype) if loss.dtype != log_probs.dtype else loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        if grad_output.dim() == 1:  # reduction "none", batched: one weight per sequence
+            g = grad * grad_output.to(grad.dtype)[None, :, None]
+        else:
+            g = grad * grad_output.to(grad.dtype)
+        return g, None, None, None, None, None, None
+
+
+def ctc_loss(
+    log_probs: torch.Tensor,
+    targets: Any,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+) -> torch.Tensor:
+    """CTC loss with :func:`torch.nn.functional.ctc_loss`'s arguments, on fastctc's kernels.
+
+    Parameters
+    ----------
+    log_probs : Tensor of shape (T, N, C) or (T, C)
+        Log-probabilities, float32 or float64 (other floats are computed in float32), on the
+        CPU or a CUDA device.
+    targets : Tensor or array of int, shape (N, S) padded or (sum(target_lengths),)
+        Label ids, never ``blank``.
+    input_lengths, target_lengths : Tensor or array of int, shape (N,)
+        Valid frames and target length of each sequence.
+    blank : int
+        Index of the blank class.
+    reduction : {"mean", "sum", "none"}
+        As torch: ``"mean"`` divides each loss by its target length (clamped to >= 1) and
+        averages over the batch.
+    zero_infinity : bool
+        Replace infinite losses and their gradients by zeros.
+
+    Returns
+    -------
+    Tensor
+        The loss, on ``log_probs``' device: shape (N,) for ``"none"``, else a scalar.
+        Differentiable with respect to ``log_probs``; see the module notes for how its
+        gradient differs from torch's.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`fastctc.ctc_loss`.
+
+    Examples
+    --------
+    >>> import torch, fastctc.torch
+    >>> lp = torch.zeros(4, 1, 3, dtype=torch.float64).log_softmax(-1).requires_grad_()
+    >>> loss = fastctc.torch.ctc_loss(lp, torch.tensor([[1, 2]]), [4], [2], reduction="sum")
+    >>> round(loss.item(), 4)
+    1.6864
+    >>> loss.backward()
+    >>> lp.grad.shape
+    torch.Size([4, 1, 3])
+    """
+    return _CTCLossFunction.apply(
+        log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity
+    )
+
+
+class CTCLoss(torch.nn.Module):
+    """``torch.nn.CTCLoss`` on fastctc's kernels; see :func:`ctc_loss`.
+
+    Parameters
+    ----------
+    blank : int
+        Index of the blank class.
+    reduction : {"mean", "sum", "none"}
+        Reduction over the batch, as torch.
+    zero_infinity : bool
+        Replace infinite losses and their gradients by zeros.
+
+    Examples
+    --------
+    >>> import torch, fastctc.torch
+    >>> crit = fastctc.torch.CTCLoss(blank=0)
+    >>> logits = torch.randn(6, 2, 4, requires_grad=True)
+    >>> loss = crit(logits.log_softmax(-1), torch.tensor([[1, 2], [3, 3]]), [6, 6], [2, 2])
+    >>> loss.backward()
+    """
+
+    def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False):
+        super().__init__()
+        self.blank = blank
+        self.reduction = reduction
+        self.zero_infinity = zero_infinity
+
+    def forward(
+        self, log_probs: torch.Tensor, targets: Any, input_lengths: Any, target_lengths: Any
+    ) -> torch.Tensor:
+        """Loss of a batch; arguments as :func:`ctc_loss`."""
+        return ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
+                        self.reduction, self.zero_infinity)
+
+    def extra_repr(self) -> str:
+        return (
+            f"blank={self.blank}, reduction={self.reduction!r}, "
+            f"zero_infinity={self.zero_infinity}"
+        )
