@@ -118,6 +118,11 @@ def find_blank(labels: Sequence[str]) -> int | None:
     """Index of the one label named like a blank (``""``, ``<pad>``, ``[pad]``, ``<blank>``).
 
     ``None`` when there is no such label or more than one.
+
+    Examples
+    --------
+    >>> find_blank(["<pad>", "<s>", "|", "a"]), find_blank(["a", "b"])
+    (0, None)
     """
     hits = [i for i, lab in enumerate(labels) if lab.lower() in _BLANK_NAMES]
     return hits[0] if len(hits) == 1 else None
@@ -254,7 +259,18 @@ def load_matrix(src: Source, num_classes: int | None, kind: str = "log-probs") -
 
 
 def to_log_probs(arr: np.ndarray, num_classes: int | None, kind: str) -> np.ndarray:
-    """Check a ``(T, C)`` matrix and turn it into float32 log-probabilities (see ``kind``)."""
+    """Check a ``(T, C)`` matrix and turn it into float32 log-probabilities (see ``kind``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> np.exp(to_log_probs(np.array([[0.25, 0.75]]), 2, "probs")).round(3).tolist()
+    [[0.25, 0.75]]
+    >>> to_log_probs(np.array([[2.0, 2.0]]), 2, "log-probs")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: log-probabilities must be <= 0; the largest value is 2 (use --input-kind ...)
+    """
     if kind not in INPUT_KINDS:
         raise ValueError(f"input kind must be one of {INPUT_KINDS}; got {kind!r}.")
     if arr.dtype.kind != "f":
@@ -308,7 +324,18 @@ def to_log_probs(arr: np.ndarray, num_classes: int | None, kind: str) -> np.ndar
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """How label ids become words: character labels with a delimiter, or subword pieces."""
+    """How label ids become words: character labels with a delimiter, or subword pieces.
+
+    Examples
+    --------
+    >>> v = Vocabulary.build(["", " ", "a", "b"], blank=0)
+    >>> v.style, v.delimiter
+    ('char', 1)
+    >>> v.words([2, 3, 1, 2], starts=[0, 2, 4, 6], ends=[1, 3, 5, 7])
+    [('ab', 0, 3), ('a', 6, 7)]
+    >>> v.encode("ab a")
+    [2, 3, 1, 2]
+    """
 
     labels: tuple[str, ...]
     blank: int
@@ -414,6 +441,12 @@ def token_ends(argmax: np.ndarray, tokens: Sequence[int], starts: Sequence[int])
 
     A token lasts from its start frame while the frame's best label is still that token,
     stopping at the next token's start: exact for a greedy path, an estimate for beam search.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> token_ends(np.array([0, 3, 3, 0, 4, 4, 4]), tokens=[3, 4], starts=[1, 4])
+    [3, 7]
     """
     T = argmax.shape[0]
     ends = []
