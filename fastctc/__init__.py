@@ -1,6 +1,8 @@
 """fastctc: fast CTC loss, gradient and decoding on CPUs, compiled with Numba."""
 
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
+from .decoder import BeamSearchDecoderCTC, build_ctcdecoder
+from .lm import AbstractLanguageModel, LanguageModel
 
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
@@ -8,6 +10,10 @@ from .ops import log_softmax
 __version__ = "0.1.0"
 
 __all__ = [
+    "AbstractLanguageModel",
+    "BeamSearchDecoderCTC",
+    "LanguageModel",
+    "build_ctcdecoder",
     "Hypothesis",
     "__version__",
     "cer",

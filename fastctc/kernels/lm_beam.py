@@ -1,0 +1,627 @@
+"""CTC beam search with word-level language-model fusion (pyctcdecode's algorithm), nopython.
+
+A beam is ``(text, word part, last label)``: ``text`` is a node of a per-utterance word trie
+(each node one more word, with its LM state and cumulative LM score), the word part is the
+unfinished word (its FNV hash and length in characters) and ``last label`` the last label of
+the path (blank included), so a repeated label collapses and a blank separates repeats.
+Every frame each beam is extended by every label whose log-probability reaches
+``token_min_logp`` (plus the frame's best label); candidates with the same
+``(text, part, last)`` are merged by log-sum-exp of their acoustic scores; each is scored as
+acoustic + LM(text) + partial-word score; candidates below ``best + beam_prune_logp`` are
+dropped and the best ``K`` kept (ties by candidate order). ``prune_history`` additionally keeps
+only the best beam per (last ``n - 1`` words, part, last label).
+
+LM scores come from hash tables keyed by (LM state id, word id): a miss stops the kernel before
+the frame is committed, with the missing queries in ``q``; the caller resolves them (KenLM),
+fills the tables and calls again, and the frame is recomputed. Capacity shortfalls stop it the
+same way. The kernel thus never calls Python and releases the GIL throughout.
+
+Inputs are validated by the caller. Status codes: ``DONE``, ``PENDING``, ``GROW_TEXT``,
+``GROW_CAND``.
+"""
+
+import math
+
+import numpy as np
+
+from ._jit import jit
+from .lm_cache import FNV_OFFSET, fnv_extend, pair_key, table_find, table_slot_for_insert
+
+DONE = 0
+PENDING = 1
+GROW_TEXT = 2
+GROW_CAND = 3
+
+# token kinds
+K_BLANK = 0
+K_SPACE = 1  # word delimiter of a character vocabulary: ends the word, adds no character
+K_BPE_START = 2  # "▁xx": ends the previous word and starts a new one with "xx"
+K_NORMAL = 3
+
+# beam integer columns
+B_TEXT = 0
+B_PLEN = 1
+B_PNTOK = 2
+B_LAST = 3
+B_PSTART = 4
+B_PEND = 5
+B_FNODE = 6
+B_TNODE = 7
+B_COLS = 8
+
+# text-node integer columns
+N_PARENT = 0
+N_STATE = 1
+N_HW = 2
+N_NWORDS = 3
+N_COLS = 4
+
+# candidate integer columns
+C_TEXT = 0
+C_PLEN = 1
+C_PNTOK = 2
+C_LAST = 3
+C_PSTART = 4
+C_PEND = 5
+C_SRC = 6
+C_FAPPEND = 7
+C_NEWTOK = 8
+C_SLOT = 9
+C_COLS = 10
+
+# query columns: kind, state, word id, token node, tokens in the word
+Q_WORD = 0  # word hash unknown: resolve the string to a word id (then score it)
+Q_LM = 1  # (state, word id, eos) score missing
+Q_PARTIAL = 2  # partial-word score missing (custom language models only)
+Q_COLS = 6
+
+# io slots
+IO_T = 0
+IO_NBEAMS = 1
+IO_NTEXT = 2
+IO_NFC = 3
+IO_NTK = 4
+IO_NQ = 5
+IO_NEED = 6
+IO_NOUT = 7
+
+LN10 = math.log(10.0)
+AVG_TOKEN_LEN = 6
+
+
+@jit
+def sum_log_scores(s1, s2):
+    """log(exp(s1) + exp(s2)), in the same operation order as pyctcdecode."""
+    if s1 >= s2:
+        return s1 + math.log(1.0 + math.exp(s2 - s1))
+    return s2 + math.log(1.0 + math.exp(s1 - s2))
+
+
+@jit
+def extend_hash(h, tok, tok_codes, tok_off):
+    for p in range(tok_off[tok], tok_off[tok + 1]):
+        h = fnv_extend(h, tok_codes[p])
+    return h
+
+
+@jit
+def add_query(q, q_hash, io, kind, state, wid, tnode, ntok, h, eos):
+    n = io[IO_NQ]
+    if n < q.shape[0]:
+        q[n, 0] = kind
+        q[n, 1] = state
+        q[n, 2] = wid
+        q[n, 3] = tnode
+        q[n, 4] = ntok
+        q[n, 5] = eos
+        q_hash[n] = h
+        io[IO_NQ] = n + 1
+
+
+@jit
+def lookup_word(word_keys, word_vals, h):
+    """Word id of the word with hash ``h``, or -1 when the table does not know it yet."""
+    slot = table_find(word_keys, h)
+    if slot < 0:
+        return -1
+    return word_vals[slot]
+
+
+@jit
+def lookup_lm(lm_keys, lm_score, lm_next, state, wid, eos):
+    """(score, next state) for ``wid`` after ``state``; next state -1 on a miss."""
+    slot = table_find(lm_keys, pair_key(state * 2 + eos, wid))
+    if slot < 0:
+        return 0.0, -1
+    nxt = lm_next[slot]
+    sc = lm_score[slot]
+    if nxt < 0 or sc != sc:
+        return 0.0, -1
+    return sc, nxt
+
+
+@jit
+def child_text(
+    parent, h, src_tnode, src_ntok,
+    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+    have_lm, n_hist, hw_weight, hw_word_keys,
+    word_keys, word_vals, lm_keys, lm_score, lm_next, q, q_hash,
+):
+    """Node for text ``parent`` + word ``h``, created on first use; -1 while LM data is missing."""
+    key = pair_key(parent, h)
+    slot = table_slot_for_insert(tt_keys, key)
+    if tt_keys[slot] == key:
+        node = tt_vals[slot]
+        if tn_i[node, N_PARENT] == parent and tn_word[node] == h:
+            return node
+        slot = -1  # two pairs share a 64-bit key (practically never): keep the node private
+    state = -1
+    score = 0.0
+    if have_lm:
+        pstate = tn_i[parent, N_STATE]
+        wid = lookup_word(word_keys, word_vals, h)
+        if wid < 0:
+            add_query(q, q_hash, io, Q_WORD, pstate, -1, src_tnode, src_ntok, h, 0)
+            return -1
+        score, state = lookup_lm(lm_keys, lm_score, lm_next, pstate, wid, 0)
+        if state < 0:
+            add_query(q, q_hash, io, Q_LM, pstate, wid, src_tnode, src_ntok, h, 0)
+            return -1
+    is_hw = 0
+    if hw_word_keys.size > 1 and table_find(hw_word_keys, h) >= 0:
+        is_hw = 1
+    node = io[IO_NTEXT]
+    io[IO_NTEXT] = node + 1
+    tn_i[node, N_PARENT] = parent
+    tn_i[node, N_STATE] = state
+    tn_i[node, N_HW] = tn_i[parent, N_HW] + is_hw
+    tn_i[node, N_NWORDS] = tn_i[parent, N_NWORDS] + 1
+    tn_word[node] = h
+    tn_lm[node] = tn_lm[parent] + score + hw_weight * is_hw
+    # history key: hash of the last n_hist words (pyctcdecode's prune_history)
+    hh = FNV_OFFSET
+    cur = node
+    for _ in range(n_hist):
+        if cur <= 0:
+            break
+        hh = fnv_extend(hh ^ tn_word[cur], 0x2F)
+        cur = tn_i[cur, N_PARENT]
+    tn_hist[node] = hh
+    if slot >= 0:
+        tt_vals[slot] = node
+        tt_keys[slot] = key
+    return node
+
+
+@jit
+def partial_score(
+    plen, phash, have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
+    hw_pre_keys, hw_pre_minlen, pre_keys, part_keys, part_vals,
+):
+    """Score of the unfinished word; NaN when a custom LM's score is not cached yet."""
+    if plen == 0:
+        return 0.0
+    if hw_pre_keys.size > 1:
+        slot = table_find(hw_pre_keys, phash)
+        if slot >= 0:
+            return hw_weight * plen / hw_pre_minlen[slot]
+    if not have_lm:
+        return 0.0
+    if native_partial:
+        oov = 1.0
+        if have_unigrams and table_find(pre_keys, phash) >= 0:
+            oov = 0.0
+        s = unk_offset * oov
+        if plen > AVG_TOKEN_LEN:
+            s = s * plen / AVG_TOKEN_LEN
+        return s
+    slot = table_find(part_keys, phash)
+    if slot < 0:
+        return np.nan
+    return part_vals[slot]
+
+
+@jit
+def lm_beam_search(
+    logp, tok_kind, tok_codes, tok_off, blank,
+    beam_width, beam_prune_logp, token_min_logp, prune_history, n_hist,
+    have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
+    word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
+    hw_word_keys, hw_pre_keys, hw_pre_minlen,
+    b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash,
+    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
+    cd_i, cd_logit, cd_score, cd_phash, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+):
+    """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
+
+    ``logp`` is ``(T, C)`` float32/float64 log-probabilities; every other array is a
+    workspace or table described in the module docstring and owned by the caller, who
+    validates inputs. Returns a status code; on ``DONE`` the final beams, best first, are
+    ``out_i[:io[IO_NOUT]]`` (columns: token node, word-frame node, last LM state, text node)
+    and ``out_f`` (acoustic score, combined score).
+    """
+    T, C = logp.shape
+    io[IO_NQ] = 0
+    t0 = io[IO_T]
+    for t in range(t0, T):
+        nb = io[IO_NBEAMS]
+        best = 0
+        bv = logp[t, 0]
+        for c in range(1, C):
+            if logp[t, c] > bv:
+                bv = logp[t, c]
+                best = c
+        nsel = 0
+        for c in range(C):
+            if logp[t, c] >= token_min_logp or c == best:
+                nsel += 1
+        need = nsel * nb
+        if need > cd_i.shape[0] or 2 * need > mt_keys.size:
+            io[IO_T] = t
+            io[IO_NEED] = need
+            return GROW_CAND
+        if io[IO_NTEXT] + need > tn_i.shape[0] or 2 * (io[IO_NTEXT] + need) > tt_keys.size:
+            io[IO_T] = t
+            io[IO_NEED] = io[IO_NTEXT] + need
+            return GROW_TEXT
+        pending = False
+        m = 0
+        for c in range(C):
+            p = logp[t, c]
+            if not (p >= token_min_logp or c == best):
+                continue
+            kind = tok_kind[c]
+            for i in range(nb):
+                last = b_i[i, B_LAST]
+                text = b_i[i, B_TEXT]
+                plen = b_i[i, B_PLEN]
+                pntok = b_i[i, B_PNTOK]
+                pstart = b_i[i, B_PSTART]
+                pend = b_i[i, B_PEND]
+                phash = b_phash[i]
+                fappend = 0
+                newtok = 0
+                if c == blank or c == last:
+                    if c != blank:
+                        pend = t + 1
+                elif kind == K_SPACE or kind == K_BPE_START:
+                    newtok = 1
+                    if plen > 0:
+                        nt = child_text(
+                            text, phash, b_i[i, B_TNODE], pntok,
+                            tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+                            have_lm, n_hist, hw_weight, hw_word_keys,
+                            word_keys, word_vals, lm_keys, lm_score, lm_next, q, q_hash,
+                        )
+                        if nt < 0:
+                            pending = True
+                            continue
+                        text = nt
+                        fappend = 1
+                    if kind == K_SPACE:
+                        phash = FNV_OFFSET
+                        plen = 0
+                        pntok = 0
+                        pstart = -1
+                        pend = -1
+                    else:
+                        phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
+                        plen = tok_off[c + 1] - tok_off[c]
+                        pntok = 1
+                        pstart = t
+                        pend = t + 1
+                else:
+                    newtok = 1
+                    phash = extend_hash(phash, c, tok_codes, tok_off)
+                    plen += tok_off[c + 1] - tok_off[c]
+                    pntok += 1
+                    if pstart < 0:
+                        pstart = t
+                    pend = t + 1
+                logit = b_logit[i] + p
+                key = pair_key(pair_key(text, phash), c)
+                slot = table_slot_for_insert(mt_keys, key)
+                if mt_keys[slot] == key:
+                    j = mt_vals[slot]
+                    cd_logit[j] = sum_log_scores(cd_logit[j], logit)
+                else:
+                    j = m
+                    m += 1
+                    mt_vals[slot] = j
+                    mt_keys[slot] = key
+                    cd_i[j, C_SLOT] = slot
+                    cd_i[j, C_TEXT] = text
+                    cd_i[j, C_PLEN] = plen
+                    cd_i[j, C_LAST] = c
+                    cd_phash[j] = phash
+                    cd_logit[j] = logit
+                # the last merged path supplies everything but the score (as pyctcdecode)
+                cd_i[j, C_PNTOK] = pntok
+                cd_i[j, C_PSTART] = pstart
+                cd_i[j, C_PEND] = pend
+                cd_i[j, C_SRC] = i
+                cd_i[j, C_FAPPEND] = fappend
+                cd_i[j, C_NEWTOK] = newtok
+        for j in range(m):
+            mt_keys[cd_i[j, C_SLOT]] = 0
+        if pending:
+            io[IO_T] = t
+            return PENDING
+        mx = -np.inf
+        for j in range(m):
+            ps = partial_score(
+                cd_i[j, C_PLEN], cd_phash[j], have_lm, native_partial, have_unigrams,
+                unk_offset, hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys,
+                part_vals,
+            )
+            if ps != ps:
+                src = cd_i[j, C_SRC]
+                ntok = cd_i[j, C_PNTOK]
+                tnode = b_i[src, B_TNODE]
+                if cd_i[j, C_NEWTOK]:
+                    # the part ends with this frame's label, not yet in the token chain
+                    tnode = -2 - cd_i[j, C_LAST]
+                    add_query(q, q_hash, io, Q_PARTIAL, b_i[src, B_TNODE], -1, tnode, ntok,
+                              cd_phash[j], 0)
+                else:
+                    add_query(q, q_hash, io, Q_PARTIAL, -1, -1, tnode, ntok, cd_phash[j], 0)
+                pending = True
+                continue
+            sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + ps
+            cd_score[j] = sc
+            if sc > mx:
+                mx = sc
+        if pending:
+            io[IO_T] = t
+            return PENDING
+        n_new = _select_and_commit(
+            t, m, mx + beam_prune_logp, beam_width, prune_history,
+            cd_i, cd_logit, cd_score, cd_phash, mt_keys, tn_hist,
+            b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash, fc, tk, io,
+        )
+        io[IO_NBEAMS] = n_new
+    io[IO_T] = T
+    return _finish(
+        have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
+        word_keys, word_vals, lm_keys, lm_score, lm_next,
+        b_i, b_logit, b_phash, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
+        fc, cd_i, cd_logit, cd_score, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+    )
+
+
+@jit
+def _select_and_commit(
+    t, m, thr, beam_width, prune_history,
+    cd_i, cd_logit, cd_score, cd_phash, mt_keys, tn_hist,
+    b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash, fc, tk, io,
+):
+    """Keep candidates >= ``thr``, the best ``beam_width`` (stable), history-prune, commit."""
+    kept = np.empty(m, dtype=np.int64)
+    nk = 0
+    for j in range(m):
+        if cd_score[j] >= thr:
+            kept[nk] = j
+            nk += 1
+    kept = kept[:nk]
+    neg = np.empty(nk)
+    for a in range(nk):
+        neg[a] = -cd_score[kept[a]]
+    order = np.argsort(neg, kind="mergesort")
+    n_take = min(nk, beam_width)
+    n_new = 0
+    used = np.empty(0, dtype=np.int64)
+    for a in range(n_take):
+        j = kept[order[a]]
+        if prune_history:
+            hk = pair_key(pair_key(tn_hist[cd_i[j, C_TEXT]], cd_phash[j]), cd_i[j, C_LAST])
+            slot = table_slot_for_insert(mt_keys, hk)
+            if mt_keys[slot] == hk:
+                continue
+            mt_keys[slot] = hk
+            if used.size == 0:
+                used = np.empty(n_take, dtype=np.int64)
+            used[n_new] = slot
+        src = cd_i[j, C_SRC]
+        tnode = b_i[src, B_TNODE]
+        if cd_i[j, C_NEWTOK]:
+            k = io[IO_NTK]
+            io[IO_NTK] = k + 1
+            tk[k, 0] = tnode
+            tk[k, 1] = cd_i[j, C_LAST]
+            tk[k, 2] = t
+            tnode = k
+        fnode = b_i[src, B_FNODE]
+        if cd_i[j, C_FAPPEND]:
+            k = io[IO_NFC]
+            io[IO_NFC] = k + 1
+            fc[k, 0] = fnode
+            fc[k, 1] = b_i[src, B_PSTART]
+            fc[k, 2] = b_i[src, B_PEND]
+            fnode = k
+        nb_i[n_new, B_TEXT] = cd_i[j, C_TEXT]
+        nb_i[n_new, B_PLEN] = cd_i[j, C_PLEN]
+        nb_i[n_new, B_PNTOK] = cd_i[j, C_PNTOK]
+        nb_i[n_new, B_LAST] = cd_i[j, C_LAST]
+        nb_i[n_new, B_PSTART] = cd_i[j, C_PSTART]
+        nb_i[n_new, B_PEND] = cd_i[j, C_PEND]
+        nb_i[n_new, B_FNODE] = fnode
+        nb_i[n_new, B_TNODE] = tnode
+        nb_logit[n_new] = cd_logit[j]
+        nb_phash[n_new] = cd_phash[j]
+        n_new += 1
+    if prune_history:
+        for a in range(n_new):
+            mt_keys[used[a]] = 0
+    for a in range(n_new):
+        for col in range(B_COLS):
+            b_i[a, col] = nb_i[a, col]
+        b_logit[a] = nb_logit[a]
+        b_phash[a] = nb_phash[a]
+    return n_new
+
+
+@jit
+def _finish(
+    have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
+    word_keys, word_vals, lm_keys, lm_score, lm_next,
+    b_i, b_logit, b_phash, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
+    fc, cd_i, cd_logit, cd_score, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+):
+    """Final step: complete each beam's last word, add end-of-sentence LM scores, rank.
+
+    As pyctcdecode, a beam without an unfinished word is scored with the empty word (an
+    unknown word to KenLM) before the sentence end; beams that yield the same text merge.
+    """
+    nb = io[IO_NBEAMS]
+    pending = False
+    m = 0
+    for i in range(nb):
+        text = b_i[i, B_TEXT]
+        plen = b_i[i, B_PLEN]
+        phash = b_phash[i]
+        if plen > 0:
+            slot = table_find(tt_keys, pair_key(text, phash))
+            node = -1
+            if slot >= 0:
+                node = tt_vals[slot]
+                if not (tn_i[node, N_PARENT] == text and tn_word[node] == phash):
+                    node = -1
+            if node >= 0:
+                key = pair_key(node, 0)
+            else:
+                key = pair_key(pair_key(text, phash), 1)
+        else:
+            key = pair_key(text, 0)
+        state = -1
+        score = 0.0
+        if have_lm:
+            pstate = tn_i[text, N_STATE]
+            wid = 0
+            if plen > 0:
+                wid = lookup_word(word_keys, word_vals, phash)
+                if wid < 0:
+                    add_query(q, q_hash, io, Q_WORD, pstate, -1, b_i[i, B_TNODE],
+                              b_i[i, B_PNTOK], phash, 1)
+                    pending = True
+                    continue
+            score, state = lookup_lm(lm_keys, lm_score, lm_next, pstate, wid, 1)
+            if state < 0:
+                add_query(q, q_hash, io, Q_LM, pstate, wid, b_i[i, B_TNODE],
+                          b_i[i, B_PNTOK], phash, 1)
+                pending = True
+                continue
+        is_hw = 0
+        if plen > 0 and hw_word_keys.size > 1 and table_find(hw_word_keys, phash) >= 0:
+            is_hw = 1
+        lmhw = tn_lm[text] + score + hw_weight * is_hw
+        slot = table_slot_for_insert(mt_keys, key)
+        if mt_keys[slot] == key:
+            j = mt_vals[slot]
+            cd_logit[j] = sum_log_scores(cd_logit[j], b_logit[i])
+        else:
+            j = m
+            m += 1
+            mt_vals[slot] = j
+            mt_keys[slot] = key
+            cd_i[j, C_SLOT] = slot
+            cd_logit[j] = b_logit[i]
+        cd_i[j, C_SRC] = i
+        cd_i[j, C_TEXT] = state
+        cd_score[j] = lmhw
+    for j in range(m):
+        mt_keys[cd_i[j, C_SLOT]] = 0
+    if pending:
+        return PENDING
+    mx = -np.inf
+    for j in range(m):
+        cd_score[j] += cd_logit[j]
+        if cd_score[j] > mx:
+            mx = cd_score[j]
+    thr = mx + beam_prune_logp
+    kept = np.empty(m, dtype=np.int64)
+    nk = 0
+    for j in range(m):
+        if cd_score[j] >= thr:
+            kept[nk] = j
+            nk += 1
+    neg = np.empty(nk)
+    for a in range(nk):
+        neg[a] = -cd_score[kept[a]]
+    order = np.argsort(neg, kind="mergesort")
+    n_out = min(nk, beam_width)
+    for a in range(n_out):
+        j = kept[order[a]]
+        i = cd_i[j, C_SRC]
+        fnode = b_i[i, B_FNODE]
+        if b_i[i, B_PLEN] > 0:
+            k = io[IO_NFC]
+            io[IO_NFC] = k + 1
+            fc[k, 0] = fnode
+            fc[k, 1] = b_i[i, B_PSTART]
+            fc[k, 2] = b_i[i, B_PEND]
+            fnode = k
+        out_i[a, 0] = b_i[i, B_TNODE]
+        out_i[a, 1] = fnode
+        out_i[a, 2] = cd_i[j, C_TEXT]
+        out_i[a, 3] = b_i[i, B_TEXT]
+        out_f[a, 0] = cd_logit[j]
+        out_f[a, 1] = cd_score[j]
+    io[IO_NOUT] = n_out
+    return DONE
+
+
+@jit
+def collect_chains(parent_col, nodes, tk, fc):
+    """Walk token chains (``tk``: parent, label, frame) and word-frame chains (``fc``: parent,
+    start, end) back from ``nodes[:, 0]`` / ``nodes[:, 1]``.
+
+    Returns flat labels, frames and offsets for the tokens, then flat starts, ends and
+    offsets for the words, each sequence in forward order.
+    """
+    n = nodes.shape[0]
+    t_off = np.zeros(n + 1, dtype=np.int64)
+    w_off = np.zeros(n + 1, dtype=np.int64)
+    for a in range(n):
+        c = 0
+        k = nodes[a, 0]
+        while k >= 0:
+            c += 1
+            k = tk[k, parent_col]
+        t_off[a + 1] = t_off[a] + c
+        c = 0
+        k = nodes[a, 1]
+        while k >= 0:
+            c += 1
+            k = fc[k, parent_col]
+        w_off[a + 1] = w_off[a] + c
+    labels = np.empty(t_off[n], dtype=np.int64)
+    frames = np.empty(t_off[n], dtype=np.int64)
+    starts = np.empty(w_off[n], dtype=np.int64)
+    ends = np.empty(w_off[n], dtype=np.int64)
+    for a in range(n):
+        p = t_off[a + 1] - 1
+        k = nodes[a, 0]
+        while k >= 0:
+            labels[p] = tk[k, 1]
+            frames[p] = tk[k, 2]
+            p -= 1
+            k = tk[k, parent_col]
+        p = w_off[a + 1] - 1
+        k = nodes[a, 1]
+        while k >= 0:
+            starts[p] = fc[k, 1]
+            ends[p] = fc[k, 2]
+            p -= 1
+            k = fc[k, parent_col]
+    return labels, frames, t_off, starts, ends, w_off
+
+
+@jit
+def rebuild_text_table(tn_i, tn_word, n_used, tt_keys, tt_vals):
+    """Re-insert text nodes ``1..n_used-1`` into an empty (parent, word) table."""
+    for node in range(1, n_used):
+        key = pair_key(tn_i[node, N_PARENT], tn_word[node])
+        slot = table_slot_for_insert(tt_keys, key)
+        if tt_keys[slot] == 0:
+            tt_vals[slot] = node
+            tt_keys[slot] = key
