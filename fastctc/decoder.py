@@ -293,11 +293,13 @@ class BeamSearchDecoderCTC:
         nb_i = np.empty_like(b_i)
         nb_logit = np.empty_like(b_logit)
         nb_phash = np.empty_like(b_phash)
+        b_part = np.zeros(K)
+        nb_part = np.empty(K)
         b_i[0, kb.B_TEXT] = 0
         b_i[0, kb.B_PLEN] = 0
         b_i[0, kb.B_PNTOK] = 0
         b_phash[0] = FNV_OFFSET
-        text_cap = max(256, 4 * K)
+        text_cap = max(1024, 8 * T + 4 * K)
         tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _text_pool(text_cap)
         tn_i[0] = (-1, start, 0, 0)
         tn_word[0] = 0
@@ -348,9 +350,9 @@ class BeamSearchDecoderCTC:
                 have_lm, native, have_uni, unk, hotword_weight,
                 word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
                 partial[0], partial[1], hw_words, hw_pre, hw_minlen,
-                b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash,
+                b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part,
                 tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-                cand[0], cand[1], cand[2], cand[3], cand[4], cand[5],
+                cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6],
                 q, q_hash, io, out_i, out_f,
             )  # fmt: skip
             if status == kb.DONE:
@@ -682,6 +684,7 @@ def _cand_pool(cap: int) -> tuple[np.ndarray, ...]:
         np.empty(cap),
         np.empty(cap),
         np.empty(cap, dtype=np.uint64),
+        np.empty(cap),
         np.zeros(mcap, dtype=np.uint64),
         np.empty(mcap, dtype=np.int64),
     )

@@ -228,9 +228,9 @@ def lm_beam_search(
     have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
     word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
     hw_word_keys, hw_pre_keys, hw_pre_minlen,
-    b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash,
+    b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-    cd_i, cd_logit, cd_score, cd_phash, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+    cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
 ):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
 
@@ -243,6 +243,9 @@ def lm_beam_search(
     T, C = logp.shape
     io[IO_NQ] = 0
     t0 = io[IO_T]
+    kept = np.empty(cd_i.shape[0], dtype=np.int64)
+    tmp = np.empty(cd_i.shape[0], dtype=np.int64)
+    used = np.empty(beam_width, dtype=np.int64)
     for t in range(t0, T):
         nb = io[IO_NBEAMS]
         best = 0
@@ -281,43 +284,54 @@ def lm_beam_search(
                 phash = b_phash[i]
                 fappend = 0
                 newtok = 0
+                ps = b_part[i]
                 if c == blank or c == last:
                     if c != blank:
                         pend = t + 1
-                elif kind == K_SPACE or kind == K_BPE_START:
-                    newtok = 1
-                    if plen > 0:
-                        nt = child_text(
-                            text, phash, b_i[i, B_TNODE], pntok,
-                            tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-                            have_lm, n_hist, hw_weight, hw_word_keys,
-                            word_keys, word_vals, lm_keys, lm_score, lm_next, q, q_hash,
-                        )
-                        if nt < 0:
-                            pending = True
-                            continue
-                        text = nt
-                        fappend = 1
-                    if kind == K_SPACE:
-                        phash = FNV_OFFSET
-                        plen = 0
-                        pntok = 0
-                        pstart = -1
-                        pend = -1
-                    else:
-                        phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
-                        plen = tok_off[c + 1] - tok_off[c]
-                        pntok = 1
-                        pstart = t
-                        pend = t + 1
                 else:
                     newtok = 1
-                    phash = extend_hash(phash, c, tok_codes, tok_off)
-                    plen += tok_off[c + 1] - tok_off[c]
-                    pntok += 1
-                    if pstart < 0:
-                        pstart = t
-                    pend = t + 1
+                    if kind == K_SPACE or kind == K_BPE_START:
+                        if plen > 0:
+                            nt = child_text(
+                                text, phash, b_i[i, B_TNODE], pntok,
+                                tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+                                have_lm, n_hist, hw_weight, hw_word_keys,
+                                word_keys, word_vals, lm_keys, lm_score, lm_next, q, q_hash,
+                            )
+                            if nt < 0:
+                                pending = True
+                                continue
+                            text = nt
+                            fappend = 1
+                        if kind == K_SPACE:
+                            phash = FNV_OFFSET
+                            plen = 0
+                            pntok = 0
+                            pstart = -1
+                            pend = -1
+                        else:
+                            phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
+                            plen = tok_off[c + 1] - tok_off[c]
+                            pntok = 1
+                            pstart = t
+                            pend = t + 1
+                    else:
+                        phash = extend_hash(phash, c, tok_codes, tok_off)
+                        plen += tok_off[c + 1] - tok_off[c]
+                        pntok += 1
+                        if pstart < 0:
+                            pstart = t
+                        pend = t + 1
+                    ps = partial_score(
+                        plen, phash, have_lm, native_partial, have_unigrams, unk_offset,
+                        hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys, part_vals,
+                    )
+                    if ps != ps:
+                        # custom LM: the part is the beam's last pntok - 1 tokens plus c
+                        add_query(q, q_hash, io, Q_PARTIAL, b_i[i, B_TNODE], -1, -2 - c,
+                                  pntok, phash, 0)
+                        pending = True
+                        continue
                 logit = b_logit[i] + p
                 key = pair_key(pair_key(text, phash), c)
                 slot = table_slot_for_insert(mt_keys, key)
@@ -335,6 +349,7 @@ def lm_beam_search(
                     cd_i[j, C_LAST] = c
                     cd_phash[j] = phash
                     cd_logit[j] = logit
+                    cd_part[j] = ps
                 # the last merged path supplies everything but the score (as pyctcdecode)
                 cd_i[j, C_PNTOK] = pntok
                 cd_i[j, C_PSTART] = pstart
@@ -349,25 +364,7 @@ def lm_beam_search(
             return PENDING
         mx = -np.inf
         for j in range(m):
-            ps = partial_score(
-                cd_i[j, C_PLEN], cd_phash[j], have_lm, native_partial, have_unigrams,
-                unk_offset, hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys,
-                part_vals,
-            )
-            if ps != ps:
-                src = cd_i[j, C_SRC]
-                ntok = cd_i[j, C_PNTOK]
-                tnode = b_i[src, B_TNODE]
-                if cd_i[j, C_NEWTOK]:
-                    # the part ends with this frame's label, not yet in the token chain
-                    tnode = -2 - cd_i[j, C_LAST]
-                    add_query(q, q_hash, io, Q_PARTIAL, b_i[src, B_TNODE], -1, tnode, ntok,
-                              cd_phash[j], 0)
-                else:
-                    add_query(q, q_hash, io, Q_PARTIAL, -1, -1, tnode, ntok, cd_phash[j], 0)
-                pending = True
-                continue
-            sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + ps
+            sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + cd_part[j]
             cd_score[j] = sc
             if sc > mx:
                 mx = sc
@@ -376,8 +373,9 @@ def lm_beam_search(
             return PENDING
         n_new = _select_and_commit(
             t, m, mx + beam_prune_logp, beam_width, prune_history,
-            cd_i, cd_logit, cd_score, cd_phash, mt_keys, tn_hist,
-            b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash, fc, tk, io,
+            cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, tn_hist,
+            b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part, fc, tk, io,
+            kept, tmp, used,
         )
         io[IO_NBEAMS] = n_new
     io[IO_T] = T
@@ -390,36 +388,79 @@ def lm_beam_search(
 
 
 @jit
+def sort_desc(idx, n, score, tmp):
+    """Stable sort of ``idx[:n]`` by decreasing ``score[idx]`` (ties keep their order);
+    insertion sort of runs of 16, then bottom-up merging through ``tmp``."""
+    run = 16
+    for lo in range(0, n, run):
+        hi = min(lo + run, n)
+        for a in range(lo + 1, hi):
+            x = idx[a]
+            sx = score[x]
+            b = a - 1
+            while b >= lo and score[idx[b]] < sx:
+                idx[b + 1] = idx[b]
+                b -= 1
+            idx[b + 1] = x
+    width = run
+    in_tmp = False
+    while width < n:
+        src = tmp if in_tmp else idx
+        dst = idx if in_tmp else tmp
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            a = lo
+            b = mid
+            k = lo
+            while a < mid and b < hi:
+                if score[src[b]] > score[src[a]]:
+                    dst[k] = src[b]
+                    b += 1
+                else:
+                    dst[k] = src[a]
+                    a += 1
+                k += 1
+            while a < mid:
+                dst[k] = src[a]
+                a += 1
+                k += 1
+            while b < hi:
+                dst[k] = src[b]
+                b += 1
+                k += 1
+        in_tmp = not in_tmp
+        width *= 2
+    if in_tmp:
+        for a in range(n):
+            idx[a] = tmp[a]
+
+
+@jit
 def _select_and_commit(
     t, m, thr, beam_width, prune_history,
-    cd_i, cd_logit, cd_score, cd_phash, mt_keys, tn_hist,
-    b_i, b_logit, b_phash, nb_i, nb_logit, nb_phash, fc, tk, io,
+    cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, tn_hist,
+    b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part, fc, tk, io,
+    kept, tmp, used,
 ):
     """Keep candidates >= ``thr``, the best ``beam_width`` (stable), history-prune, commit."""
-    kept = np.empty(m, dtype=np.int64)
     nk = 0
     for j in range(m):
         if cd_score[j] >= thr:
             kept[nk] = j
             nk += 1
-    kept = kept[:nk]
-    neg = np.empty(nk)
-    for a in range(nk):
-        neg[a] = -cd_score[kept[a]]
-    order = np.argsort(neg, kind="mergesort")
+    sort_desc(kept, nk, cd_score, tmp)
+    order = kept
     n_take = min(nk, beam_width)
     n_new = 0
-    used = np.empty(0, dtype=np.int64)
     for a in range(n_take):
-        j = kept[order[a]]
+        j = order[a]
         if prune_history:
             hk = pair_key(pair_key(tn_hist[cd_i[j, C_TEXT]], cd_phash[j]), cd_i[j, C_LAST])
             slot = table_slot_for_insert(mt_keys, hk)
             if mt_keys[slot] == hk:
                 continue
             mt_keys[slot] = hk
-            if used.size == 0:
-                used = np.empty(n_take, dtype=np.int64)
             used[n_new] = slot
         src = cd_i[j, C_SRC]
         tnode = b_i[src, B_TNODE]
@@ -448,6 +489,7 @@ def _select_and_commit(
         nb_i[n_new, B_TNODE] = tnode
         nb_logit[n_new] = cd_logit[j]
         nb_phash[n_new] = cd_phash[j]
+        nb_part[n_new] = cd_part[j]
         n_new += 1
     if prune_history:
         for a in range(n_new):
@@ -457,6 +499,7 @@ def _select_and_commit(
             b_i[a, col] = nb_i[a, col]
         b_logit[a] = nb_logit[a]
         b_phash[a] = nb_phash[a]
+        b_part[a] = nb_part[a]
     return n_new
 
 
@@ -539,18 +582,16 @@ def _finish(
             mx = cd_score[j]
     thr = mx + beam_prune_logp
     kept = np.empty(m, dtype=np.int64)
+    tmp = np.empty(m, dtype=np.int64)
     nk = 0
     for j in range(m):
         if cd_score[j] >= thr:
             kept[nk] = j
             nk += 1
-    neg = np.empty(nk)
-    for a in range(nk):
-        neg[a] = -cd_score[kept[a]]
-    order = np.argsort(neg, kind="mergesort")
+    sort_desc(kept, nk, cd_score, tmp)
     n_out = min(nk, beam_width)
     for a in range(n_out):
-        j = kept[order[a]]
+        j = kept[a]
         i = cd_i[j, C_SRC]
         fnode = b_i[i, B_FNODE]
         if b_i[i, B_PLEN] > 0:
