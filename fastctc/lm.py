@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .kernels import lm_beam as kb
-from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, pair_key
+from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, pair_keys
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs.
 LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)
@@ -528,38 +528,60 @@ class KernelTables:
         """Answer the kernel's queries ``q[i] = (kind, state, word id, token node, n tokens,
         eos)``; ``word_of(token_node, n_tokens)`` rebuilds a word from the token chain."""
         with self.lock:
-            new_k: list[int] = []
-            new_s: list[float] = []
-            new_n: list[int] = []
-            seen: set[tuple[int, int, int]] = set()
+            todo: dict[tuple[int, int, int], None] = {}
             pk: list[int] = []
             pv: list[float] = []
             for row, h in zip(q.tolist(), q_hash.tolist()):
                 kind, state, wid, tnode, ntok, eos = row
                 if kind == kb.Q_PARTIAL:
-                    if tnode <= -2:
-                        word = word_of(state, ntok - 1) + word_of(tnode, 1)
-                    else:
-                        word = word_of(tnode, ntok)
+                    word = word_of(state, ntok - 1) + word_of(tnode, 1)
                     pk.append(h)
                     pv.append(float(self.lm.score_partial_token(word)))
                     continue
                 if kind == kb.Q_WORD:
                     wid = self._word_id(word_of(tnode, ntok), np.uint64(h))
-                if (state, wid, eos) in seen:
-                    continue
-                seen.add((state, wid, eos))
-                key = int(pair_key(state * 2 + eos, wid))
-                s, nxt = self._score(state, wid, eos)
-                new_k.append(key)
-                new_s.append(s)
-                new_n.append(nxt)
-            if new_k:
-                self._insert_scores(new_k, new_s, new_n)
+                todo[(state, wid, eos)] = None
+            if todo:
+                keys = np.array(list(todo), dtype=np.int64)
+                new_s, new_n = self._scores_of(keys)
+                self._insert_scores(
+                    pair_keys(keys[:, 0] * 2 + keys[:, 2], keys[:, 1]), new_s, new_n
+                )
             if pk:
                 self._insert_partial(pk, pv)
 
-    def _insert_scores(self, k: list[int], s: list[float], n: list[int]) -> None:
+    def _scores_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(keys)
+        out_s = np.empty(n)
+        out_n = np.empty(n, dtype=np.int64)
+        states, words, state_ids = self.states, self.words, self.state_ids
+        if self.native:
+            lm: LanguageModel = self.lm  # type: ignore[assignment]
+            State = import_kenlm().State
+            base = lm.kenlm_model.BaseScore
+            oovs = self.word_oov
+            unk, a, b, sb = lm.unk_score_offset, lm.alpha, lm.beta, lm.score_boundary
+            f = LOG_BASE_CHANGE_FACTOR
+            for i, (state, wid, eos) in enumerate(keys.tolist()):
+                end = State()
+                s = base(states[state], words[wid], end)
+                if oovs[wid]:
+                    s += unk
+                if eos and sb:
+                    s = s + base(end, "</s>", State())
+                out_s[i] = a * s * f + b
+                sid = state_ids.get(end)
+                if sid is None:
+                    sid = self.state_id(end)
+                out_n[i] = sid
+        else:
+            for i, (state, wid, eos) in enumerate(keys.tolist()):
+                s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
+                out_s[i] = s
+                out_n[i] = self.state_id(end)
+        return out_s, out_n
+
+    def _insert_scores(self, k: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
         keys, sc, nx = self.scores
         if 2 * (self._n_scores + len(k)) > keys.size:
             cap = keys.size
@@ -569,9 +591,7 @@ class KernelTables:
             used = keys != 0
             insert_float_int(nk, ns, nn, keys[used], sc[used], nx[used])
             keys, sc, nx = nk, ns, nn
-        added = insert_float_int(
-            keys, sc, nx, np.array(k, np.uint64), np.array(s, np.float64), np.array(n, np.int64)
-        )
+        added = insert_float_int(keys, sc, nx, k, s, n)
         self._n_scores += added
         self.scores = (keys, sc, nx)
 

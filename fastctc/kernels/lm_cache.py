@@ -48,6 +48,15 @@ def pair_key(a, b):
 
 
 @jit
+def pair_keys(a, b):
+    """``pair_key`` over two int64 arrays."""
+    out = np.empty(a.size, dtype=np.uint64)
+    for i in range(a.size):
+        out[i] = pair_key(a[i], b[i])
+    return out
+
+
+@jit
 def table_find(keys, key):
     """Slot of ``key`` in ``keys``, or -1 when absent. ``keys.size`` is a power of two."""
     mask = np.uint64(keys.size - 1)
