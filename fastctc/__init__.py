@@ -3,7 +3,7 @@
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
 from .decoder import BeamSearchDecoderCTC, build_ctcdecoder
 from .lm import AbstractLanguageModel, LanguageModel
-
+from .loss import ctc_loss
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
 
@@ -17,6 +17,7 @@ __all__ = [
     "Hypothesis",
     "__version__",
     "cer",
+    "ctc_loss",
     "edit_distance",
     "greedy_decode",
     "greedy_decode_batch",

@@ -1,0 +1,86 @@
+"""CTC loss forward+backward: fastctc vs torch.nn.functional.ctc_loss on the CPU.
+
+Both run in this process on the same inputs at the same thread count; the table gives the
+median time of each and the ratio torch / fastctc (higher is better for fastctc).
+
+    python bench/bench_loss.py                # both shapes, 1 and 2 threads
+    python bench/bench_loss.py --repeat 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import fastctc
+
+SHAPES = [  # N, T, V, S
+    (32, 500, 29, 100),
+    (32, 1000, 1000, 200),
+]
+
+
+def make_inputs(N, T, V, S, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((T, N, V)).astype(np.float32) * 2
+    targets = rng.integers(1, V, size=(N, S))
+    input_lengths = rng.integers(int(T * 0.8), T + 1, size=N)
+    input_lengths[0] = T
+    target_lengths = rng.integers(int(S * 0.8), S + 1, size=N)
+    return logits, targets, input_lengths, target_lengths
+
+
+def median_time(fn, repeat):
+    fn()  # warm-up (compilation, allocator)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
+          f"torch {torch.__version__}, fastctc {fastctc.__version__}; float32, "
+          "forward+backward, times exclude compilation")
+    print(f"{'N':>3} {'T':>5} {'V':>5} {'S':>4} {'thr':>3} | {'torch ms':>9} | "
+          f"{'fastctc ms':>10} {'ratio':>6} | {'fastctc logits ms':>17} {'ratio':>6}")
+    for N, T, V, S in SHAPES:
+        logits, targets, il, tl = make_inputs(N, T, V, S)
+        lp_np = fastctc.log_softmax(logits)
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            x = torch.tensor(logits)
+
+            def run_torch():
+                xt = x.detach().requires_grad_(True)
+                lp = torch.log_softmax(xt, -1).detach().requires_grad_(True)
+                loss = torch.nn.functional.ctc_loss(
+                    lp, torch.tensor(targets), torch.tensor(il), torch.tensor(tl))
+                loss.backward()
+                return lp.grad
+
+            def run_ours(mode):
+                return fastctc.ctc_loss(lp_np, targets, il, tl, return_grad=True,
+                                        grad_wrt=mode, num_threads=threads)
+
+            t_torch = median_time(run_torch, args.repeat)
+            t_ours = median_time(lambda: run_ours("log_probs"), args.repeat)
+            t_ours_l = median_time(lambda: run_ours("logits"), args.repeat)
+            print(f"{N:>3} {T:>5} {V:>5} {S:>4} {threads:>3} | {t_torch*1e3:9.1f} | "
+                  f"{t_ours*1e3:10.1f} {t_torch/t_ours:5.1f}x | "
+                  f"{t_ours_l*1e3:17.1f} {t_torch/t_ours_l:5.1f}x")
+
+
+if __name__ == "__main__":
+    main()

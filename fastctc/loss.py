@@ -1,0 +1,251 @@
+"""CTC loss and its gradient, with the semantics of ``torch.nn.functional.ctc_loss``."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _validate as v
+from .batch import balanced_chunks, run_chunks
+from .kernels.loss import GRAD_LOG_PROBS, GRAD_LOGITS, ctc_loss_items
+
+_REDUCTIONS = ("none", "mean", "sum")
+_GRAD_WRT = {"log_probs": GRAD_LOG_PROBS, "logits": GRAD_LOGITS}
+
+
+class LossArgs(NamedTuple):
+    """Validated, normalised loss arguments (everything but the log-probabilities)."""
+
+    T: int
+    N: int
+    V: int
+    batched: bool
+    targets: np.ndarray  # int64, concatenated
+    offsets: np.ndarray  # int64 (N + 1,): sequence n owns targets[offsets[n]:offsets[n+1]]
+    input_lengths: np.ndarray  # int64 (N,)
+    target_lengths: np.ndarray  # int64 (N,)
+    blank: int
+
+
+def check_loss_args(
+    shape: tuple[int, ...],
+    targets: npt.ArrayLike,
+    input_lengths: npt.ArrayLike | None,
+    target_lengths: npt.ArrayLike | None,
+    blank: Any,
+    batch_first: bool = False,
+) -> LossArgs:
+    """Validate the integer arguments of a CTC loss against the shape of ``log_probs``.
+
+    Shared by the CPU and GPU losses; reads only the (small) integer arrays.
+    """
+    if len(shape) == 3:
+        if batch_first:
+            N, T, V = shape
+        else:
+            T, N, V = shape
+        batched = True
+    elif len(shape) == 2:
+        T, V = shape
+        N = 1
+        batched = False
+    else:
+        layout = "(N, T, V)" if batch_first else "(T, N, V)"
+        raise ValueError(
+            f"log_probs must be 3-D {layout} or 2-D (T, V) for one sequence; "
+            f"got shape {tuple(shape)}."
+        )
+    if V < 1:
+        raise ValueError(f"log_probs must have at least one class (the blank); got V = {V}.")
+    b = v.check_blank(blank, V)
+
+    tg = v.as_int_array(targets, "targets")
+    if batched and tg.ndim == 2:
+        if tg.shape[0] != N:
+            raise ValueError(
+                f"padded targets must have shape (N, S) with N = {N}; got shape {tg.shape}."
+            )
+        S = tg.shape[1]
+        tl = v.as_lengths(target_lengths, "target_lengths", N, S, "S (targets.shape[1])")
+        padded = True
+    elif tg.ndim == 1 and not batched:
+        S = tg.shape[0]
+        tl = v.as_lengths(target_lengths, "target_lengths", 1, S, "S (len(targets))")
+        tg = tg.reshape(1, S)
+        padded = True
+    elif tg.ndim == 1:
+        if target_lengths is None:
+            if N != 1:
+                raise ValueError(
+                    "target_lengths is required when targets are concatenated (1-D) "
+                    f"and N = {N} > 1."
+                )
+            target_lengths = [tg.shape[0]]
+        tl = v.as_lengths(target_lengths, "target_lengths", N, tg.shape[0], "len(targets)")
+        if int(tl.sum()) != tg.shape[0]:
+            raise ValueError(
+                "concatenated targets must have length sum(target_lengths) = "
+                f"{int(tl.sum())}; got {tg.shape[0]}."
+            )
+        padded = False
+    else:
+        expected = "2-D (N, S) padded or 1-D concatenated" if batched else "1-D (S,)"
+        raise ValueError(f"targets must be {expected}; got shape {tg.shape}.")
+
+    il = v.as_lengths(input_lengths, "input_lengths", N, T, "T")
+    offsets = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(tl, out=offsets[1:])
+    if padded:
+        mask = np.arange(tg.shape[1])[None, :] < tl[:, None]
+        flat = np.ascontiguousarray(tg[mask])
+        rows, cols = np.nonzero(mask)
+    else:
+        flat = tg
+        rows = np.repeat(np.arange(N), tl)
+        cols = None
+    bad = np.flatnonzero((flat < 0) | (flat >= V) | (flat == b))
+    if bad.size:
+        i = int(bad[0])
+        where = f"targets[{rows[i]}, {cols[i]}]" if cols is not None else f"targets[{i}]"
+        if flat[i] == b:
+            raise ValueError(
+                f"{where} == blank ({b}); targets may not contain the blank index."
+            )
+        raise ValueError(f"{where} = {int(flat[i])} is outside [0, {V}) for V = {V} classes.")
+    return LossArgs(T, N, V, batched, flat, offsets, il, tl, b)
+
+
+def ctc_loss(
+    log_probs: npt.ArrayLike,
+    targets: npt.ArrayLike,
+    input_lengths: npt.ArrayLike | None,
+    target_lengths: npt.ArrayLike | None,
+    blank: int = 0,
+    reduction: str = "mean",
+    zero_infinity: bool = False,
+    *,
+    batch_first: bool = False,
+    return_grad: bool = False,
+    grad_wrt: str = "log_probs",
+    num_threads: int | None = None,
+) -> Any:
+    """Connectionist Temporal Classification loss, as ``torch.nn.functional.ctc_loss``.
+
+    Parameters
+    ----------
+    log_probs : array_like of shape (T, N, V), (N, T, V) with ``batch_first``, or (T, V)
+        Per-frame log-probabilities (float32 or float64; float64 is kept, other floats are
+        computed as float32). Rows need not be normalised for ``grad_wrt="log_probs"``.
+    targets : array_like of int, shape (N, S) padded, or (sum(target_lengths),) concatenated
+        Label ids in ``[0, V)``, never ``blank``. Padding beyond ``target_lengths`` is ignored.
+        For unbatched ``log_probs``, shape (S,).
+    input_lengths : array_like of int, shape (N,), or None
+        Valid frames per sequence, each in ``[0, T]``; None means ``T`` for all.
+    target_lengths : array_like of int, shape (N,), or None
+        Labels per sequence; None means ``S`` for padded targets (required for concatenated
+        targets when ``N > 1``).
+    blank : int
+        Index of the blank class; negative values count from the end.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: per-sequence negative log-likelihood, shape (N,). ``"sum"``: their sum.
+        ``"mean"``: each loss divided by its target length (clamped to >= 1), averaged over
+        the batch — torch's definition.
+    zero_infinity : bool
+        Replace infinite losses (no valid alignment) and their gradients by zeros.
+    batch_first : bool
+        ``log_probs`` is (N, T, V).
+    return_grad : bool
+        Also return the gradient of the returned loss (for ``"none"``, of the sum of the
+        per-sequence losses), computed in the same pass.
+    grad_wrt : {"log_probs", "logits"}
+        ``"log_probs"``: the exact derivative with respect to the given ``log_probs``,
+        ``-occupancy[t, c]`` (the posterior probability of emitting ``c`` at frame ``t``),
+        correct even when rows do not sum to one. ``"logits"``: the derivative with respect to
+        ``z`` when ``log_probs = log_softmax(z)``, ``exp(log_probs) - occupancy``; this is what
+        torch's ``ctc_loss`` backward returns as the gradient of ``log_probs``.
+        Rows past ``input_lengths`` are zero. An infinite or NaN loss has a NaN gradient
+        unless ``zero_infinity`` zeroes it (as in torch).
+    num_threads : int, optional
+        Threads over sequences (default: every available core). Results do not depend on it.
+
+    Returns
+    -------
+    loss : ndarray or scalar
+        Same float dtype as the computation; shape (N,) for ``"none"`` (a 0-d array for
+        unbatched input), else a scalar.
+    grad : ndarray, only with ``return_grad=True``
+        Same shape and layout as ``log_probs``.
+
+    Raises
+    ------
+    TypeError
+        Non-floating ``log_probs``; non-integer targets, lengths or blank.
+    ValueError
+        Wrong number of dimensions, ``blank`` out of range, lengths negative or above
+        ``T``/``S``, lengths not one per sequence, targets containing ``blank`` or outside
+        ``[0, V)``, concatenated targets whose length is not ``sum(target_lengths)``, or an
+        unknown ``reduction``/``grad_wrt``.
+
+    Notes
+    -----
+    The forward-backward recursion runs in float64 probability space with per-frame
+    rescaling and falls back to exact log-space arithmetic for a sequence whose emissions
+    would underflow, so very long inputs and extremely peaked posteriors are handled. NaN in
+    a sequence's relevant log-probabilities makes that sequence's loss NaN only.
+
+    Examples
+    --------
+    >>> import numpy as np, fastctc
+    >>> lp = fastctc.log_softmax(np.zeros((4, 1, 3)))      # T=4, N=1, V=3, uniform
+    >>> loss = fastctc.ctc_loss(lp, [[1, 2]], [4], [2], reduction="sum")
+    >>> round(float(loss), 4)
+    2.3979
+    >>> loss, grad = fastctc.ctc_loss(lp, [[1, 2]], [4], [2], return_grad=True)
+    >>> grad.shape
+    (4, 1, 3)
+    """
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}.")
+    if grad_wrt not in _GRAD_WRT:
+        raise ValueError(f"grad_wrt must be 'log_probs' or 'logits'; got {grad_wrt!r}.")
+    lp = v.as_float_array(log_probs, "log_probs")
+    args = check_loss_args(
+        lp.shape, targets, input_lengths, target_lengths, blank, batch_first
+    )
+    T, N, V = args.T, args.N, args.V
+    if not args.batched:
+        st_t, st_n = V, 0
+    elif batch_first:
+        st_t, st_n = V, T * V
+    else:
+        st_t, st_n = N * V, V
+
+    clamped = np.maximum(args.target_lengths, 1).astype(np.float64)
+    if reduction == "mean":
+        scales = 1.0 / (clamped * N)
+    else:
+        scales = np.ones(N)
+    losses = np.zeros(N, dtype=np.float64)
+    lpf = lp.reshape(-1)
+    grad = np.zeros_like(lp) if return_grad else np.zeros(1, dtype=lp.dtype)
+    gradf = grad.reshape(-1)
+    mode = _GRAD_WRT[grad_wrt]
+    costs = args.input_lengths * (2 * args.target_lengths + 1)
+    chunks = balanced_chunks(costs, v.resolve_num_threads(num_threads, N))
+    run_chunks(
+        lambda items: ctc_loss_items(
+            lpf, st_t, st_n, V, args.targets, args.offsets, args.input_lengths, args.blank,
+            items, scales, return_grad, mode, bool(zero_infinity), losses, gradf,
+        ),
+        chunks,
+    )
+    ftype = lp.dtype.type
+    if reduction == "none":
+        out: Any = losses.astype(lp.dtype) if args.batched else np.asarray(ftype(losses[0]))
+    elif reduction == "sum":
+        out = ftype(losses.sum())
+    else:
+        out = ftype(np.mean(losses / clamped))
+    return (out, grad) if return_grad else out
