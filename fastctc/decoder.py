@@ -45,6 +45,8 @@ DEFAULT_HOTWORD_WEIGHT = 10.0
 DEFAULT_PRUNE_BEAMS = False
 #: Floor of the log-probabilities (as pyctcdecode): log(1e-15).
 MIN_TOKEN_LOGP_CLIP = math.log(1e-15)
+#: Largest value accepted as a log-probability (rounding in float32 log_softmax).
+LOGP_TOLERANCE = 1e-4
 
 WordFrames = tuple[str, tuple[int, int]]
 
@@ -235,8 +237,13 @@ class BeamSearchDecoderCTC:
                 f"{name}[{int(np.argmax(bad))}] contains NaN; logits must be finite "
                 "log-probabilities (apply fastctc.log_softmax to raw scores)."
             )
-        if np.isposinf(arr).any():
-            raise ValueError(f"{name} contains +inf; logits must be log-probabilities (<= 0).")
+        top = float(arr.max())
+        if top > LOGP_TOLERANCE:
+            raise ValueError(
+                f"{name} must hold log-probabilities (<= 0); got a maximum of {top:.6g}. "
+                "Apply fastctc.log_softmax to raw scores, or np.log to probabilities; "
+                "fastctc never guesses which one it was given."
+            )
         return np.maximum(arr, arr.dtype.type(MIN_TOKEN_LOGP_CLIP))
 
     @staticmethod
@@ -459,7 +466,7 @@ class BeamSearchDecoderCTC:
         --------
         >>> import numpy as np, fastctc
         >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
-        >>> lp = np.log(np.array([[.1, .1, .7, .1], [.8, .1, .05, .05], [.1, .1, .1, .7]]))
+        >>> lp = np.log(np.array([[.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]]))
         >>> beams = dec.decode_beams(lp)
         >>> beams[0].text, beams[0].text_frames, beams[0].tokens.tolist()
         ('ab', [('ab', (0, 3))], [2, 3])
