@@ -79,7 +79,9 @@ class OutputBeam(_OutputBeamFields, _BeamExtras):
     A tuple ``(text, last_lm_state, text_frames, logit_score, lm_score)`` exactly as
     pyctcdecode's, with named fields, plus attributes ``tokens`` (label ids, repeats collapsed,
     blanks removed, int64), ``token_frames`` (start frame of each token) and
-    ``word_confidences``.
+    ``word_confidences``. When several paths end in the same text they are merged;
+    ``text_frames`` then come from the last merged path (as pyctcdecode) and ``tokens`` from
+    the best one.
 
     ``text_frames`` pairs each word with ``(start_frame, end_frame)`` (end exclusive);
     ``logit_score`` is the acoustic log-score, ``lm_score`` the combined score
@@ -468,8 +470,8 @@ class BeamSearchDecoderCTC:
         >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
         >>> lp = np.log(np.array([[.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]]))
         >>> beams = dec.decode_beams(lp)
-        >>> beams[0].text, beams[0].text_frames, beams[0].tokens.tolist()
-        ('ab', [('ab', (0, 3))], [2, 3])
+        >>> beams[0].text, beams[0].tokens.tolist(), beams[0].token_frames.tolist()
+        ('ab', [2, 3], [0, 2])
         """
         lp = self._check_logits(logits)
         k, bp, tm, hw_w = self._check_search_args(

@@ -568,6 +568,7 @@ def _finish(
             mt_keys[slot] = key
             cd_i[j, C_SLOT] = slot
             cd_logit[j] = b_logit[i]
+            cd_i[j, C_PNTOK] = b_i[i, B_TNODE]  # tokens of the best member
         cd_i[j, C_SRC] = i
         cd_i[j, C_TEXT] = state
         cd_score[j] = lmhw
@@ -601,7 +602,7 @@ def _finish(
             fc[k, 1] = b_i[i, B_PSTART]
             fc[k, 2] = b_i[i, B_PEND]
             fnode = k
-        out_i[a, 0] = b_i[i, B_TNODE]
+        out_i[a, 0] = cd_i[j, C_PNTOK]
         out_i[a, 1] = fnode
         out_i[a, 2] = cd_i[j, C_TEXT]
         out_i[a, 3] = b_i[i, B_TEXT]
