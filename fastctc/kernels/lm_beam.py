@@ -67,7 +67,9 @@ C_SRC = 6
 C_FAPPEND = 7
 C_NEWTOK = 8
 C_SLOT = 9
-C_COLS = 10
+C_TSRC = 10  # path whose tokens the beam keeps: the merged path with the best acoustic score
+C_TNEW = 11
+C_COLS = 12
 
 # query columns: kind, state, word id, token node, tokens in the word
 Q_WORD = 0  # word hash unknown: resolve the string to a word id (then score it)
@@ -338,6 +340,10 @@ def lm_beam_search(
                 if mt_keys[slot] == key:
                     j = mt_vals[slot]
                     cd_logit[j] = sum_log_scores(cd_logit[j], logit)
+                    if logit > cd_score[j]:
+                        cd_score[j] = logit
+                        cd_i[j, C_TSRC] = i
+                        cd_i[j, C_TNEW] = newtok
                 else:
                     j = m
                     m += 1
@@ -350,6 +356,9 @@ def lm_beam_search(
                     cd_phash[j] = phash
                     cd_logit[j] = logit
                     cd_part[j] = ps
+                    cd_score[j] = logit
+                    cd_i[j, C_TSRC] = i
+                    cd_i[j, C_TNEW] = newtok
                 # the last merged path supplies everything but the score (as pyctcdecode)
                 cd_i[j, C_PNTOK] = pntok
                 cd_i[j, C_PSTART] = pstart
@@ -383,7 +392,7 @@ def lm_beam_search(
         have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
         word_keys, word_vals, lm_keys, lm_score, lm_next,
         b_i, b_logit, b_phash, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-        fc, cd_i, cd_logit, cd_score, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+        fc, cd_i, cd_logit, cd_score, cd_part, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
     )
 
 
@@ -463,8 +472,8 @@ def _select_and_commit(
             mt_keys[slot] = hk
             used[n_new] = slot
         src = cd_i[j, C_SRC]
-        tnode = b_i[src, B_TNODE]
-        if cd_i[j, C_NEWTOK]:
+        tnode = b_i[cd_i[j, C_TSRC], B_TNODE]
+        if cd_i[j, C_TNEW]:
             k = io[IO_NTK]
             io[IO_NTK] = k + 1
             tk[k, 0] = tnode
@@ -508,7 +517,7 @@ def _finish(
     have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
     word_keys, word_vals, lm_keys, lm_score, lm_next,
     b_i, b_logit, b_phash, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-    fc, cd_i, cd_logit, cd_score, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+    fc, cd_i, cd_logit, cd_score, cd_part, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
 ):
     """Final step: complete each beam's last word, add end-of-sentence LM scores, rank.
 
@@ -561,6 +570,9 @@ def _finish(
         if mt_keys[slot] == key:
             j = mt_vals[slot]
             cd_logit[j] = sum_log_scores(cd_logit[j], b_logit[i])
+            if b_logit[i] > cd_part[j]:
+                cd_part[j] = b_logit[i]
+                cd_i[j, C_PNTOK] = b_i[i, B_TNODE]
         else:
             j = m
             m += 1
@@ -568,7 +580,8 @@ def _finish(
             mt_keys[slot] = key
             cd_i[j, C_SLOT] = slot
             cd_logit[j] = b_logit[i]
-            cd_i[j, C_PNTOK] = b_i[i, B_TNODE]  # tokens of the best member
+            cd_i[j, C_PNTOK] = b_i[i, B_TNODE]  # tokens of the best merged path
+            cd_part[j] = b_logit[i]
         cd_i[j, C_SRC] = i
         cd_i[j, C_TEXT] = state
         cd_score[j] = lmhw
