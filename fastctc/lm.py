@@ -491,29 +491,38 @@ class KernelTables:
         with self.lock:
             return self.state_id(state)
 
-    def _word_id(self, word: str, h: np.uint64) -> int:
-        wid = self.word_ids.get(word)
-        if wid is None:
-            if self.native and word not in self.lm.kenlm_model:  # type: ignore[attr-defined]
-                wid = 1
-                if not self.words[1]:
-                    self.words[1] = word  # any unknown string scores as <unk>
-            else:
-                wid = len(self.words)
-                self.words.append(word)
-                oov = self.have_unigrams if self.native else False
-                self.word_oov.append(oov)
-            self.word_ids[word] = wid
+    def _word_ids(self, words: dict[int, str]) -> dict[int, int]:
+        """Ids of new words (by kernel hash), added to the kernel's word table."""
+        out: dict[int, int] = {}
+        model = self.lm.kenlm_model if self.native else None  # type: ignore[attr-defined]
+        for h, word in words.items():
+            wid = self.word_ids.get(word)
+            if wid is None:
+                if model is not None and word not in model:
+                    wid = 1
+                    if not self.words[1]:
+                        self.words[1] = word  # any unknown string scores as <unk>
+                else:
+                    wid = len(self.words)
+                    self.words.append(word)
+                    self.word_oov.append(self.have_unigrams if self.native else False)
+                self.word_ids[word] = wid
+            out[h] = wid
         keys, vals = self.word_table
-        if 2 * (self._n_words_in_table + 1) > keys.size:
-            nk, nv = np.zeros(keys.size * 2, np.uint64), np.full(keys.size * 2, -1, np.int64)
+        need = 2 * (self._n_words_in_table + len(out))
+        if need > keys.size:
+            cap = keys.size
+            while need > cap:
+                cap *= 2
+            nk, nv = np.zeros(cap, np.uint64), np.full(cap, -1, np.int64)
             used = keys != 0
             insert_int(nk, nv, keys[used], vals[used])
             keys, vals = nk, nv
-        added = insert_int(keys, vals, np.array([h], np.uint64), np.array([wid], np.int64))
-        self._n_words_in_table += added
+        self._n_words_in_table += insert_int(
+            keys, vals, np.array(list(out), np.uint64), np.array(list(out.values()), np.int64)
+        )
         self.word_table = (keys, vals)
-        return wid
+        return out
 
     def _score(self, state: int, wid: int, eos: int) -> tuple[float, int]:
         word = self.words[wid]
@@ -531,6 +540,8 @@ class KernelTables:
             todo: dict[tuple[int, int, int], None] = {}
             pk: list[int] = []
             pv: list[float] = []
+            words: dict[int, str] = {}
+            lm_q: list[tuple[int, int, int, int]] = []
             for row, h in zip(q.tolist(), q_hash.tolist()):
                 kind, state, wid, tnode, ntok, eos = row
                 if kind == kb.Q_PARTIAL:
@@ -538,9 +549,12 @@ class KernelTables:
                     pk.append(h)
                     pv.append(float(self.lm.score_partial_token(word)))
                     continue
-                if kind == kb.Q_WORD:
-                    wid = self._word_id(word_of(tnode, ntok), np.uint64(h))
-                todo[(state, wid, eos)] = None
+                if kind == kb.Q_WORD and h not in words:
+                    words[h] = word_of(tnode, ntok)
+                lm_q.append((state, wid, eos, h))
+            ids = self._word_ids(words) if words else {}
+            for state, wid, eos, h in lm_q:
+                todo[(state, wid if wid >= 0 else ids[h], eos)] = None
             if todo:
                 keys = np.array(list(todo), dtype=np.int64)
                 new_s, new_n = self._scores_of(keys)
