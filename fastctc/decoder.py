@@ -304,6 +304,8 @@ class BeamSearchDecoderCTC:
         nb_phash = np.empty_like(b_phash)
         b_part = np.zeros(K)
         nb_part = np.empty(K)
+        b_score = np.zeros(K)
+        nb_score = np.empty(K)
         b_i[0, kb.B_TEXT] = 0
         b_i[0, kb.B_PLEN] = 0
         b_i[0, kb.B_PNTOK] = 0
@@ -359,9 +361,9 @@ class BeamSearchDecoderCTC:
                 have_lm, native, have_uni, unk, hotword_weight,
                 word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
                 partial[0], partial[1], hw_words, hw_pre, hw_minlen,
-                b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part,
+                b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
                 tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-                cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6],
+                cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7],
                 q, q_hash, io, out_i, out_f,
             )  # fmt: skip
             if status == kb.DONE:
@@ -693,6 +695,7 @@ def _cand_pool(cap: int) -> tuple[np.ndarray, ...]:
         np.empty(cap),
         np.empty(cap),
         np.empty(cap, dtype=np.uint64),
+        np.empty(cap),
         np.empty(cap),
         np.zeros(mcap, dtype=np.uint64),
         np.empty(mcap, dtype=np.int64),

@@ -230,9 +230,9 @@ def lm_beam_search(
     have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
     word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
     hw_word_keys, hw_pre_keys, hw_pre_minlen,
-    b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part,
+    b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-    cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+    cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
 ):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
 
@@ -246,8 +246,8 @@ def lm_beam_search(
     io[IO_NQ] = 0
     t0 = io[IO_T]
     kept = np.empty(cd_i.shape[0], dtype=np.int64)
-    tmp = np.empty(cd_i.shape[0], dtype=np.int64)
-    used = np.empty(beam_width, dtype=np.int64)
+    hks = np.empty(cd_i.shape[0], dtype=np.uint64)
+    used = np.empty(cd_i.shape[0], dtype=np.int64)
     for t in range(t0, T):
         nb = io[IO_NBEAMS]
         best = 0
@@ -344,6 +344,8 @@ def lm_beam_search(
                         cd_score[j] = logit
                         cd_i[j, C_TSRC] = i
                         cd_i[j, C_TNEW] = newtok
+                    if b_score[i] > cd_last[j]:
+                        continue
                 else:
                     j = m
                     m += 1
@@ -359,7 +361,9 @@ def lm_beam_search(
                     cd_score[j] = logit
                     cd_i[j, C_TSRC] = i
                     cd_i[j, C_TNEW] = newtok
-                # the last merged path supplies everything but the score (as pyctcdecode)
+                # pyctcdecode keeps the fields of the merged path met last, i.e. the one from
+                # the lowest-ranked beam: here, the source beam with the lowest score
+                cd_last[j] = b_score[i]
                 cd_i[j, C_PNTOK] = pntok
                 cd_i[j, C_PSTART] = pstart
                 cd_i[j, C_PEND] = pend
@@ -382,17 +386,18 @@ def lm_beam_search(
             return PENDING
         n_new = _select_and_commit(
             t, m, mx + beam_prune_logp, beam_width, prune_history,
-            cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, tn_hist,
-            b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part, fc, tk, io,
-            kept, tmp, used,
+            cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
+            b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
+            fc, tk, io, kept, hks, used,
         )
         io[IO_NBEAMS] = n_new
     io[IO_T] = T
     return _finish(
         have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
         word_keys, word_vals, lm_keys, lm_score, lm_next,
-        b_i, b_logit, b_phash, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-        fc, cd_i, cd_logit, cd_score, cd_part, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+        b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
+        fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
+        out_i, out_f,
     )
 
 
@@ -448,29 +453,62 @@ def sort_desc(idx, n, score, tmp):
 @jit
 def _select_and_commit(
     t, m, thr, beam_width, prune_history,
-    cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, tn_hist,
-    b_i, b_logit, b_phash, b_part, nb_i, nb_logit, nb_phash, nb_part, fc, tk, io,
-    kept, tmp, used,
+    cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
+    b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
+    fc, tk, io, kept, hks, used,
 ):
-    """Keep candidates >= ``thr``, the best ``beam_width`` (stable), history-prune, commit."""
+    """Keep candidates >= ``thr``, then the best ``beam_width`` (ties: first candidates),
+    then (``prune_history``) the best per history key; commit them as the new beams.
+
+    The beams are not sorted: pyctcdecode's order only decides ties and which merged path
+    supplies the frames, and the kernel decides the latter by score (see the merge).
+    """
     nk = 0
     for j in range(m):
         if cd_score[j] >= thr:
             kept[nk] = j
             nk += 1
-    sort_desc(kept, nk, cd_score, tmp)
-    order = kept
-    n_take = min(nk, beam_width)
-    n_new = 0
-    for a in range(n_take):
-        j = order[a]
-        if prune_history:
+    if nk > beam_width:
+        vals = np.empty(nk)
+        for a in range(nk):
+            vals[a] = cd_score[kept[a]]
+        kth = np.partition(vals, nk - beam_width)[nk - beam_width]
+        room = beam_width
+        for a in range(nk):
+            if cd_score[kept[a]] > kth:
+                room -= 1
+        n2 = 0
+        for a in range(nk):
+            j = kept[a]
+            sc = cd_score[j]
+            if sc > kth or (sc == kth and room > 0):
+                if sc == kth:
+                    room -= 1
+                kept[n2] = j
+                n2 += 1
+        nk = n2
+    n_used = 0
+    if prune_history:
+        for a in range(nk):
+            j = kept[a]
             hk = pair_key(pair_key(tn_hist[cd_i[j, C_TEXT]], cd_phash[j]), cd_i[j, C_LAST])
+            hks[a] = hk
             slot = table_slot_for_insert(mt_keys, hk)
             if mt_keys[slot] == hk:
+                w = mt_vals[slot]
+                if cd_score[j] > cd_score[w]:
+                    mt_vals[slot] = j
+            else:
+                mt_vals[slot] = j
+                mt_keys[slot] = hk
+                used[n_used] = slot
+                n_used += 1
+    n_new = 0
+    for a in range(nk):
+        j = kept[a]
+        if prune_history:
+            if mt_vals[table_find(mt_keys, hks[a])] != j:
                 continue
-            mt_keys[slot] = hk
-            used[n_new] = slot
         src = cd_i[j, C_SRC]
         tnode = b_i[cd_i[j, C_TSRC], B_TNODE]
         if cd_i[j, C_TNEW]:
@@ -499,16 +537,17 @@ def _select_and_commit(
         nb_logit[n_new] = cd_logit[j]
         nb_phash[n_new] = cd_phash[j]
         nb_part[n_new] = cd_part[j]
+        nb_score[n_new] = cd_score[j]
         n_new += 1
-    if prune_history:
-        for a in range(n_new):
-            mt_keys[used[a]] = 0
+    for a in range(n_used):
+        mt_keys[used[a]] = 0
     for a in range(n_new):
         for col in range(B_COLS):
             b_i[a, col] = nb_i[a, col]
         b_logit[a] = nb_logit[a]
         b_phash[a] = nb_phash[a]
         b_part[a] = nb_part[a]
+        b_score[a] = nb_score[a]
     return n_new
 
 
@@ -516,8 +555,9 @@ def _select_and_commit(
 def _finish(
     have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
     word_keys, word_vals, lm_keys, lm_score, lm_next,
-    b_i, b_logit, b_phash, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-    fc, cd_i, cd_logit, cd_score, cd_part, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+    b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
+    fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
+    out_i, out_f,
 ):
     """Final step: complete each beam's last word, add end-of-sentence LM scores, rank.
 
@@ -573,6 +613,8 @@ def _finish(
             if b_logit[i] > cd_part[j]:
                 cd_part[j] = b_logit[i]
                 cd_i[j, C_PNTOK] = b_i[i, B_TNODE]
+            if b_score[i] > cd_last[j]:
+                continue
         else:
             j = m
             m += 1
@@ -582,6 +624,7 @@ def _finish(
             cd_logit[j] = b_logit[i]
             cd_i[j, C_PNTOK] = b_i[i, B_TNODE]  # tokens of the best merged path
             cd_part[j] = b_logit[i]
+        cd_last[j] = b_score[i]
         cd_i[j, C_SRC] = i
         cd_i[j, C_TEXT] = state
         cd_score[j] = lmhw
