@@ -169,6 +169,7 @@ class BeamSearchDecoderCTC:
                     f"{type(language_model).__name__} lacks {missing}."
                 )
         self._alphabet = alphabet
+        self._model_key = os.urandom(16)
         self._vocab = _Vocab(alphabet)
         self._language_model = language_model
         self._tables = KernelTables(language_model) if language_model is not None else None  # type: ignore[arg-type]
@@ -180,9 +181,10 @@ class BeamSearchDecoderCTC:
         return self._alphabet.labels
 
     @property
-    def model_container(self) -> dict[str, Any]:
-        """The language model, for code that inspects pyctcdecode's container."""
-        return {"language_model": self._language_model}
+    def model_container(self) -> dict[bytes, Any]:
+        """``{decoder._model_key: language_model}``, for code written against pyctcdecode's
+        class-level model container."""
+        return {self._model_key: self._language_model}
 
     @property
     def language_model(self) -> AbstractLanguageModel | None:

@@ -477,11 +477,16 @@ class KernelTables:
 
     def state_id(self, state: Any) -> int:
         """Integer id of an LM state (assigned on first sight)."""
-        sid = self.state_ids.get(state)
+        try:
+            key = state
+            sid = self.state_ids.get(key)
+        except TypeError:  # unhashable states, e.g. lists of kenlm.State
+            key = _freeze(state)
+            sid = self.state_ids.get(key)
         if sid is None:
             sid = len(self.states)
             self.states.append(state)
-            self.state_ids[state] = sid
+            self.state_ids[key] = sid
         return sid
 
     def start_state_id(self, state: Any = None) -> int:
@@ -523,15 +528,6 @@ class KernelTables:
         )
         self.word_table = (keys, vals)
         return out
-
-    def _score(self, state: int, wid: int, eos: int) -> tuple[float, int]:
-        word = self.words[wid]
-        if self.native:
-            lm: LanguageModel = self.lm  # type: ignore[assignment]
-            s, end = lm.raw_score(self.states[state], word, bool(eos), self.word_oov[wid])
-        else:
-            s, end = self.lm.score(self.states[state], word, is_last_word=bool(eos))
-        return float(s), self.state_id(end)
 
     def resolve(self, q: np.ndarray, q_hash: np.ndarray, word_of: Any) -> None:
         """Answer the kernel's queries ``q[i] = (kind, state, word id, token node, n tokens,
@@ -585,9 +581,7 @@ class KernelTables:
                     s = s + base(end, "</s>", State())
                 out_s[i] = a * s * f + b
                 sid = state_ids.get(end)
-                if sid is None:
-                    sid = self.state_id(end)
-                out_n[i] = sid
+                out_n[i] = self.state_id(end) if sid is None else sid
         else:
             for i, (state, wid, eos) in enumerate(keys.tolist()):
                 s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
@@ -626,3 +620,11 @@ class KernelTables:
 def _insert_float(keys: np.ndarray, vals: np.ndarray, k: np.ndarray, v: np.ndarray) -> int:
     dummy = np.zeros(keys.size, np.int64)
     return int(insert_float_int(keys, vals, dummy, k, v, np.zeros(len(k), np.int64)))
+
+
+def _freeze(state: Any) -> Any:
+    if isinstance(state, (list, tuple)):
+        return tuple(_freeze(s) for s in state)
+    if isinstance(state, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in state.items()))
+    return state

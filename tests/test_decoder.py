@@ -57,6 +57,7 @@ def unigrams():
 
 
 @pytest.mark.reference
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="heavy: interpreted kernels too slow")
 @pytest.mark.parametrize("mode", ["lm", "nolm", "hotwords"])
 def test_simulated_utterances_match_pyctcdecode(sim_utts, unigrams, mode):
     import pyctcdecode

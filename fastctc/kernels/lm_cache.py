@@ -10,6 +10,7 @@ treat a slot whose value is still the "unset" marker as a miss, so a reader raci
 sees either nothing or a complete entry.
 """
 
+import numba
 import numpy as np
 
 from ._jit import jit
@@ -148,3 +149,24 @@ def hash_strings(codes, offsets, prefixes):
         out[i] = fix_key(h)
         lens[i] = offsets[i + 1] - offsets[i]
     return out, lens
+
+
+if numba.config.DISABLE_JIT:  # pragma: no cover - exercised by the pure-Python CI run
+    # NumPy warns on uint64 overflow; the wrapping arithmetic is intended, so the interpreted
+    # versions compute with Python ints modulo 2**64 instead.
+    _M64 = (1 << 64) - 1
+
+    def fnv_extend(h, code):  # noqa: F811
+        """Append one code point to the running FNV-1a hash ``h``."""
+        return np.uint64(((int(h) ^ int(code)) * 0x100000001B3) & _M64)
+
+    def mix64(x):  # noqa: F811
+        """SplitMix64 finaliser."""
+        x = int(x)
+        x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+        return np.uint64(x ^ (x >> 31))
+
+    def pair_key(a, b):  # noqa: F811
+        """Key for an ordered pair; never 0."""
+        return fix_key(mix64(((int(a) & _M64) * 0x9E3779B97F4A7C15 & _M64) ^ int(b)))
