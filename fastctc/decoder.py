@@ -28,6 +28,7 @@ from .lm import (
     DEFAULT_SCORE_LM_BOUNDARY,
     DEFAULT_UNK_LOGP_OFFSET,
     EMPTY_TABLE,
+    LOG_BASE_CHANGE_FACTOR,
     AbstractLanguageModel,
     KernelTables,
     LanguageModel,
@@ -332,6 +333,14 @@ class BeamSearchDecoderCTC:
         native = 1 if (tables is None or tables.native) else 0
         have_uni = 1 if (tables is not None and tables.have_unigrams) else 0
         unk = float(getattr(tables.lm, "unk_score_offset", 0.0)) if tables is not None else 0.0
+        # upper bounds of word scores, for skipping hopeless LM queries (KenLM adapter only)
+        alpha_ln10, beta, n_uni = math.nan, 0.0, 0
+        if tables is not None and tables.native:
+            lm_: Any = tables.lm
+            if lm_.alpha >= 0:
+                alpha_ln10 = float(lm_.alpha) * LOG_BASE_CHANGE_FACTOR
+                beta = float(lm_.beta)
+            n_uni = tables.n_unigrams
 
         def word_of(node: int, n: int) -> str:
             if node <= -2:
@@ -360,7 +369,7 @@ class BeamSearchDecoderCTC:
             status = kb.lm_beam_search(
                 lp, voc.kinds, voc.codes, voc.offsets, voc.blank,
                 K, beam_prune_logp, token_min_logp, prune_history, n_hist,
-                have_lm, native, have_uni, unk, hotword_weight,
+                have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
                 word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
                 partial[0], partial[1], hw_words, hw_pre, hw_minlen,
                 b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,

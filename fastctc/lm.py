@@ -444,7 +444,9 @@ class KernelTables:
                 np.zeros(0, np.uint64)
             )
             self._n_words_in_table = len(uni)
+            self.n_unigrams = len(uni)
         else:
+            self.n_unigrams = 0
             self.prefix = EMPTY_TABLE[0]
             self.word_table = make_set(np.zeros(0, np.uint64))
             self._n_words_in_table = 0

@@ -69,7 +69,14 @@ C_NEWTOK = 8
 C_SLOT = 9
 C_TSRC = 10  # path whose tokens the beam keeps: the merged path with the best acoustic score
 C_TNEW = 11
-C_COLS = 12
+# a word completion whose LM score is not cached: parent text, word id (-1 unknown),
+# token node and token count of the word, word hash (bits of a uint64)
+C_DPARENT = 12
+C_DWID = 13
+C_DTN = 14
+C_DNT = 15
+C_DHASH = 16
+C_COLS = 17
 
 # query columns: kind, state, word id, token node, tokens in the word
 Q_WORD = 0  # word hash unknown: resolve the string to a word id (then score it)
@@ -88,6 +95,7 @@ IO_NEED = 6
 IO_NOUT = 7
 
 LN10 = math.log(10.0)
+DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
 AVG_TOKEN_LEN = 6
 
 
@@ -147,28 +155,31 @@ def child_text(
     parent, h, src_tnode, src_ntok,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
     have_lm, n_hist, hw_weight, hw_word_keys,
-    word_keys, word_vals, lm_keys, lm_score, lm_next, q, q_hash,
+    word_keys, word_vals, lm_keys, lm_score, lm_next,
 ):
-    """Node for text ``parent`` + word ``h``, created on first use; -1 while LM data is missing."""
+    """``(node, word id)`` for text ``parent`` + word ``h``; the node is created on first use.
+
+    ``node`` is -1 while the word id or its LM score is not in the tables yet (``word id``
+    -1 when the word itself is unknown); the caller decides whether to query it.
+    """
     key = pair_key(parent, h)
     slot = table_slot_for_insert(tt_keys, key)
     if tt_keys[slot] == key:
         node = tt_vals[slot]
         if tn_i[node, N_PARENT] == parent and tn_word[node] == h:
-            return node
+            return node, -2
         slot = -1  # two pairs share a 64-bit key (practically never): keep the node private
     state = -1
     score = 0.0
+    wid = -2
     if have_lm:
         pstate = tn_i[parent, N_STATE]
         wid = lookup_word(word_keys, word_vals, h)
         if wid < 0:
-            add_query(q, q_hash, io, Q_WORD, pstate, -1, src_tnode, src_ntok, h, 0)
-            return -1
+            return -1, -1
         score, state = lookup_lm(lm_keys, lm_score, lm_next, pstate, wid, 0)
         if state < 0:
-            add_query(q, q_hash, io, Q_LM, pstate, wid, src_tnode, src_ntok, h, 0)
-            return -1
+            return -1, wid
     is_hw = 0
     if hw_word_keys.size > 1 and table_find(hw_word_keys, h) >= 0:
         is_hw = 1
@@ -192,7 +203,7 @@ def child_text(
     if slot >= 0:
         tt_vals[slot] = node
         tt_keys[slot] = key
-    return node
+    return node, wid
 
 
 @jit
@@ -228,6 +239,7 @@ def lm_beam_search(
     logp, tok_kind, tok_codes, tok_off, blank,
     beam_width, beam_prune_logp, token_min_logp, prune_history, n_hist,
     have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
+    n_unigrams, alpha_ln10, beta,
     word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
     hw_word_keys, hw_pre_keys, hw_pre_minlen,
     b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
@@ -286,6 +298,11 @@ def lm_beam_search(
                 phash = b_phash[i]
                 fappend = 0
                 newtok = 0
+                dparent = -1
+                dwid = -1
+                dtn = -1
+                dnt = 0
+                dhash = FNV_OFFSET
                 ps = b_part[i]
                 if c == blank or c == last:
                     if c != blank:
@@ -294,16 +311,22 @@ def lm_beam_search(
                     newtok = 1
                     if kind == K_SPACE or kind == K_BPE_START:
                         if plen > 0:
-                            nt = child_text(
+                            nt, dwid = child_text(
                                 text, phash, b_i[i, B_TNODE], pntok,
                                 tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
                                 have_lm, n_hist, hw_weight, hw_word_keys,
-                                word_keys, word_vals, lm_keys, lm_score, lm_next, q, q_hash,
+                                word_keys, word_vals, lm_keys, lm_score, lm_next,
                             )
                             if nt < 0:
-                                pending = True
-                                continue
-                            text = nt
+                                # deferred: scored by an upper bound, resolved only if it
+                                # could survive the pruning
+                                dparent = text
+                                dhash = phash
+                                dtn = b_i[i, B_TNODE]
+                                dnt = pntok
+                                text = -1
+                            else:
+                                text = nt
                             fappend = 1
                         if kind == K_SPACE:
                             phash = FNV_OFFSET
@@ -335,7 +358,10 @@ def lm_beam_search(
                         pending = True
                         continue
                 logit = b_logit[i] + p
-                key = pair_key(pair_key(text, phash), c)
+                if text >= 0:
+                    key = pair_key(pair_key(text, phash), c)
+                else:
+                    key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
                 slot = table_slot_for_insert(mt_keys, key)
                 if mt_keys[slot] == key:
                     j = mt_vals[slot]
@@ -353,6 +379,12 @@ def lm_beam_search(
                     mt_keys[slot] = key
                     cd_i[j, C_SLOT] = slot
                     cd_i[j, C_TEXT] = text
+                    if text < 0:
+                        cd_i[j, C_DPARENT] = dparent
+                        cd_i[j, C_DWID] = dwid
+                        cd_i[j, C_DTN] = dtn
+                        cd_i[j, C_DNT] = dnt
+                        cd_i[j, C_DHASH] = np.int64(dhash)
                     cd_i[j, C_PLEN] = plen
                     cd_i[j, C_LAST] = c
                     cd_phash[j] = phash
@@ -376,11 +408,24 @@ def lm_beam_search(
             io[IO_T] = t
             return PENDING
         mx = -np.inf
+        n_def = 0
         for j in range(m):
+            if cd_i[j, C_TEXT] < 0:
+                n_def += 1
+                continue
             sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + cd_part[j]
             cd_score[j] = sc
             if sc > mx:
                 mx = sc
+        if n_def:
+            pending = _resolve_deferred(
+                m, mx + beam_prune_logp, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i,
+                tn_lm, have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight,
+                hw_word_keys, q, q_hash, io,
+            )
+            if pending:
+                io[IO_T] = t
+                return PENDING
         if pending:
             io[IO_T] = t
             return PENDING
@@ -399,6 +444,58 @@ def lm_beam_search(
         fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
         out_i, out_f,
     )
+
+
+@jit
+def _resolve_deferred(
+    m, thr, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i, tn_lm,
+    have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight, hw_word_keys,
+    q, q_hash, io,
+):
+    """Bound each deferred word completion from above; query those that could survive.
+
+    KenLM's log10 probabilities are <= 0 (a margin of 0.5 is allowed), and a word outside
+    the unigrams carries ``unk_score_offset``, so a completion scores at most
+    ``acoustic + LM(parent) + alpha*ln10*(0.5 + offset) + beta (+ hotword)``. One whose bound is
+    below the pruning threshold, or below ``beam_width`` scored candidates, cannot survive
+    whatever its LM score: it is dropped (score -inf) without a query, which leaves the
+    result exactly as if it had been scored. Returns whether queries were added.
+    """
+    pending = False
+    for j in range(m):
+        if cd_i[j, C_TEXT] >= 0:
+            continue
+        wid = cd_i[j, C_DWID]
+        h = np.uint64(cd_i[j, C_DHASH])
+        parent = cd_i[j, C_DPARENT]
+        ub = np.inf
+        if alpha_ln10 == alpha_ln10:  # NaN: no bound available (custom model or alpha < 0)
+            if wid < 0:
+                oov = unk_offset if have_unigrams else max(unk_offset, 0.0)
+            elif wid <= 1 or (wid >= 2 + n_unigrams and have_unigrams):
+                oov = unk_offset
+            else:
+                oov = 0.0
+            ub = alpha_ln10 * (0.5 + oov) + beta
+            if hw_word_keys.size > 1 and table_find(hw_word_keys, h) >= 0:
+                ub += hw_weight
+        ub += cd_logit[j] + tn_lm[parent] + cd_part[j]
+        cd_score[j] = -np.inf
+        if ub < thr:
+            continue
+        better = 0
+        for k in range(m):
+            if cd_i[k, C_TEXT] >= 0 and cd_score[k] > ub:
+                better += 1
+        if better >= beam_width:
+            continue
+        pstate = tn_i[parent, N_STATE]
+        if wid < 0:
+            add_query(q, q_hash, io, Q_WORD, pstate, -1, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
+        else:
+            add_query(q, q_hash, io, Q_LM, pstate, wid, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
+        pending = True
+    return pending
 
 
 @jit
