@@ -321,7 +321,7 @@ class BeamSearchDecoderCTC:
         tn_lm[0] = 0.0
         fc = np.empty(((T + 1) * K + 1, 3), dtype=np.int64)
         tk = np.empty((T * K + 1, 3), dtype=np.int64)
-        cand = _cand_pool(max(256, 4 * K))
+        cand = _cand_pool(max(1024, 8 * K))
         q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
         q_hash = np.empty(4 * K + 64, dtype=np.uint64)
         io = np.zeros(8, dtype=np.int64)
