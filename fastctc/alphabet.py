@@ -126,8 +126,7 @@ class Alphabet:
         if not labels:
             raise ValueError("labels must not be empty.")
         if len(set(labels)) != len(labels):
-            seen: set[str] = set()
-            dup = next(s for s in labels if s in seen or seen.add(s))  # type: ignore[func-returns-value]
+            dup = next(s for i, s in enumerate(labels) if s in labels[:i])
             raise ValueError(f"labels contain the duplicate entry {dup!r}; labels must be unique.")
         bpe = _is_bpe(labels)
         if bpe:

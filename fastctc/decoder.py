@@ -173,7 +173,9 @@ class BeamSearchDecoderCTC:
         self._model_key = os.urandom(16)
         self._vocab = _Vocab(alphabet)
         self._language_model = language_model
-        self._tables = KernelTables(language_model) if language_model is not None else None  # type: ignore[arg-type]
+        self._tables: KernelTables | None = None
+        if language_model is not None:
+            self._tables = KernelTables(language_model)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ properties
     @property
@@ -481,7 +483,8 @@ class BeamSearchDecoderCTC:
         --------
         >>> import numpy as np, fastctc
         >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
-        >>> lp = np.log(np.array([[.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]]))
+        >>> a, blank, b = [.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]
+        >>> lp = np.log(np.array([a, blank, b]))
         >>> beams = dec.decode_beams(lp)
         >>> beams[0].text, beams[0].tokens.tolist(), beams[0].token_frames.tolist()
         ('ab', [2, 3], [0, 2])
@@ -592,8 +595,10 @@ class BeamSearchDecoderCTC:
         >>> len(dec.decode_beams_batch(None, [lp, lp], num_threads=2))
         2
         """
-        return self._batch(logits_list, beam_width, beam_prune_logp, token_min_logp,
-                           bool(prune_history), hotwords, hotword_weight, num_threads, False)  # fmt: skip
+        return self._batch(
+            logits_list, beam_width, beam_prune_logp, token_min_logp, bool(prune_history),
+            hotwords, hotword_weight, num_threads, False,
+        )
 
     def decode_batch(
         self,

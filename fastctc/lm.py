@@ -284,7 +284,9 @@ class LanguageModel(AbstractLanguageModel):
             word not in self._kenlm_model
         )
 
-    def raw_score(self, prev_state: Any, word: str, is_last_word: bool, oov: bool) -> tuple[float, Any]:
+    def raw_score(
+        self, prev_state: Any, word: str, is_last_word: bool, oov: bool
+    ) -> tuple[float, Any]:
         """Weighted score given a precomputed OOV flag (shared by ``score`` and the tables)."""
         kenlm = import_kenlm()
         end_state = kenlm.State()

@@ -189,7 +189,8 @@ def test_custom_language_model_matches_pyctcdecode(rng):
 
     labels = ["", " ", "a", "q", "b"]
     ref = RefDecoder(RefAlphabet.build_alphabet(labels), _CountLM())
-    ours = fastctc.BeamSearchDecoderCTC(fastctc.alphabet.Alphabet.build_alphabet(labels), _CountLM())
+    alphabet = fastctc.alphabet.Alphabet.build_alphabet(labels)
+    ours = fastctc.BeamSearchDecoderCTC(alphabet, _CountLM())
     for _ in range(4):
         lp = random_log_probs(rng, 10, len(labels), scale=3.0)
         _same_beams(ours.decode_beams(lp, beam_width=8), ref.decode_beams(lp, beam_width=8))

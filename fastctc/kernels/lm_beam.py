@@ -244,7 +244,8 @@ def lm_beam_search(
     hw_word_keys, hw_pre_keys, hw_pre_minlen,
     b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-    cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io, out_i, out_f,
+    cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
+    out_i, out_f,
 ):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
 
