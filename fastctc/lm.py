@@ -227,6 +227,7 @@ class LanguageModel(AbstractLanguageModel):
                 )
             self._have_unigrams = True
         self._version = 0
+        self._prefix_set: tuple[np.ndarray, np.ndarray] | None = None
         self.alpha = alpha
         self.beta = beta
         self.unk_score_offset = unk_score_offset
@@ -360,15 +361,15 @@ class LanguageModel(AbstractLanguageModel):
         return cls(model, unigrams, **attrs)
 
 
-@functools.lru_cache(maxsize=8)
-def _prefix_table_cached(words: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    codes, offsets = encode_strings(sorted(words))
-    pre, _ = hash_strings(codes, offsets, True)
-    return make_set(np.unique(pre))
-
-
 def _prefix_table(lm: LanguageModel) -> tuple[np.ndarray, np.ndarray]:
-    return _prefix_table_cached(frozenset(lm._unigram_set))
+    """Hash set of every non-empty prefix of the model's unigrams (built once per model)."""
+    table = getattr(lm, "_prefix_set", None)
+    if table is None:
+        codes, offsets = encode_strings(sorted(lm._unigram_set))
+        pre, _ = hash_strings(codes, offsets, True)
+        table = make_set(np.unique(pre))
+        lm._prefix_set = table
+    return table
 
 
 @functools.lru_cache(maxsize=32)
