@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import numpy as np
@@ -35,19 +34,23 @@ def make_inputs(N, T, V, S, seed=0):
     return logits, targets, input_lengths, target_lengths
 
 
-def median_time(fn, repeat):
-    fn()  # warm-up (compilation, allocator)
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def best_times(fns, repeat):
+    """Best-of-``repeat`` time of each function, calls interleaved so that background load
+    affects them alike; every function is called once first (compilation, allocator)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    best = [float("inf")] * len(fns)
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
@@ -60,13 +63,12 @@ def main():
         lp_np = fastctc.log_softmax(logits)
         for threads in args.threads:
             torch.set_num_threads(threads)
-            x = torch.tensor(logits)
+            lp_t = torch.tensor(lp_np)
+            tg_t, il_t, tl_t = torch.tensor(targets), torch.tensor(il), torch.tensor(tl)
 
             def run_torch():
-                xt = x.detach().requires_grad_(True)
-                lp = torch.log_softmax(xt, -1).detach().requires_grad_(True)
-                loss = torch.nn.functional.ctc_loss(
-                    lp, torch.tensor(targets), torch.tensor(il), torch.tensor(tl))
+                lp = lp_t.detach().requires_grad_(True)
+                loss = torch.nn.functional.ctc_loss(lp, tg_t, il_t, tl_t)
                 loss.backward()
                 return lp.grad
 
@@ -74,9 +76,9 @@ def main():
                 return fastctc.ctc_loss(lp_np, targets, il, tl, return_grad=True,
                                         grad_wrt=mode, num_threads=threads)
 
-            t_torch = median_time(run_torch, args.repeat)
-            t_ours = median_time(lambda: run_ours("log_probs"), args.repeat)
-            t_ours_l = median_time(lambda: run_ours("logits"), args.repeat)
+            t_torch, t_ours, t_ours_l = best_times(
+                [run_torch, lambda: run_ours("log_probs"), lambda: run_ours("logits")],
+                args.repeat)
             print(f"{N:>3} {T:>5} {V:>5} {S:>4} {threads:>3} | {t_torch*1e3:9.1f} | "
                   f"{t_ours*1e3:10.1f} {t_torch/t_ours:5.1f}x | "
                   f"{t_ours_l*1e3:17.1f} {t_torch/t_ours_l:5.1f}x")

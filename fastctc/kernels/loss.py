@@ -18,9 +18,11 @@ The gradient has the same layout. Inputs are validated by the caller.
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from ._jit import jit, jit_reassoc
-from .logmath import NEG_INF, exp_into, log_add
+from .logmath import NEG_INF, exp_into, exp_into_f32, log_add
 
 #: Largest gap (in nats) below the frame maximum that the rescaled path accepts.
 UNDERFLOW_GAP = 600.0
@@ -49,23 +51,51 @@ def _fill_rows(st_t, base, V, T, value, gradf):
 
 
 @jit
-def _scatter_occupancy(lpf, o, V, tgt, blank, occ_blank, occ_lab, norm, mode, scale, gradf, work):
+def _exp_row_f64(x, out, work, scale):
+    e = work[0]
+    exp_into(x, e, work[1].view(np.int64))
+    for c in range(x.shape[0]):
+        out[c] = scale * e[c]
+
+
+@jit
+def _exp_row_f32(x, out, work, scale):
+    n = x.shape[0]
+    e = work[0].view(np.float32)[:n]
+    exp_into_f32(x, e, work[1].view(np.int32)[:n])
+    s = np.float32(scale)
+    for c in range(n):
+        out[c] = s * e[c]
+
+
+def _exp_row(x, out, work, scale):
+    """``out = scale * exp(x)`` for one row, in the precision of ``x``."""
+    if x.dtype == np.float32:
+        _exp_row_f32(x, out, work, scale)
+    else:
+        _exp_row_f64(x, out, work, scale)
+
+
+@overload(_exp_row, jit_options={"nogil": True})
+def _exp_row_typed(x, out, work, scale):
+    if x.dtype == types.float32:
+        return lambda x, out, work, scale: _exp_row_f32(x, out, work, scale)
+    return lambda x, out, work, scale: _exp_row_f64(x, out, work, scale)
+
+
+@jit
+def _scatter_occupancy(lpf, o, V, labels, blank, occ_blank, occ, norm, mode, scale, gradf, work):
     """Write one frame's gradient row: ``([exp(lp)] - occupancy * norm) * scale``.
 
+    ``occ[k]`` is the (unnormalised) occupancy of label ``labels[k]``; labels may repeat.
     ``work`` is float64 scratch of shape (3, V) for the vectorised ``exp`` (logits mode).
     """
     if mode == GRAD_LOGITS:
-        x = work[0]
-        e = work[1]
-        for c in range(V):
-            x[c] = lpf[o + c]
-        exp_into(x, e, work[2].view(np.int64))
-        for c in range(V):
-            gradf[o + c] = scale * e[c]
+        _exp_row(lpf[o : o + V], gradf[o : o + V], work, scale)
     w = scale * norm
     gradf[o + blank] -= w * occ_blank
-    for j in range(tgt.shape[0]):
-        gradf[o + tgt[j]] -= w * occ_lab[j]
+    for k in range(labels.shape[0]):
+        gradf[o + labels[k]] -= w * occ[k]
 
 
 @jit
@@ -102,10 +132,15 @@ def ctc_sequence_rescaled(
     for j in range(S):
         c = tgt[j]
         if slot[c] < 0:
-            slot[c] = U
+            slot[c] = 0
             uniq[U] = c
             U += 1
-        uidx[j] = slot[c]
+    # ascending label order makes the row reads and gradient writes sweep memory forwards
+    uniq[:U] = np.sort(uniq[:U])
+    for u in range(U):
+        slot[uniq[u]] = u
+    for j in range(S):
+        uidx[j] = slot[tgt[j]]
     for u in range(U):
         slot[uniq[u]] = -1
     uniq[U] = blank
@@ -149,10 +184,12 @@ def ctc_sequence_rescaled(
     R = rows * (S + 3)
     ab = ws[4 * TW : 4 * TW + R]
     al = ws[4 * TW + R : 4 * TW + 2 * R]
-    ab[:] = 0.0
-    al[:] = 0.0
     ab = ab.reshape((rows, S + 3))
     al = al.reshape((rows, S + 3))
+    # rows are not cleared: each frame writes its band plus one zero on either side, which
+    # covers every entry the next frame (and the occupancy) reads
+    ab[0, :] = 0.0
+    al[0, :] = 0.0
     ab[0, 1] = ey[0, S]
     if S > 0:
         al[0, 1] = ey[0, 0]
@@ -174,6 +211,8 @@ def ctc_sequence_rescaled(
         e = ey[t]
         eb = e[S] * inv
         total = 0.0
+        cb[jlo] = 0.0
+        cl[jlo] = 0.0
         for j in range(jlo, min(jhi, S) + 1):
             v = eb * (pb[j + 1] + pl[j])
             cb[j + 1] = v
@@ -199,7 +238,8 @@ def ctc_sequence_rescaled(
     bb[S] = 1.0
     if S > 0:
         bl[S - 1] = 1.0
-    occ_lab = np.zeros(S)
+    occ_u = np.zeros(U)
+    labels = uniq[:U]
     work = ws[4 * TW + 2 * R : 4 * TW + 2 * R + 3 * V].reshape((3, V))
     total = 1.0
     for t in range(T - 1, -1, -1):
@@ -230,15 +270,17 @@ def ctc_sequence_rescaled(
         for j in range(jlo, min(jhi, S) + 1):
             zb += cb[j + 1] * bb[j]
         zl = 0.0
-        for j in range(S):
+        for u in range(U):
+            occ_u[u] = 0.0
+        for j in range(jlo, min(jhi, S - 1) + 1):
             v = cl[j + 1] * bl[j]
-            occ_lab[j] = v
+            occ_u[uidx[j]] += v
             zl += v
         z = zb + zl
         if not z > 0.0:
             return np.nan
         _scatter_occupancy(
-            lpf, base + t * st_t, V, tgt, blank, zb, occ_lab, 1.0 / z, mode, scale, gradf, work
+            lpf, base + t * st_t, V, labels, blank, zb, occ_u, 1.0 / z, mode, scale, gradf, work
         )
     return nll
 
