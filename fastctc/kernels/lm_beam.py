@@ -11,10 +11,17 @@ acoustic + LM(text) + partial-word score; candidates below ``best + beam_prune_l
 dropped and the best ``K`` kept (ties by candidate order). ``prune_history`` additionally keeps
 only the best beam per (last ``n - 1`` words, part, last label).
 
-LM scores come from hash tables keyed by (LM state id, word id): a miss stops the kernel before
-the frame is committed, with the missing queries in ``q``; the caller resolves them (KenLM),
-fills the tables and calls again, and the frame is recomputed. Capacity shortfalls stop it the
-same way. The kernel thus never calls Python and releases the GIL throughout.
+LM scores come from hash tables keyed by (LM state id, word id). A word completion whose score
+is missing is first bounded from above; if even the bound cannot survive the pruning it is
+dropped (exactly what scoring it would have done), otherwise the kernel stops before the frame
+is committed, with the missing queries in ``q``; the caller resolves them (KenLM), fills the
+tables and calls again, and the frame is recomputed. Capacity shortfalls stop it the same way.
+The kernel thus never calls Python and releases the GIL throughout.
+
+Beams are kept unsorted (only the final ones are sorted). Where pyctcdecode's result depends on
+its beam order (a merged candidate takes the frames of the path merged last, i.e. from the
+lowest-ranked beam) the kernel uses the source beam's score instead, which gives the same
+result except on exact ties.
 
 Inputs are validated by the caller. Status codes: ``DONE``, ``PENDING``, ``GROW_TEXT``,
 ``GROW_CAND``.
