@@ -48,6 +48,8 @@ DEFAULT_PRUNE_BEAMS = False
 MIN_TOKEN_LOGP_CLIP = math.log(1e-15)
 #: Largest value accepted as a log-probability (rounding in float32 log_softmax).
 LOGP_TOLERANCE = 1e-4
+#: Entries of the per-utterance cache of partial-word scores (a power of two).
+PARTIAL_CACHE = 4096
 
 WordFrames = tuple[str, tuple[int, int]]
 
@@ -332,6 +334,8 @@ class BeamSearchDecoderCTC:
         out_i = np.empty((K, 4), dtype=np.int64)
         out_f = np.empty((K, 2))
         hw_words, hw_pre, hw_minlen = hw
+        pc_keys = np.zeros(PARTIAL_CACHE, dtype=np.uint64)
+        pc_vals = np.empty(PARTIAL_CACHE)
         native = 1 if (tables is None or tables.native) else 0
         have_uni = 1 if (tables is not None and tables.have_unigrams) else 0
         unk = float(getattr(tables.lm, "unk_score_offset", 0.0)) if tables is not None else 0.0
@@ -373,7 +377,7 @@ class BeamSearchDecoderCTC:
                 K, beam_prune_logp, token_min_logp, prune_history, n_hist,
                 have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
                 word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
-                partial[0], partial[1], hw_words, hw_pre, hw_minlen,
+                partial[0], partial[1], hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
                 b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
                 tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
                 cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7],

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from ._jit import jit
-from .lm_cache import FNV_OFFSET, fnv_extend, pair_key, table_find, table_slot_for_insert
+from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
 
 DONE = 0
 PENDING = 1
@@ -248,7 +248,7 @@ def lm_beam_search(
     have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
     n_unigrams, alpha_ln10, beta,
     word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
-    hw_word_keys, hw_pre_keys, hw_pre_minlen,
+    hw_word_keys, hw_pre_keys, hw_pre_minlen, pc_keys, pc_vals,
     b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
     cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
@@ -319,12 +319,28 @@ def lm_beam_search(
                     newtok = 1
                     if kind == K_SPACE or kind == K_BPE_START:
                         if plen > 0:
-                            nt, dwid = child_text(
-                                text, phash, b_i[i, B_TNODE], pntok,
-                                tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-                                have_lm, n_hist, hw_weight, hw_word_keys,
-                                word_keys, word_vals, lm_keys, lm_score, lm_next,
-                            )
+                            # fast path (no call): the text node usually exists already
+                            key = pair_key(text, phash)
+                            tmask = tt_keys.size - 1
+                            ts = np.int64(mix64(key) & np.uint64(tmask))
+                            nt = -3
+                            while True:
+                                tkey = tt_keys[ts]
+                                if tkey == key:
+                                    node = tt_vals[ts]
+                                    if tn_i[node, N_PARENT] == text and tn_word[node] == phash:
+                                        nt = node
+                                    break
+                                if tkey == 0:
+                                    break
+                                ts = (ts + 1) & tmask
+                            if nt == -3:
+                                nt, dwid = child_text(
+                                    text, phash, b_i[i, B_TNODE], pntok,
+                                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+                                    have_lm, n_hist, hw_weight, hw_word_keys,
+                                    word_keys, word_vals, lm_keys, lm_score, lm_next,
+                                )
                             if nt < 0:
                                 # deferred: scored by an upper bound, resolved only if it
                                 # could survive the pruning
@@ -355,10 +371,19 @@ def lm_beam_search(
                         if pstart < 0:
                             pstart = t
                         pend = t + 1
-                    ps = partial_score(
-                        plen, phash, have_lm, native_partial, have_unigrams, unk_offset,
-                        hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys, part_vals,
-                    )
+                    # per-utterance cache of partial scores (hotwords are fixed per call)
+                    ci = np.int64(phash & np.uint64(pc_keys.size - 1))
+                    if pc_keys[ci] == phash:
+                        ps = pc_vals[ci]
+                    else:
+                        ps = partial_score(
+                            plen, phash, have_lm, native_partial, have_unigrams, unk_offset,
+                            hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys,
+                            part_vals,
+                        )
+                        if ps == ps:
+                            pc_vals[ci] = ps
+                            pc_keys[ci] = phash
                     if ps != ps:
                         # custom LM: the part is the beam's last pntok - 1 tokens plus c
                         add_query(q, q_hash, io, Q_PARTIAL, b_i[i, B_TNODE], -1, -2 - c,
@@ -370,7 +395,10 @@ def lm_beam_search(
                     key = pair_key(pair_key(text, phash), c)
                 else:
                     key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
-                slot = table_slot_for_insert(mt_keys, key)
+                mmask = mt_keys.size - 1
+                slot = np.int64(mix64(key) & np.uint64(mmask))
+                while mt_keys[slot] != key and mt_keys[slot] != 0:
+                    slot = (slot + 1) & mmask
                 if mt_keys[slot] == key:
                     j = mt_vals[slot]
                     cd_logit[j] = sum_log_scores(cd_logit[j], logit)
