@@ -60,6 +60,9 @@ def main() -> None:
     logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
     import pyctcdecode
 
+    from fastctc.decoder import warmup_decoder
+
+    warmup_decoder()  # compilation / disk-cache loading is not timed
     labels, sents, lps = load(args.n)
     n = len(lps)
     rn = min(n, args.ref_n or n)

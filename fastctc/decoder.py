@@ -781,3 +781,36 @@ def build_ctcdecoder(
             score_boundary=lm_score_boundary,
         )
     return BeamSearchDecoderCTC(alphabet, lm)
+
+
+def warmup_decoder() -> None:
+    """Compile (or load from the disk cache) every kernel the LM decoder uses, on tiny inputs.
+
+    The first decode of a process otherwise pays this while it runs, spread over the first
+    utterances (table resizes and pool growth reach their helpers only later).
+
+    Examples
+    --------
+    >>> from fastctc.decoder import warmup_decoder
+    >>> warmup_decoder()
+    """
+    from .kernels import lm_cache as lc
+
+    keys = np.zeros(16, dtype=np.uint64)
+    one_u = np.array([5], dtype=np.uint64)
+    one_i = np.array([1], dtype=np.int64)
+    lc.insert_int(keys, np.full(16, -1, dtype=np.int64), one_u, one_i)
+    lc.insert_float_int(keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_u, np.ones(1), one_i)
+    lc.pair_keys(one_i, one_i)
+    lc.table_find(keys, np.uint64(5))
+    codes, offsets = encode_strings(["ab"])
+    lc.hash_strings(codes, offsets, True)
+    lc.hash_strings(codes, offsets, False)
+    tn_i, tn_word, _, _, tt_keys, tt_vals = _text_pool(4)
+    tn_i[:2] = 0
+    tn_word[:2] = 1
+    kb.rebuild_text_table(tn_i, tn_word, 2, tt_keys, tt_vals)
+    dec = build_ctcdecoder(["", " ", "a"])
+    for dtype in (np.float32, np.float64):
+        lp = np.log(np.full((3, 3), 1 / 3, dtype=dtype))
+        dec.decode_beams(lp, beam_width=2)
