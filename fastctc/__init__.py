@@ -3,7 +3,9 @@
 from .align import Alignment, TokenSpan, forced_align, merge_tokens
 from .beam import beam_search, beam_search_batch
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
+from .decoder import BeamSearchDecoderCTC, build_ctcdecoder
 from .keras import ctc_decode
+from .lm import AbstractLanguageModel, LanguageModel
 from .loss import ctc_loss
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
@@ -11,12 +13,13 @@ from .ops import log_softmax
 __version__ = "0.1.0"
 
 __all__ = [
-    "Alignment",
-    "Hypothesis",
-    "TokenSpan",
     "__version__",
+    "AbstractLanguageModel",
+    "Alignment",
     "beam_search",
     "beam_search_batch",
+    "BeamSearchDecoderCTC",
+    "build_ctcdecoder",
     "cer",
     "ctc_decode",
     "ctc_loss",
@@ -24,7 +27,10 @@ __all__ = [
     "forced_align",
     "greedy_decode",
     "greedy_decode_batch",
+    "Hypothesis",
+    "LanguageModel",
     "log_softmax",
     "merge_tokens",
+    "TokenSpan",
     "wer",
 ]

@@ -1,0 +1,155 @@
+"""Label handling for the LM decoder, following pyctcdecode 0.5.0's ``Alphabet.build_alphabet``.
+
+* Character vocabularies: the CTC blank is ``""`` (``<pad>``/``[pad]``, or ``_`` when no ``""``
+  exists, are renamed to it; it is appended when missing); ``|`` becomes the word delimiter
+  ``" "`` when there is no space; ``<unk>``/``[unk]`` become ``"⁇"``.
+* BPE vocabularies (any label starting with ``▁`` or ``##``): ``##`` pieces are converted to
+  ``▁`` style, the blank is found or appended as above, ``<unk>`` becomes ``"▁⁇▁"``.
+* Duplicate labels, and spaces in a BPE vocabulary, raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+BPE_TOKEN = "\u2581"  # "▁", the word-start marker of sentencepiece vocabularies
+UNK_TOKEN = "\u2047"  # "⁇"
+UNK_BPE_TOKEN = BPE_TOKEN + UNK_TOKEN + BPE_TOKEN
+
+_SPECIAL = re.compile(r"^[<\[].+[>\]]$")
+_BLANK = re.compile(r"^[<\[]pad[>\]]$", flags=re.IGNORECASE)
+_UNK = re.compile(r"^[<\[]unk[>\]]$", flags=re.IGNORECASE)
+
+
+def _is_bpe(labels: Sequence[str]) -> bool:
+    return any(s.startswith("##") or s.startswith(BPE_TOKEN) for s in labels)
+
+
+def _regular(labels: list[str]) -> list[str]:
+    out = list(labels)
+    if "|" in out and " " not in out:
+        out[out.index("|")] = " "
+    out = ["" if _BLANK.match(s) else s for s in out]
+    if "_" in out and "" not in out:
+        out[out.index("_")] = ""
+    if "" not in out:
+        out.append("")
+    return [UNK_TOKEN if _UNK.match(s) else s for s in out]
+
+
+def _from_hashes(token: str) -> str:
+    if token.startswith("##"):
+        return token[2:]
+    if _SPECIAL.match(token) or token in ("", BPE_TOKEN, UNK_BPE_TOKEN):
+        return token
+    return BPE_TOKEN + token
+
+
+def _bpe(labels: list[str]) -> list[str]:
+    out = list(labels)
+    if any(s.startswith("##") for s in out):
+        out = [_from_hashes(s) for s in out]
+    out = ["" if _BLANK.match(s) else s for s in out]
+    if "" not in out:
+        out.append("")
+    return [UNK_BPE_TOKEN if _UNK.match(s) else s for s in out]
+
+
+class Alphabet:
+    """Normalised labels of a CTC model and whether they are BPE pieces.
+
+    Parameters
+    ----------
+    labels : list of str
+        Already normalised labels (use :meth:`build_alphabet` for raw model labels).
+    is_bpe : bool
+        Whether labels are word pieces with ``▁`` marking a word start.
+
+    Examples
+    --------
+    >>> from fastctc.alphabet import Alphabet
+    >>> a = Alphabet.build_alphabet(["<pad>", "|", "a", "b"])
+    >>> a.labels, a.is_bpe, a.blank, a.delimiter
+    (['', ' ', 'a', 'b'], False, 0, 1)
+    """
+
+    def __init__(self, labels: list[str], is_bpe: bool) -> None:
+        self._labels = list(labels)
+        self._is_bpe = bool(is_bpe)
+
+    @property
+    def labels(self) -> list[str]:
+        """A copy of the normalised labels."""
+        return list(self._labels)
+
+    @property
+    def is_bpe(self) -> bool:
+        """Whether the labels are ``▁``-style word pieces."""
+        return self._is_bpe
+
+    @property
+    def blank(self) -> int:
+        """Index of the CTC blank ``""``."""
+        return self._labels.index("")
+
+    @property
+    def delimiter(self) -> int:
+        """Index of the word delimiter ``" "`` (-1 when absent, e.g. BPE)."""
+        return self._labels.index(" ") if " " in self._labels else -1
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    @classmethod
+    def build_alphabet(cls, labels: Sequence[str]) -> Alphabet:
+        """Normalise raw model labels (see the module docstring).
+
+        Raises
+        ------
+        TypeError
+            ``labels`` is a string or holds non-strings.
+        ValueError
+            Empty, duplicated labels, or a space inside a BPE vocabulary.
+        """
+        if isinstance(labels, (str, bytes)):
+            raise TypeError(
+                f"labels must be a sequence of strings, one per class; got a string {labels!r}. "
+                "Use list(labels) for single-character labels."
+            )
+        labels = list(labels)
+        for i, s in enumerate(labels):
+            if not isinstance(s, str):
+                raise TypeError(f"labels[{i}] must be a str; got {type(s).__name__} {s!r}.")
+        if not labels:
+            raise ValueError("labels must not be empty.")
+        if len(set(labels)) != len(labels):
+            dup = next(s for i, s in enumerate(labels) if s in labels[:i])
+            raise ValueError(f"labels contain the duplicate entry {dup!r}; labels must be unique.")
+        bpe = _is_bpe(labels)
+        if bpe:
+            spaced = [s for s in labels if " " in s]
+            if spaced:
+                raise ValueError(
+                    f"labels look like BPE pieces (they use '▁' or '##') but contain the space "
+                    f"label {spaced[0]!r}; BPE vocabularies mark word starts with '▁' instead."
+                )
+            return cls(_bpe(labels), True)
+        return cls(_regular(labels), False)
+
+    def dumps(self) -> str:
+        """JSON form, the same as pyctcdecode's ``alphabet.json``."""
+        return json.dumps({"labels": self._labels, "is_bpe": self._is_bpe})
+
+    @classmethod
+    def loads(cls, s: str) -> Alphabet:
+        """Inverse of :meth:`dumps`."""
+        d: Any = json.loads(s)
+        if not isinstance(d, dict) or set(d) != {"labels", "is_bpe"}:
+            raise ValueError(
+                "alphabet JSON must be an object with exactly the keys 'labels' and 'is_bpe'; "
+                f"got {sorted(d) if isinstance(d, dict) else type(d).__name__}."
+            )
+        return cls(list(d["labels"]), bool(d["is_bpe"]))

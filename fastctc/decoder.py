@@ -1,0 +1,816 @@
+"""pyctcdecode-compatible CTC beam search decoder with KenLM fusion, compiled with Numba.
+
+``build_ctcdecoder(labels, kenlm_model_path, unigrams, alpha, beta)`` returns a
+:class:`BeamSearchDecoderCTC` whose ``decode``, ``decode_beams``, ``decode_batch`` and
+``decode_beams_batch`` take the arguments and defaults of pyctcdecode 0.5.0 and return the
+same values; the search itself runs in a GIL-free kernel (:mod:`fastctc.kernels.lm_beam`), so
+batches run in parallel on threads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _validate as v
+from .alphabet import BPE_TOKEN, Alphabet
+from .batch import balanced_chunks, run_chunks
+from .kernels import lm_beam as kb
+from .kernels.lm_cache import FNV_OFFSET
+from .lm import (
+    DEFAULT_ALPHA,
+    DEFAULT_BETA,
+    DEFAULT_SCORE_LM_BOUNDARY,
+    DEFAULT_UNK_LOGP_OFFSET,
+    EMPTY_TABLE,
+    LOG_BASE_CHANGE_FACTOR,
+    AbstractLanguageModel,
+    KernelTables,
+    LanguageModel,
+    encode_strings,
+    hotword_tables,
+    load_kenlm_model,
+    load_unigram_set_from_arpa,
+    normalise_hotwords,
+)
+
+DEFAULT_BEAM_WIDTH = 100
+DEFAULT_PRUNE_LOGP = -10.0
+DEFAULT_MIN_TOKEN_LOGP = -5.0
+DEFAULT_HOTWORD_WEIGHT = 10.0
+DEFAULT_PRUNE_BEAMS = False
+#: Floor of the log-probabilities (as pyctcdecode): log(1e-15).
+MIN_TOKEN_LOGP_CLIP = math.log(1e-15)
+#: Largest value accepted as a log-probability (rounding in float32 log_softmax).
+LOGP_TOLERANCE = 1e-4
+#: Entries of the per-utterance cache of partial-word scores (a power of two).
+PARTIAL_CACHE = 4096
+
+WordFrames = tuple[str, tuple[int, int]]
+
+
+class _OutputBeamFields(NamedTuple):
+    text: str
+    last_lm_state: Any
+    text_frames: list[WordFrames]
+    logit_score: float
+    lm_score: float
+
+
+class _BeamExtras:
+    """fastctc's additions to pyctcdecode's beams, as attributes outside the tuple."""
+
+    tokens: np.ndarray
+    token_frames: np.ndarray
+    _word_probs: Any
+
+    @property
+    def word_confidences(self) -> list[float]:
+        """Per word of ``text_frames``: mean posterior of the word's labels at their start
+        frames (0..1)."""
+        return self._word_probs()
+
+
+class OutputBeam(_OutputBeamFields, _BeamExtras):
+    """One beam of :meth:`BeamSearchDecoderCTC.decode_beams`.
+
+    A tuple ``(text, last_lm_state, text_frames, logit_score, lm_score)`` exactly as
+    pyctcdecode's, with named fields, plus attributes ``tokens`` (label ids, repeats collapsed,
+    blanks removed, int64), ``token_frames`` (start frame of each token) and
+    ``word_confidences``. When several paths end in the same text they are merged;
+    ``text_frames`` then come from the last merged path (as pyctcdecode) and ``tokens`` from
+    the best one.
+
+    ``text_frames`` pairs each word with ``(start_frame, end_frame)`` (end exclusive);
+    ``logit_score`` is the acoustic log-score, ``lm_score`` the combined score
+    (acoustic + LM + hotwords) the beams are ranked by.
+    """
+
+
+class _OutputBeamBatchFields(NamedTuple):
+    text: str
+    text_frames: list[WordFrames]
+    logit_score: float
+    lm_score: float
+
+
+class OutputBeamBatch(_OutputBeamBatchFields, _BeamExtras):
+    """One beam of :meth:`BeamSearchDecoderCTC.decode_beams_batch`: pyctcdecode's
+    ``(text, text_frames, logit_score, lm_score)`` plus the attributes of :class:`OutputBeam`."""
+
+
+class _Vocab:
+    """Per-label arrays the kernel needs: kind, characters (code points) and rendering."""
+
+    def __init__(self, alphabet: Alphabet) -> None:
+        labels = alphabet.labels
+        kinds = np.full(len(labels), kb.K_NORMAL, dtype=np.int64)
+        clean: list[str] = []
+        render: list[str] = []
+        for i, lab in enumerate(labels):
+            if lab == "":
+                kinds[i] = kb.K_BLANK
+                clean.append("")
+                render.append("")
+            elif alphabet.is_bpe and lab.startswith(BPE_TOKEN):
+                kinds[i] = kb.K_BPE_START
+                c = lab[1:]
+                if c.endswith(BPE_TOKEN):
+                    c = c[:-1]
+                clean.append(c)
+                render.append(" " + c)
+            elif not alphabet.is_bpe and lab == " ":
+                kinds[i] = kb.K_SPACE
+                clean.append("")
+                render.append(" ")
+            else:
+                clean.append(lab)
+                render.append(lab)
+        self.kinds = kinds
+        self.codes, self.offsets = encode_strings(clean)
+        self.clean = clean
+        self.render = render
+        self.blank = alphabet.blank
+
+
+class BeamSearchDecoderCTC:
+    """CTC beam search with optional language-model fusion and hotwords.
+
+    Build it with :func:`build_ctcdecoder`. Method names, arguments, defaults and results
+    follow pyctcdecode 0.5.0; results are NamedTuples with extra attributes.
+
+    Parameters
+    ----------
+    alphabet : Alphabet
+        Normalised labels.
+    language_model : AbstractLanguageModel, optional
+        A :class:`~fastctc.lm.LanguageModel` (KenLM) or any object with that protocol.
+    """
+
+    _ALPHABET_FILE = "alphabet.json"
+    _LM_DIR = "language_model"
+
+    def __init__(
+        self, alphabet: Alphabet, language_model: AbstractLanguageModel | None = None
+    ) -> None:
+        if not isinstance(alphabet, Alphabet):
+            raise TypeError(f"alphabet must be an Alphabet; got {type(alphabet).__name__}.")
+        if language_model is not None and not isinstance(language_model, AbstractLanguageModel):
+            missing = [
+                m
+                for m in ("order", "get_start_state", "score", "score_partial_token")
+                if not hasattr(language_model, m)
+            ]
+            if missing:
+                raise TypeError(
+                    "language_model must implement the AbstractLanguageModel protocol; "
+                    f"{type(language_model).__name__} lacks {missing}."
+                )
+        self._alphabet = alphabet
+        self._model_key = os.urandom(16)
+        self._vocab = _Vocab(alphabet)
+        self._language_model = language_model
+        self._tables: KernelTables | None = None
+        if language_model is not None:
+            self._tables = KernelTables(language_model)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def labels(self) -> list[str]:
+        """Normalised labels (the columns ``logits`` must have)."""
+        return self._alphabet.labels
+
+    @property
+    def model_container(self) -> dict[bytes, Any]:
+        """``{decoder._model_key: language_model}``, for code written against pyctcdecode's
+        class-level model container."""
+        return {self._model_key: self._language_model}
+
+    @property
+    def language_model(self) -> AbstractLanguageModel | None:
+        """The fused language model, if any."""
+        return self._language_model
+
+    def reset_params(
+        self,
+        alpha: float | None = None,
+        beta: float | None = None,
+        unk_score_offset: float | None = None,
+        lm_score_boundary: bool | None = None,
+    ) -> None:
+        """Change LM parameters without reloading the model (no-op without a model)."""
+        lm = self._language_model
+        if lm is None:
+            return
+        params: dict[str, Any] = {}
+        if alpha is not None:
+            params["alpha"] = alpha
+        if beta is not None:
+            params["beta"] = beta
+        if unk_score_offset is not None:
+            params["unk_score_offset"] = unk_score_offset
+        if lm_score_boundary is not None:
+            params["score_boundary"] = lm_score_boundary
+        lm.reset_params(**params)
+        assert self._tables is not None
+        self._tables.clear()
+
+    def cleanup(self) -> None:
+        """Kept for pyctcdecode compatibility; the model is freed with the decoder."""
+
+    # ------------------------------------------------------------------ validation
+    def _check_logits(self, logits: npt.ArrayLike, name: str = "logits") -> np.ndarray:
+        arr = v.as_float_array(logits, name)
+        C = len(self._vocab.kinds)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{name} must be 2-D (T, C) log-probabilities with C = {C} labels; "
+                f"got shape {tuple(arr.shape)}. Use decode_batch for several utterances."
+            )
+        if arr.shape[1] != C:
+            raise ValueError(
+                f"{name} has {arr.shape[1]} columns but the decoder has {C} labels "
+                f"({'blank appended, ' if C else ''}see decoder.labels); "
+                f"logits must be (T, {C})."
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty (T = 0 frames); nothing to decode.")
+        bad = np.isnan(arr).any(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{name}[{int(np.argmax(bad))}] contains NaN; logits must be finite "
+                "log-probabilities (apply fastctc.log_softmax to raw scores)."
+            )
+        top = float(arr.max())
+        if top > LOGP_TOLERANCE:
+            raise ValueError(
+                f"{name} must hold log-probabilities (<= 0); got a maximum of {top:.6g}. "
+                "Apply fastctc.log_softmax to raw scores, or np.log to probabilities; "
+                "fastctc never guesses which one it was given."
+            )
+        return np.maximum(arr, arr.dtype.type(MIN_TOKEN_LOGP_CLIP))
+
+    @staticmethod
+    def _check_search_args(
+        beam_width: Any, beam_prune_logp: Any, token_min_logp: Any, hotword_weight: Any
+    ) -> tuple[int, float, float, float]:
+        k = v.as_int(beam_width, "beam_width")
+        if k < 1:
+            raise ValueError(f"beam_width must be >= 1; got {k}.")
+        vals = []
+        for name, x in (
+            ("beam_prune_logp", beam_prune_logp),
+            ("token_min_logp", token_min_logp),
+            ("hotword_weight", hotword_weight),
+        ):
+            if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must be a number; got {type(x).__name__} {x!r}.")
+            if math.isnan(float(x)):
+                raise ValueError(f"{name} must not be NaN.")
+            vals.append(float(x))
+        if vals[0] > 0:
+            raise ValueError(f"beam_prune_logp must be <= 0; got {vals[0]}.")
+        return k, vals[0], vals[1], vals[2]
+
+    # ------------------------------------------------------------------ the search
+    def _search(
+        self,
+        lp: np.ndarray,
+        beam_width: int,
+        beam_prune_logp: float,
+        token_min_logp: float,
+        prune_history: bool,
+        hw: tuple[np.ndarray, np.ndarray, np.ndarray],
+        hotword_weight: float,
+        lm_start_state: Any,
+        batch_form: bool,
+        top_only: bool,
+    ) -> list[Any]:
+        T = lp.shape[0]
+        K = beam_width
+        voc = self._vocab
+        tables = self._tables
+        have_lm = tables is not None
+        if tables is not None:
+            tables.check_version()
+            start = tables.start_state_id(lm_start_state)
+            n_hist = max(1, int(tables.lm.order) - 1)
+        else:
+            start = -1
+            n_hist = 1
+        b_i = np.full((K, kb.B_COLS), -1, dtype=np.int64)
+        b_logit = np.zeros(K)
+        b_phash = np.zeros(K, dtype=np.uint64)
+        nb_i = np.empty_like(b_i)
+        nb_logit = np.empty_like(b_logit)
+        nb_phash = np.empty_like(b_phash)
+        b_part = np.zeros(K)
+        nb_part = np.empty(K)
+        b_score = np.zeros(K)
+        nb_score = np.empty(K)
+        b_i[0, kb.B_TEXT] = 0
+        b_i[0, kb.B_PLEN] = 0
+        b_i[0, kb.B_PNTOK] = 0
+        b_phash[0] = FNV_OFFSET
+        text_cap = max(1024, 8 * T + 4 * K)
+        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _text_pool(text_cap)
+        tn_i[0] = (-1, start, 0, 0)
+        tn_word[0] = 0
+        tn_hist[0] = FNV_OFFSET
+        tn_lm[0] = 0.0
+        fc = np.empty(((T + 1) * K + 1, 3), dtype=np.int64)
+        tk = np.empty((T * K + 1, 3), dtype=np.int64)
+        cand = _cand_pool(max(1024, 8 * K))
+        q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
+        q_hash = np.empty(4 * K + 64, dtype=np.uint64)
+        io = np.zeros(8, dtype=np.int64)
+        io[kb.IO_NBEAMS] = 1
+        io[kb.IO_NTEXT] = 1
+        out_i = np.empty((K, 4), dtype=np.int64)
+        out_f = np.empty((K, 2))
+        hw_words, hw_pre, hw_minlen = hw
+        pc_keys = np.zeros(PARTIAL_CACHE, dtype=np.uint64)
+        pc_vals = np.empty(PARTIAL_CACHE)
+        native = 1 if (tables is None or tables.native) else 0
+        have_uni = 1 if (tables is not None and tables.have_unigrams) else 0
+        unk = float(getattr(tables.lm, "unk_score_offset", 0.0)) if tables is not None else 0.0
+        # upper bounds of word scores, for skipping hopeless LM queries (KenLM adapter only)
+        alpha_ln10, beta, n_uni = math.nan, 0.0, 0
+        if tables is not None and tables.native:
+            lm_: Any = tables.lm
+            if lm_.alpha >= 0:
+                alpha_ln10 = float(lm_.alpha) * LOG_BASE_CHANGE_FACTOR
+                beta = float(lm_.beta)
+            n_uni = tables.n_unigrams
+
+        def word_of(node: int, n: int) -> str:
+            if node <= -2:
+                return voc.clean[-2 - node]
+            parts = []
+            for _ in range(n):
+                parts.append(voc.clean[tk[node, 1]])
+                node = tk[node, 0]
+            return "".join(reversed(parts))
+
+        while True:
+            if tables is not None:
+                word_table, scores, partial, prefix = (
+                    tables.word_table,
+                    tables.scores,
+                    tables.partial,
+                    tables.prefix,
+                )
+            else:
+                word_table, scores, partial, prefix = (
+                    EMPTY_TABLE,
+                    (EMPTY_TABLE[0], np.zeros(1), EMPTY_TABLE[1]),
+                    (EMPTY_TABLE[0], np.zeros(1)),
+                    EMPTY_TABLE[0],
+                )
+            status = kb.lm_beam_search(
+                lp, voc.kinds, voc.codes, voc.offsets, voc.blank,
+                K, beam_prune_logp, token_min_logp, prune_history, n_hist,
+                have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
+                word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
+                partial[0], partial[1], hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
+                b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
+                tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
+                cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7],
+                q, q_hash, io, out_i, out_f,
+            )  # fmt: skip
+            if status == kb.DONE:
+                break
+            if status == kb.PENDING:
+                assert tables is not None
+                n = int(io[kb.IO_NQ])
+                tables.resolve(q[:n], q_hash[:n], word_of)
+            elif status == kb.GROW_TEXT:
+                n_used = int(io[kb.IO_NTEXT])
+                cap = tn_i.shape[0]
+                while cap < int(io[kb.IO_NEED]) + 1:
+                    cap *= 2
+                tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _grow_text(
+                    n_used, cap, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
+                )
+            elif status == kb.GROW_CAND:
+                cap = cand[0].shape[0]
+                while cap < int(io[kb.IO_NEED]):
+                    cap *= 2
+                cand = _cand_pool(cap)
+            else:  # pragma: no cover - the kernel returns only the codes above
+                raise RuntimeError(f"unexpected kernel status {status}")
+        n_out = int(io[kb.IO_NOUT])
+        if top_only:
+            n_out = min(n_out, 1)
+        labels, frames, t_off, starts, ends, w_off = kb.collect_chains(
+            0, np.ascontiguousarray(out_i[:n_out, :2]), tk, fc
+        )
+        render = voc.render
+        lab_list = labels.tolist()
+        st_list = starts.tolist()
+        en_list = ends.tolist()
+        beams = []
+        for a in range(n_out):
+            text = " ".join("".join([render[x] for x in lab_list[t_off[a] : t_off[a + 1]]]).split())
+            w0, w1 = int(w_off[a]), int(w_off[a + 1])
+            text_frames = list(zip(text.split(), zip(st_list[w0:w1], en_list[w0:w1])))
+            logit_score = float(out_f[a, 0])
+            lm_score = float(out_f[a, 1])
+            if batch_form:
+                beam: Any = OutputBeamBatch(text, text_frames, logit_score, lm_score)
+            else:
+                state = None
+                if tables is not None and out_i[a, 2] >= 0:
+                    state = tables.states[int(out_i[a, 2])]
+                beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
+            toks = labels[t_off[a] : t_off[a + 1]]
+            tfr = frames[t_off[a] : t_off[a + 1]]
+            beam.tokens = toks
+            beam.token_frames = tfr
+            beam._word_probs = _WordProbs(lp, toks, tfr, starts[w0:w1], ends[w0:w1])
+            beams.append(beam)
+        return beams
+
+    # ------------------------------------------------------------------ public API
+    def decode_beams(
+        self,
+        logits: npt.ArrayLike,
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        prune_history: bool = DEFAULT_PRUNE_BEAMS,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        lm_start_state: Any = None,
+    ) -> list[OutputBeam]:
+        """Beam search one utterance; return the final beams, best first.
+
+        Parameters
+        ----------
+        logits : array_like of shape (T, C)
+            Log-probabilities, ``C == len(decoder.labels)``; never guessed from
+            probabilities (use :func:`fastctc.log_softmax` on raw scores). Values are
+            floored at ``log(1e-15)`` as pyctcdecode does.
+        beam_width : int
+            Beams kept per frame.
+        beam_prune_logp : float
+            Beams scoring below ``best + beam_prune_logp`` are dropped.
+        token_min_logp : float
+            Labels below this log-probability are not tried (the frame's best always is).
+        prune_history : bool
+            Keep only the best beam per (last ``order - 1`` words, word part, last label).
+        hotwords : iterable of str, optional
+            Words or phrases to favour; ``hotword_weight`` per matched word, partial matches
+            scaled by the matched length.
+        hotword_weight : float
+            Score added per hotword.
+        lm_start_state : optional
+            LM state to start from (default: the model's start state).
+
+        Returns
+        -------
+        list of OutputBeam
+            ``(text, last_lm_state, text_frames, logit_score, lm_score)`` plus ``tokens``,
+            ``token_frames`` and ``word_confidences`` attributes.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad ``logits`` (dtype, shape, width, empty, NaN) or search arguments.
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> a, blank, b = [.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]
+        >>> lp = np.log(np.array([a, blank, b]))
+        >>> beams = dec.decode_beams(lp)
+        >>> beams[0].text, beams[0].tokens.tolist(), beams[0].token_frames.tolist()
+        ('ab', [2, 3], [0, 2])
+        """
+        lp = self._check_logits(logits)
+        k, bp, tm, hw_w = self._check_search_args(
+            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        )
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        return self._search(lp, k, bp, tm, bool(prune_history), hw, hw_w, lm_start_state,
+                            False, False)  # fmt: skip
+
+    def decode(
+        self,
+        logits: npt.ArrayLike,
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        lm_start_state: Any = None,
+    ) -> str:
+        """Best text of one utterance (``decode_beams`` with ``prune_history=True``).
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> dec.decode(np.log(np.array([[.1, .1, .7, .1], [.1, .7, .1, .1], [.1, .1, .1, .7]])))
+        'a b'
+        """
+        lp = self._check_logits(logits)
+        k, bp, tm, hw_w = self._check_search_args(
+            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        )
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        return self._search(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, True)[0].text
+
+    def _batch(
+        self,
+        logits_list: Sequence[npt.ArrayLike],
+        beam_width: int,
+        beam_prune_logp: float,
+        token_min_logp: float,
+        prune_history: bool,
+        hotwords: Iterable[str] | None,
+        hotword_weight: float,
+        num_threads: int | None,
+        top_only: bool,
+    ) -> list[list[Any]]:
+        if isinstance(logits_list, np.ndarray) and logits_list.ndim == 2:
+            raise ValueError(
+                "logits_list must be a list of (T, C) arrays or a 3-D array; got one 2-D array "
+                f"of shape {logits_list.shape}. Use decode/decode_beams for one utterance."
+            )
+        lps = [self._check_logits(x, f"logits_list[{i}]") for i, x in enumerate(logits_list)]
+        k, bp, tm, hw_w = self._check_search_args(
+            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        )
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        n = len(lps)
+        if n == 0:
+            return []
+        results: list[list[Any]] = [[] for _ in range(n)]
+
+        def work(items: np.ndarray) -> None:
+            for i in items.tolist():
+                results[i] = self._search(
+                    lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, top_only
+                )
+
+        threads = v.resolve_num_threads(num_threads, n)
+        if threads > 1:
+            # compile (or load from cache) before the pool starts, on the shortest utterance
+            shortest = int(np.argmin([x.shape[0] for x in lps]))
+            work(np.array([shortest]))
+            rest = np.array([i for i in range(n) if i != shortest], dtype=np.int64)
+            costs = np.array([lps[i].shape[0] for i in rest], dtype=np.float64)
+            chunks = [rest[c] for c in balanced_chunks(costs, threads)] if rest.size else []
+        else:
+            chunks = [np.arange(n, dtype=np.int64)]
+        run_chunks(work, chunks)
+        return results
+
+    def decode_beams_batch(
+        self,
+        pool: Any,
+        logits_list: Sequence[npt.ArrayLike],
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        prune_history: bool = DEFAULT_PRUNE_BEAMS,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        num_threads: int | None = None,
+    ) -> list[list[OutputBeamBatch]]:
+        """``decode_beams`` over many utterances on threads.
+
+        ``pool`` is accepted for pyctcdecode compatibility and ignored: the GIL-free kernel
+        runs on ``num_threads`` threads (default: every available core). Beams have no LM
+        state, as pyctcdecode's: ``(text, text_frames, logit_score, lm_score)``.
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> lp = np.log(np.full((2, 4), 0.25))
+        >>> len(dec.decode_beams_batch(None, [lp, lp], num_threads=2))
+        2
+        """
+        return self._batch(
+            logits_list, beam_width, beam_prune_logp, token_min_logp, bool(prune_history),
+            hotwords, hotword_weight, num_threads, False,
+        )
+
+    def decode_batch(
+        self,
+        pool: Any,
+        logits_list: Sequence[npt.ArrayLike],
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        num_threads: int | None = None,
+    ) -> list[str]:
+        """``decode`` over many utterances on threads (``pool`` is ignored).
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> lp = np.log(np.array([[.1, .1, .7, .1], [.1, .1, .1, .7]]))
+        >>> dec.decode_batch(None, [lp, lp[::-1]], num_threads=1)
+        ['ab', 'ba']
+        """
+        res = self._batch(logits_list, beam_width, beam_prune_logp, token_min_logp, True,
+                          hotwords, hotword_weight, num_threads, True)  # fmt: skip
+        return [r[0].text for r in res]
+
+    # ------------------------------------------------------------------ persistence
+    def save_to_dir(self, filepath: str | os.PathLike[str]) -> None:
+        """Write ``alphabet.json`` and, with a model, ``language_model/`` (pyctcdecode's layout)."""
+        path = os.fspath(filepath)
+        with open(os.path.join(path, self._ALPHABET_FILE), "w", encoding="utf-8") as f:
+            f.write(self._alphabet.dumps())
+        if self._language_model is not None:
+            lm_path = os.path.join(path, self._LM_DIR)
+            os.makedirs(lm_path)
+            self._language_model.save_to_dir(lm_path)
+
+    @classmethod
+    def load_from_dir(cls, filepath: str | os.PathLike[str]) -> BeamSearchDecoderCTC:
+        """Load a decoder written by :meth:`save_to_dir` (ours or pyctcdecode's).
+
+        Raises
+        ------
+        ValueError
+            ``alphabet.json`` missing or unexpected files in the directory.
+        """
+        path = os.fspath(filepath)
+        contents = [c for c in os.listdir(path) if not c.startswith((".", "__"))]
+        if cls._ALPHABET_FILE not in contents:
+            raise ValueError(f"{path!r} holds no {cls._ALPHABET_FILE}; found {sorted(contents)}.")
+        contents.remove(cls._ALPHABET_FILE)
+        if contents and contents != [cls._LM_DIR]:
+            raise ValueError(
+                f"{path!r} may hold only {cls._ALPHABET_FILE} and {cls._LM_DIR}/; "
+                f"found also {sorted(contents)}."
+            )
+        with open(os.path.join(path, cls._ALPHABET_FILE), encoding="utf-8") as f:
+            alphabet = Alphabet.loads(f.read())
+        lm = LanguageModel.load_from_dir(os.path.join(path, cls._LM_DIR)) if contents else None
+        return cls(alphabet, lm)
+
+
+class _WordProbs:
+    """Lazy per-word confidence: mean posterior of the word's tokens at their start frames."""
+
+    __slots__ = ("lp", "toks", "frames", "starts", "ends")
+
+    def __init__(self, lp: np.ndarray, toks: np.ndarray, frames: np.ndarray,
+                 starts: np.ndarray, ends: np.ndarray) -> None:  # fmt: skip
+        self.lp, self.toks, self.frames, self.starts, self.ends = lp, toks, frames, starts, ends
+
+    def __call__(self) -> list[float]:
+        if self.starts.size == 0:
+            return []
+        p = np.exp(self.lp[self.frames, self.toks].astype(np.float64))
+        cs = np.concatenate([[0.0], np.cumsum(p)])
+        lo = np.searchsorted(self.frames, self.starts, side="left")
+        hi = np.searchsorted(self.frames, self.ends, side="left")
+        n = np.maximum(hi - lo, 1)
+        return ((cs[hi] - cs[lo]) / n).tolist()
+
+
+def _text_pool(cap: int) -> tuple[np.ndarray, ...]:
+    tcap = 1 << (2 * cap - 1).bit_length()
+    return (
+        np.empty((cap, kb.N_COLS), dtype=np.int64),
+        np.empty(cap, dtype=np.uint64),
+        np.empty(cap, dtype=np.uint64),
+        np.empty(cap),
+        np.zeros(tcap, dtype=np.uint64),
+        np.empty(tcap, dtype=np.int64),
+    )
+
+
+def _grow_text(n_used: int, cap: int, *old: np.ndarray) -> tuple[np.ndarray, ...]:
+    tn_i, tn_word, tn_hist, tn_lm, _, _ = old
+    new = _text_pool(cap)
+    new[0][:n_used] = tn_i[:n_used]
+    new[1][:n_used] = tn_word[:n_used]
+    new[2][:n_used] = tn_hist[:n_used]
+    new[3][:n_used] = tn_lm[:n_used]
+    kb.rebuild_text_table(new[0], new[1], n_used, new[4], new[5])
+    return new
+
+
+def _cand_pool(cap: int) -> tuple[np.ndarray, ...]:
+    mcap = 1 << (2 * cap - 1).bit_length()
+    return (
+        np.empty((cap, kb.C_COLS), dtype=np.int64),
+        np.empty(cap),
+        np.empty(cap),
+        np.empty(cap, dtype=np.uint64),
+        np.empty(cap),
+        np.empty(cap),
+        np.zeros(mcap, dtype=np.uint64),
+        np.empty(mcap, dtype=np.int64),
+    )
+
+
+def build_ctcdecoder(
+    labels: Sequence[str],
+    kenlm_model_path: str | os.PathLike[str] | None = None,
+    unigrams: Collection[str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+    unk_score_offset: float = DEFAULT_UNK_LOGP_OFFSET,
+    lm_score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY,
+) -> BeamSearchDecoderCTC:
+    """Build a decoder, as ``pyctcdecode.build_ctcdecoder``.
+
+    Parameters
+    ----------
+    labels : list of str
+        The model's labels, one per logits column (see :class:`fastctc.alphabet.Alphabet`
+        for the blank, delimiter and BPE conventions).
+    kenlm_model_path : str or path, optional
+        KenLM ARPA or binary word model; needs the ``kenlm`` package.
+    unigrams : collection of str, optional
+        Known words; read from the ARPA file when omitted.
+    alpha, beta, unk_score_offset, lm_score_boundary
+        As pyctcdecode (LM weight, word bonus, unknown-word offset, sentence boundaries).
+
+    Returns
+    -------
+    BeamSearchDecoderCTC
+
+    Raises
+    ------
+    ImportError
+        A model path is given but ``kenlm`` is not installed.
+    FileNotFoundError
+        ``kenlm_model_path`` does not exist.
+    ValueError
+        Unreadable model, unigrams that the model does not know, bad labels.
+
+    Examples
+    --------
+    >>> import fastctc
+    >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+    >>> dec.labels
+    ['', ' ', 'a', 'b']
+    """
+    alphabet = Alphabet.build_alphabet(labels)
+    lm = None
+    if kenlm_model_path is not None:
+        model = load_kenlm_model(kenlm_model_path)
+        path = os.fspath(kenlm_model_path)
+        if unigrams is None and path.endswith(".arpa"):
+            unigrams = load_unigram_set_from_arpa(path)
+        lm = LanguageModel(
+            model,
+            unigrams,
+            alpha=alpha,
+            beta=beta,
+            unk_score_offset=unk_score_offset,
+            score_boundary=lm_score_boundary,
+        )
+    return BeamSearchDecoderCTC(alphabet, lm)
+
+
+def warmup_decoder() -> None:
+    """Compile (or load from the disk cache) every kernel the LM decoder uses, on tiny inputs.
+
+    The first decode of a process otherwise pays this while it runs, spread over the first
+    utterances (table resizes and pool growth reach their helpers only later).
+
+    Examples
+    --------
+    >>> from fastctc.decoder import warmup_decoder
+    >>> warmup_decoder()
+    """
+    from .kernels import lm_cache as lc
+
+    keys = np.zeros(16, dtype=np.uint64)
+    one_u = np.array([5], dtype=np.uint64)
+    one_i = np.array([1], dtype=np.int64)
+    lc.insert_int(keys, np.full(16, -1, dtype=np.int64), one_u, one_i)
+    lc.insert_float_int(keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_u, np.ones(1), one_i)
+    lc.pair_keys(one_i, one_i)
+    lc.table_find(keys, np.uint64(5))
+    codes, offsets = encode_strings(["ab"])
+    lc.hash_strings(codes, offsets, True)
+    lc.hash_strings(codes, offsets, False)
+    tn_i, tn_word, _, _, tt_keys, tt_vals = _text_pool(4)
+    tn_i[:2] = 0
+    tn_word[:2] = 1
+    kb.rebuild_text_table(tn_i, tn_word, 2, tt_keys, tt_vals)
+    dec = build_ctcdecoder(["", " ", "a"])
+    for dtype in (np.float32, np.float64):
+        lp = np.log(np.full((3, 3), 1 / 3, dtype=dtype))
+        dec.decode_beams(lp, beam_width=2)

@@ -1,0 +1,635 @@
+"""Language models for the beam search decoder and the tables its kernel reads.
+
+* :class:`AbstractLanguageModel` is the protocol of pyctcdecode 0.5.0 (``order``,
+  ``get_start_state``, ``score(prev_state, word, is_last_word)``, ``score_partial_token``):
+  any object implementing it can be plugged into the decoder.
+* :class:`LanguageModel` wraps a KenLM model (``import kenlm`` happens lazily) with pyctcdecode's
+  scoring: ``alpha * ln(10) * log10 P(word | state) + beta`` per word, ``unk_score_offset`` for
+  words outside the unigram list, sentence boundaries with ``score_boundary``, and a partial-word
+  score (``unk_score_offset``, scaled up for long parts) for a word part that starts no unigram.
+* :class:`KernelTables` turns a model into hash tables keyed by integers (LM state ids, word
+  ids, FNV hashes of words and word prefixes) that the compiled search reads without the GIL,
+  and resolves the queries the search could not answer from them.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import json
+import math
+import os
+import shutil
+import threading
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import numpy as np
+
+from .kernels import lm_beam as kb
+from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, pair_keys
+
+#: KenLM reports log10 probabilities; the decoder works in natural logs.
+LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)
+AVG_TOKEN_LEN = 6
+
+DEFAULT_ALPHA = 0.5
+DEFAULT_BETA = 1.5
+DEFAULT_UNK_LOGP_OFFSET = -10.0
+DEFAULT_SCORE_LM_BOUNDARY = True
+
+KENLM_HINT = 'kenlm is not installed; pip install "fastctc[kenlm]".'
+
+
+def import_kenlm() -> Any:
+    """Import and return the ``kenlm`` module, or raise ``ImportError`` with the install hint."""
+    try:
+        import kenlm  # noqa: PLC0415
+    except ImportError as err:
+        raise ImportError(KENLM_HINT) from err
+    return kenlm
+
+
+def load_kenlm_model(path: str | os.PathLike[str]) -> Any:
+    """Load a KenLM ARPA or binary model, with errors that name the path.
+
+    Raises
+    ------
+    ImportError
+        ``kenlm`` is missing (the message says how to install it).
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a model KenLM can read.
+    """
+    kenlm = import_kenlm()
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"kenlm_model_path {p!r} does not exist or is not a file.")
+    try:
+        return kenlm.Model(p)
+    except (OSError, RuntimeError, Exception) as err:  # kenlm raises OSError or its own errors
+        raise ValueError(
+            f"kenlm_model_path {p!r} could not be loaded as a KenLM ARPA or binary model: {err}"
+        ) from err
+
+
+def load_unigram_set_from_arpa(arpa_path: str | os.PathLike[str]) -> set[str]:
+    """Words of the ``\\1-grams:`` section of an ARPA file.
+
+    Raises
+    ------
+    ValueError
+        The file has no unigram section.
+    """
+    unigrams: set[str] = set()
+    in_unigrams = False
+    with open(arpa_path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line == "\\1-grams:":
+                in_unigrams = True
+                continue
+            if line == "\\2-grams:":
+                break
+            if in_unigrams and line:
+                parts = line.split("\t")
+                if len(parts) == 3:
+                    unigrams.add(parts[1])
+    if not unigrams:
+        raise ValueError(f"No unigrams found in the ARPA file {os.fspath(arpa_path)!r}.")
+    return unigrams
+
+
+def encode_strings(words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Code points of ``words`` concatenated (uint32) and their offsets (int64)."""
+    words = list(words)
+    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    offsets = np.zeros(len(words) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    return codes, offsets
+
+
+def word_hashes(words: Iterable[str]) -> np.ndarray:
+    """The kernel's 64-bit hash of each word."""
+    codes, offsets = encode_strings(words)
+    return hash_strings(codes, offsets, False)[0]
+
+
+def _capacity(n: int, minimum: int = 16) -> int:
+    return max(minimum, 1 << int(2 * max(n, 1) - 1).bit_length())
+
+
+def make_set(hashes: np.ndarray, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Hash table from uint64 keys (duplicates keep the last value) to int64 values."""
+    cap = _capacity(len(hashes))
+    keys = np.zeros(cap, dtype=np.uint64)
+    vals = np.full(cap, -1, dtype=np.int64)
+    if len(hashes):
+        v = np.zeros(len(hashes), np.int64) if values is None else values.astype(np.int64)
+        insert_int(keys, vals, np.ascontiguousarray(hashes, np.uint64), v)
+    return keys, vals
+
+
+EMPTY_TABLE = (np.zeros(1, dtype=np.uint64), np.full(1, -1, dtype=np.int64))
+
+
+class AbstractLanguageModel(abc.ABC):
+    """Protocol of a word-level language model (pyctcdecode 0.5.0's ``AbstractLanguageModel``).
+
+    States must be hashable; ``score`` returns the already weighted score (natural log scale,
+    ``alpha``/``beta`` applied) and the state after the word.
+    """
+
+    @property
+    @abc.abstractmethod
+    def order(self) -> int:
+        """Order of the n-gram model (history of ``order - 1`` words)."""
+
+    @abc.abstractmethod
+    def get_start_state(self) -> Any:
+        """State before the first word."""
+
+    @abc.abstractmethod
+    def score_partial_token(self, partial_token: str) -> float:
+        """Score of an unfinished word."""
+
+    @abc.abstractmethod
+    def score(self, prev_state: Any, word: str, is_last_word: bool = False) -> tuple[float, Any]:
+        """Score of ``word`` after ``prev_state`` (plus the sentence end if ``is_last_word``)."""
+
+    def save_to_dir(self, filepath: str) -> None:
+        """Save the model to a directory (optional)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved to a directory.")
+
+    @classmethod
+    def load_from_dir(cls, filepath: str) -> AbstractLanguageModel:
+        """Load a model saved by :meth:`save_to_dir` (optional)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be loaded from a directory.")
+
+    def reset_params(self, **params: Any) -> None:  # noqa: B027 - deliberately optional
+        """Change scoring parameters in place (optional)."""
+
+
+class LanguageModel(AbstractLanguageModel):
+    """KenLM word n-gram model with pyctcdecode's fusion scores.
+
+    Parameters
+    ----------
+    kenlm_model : kenlm.Model or path
+        A loaded model or the path of an ARPA/binary file.
+    unigrams : collection of str, optional
+        Known words. Words outside it (or outside the model) get ``unk_score_offset``; a
+        word part that begins no unigram gets the partial-word penalty. Filtered to words the
+        model knows. ``None`` penalises every word part (as pyctcdecode does).
+    alpha, beta : float
+        LM weight and word insertion bonus.
+    unk_score_offset : float
+        Log10-scale offset for unknown words and unmatched word parts.
+    score_boundary : bool
+        Score the sentence start ``<s>`` and end ``</s>``.
+
+    Examples
+    --------
+    >>> from fastctc.lm import LanguageModel
+    >>> lm = LanguageModel("tests/data/tiny.arpa", ["the", "cat"])  # doctest: +SKIP
+    """
+
+    JSON_ATTRS = ("alpha", "beta", "unk_score_offset", "score_boundary")
+    _ATTRS_FILE = "attrs.json"
+    _UNIGRAMS_FILE = "unigrams.txt"
+
+    def __init__(
+        self,
+        kenlm_model: Any,
+        unigrams: Collection[str] | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        beta: float = DEFAULT_BETA,
+        unk_score_offset: float = DEFAULT_UNK_LOGP_OFFSET,
+        score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY,
+    ) -> None:
+        if isinstance(kenlm_model, (str, os.PathLike)):
+            kenlm_model = load_kenlm_model(kenlm_model)
+        self._kenlm_model = kenlm_model
+        if unigrams is None:
+            self._unigram_set: set[str] = set()
+            self._have_unigrams = False
+        else:
+            if isinstance(unigrams, str):
+                raise TypeError("unigrams must be a collection of words, not a single string.")
+            words = set(unigrams)
+            self._unigram_set = {w for w in words if w in kenlm_model}
+            if words and not self._unigram_set:
+                raise ValueError(
+                    f"none of the {len(words)} unigrams is in the KenLM model's vocabulary; "
+                    "the unigram list and the model do not match."
+                )
+            self._have_unigrams = True
+        self._version = 0
+        self._prefix_set: tuple[np.ndarray, np.ndarray] | None = None
+        self.alpha = alpha
+        self.beta = beta
+        self.unk_score_offset = unk_score_offset
+        self.score_boundary = score_boundary
+        self.reset_params(
+            alpha=alpha, beta=beta, unk_score_offset=unk_score_offset, score_boundary=score_boundary
+        )
+
+    @property
+    def order(self) -> int:
+        """Order of the KenLM model."""
+        return int(self._kenlm_model.order)
+
+    @property
+    def kenlm_model(self) -> Any:
+        """The wrapped ``kenlm.Model``."""
+        return self._kenlm_model
+
+    @property
+    def unigrams(self) -> set[str]:
+        """Known words (a copy)."""
+        return set(self._unigram_set)
+
+    def reset_params(self, **params: Any) -> None:
+        """Set any of ``alpha``, ``beta``, ``unk_score_offset`` (float) and
+        ``score_boundary`` (bool); cached kernel scores are invalidated."""
+        for name in ("alpha", "beta", "unk_score_offset"):
+            val = params.get(name)
+            if val is not None:
+                if isinstance(val, bool) or not isinstance(val, (int, float, np.floating)):
+                    raise TypeError(f"{name} must be a float; got {type(val).__name__} {val!r}.")
+                if not math.isfinite(float(val)):
+                    raise ValueError(f"{name} must be finite; got {val!r}.")
+                setattr(self, name, float(val))
+        sb = params.get("score_boundary")
+        if sb is not None:
+            if not isinstance(sb, (bool, np.bool_)):
+                raise TypeError(f"score_boundary must be a bool; got {type(sb).__name__} {sb!r}.")
+            self.score_boundary = bool(sb)
+        self._version += 1
+
+    def get_start_state(self) -> Any:
+        """``<s>`` context when scoring boundaries, else the null context."""
+        kenlm = import_kenlm()
+        state = kenlm.State()
+        if self.score_boundary:
+            self._kenlm_model.BeginSentenceWrite(state)
+        else:
+            self._kenlm_model.NullContextWrite(state)
+        return state
+
+    def is_oov(self, word: str) -> bool:
+        """Whether ``word`` gets ``unk_score_offset``."""
+        return (self._have_unigrams and word not in self._unigram_set) or (
+            word not in self._kenlm_model
+        )
+
+    def raw_score(
+        self, prev_state: Any, word: str, is_last_word: bool, oov: bool
+    ) -> tuple[float, Any]:
+        """Weighted score given a precomputed OOV flag (shared by ``score`` and the tables)."""
+        kenlm = import_kenlm()
+        end_state = kenlm.State()
+        s = self._kenlm_model.BaseScore(prev_state, word, end_state)
+        if oov:
+            s += self.unk_score_offset
+        if is_last_word and self.score_boundary:
+            s = s + self._kenlm_model.BaseScore(end_state, "</s>", kenlm.State())
+        return self.alpha * s * LOG_BASE_CHANGE_FACTOR + self.beta, end_state
+
+    def score(self, prev_state: Any, word: str, is_last_word: bool = False) -> tuple[float, Any]:
+        """Weighted score of ``word`` after ``prev_state`` and the state after it."""
+        return self.raw_score(prev_state, word, is_last_word, self.is_oov(word))
+
+    def score_partial_token(self, partial_token: str) -> float:
+        """``unk_score_offset`` (times ``len / 6`` beyond 6 characters) unless a unigram
+        starts with ``partial_token``; 0 otherwise."""
+        oov = True
+        if self._have_unigrams and partial_token:
+            from .kernels.lm_cache import table_find
+
+            oov = table_find(_prefix_table(self)[0], word_hashes([partial_token])[0]) < 0
+        s = self.unk_score_offset * oov
+        if len(partial_token) > AVG_TOKEN_LEN:
+            s = s * len(partial_token) / AVG_TOKEN_LEN
+        return float(s)
+
+    # serialisation, in pyctcdecode's directory layout
+    def save_to_dir(self, filepath: str) -> None:
+        """Write ``attrs.json``, ``unigrams.txt`` and a copy of the KenLM file."""
+        with open(os.path.join(filepath, self._ATTRS_FILE), "w") as f:
+            json.dump({a: getattr(self, a) for a in self.JSON_ATTRS}, f)
+        with open(os.path.join(filepath, self._UNIGRAMS_FILE), "w", encoding="utf-8") as f:
+            for w in sorted(self._unigram_set):
+                f.write(w + "\n")
+        src = self._kenlm_model.path
+        src = src.decode("utf-8") if isinstance(src, bytes) else str(src)
+        shutil.copy2(src, os.path.join(filepath, os.path.basename(src)))
+
+    @classmethod
+    def load_from_dir(cls, filepath: str) -> LanguageModel:
+        """Inverse of :meth:`save_to_dir`.
+
+        Raises
+        ------
+        ValueError
+            The directory does not hold exactly the three expected files.
+        """
+        files = [c for c in os.listdir(filepath) if not c.startswith((".", "__"))]
+        if sorted(f for f in files if f in (cls._ATTRS_FILE, cls._UNIGRAMS_FILE)) != [
+            cls._ATTRS_FILE,
+            cls._UNIGRAMS_FILE,
+        ] or len(files) != 3:
+            raise ValueError(
+                f"language model directory {filepath!r} must hold {cls._ATTRS_FILE}, "
+                f"{cls._UNIGRAMS_FILE} and one .arpa/.bin/.binary file; found {sorted(files)}."
+            )
+        model_file = next(f for f in files if f not in (cls._ATTRS_FILE, cls._UNIGRAMS_FILE))
+        if os.path.splitext(model_file)[1] not in (".arpa", ".bin", ".binary"):
+            raise ValueError(
+                f"expected a KenLM file ending in .arpa, .bin or .binary in {filepath!r}; "
+                f"found {model_file!r}."
+            )
+        with open(os.path.join(filepath, cls._ATTRS_FILE)) as f:
+            attrs = json.load(f)
+        if set(attrs) != set(cls.JSON_ATTRS):
+            raise ValueError(f"{cls._ATTRS_FILE} must hold {cls.JSON_ATTRS}; got {sorted(attrs)}.")
+        with open(os.path.join(filepath, cls._UNIGRAMS_FILE), encoding="utf-8") as f:
+            unigrams = f.read().splitlines()
+        model = load_kenlm_model(os.path.join(filepath, model_file))
+        return cls(model, unigrams, **attrs)
+
+
+def _prefix_table(lm: LanguageModel) -> tuple[np.ndarray, np.ndarray]:
+    """Hash set of every non-empty prefix of the model's unigrams (built once per model)."""
+    table = getattr(lm, "_prefix_set", None)
+    if table is None:
+        codes, offsets = encode_strings(sorted(lm._unigram_set))
+        pre, _ = hash_strings(codes, offsets, True)
+        table = make_set(np.unique(pre))
+        lm._prefix_set = table
+    return table
+
+
+@functools.lru_cache(maxsize=32)
+def hotword_tables(hotwords: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tables for pyctcdecode-style hotwords: (whole-word set, prefix keys, shortest length).
+
+    Phrases are split into words; a word counts when it equals a hotword word; a word part
+    that begins a hotword word scores ``weight * len(part) / len(shortest such word)``.
+    """
+    words = [w for phrase in hotwords for w in phrase.split()]
+    if not words:
+        return EMPTY_TABLE[0], EMPTY_TABLE[0], EMPTY_TABLE[1]
+    wkeys, _ = make_set(word_hashes(words))
+    codes, offsets = encode_strings(words)
+    pre, src_len = hash_strings(codes, offsets, True)
+    order = np.lexsort((src_len, pre))
+    pre, src_len = pre[order], src_len[order]
+    first = np.ones(len(pre), dtype=bool)
+    first[1:] = pre[1:] != pre[:-1]
+    pkeys, pvals = make_set(pre[first], src_len[first])
+    return wkeys, pkeys, pvals
+
+
+def normalise_hotwords(hotwords: Iterable[str] | None) -> tuple[str, ...]:
+    """Strip and drop empty hotwords; ``TypeError`` for a bare string or non-strings."""
+    if hotwords is None:
+        return ()
+    if isinstance(hotwords, str):
+        raise TypeError(
+            f"hotwords must be a list of strings; got the string {hotwords!r}. "
+            f"Use [{hotwords!r}]."
+        )
+    out = []
+    for i, h in enumerate(hotwords):
+        if not isinstance(h, str):
+            raise TypeError(f"hotwords[{i}] must be a str; got {type(h).__name__} {h!r}.")
+        if h.strip():
+            out.append(h.strip())
+    return tuple(out)
+
+
+class KernelTables:
+    """Integer tables of one language model, shared by every decoding thread.
+
+    * words: FNV hash of a word -> word id (0 is the empty word, 1 stands for every word
+      KenLM does not know, then the unigrams, then other words met while decoding);
+    * scores: (state id, word id, end-of-sentence) -> (weighted score, next state id);
+    * prefixes of unigrams (a set) for the partial-word score of :class:`LanguageModel`;
+    * partial scores by word-part hash, for custom models.
+
+    Readers (the kernel) take no lock; :meth:`resolve` adds entries under ``self.lock``.
+    """
+
+    def __init__(self, lm: AbstractLanguageModel) -> None:
+        self.lm = lm
+        self.native = isinstance(lm, LanguageModel)
+        self.lock = threading.Lock()
+        self.states: list[Any] = []
+        self.state_ids: dict[Any, int] = {}
+        self.words: list[str] = ["", ""]
+        self.word_ids: dict[str, int] = {"": 0}
+        self.word_oov: list[bool] = [True, True]
+        self.have_unigrams = False
+        if self.native:
+            assert isinstance(lm, LanguageModel)
+            self.have_unigrams = lm._have_unigrams
+            uni = sorted(lm._unigram_set)
+            for w in uni:
+                self.word_ids[w] = len(self.words)
+                self.words.append(w)
+                self.word_oov.append(False)
+            self.prefix = _prefix_table(lm)[0] if uni else EMPTY_TABLE[0]
+            ids = np.arange(2, 2 + len(uni), dtype=np.int64)
+            self.word_table = make_set(word_hashes(uni), ids) if uni else make_set(
+                np.zeros(0, np.uint64)
+            )
+            self._n_words_in_table = len(uni)
+            self.n_unigrams = len(uni)
+        else:
+            self.n_unigrams = 0
+            self.prefix = EMPTY_TABLE[0]
+            self.word_table = make_set(np.zeros(0, np.uint64))
+            self._n_words_in_table = 0
+        self._version = getattr(lm, "_version", 0)
+        self._new_score_tables()
+
+    def _new_score_tables(self) -> None:
+        self.scores = self._empty_scores(1 << 14)
+        self._n_scores = 0
+        self.partial = (np.zeros(1 << 10, np.uint64), np.full(1 << 10, np.nan))
+        self._n_partial = 0
+
+    @staticmethod
+    def _empty_scores(cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.zeros(cap, np.uint64), np.full(cap, np.nan), np.full(cap, -1, np.int64))
+
+    def check_version(self) -> None:
+        """Drop cached scores if the model's parameters changed since they were computed."""
+        v = getattr(self.lm, "_version", 0)
+        if v != self._version:
+            with self.lock:
+                self._new_score_tables()
+                self._version = v
+
+    def clear(self) -> None:
+        """Forget every cached score (after a parameter change of a custom model)."""
+        with self.lock:
+            self._new_score_tables()
+            self._version = getattr(self.lm, "_version", 0)
+
+    def state_id(self, state: Any) -> int:
+        """Integer id of an LM state (assigned on first sight)."""
+        try:
+            key = state
+            sid = self.state_ids.get(key)
+        except TypeError:  # unhashable states, e.g. lists of kenlm.State
+            key = _freeze(state)
+            sid = self.state_ids.get(key)
+        if sid is None:
+            sid = len(self.states)
+            self.states.append(state)
+            self.state_ids[key] = sid
+        return sid
+
+    def start_state_id(self, state: Any = None) -> int:
+        """Id of ``state`` or of the model's start state."""
+        if state is None:
+            state = self.lm.get_start_state()
+        with self.lock:
+            return self.state_id(state)
+
+    def _word_ids(self, words: dict[int, str]) -> dict[int, int]:
+        """Ids of new words (by kernel hash), added to the kernel's word table."""
+        out: dict[int, int] = {}
+        model = self.lm.kenlm_model if self.native else None  # type: ignore[attr-defined]
+        for h, word in words.items():
+            wid = self.word_ids.get(word)
+            if wid is None:
+                if model is not None and word not in model:
+                    wid = 1
+                    if not self.words[1]:
+                        self.words[1] = word  # any unknown string scores as <unk>
+                else:
+                    wid = len(self.words)
+                    self.words.append(word)
+                    self.word_oov.append(self.have_unigrams if self.native else False)
+                self.word_ids[word] = wid
+            out[h] = wid
+        keys, vals = self.word_table
+        need = 2 * (self._n_words_in_table + len(out))
+        if need > keys.size:
+            cap = keys.size
+            while need > cap:
+                cap *= 2
+            nk, nv = np.zeros(cap, np.uint64), np.full(cap, -1, np.int64)
+            used = keys != 0
+            insert_int(nk, nv, keys[used], vals[used])
+            keys, vals = nk, nv
+        self._n_words_in_table += insert_int(
+            keys, vals, np.array(list(out), np.uint64), np.array(list(out.values()), np.int64)
+        )
+        self.word_table = (keys, vals)
+        return out
+
+    def resolve(self, q: np.ndarray, q_hash: np.ndarray, word_of: Any) -> None:
+        """Answer the kernel's queries ``q[i] = (kind, state, word id, token node, n tokens,
+        eos)``; ``word_of(token_node, n_tokens)`` rebuilds a word from the token chain."""
+        with self.lock:
+            todo: dict[tuple[int, int, int], None] = {}
+            pk: list[int] = []
+            pv: list[float] = []
+            words: dict[int, str] = {}
+            lm_q: list[tuple[int, int, int, int]] = []
+            for row, h in zip(q.tolist(), q_hash.tolist()):
+                kind, state, wid, tnode, ntok, eos = row
+                if kind == kb.Q_PARTIAL:
+                    word = word_of(state, ntok - 1) + word_of(tnode, 1)
+                    pk.append(h)
+                    pv.append(float(self.lm.score_partial_token(word)))
+                    continue
+                if kind == kb.Q_WORD and h not in words:
+                    words[h] = word_of(tnode, ntok)
+                lm_q.append((state, wid, eos, h))
+            ids = self._word_ids(words) if words else {}
+            for state, wid, eos, h in lm_q:
+                todo[(state, wid if wid >= 0 else ids[h], eos)] = None
+            if todo:
+                keys = np.array(list(todo), dtype=np.int64)
+                new_s, new_n = self._scores_of(keys)
+                self._insert_scores(
+                    pair_keys(keys[:, 0] * 2 + keys[:, 2], keys[:, 1]), new_s, new_n
+                )
+            if pk:
+                self._insert_partial(pk, pv)
+
+    def _scores_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(keys)
+        out_s = np.empty(n)
+        out_n = np.empty(n, dtype=np.int64)
+        states, words, state_ids = self.states, self.words, self.state_ids
+        if self.native:
+            lm: LanguageModel = self.lm  # type: ignore[assignment]
+            State = import_kenlm().State
+            base = lm.kenlm_model.BaseScore
+            oovs = self.word_oov
+            unk, a, b, sb = lm.unk_score_offset, lm.alpha, lm.beta, lm.score_boundary
+            f = LOG_BASE_CHANGE_FACTOR
+            for i, (state, wid, eos) in enumerate(keys.tolist()):
+                end = State()
+                s = base(states[state], words[wid], end)
+                if oovs[wid]:
+                    s += unk
+                if eos and sb:
+                    s = s + base(end, "</s>", State())
+                out_s[i] = a * s * f + b
+                sid = state_ids.get(end)
+                out_n[i] = self.state_id(end) if sid is None else sid
+        else:
+            for i, (state, wid, eos) in enumerate(keys.tolist()):
+                s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
+                out_s[i] = s
+                out_n[i] = self.state_id(end)
+        return out_s, out_n
+
+    def _insert_scores(self, k: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
+        keys, sc, nx = self.scores
+        if 2 * (self._n_scores + len(k)) > keys.size:
+            cap = keys.size
+            while 2 * (self._n_scores + len(k)) > cap:
+                cap *= 2
+            nk, ns, nn = self._empty_scores(cap)
+            used = keys != 0
+            insert_float_int(nk, ns, nn, keys[used], sc[used], nx[used])
+            keys, sc, nx = nk, ns, nn
+        added = insert_float_int(keys, sc, nx, k, s, n)
+        self._n_scores += added
+        self.scores = (keys, sc, nx)
+
+    def _insert_partial(self, k: list[int], v: list[float]) -> None:
+        keys, vals = self.partial
+        if 2 * (self._n_partial + len(k)) > keys.size:
+            cap = keys.size
+            while 2 * (self._n_partial + len(k)) > cap:
+                cap *= 2
+            nk, nv = np.zeros(cap, np.uint64), np.full(cap, np.nan)
+            used = keys != 0
+            _insert_float(nk, nv, keys[used], vals[used])
+            keys, vals = nk, nv
+        self._n_partial += _insert_float(keys, vals, np.array(k, np.uint64), np.array(v))
+        self.partial = (keys, vals)
+
+
+def _insert_float(keys: np.ndarray, vals: np.ndarray, k: np.ndarray, v: np.ndarray) -> int:
+    dummy = np.zeros(keys.size, np.int64)
+    return int(insert_float_int(keys, vals, dummy, k, v, np.zeros(len(k), np.int64)))
+
+
+def _freeze(state: Any) -> Any:
+    if isinstance(state, (list, tuple)):
+        return tuple(_freeze(s) for s in state)
+    if isinstance(state, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in state.items()))
+    return state
