@@ -19,6 +19,9 @@ from fastctc import cli
 from fastctc import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
+NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
+heavy = pytest.mark.skipif(NO_JIT, reason="too slow with NUMBA_DISABLE_JIT=1 (kernels "
+                           "interpreted)")
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -184,6 +187,7 @@ def test_input_kinds_and_stdout(tmp_path, demo):
     assert texts == [greedy_ref(lp, labels)] * 2
 
 
+@heavy
 def test_demo_runs(demo):
     arrays, refs, labels = demo
     r = run_cli("demo", "--show", "1")
@@ -414,6 +418,7 @@ def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
         assert all(0 <= c <= 1 for c in conf)
 
 
+@heavy
 def test_interrupted_run_resumes(tmp_path, demo):
     """SIGINT mid-run: exit 130, only complete lines kept; --resume finishes the rest."""
     import signal
