@@ -82,7 +82,7 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
         lab = blank if (s & 1) == 0 else target[s >> 1]
         out_path[t] = lab
         out_scores[t] = lp[t, lab]
-        s -= back[t, s]
+        s -= int(back[t, s])
     return -1
 
 
