@@ -151,18 +151,7 @@ def beam_search_batch(
         ),
         chunks,
     )
-    bad = np.flatnonzero(status != -1)
-    if bad.size:
-        n = int(bad[0])
-        st = int(status[n])
-        if st >= 0:
-            raise ValueError(
-                f"log_probs[{n}, {st}] contains NaN or +inf; cannot decode utterance {n}."
-            )
-        raise ValueError(
-            f"every prefix of utterance {n} has probability zero after frame {-st - 2} "
-            f"(log_probs[{n}, {-st - 2}] is -inf where the beam needs it); check the input."
-        )
+    check_status(status)
     return [
         [
             Hypothesis(
@@ -222,3 +211,23 @@ def beam_search(
         token_min_logp=token_min_logp,
         num_threads=1,
     )[0]
+
+
+def check_status(status: np.ndarray) -> None:
+    """Raise for the first utterance whose search status (per utterance, -1 = fine) is bad.
+
+    A status ``t >= 0`` is a NaN or +inf frame; ``-2 - t`` means every prefix died at frame
+    ``t``. Shared by the CPU and GPU searches.
+    """
+    bad = np.flatnonzero(status != -1)
+    if bad.size:
+        n = int(bad[0])
+        st = int(status[n])
+        if st >= 0:
+            raise ValueError(
+                f"log_probs[{n}, {st}] contains NaN or +inf; cannot decode utterance {n}."
+            )
+        raise ValueError(
+            f"every prefix of utterance {n} has probability zero after frame {-st - 2} "
+            f"(log_probs[{n}, {-st - 2}] is -inf where the beam needs it); check the input."
+        )

@@ -30,6 +30,7 @@ from ..beam import (
     DEFAULT_TOKEN_MIN_LOGP,
     _as_logp,
     check_search_args,
+    check_status,
 )
 from ..decode import Hypothesis
 from ..loss import check_loss_args
@@ -501,19 +502,7 @@ def beam_search(
         dev((N, cands), np.int8), dev((N, V), i8),
         tokens, out_lens, scores, counts, status,
     )
-    st = status.copy_to_host(stream=stream)
-    bad = np.flatnonzero(st != -1)
-    if bad.size:
-        n = int(bad[0])
-        code = int(st[n])
-        if code >= 0:
-            raise ValueError(
-                f"log_probs[{n}, {code}] contains NaN or +inf; cannot decode utterance {n}."
-            )
-        raise ValueError(
-            f"every prefix of utterance {n} has probability zero after frame {-code - 2} "
-            f"(log_probs[{n}, {-code - 2}] is -inf where the beam needs it); check the input."
-        )
+    check_status(status.copy_to_host(stream=stream))
     # timesteps: run starts of each hypothesis' Viterbi alignment, as the CPU search gives
     ln, cnt = out_lens.copy_to_host(stream=stream), counts.copy_to_host(stream=stream)
     valid = np.arange(P)[None, :] < cnt[:, None]
