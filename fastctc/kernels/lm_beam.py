@@ -802,6 +802,50 @@ def _finish(
 
 
 @jit
+def spell_queries(q, tk, tok_codes, tok_off):
+    """Code points of the text behind each query, concatenated, and their offsets.
+
+    A ``Q_WORD`` row names the word of ``q[r, 4]`` tokens ending at token node ``q[r, 3]``;
+    a ``Q_PARTIAL`` row the word part of ``q[r, 4] - 1`` tokens ending at node ``q[r, 1]``
+    followed by label ``-2 - q[r, 3]``; a ``Q_LM`` row names nothing (empty text).
+    """
+    n = q.shape[0]
+    off = np.zeros(n + 1, dtype=np.int64)
+    for r in range(n):
+        ln = 0
+        if q[r, 0] != Q_LM:
+            node, ntok = q[r, 3], q[r, 4]
+            if q[r, 0] == Q_PARTIAL:
+                c = -2 - q[r, 3]
+                ln = tok_off[c + 1] - tok_off[c]
+                node, ntok = q[r, 1], q[r, 4] - 1
+            for _ in range(ntok):
+                c = tk[node, 1]
+                ln += tok_off[c + 1] - tok_off[c]
+                node = tk[node, 0]
+        off[r + 1] = off[r] + ln
+    codes = np.empty(off[n], dtype=np.uint32)
+    for r in range(n):
+        if q[r, 0] == Q_LM:
+            continue
+        p = off[r + 1]  # filled backwards: the chain runs from the last token to the first
+        node, ntok = q[r, 3], q[r, 4]
+        if q[r, 0] == Q_PARTIAL:
+            c = -2 - q[r, 3]
+            for k in range(tok_off[c + 1] - 1, tok_off[c] - 1, -1):
+                p -= 1
+                codes[p] = tok_codes[k]
+            node, ntok = q[r, 1], q[r, 4] - 1
+        for _ in range(ntok):
+            c = tk[node, 1]
+            for k in range(tok_off[c + 1] - 1, tok_off[c] - 1, -1):
+                p -= 1
+                codes[p] = tok_codes[k]
+            node = tk[node, 0]
+    return codes, off
+
+
+@jit
 def collect_chains(parent_col, nodes, tk, fc):
     """Walk token chains (``tk``: parent, label, frame) and word-frame chains (``fc``: parent,
     start, end) back from ``nodes[:, 0]`` / ``nodes[:, 1]``.

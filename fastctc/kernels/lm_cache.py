@@ -49,15 +49,6 @@ def pair_key(a, b):
 
 
 @jit
-def pair_keys(a, b):
-    """``pair_key`` over two int64 arrays."""
-    out = np.empty(a.size, dtype=np.uint64)
-    for i in range(a.size):
-        out[i] = pair_key(a[i], b[i])
-    return out
-
-
-@jit
 def table_find(keys, key):
     """Slot of ``key`` in ``keys``, or -1 when absent. ``keys.size`` is a power of two."""
     mask = np.uint64(keys.size - 1)
@@ -116,6 +107,32 @@ def insert_float_int(keys, fvals, ivals, new_keys, new_f, new_i):
         ivals[slot] = new_i[i]
         keys[slot] = new_keys[i]
     return added
+
+
+@jit
+def store_answers(
+    word_keys, word_vals, new_word_keys, new_word_ids,
+    lm_keys, lm_score, lm_next, state_eos, wids, scores, nexts,
+):
+    """Insert resolved words (hash -> id) and LM scores in one call.
+
+    Score keys are ``pair_key(state_eos[i], wids[i])`` (``state_eos = 2 * state + eos``).
+    Words go in first, so a reader that finds a new word id may miss its score (and asks
+    again) but never the reverse. Returns the numbers of new words and of new scores.
+    """
+    n_words = insert_int(word_keys, word_vals, new_word_keys, new_word_ids)
+    added = 0
+    for i in range(state_eos.size):
+        key = pair_key(state_eos[i], wids[i])
+        slot = table_slot_for_insert(lm_keys, key)
+        if slot < 0:
+            return n_words, -1
+        if lm_keys[slot] == EMPTY_KEY:
+            added += 1
+        lm_score[slot] = scores[i]
+        lm_next[slot] = nexts[i]
+        lm_keys[slot] = key
+    return n_words, added
 
 
 @jit
