@@ -328,7 +328,7 @@ class BeamSearchDecoderCTC:
         cand = _cand_pool(max(1024, 8 * K))
         q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
         q_hash = np.empty(4 * K + 64, dtype=np.uint64)
-        io = np.zeros(8, dtype=np.int64)
+        io = np.zeros(kb.IO_COLS, dtype=np.int64)
         io[kb.IO_NBEAMS] = 1
         io[kb.IO_NTEXT] = 1
         out_i = np.empty((K, 4), dtype=np.int64)
