@@ -797,8 +797,8 @@ def warmup_decoder() -> None:
     lc.insert_int(keys, np.full(16, -1, dtype=np.int64), one_u, one_i)
     lc.insert_float_int(keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_u, np.ones(1), one_i)
     lc.store_answers(
-        keys.copy(), np.full(16, -1, dtype=np.int64), one_u, one_i,
-        keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_i, one_i, np.ones(1), one_i,
+        keys.copy(), np.full(16, -1, dtype=np.int64), keys.copy(), np.zeros(16),
+        np.zeros(16, np.int64), np.array([5, 2, 1, 2, 0]), 1, np.ones(1),
     )  # fmt: skip
     kb.spell_queries(np.zeros((1, kb.Q_COLS), dtype=np.int64), np.zeros((1, 3), dtype=np.int64),
                      np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64))

@@ -519,19 +519,18 @@ class KernelTables:
         eos)``; ``spell(q)`` returns the text of every word and word-part query as one string
         and its offsets (see ``lm_beam.spell_queries``)."""
         rows = q.tolist()
-        text, off, hashes = "", [], []
-        if any(r[0] != kb.Q_LM for r in rows):  # spelled outside the lock: it reads no table
-            text, off = spell(q)
-            hashes = q_hash.tolist()
         with self.lock:
             word_ids = self.word_ids
+            text = None
             todo: dict[tuple[int, int, int], None] = {}  # (state, word id, eos), first-seen order
-            new_h: list[int] = []
-            new_w: list[int] = []
+            new_words: list[int] = []  # pairs (word hash as int64 bits, word id)
             pk: list[int] = []
             pv: list[float] = []
             for i, (kind, state, wid, _, _, eos) in enumerate(rows):
                 if kind != kb.Q_LM:
+                    if text is None:  # one kernel call spells every word of the batch
+                        text, off = spell(q)
+                        hashes = q_hash.view(np.int64).tolist()
                     word = text[off[i] : off[i + 1]]
                     if kind == kb.Q_PARTIAL:
                         pk.append(hashes[i])
@@ -540,21 +539,20 @@ class KernelTables:
                     wid = word_ids.get(word)
                     if wid is None:
                         wid = self._new_word(word)
-                    new_h.append(hashes[i])
-                    new_w.append(wid)
+                    new_words += (hashes[i], wid)
                 todo[(state, wid, eos)] = None
-            if todo or new_h:
-                self._store(new_h, new_w, todo)
+            if todo:
+                self._store(new_words, todo)
             if pk:
                 self._insert_partial(pk, pv)
 
-    def _store(
-        self, new_h: list[int], new_w: list[int], todo: dict[tuple[int, int, int], None]
-    ) -> None:
+    def _store(self, new_words: list[int], todo: Collection[tuple[int, int, int]]) -> None:
         """Score the ``todo`` keys and insert them with the new words, in one kernel call."""
-        scores, nexts = self._scores_of(todo)
+        n_words = len(new_words) // 2
+        ints = new_words  # the score triples follow the word pairs
+        scores = self._scores_of(todo, ints)
         wkeys, wvals = self.word_table
-        need = 2 * (self._n_words_in_table + len(new_h))
+        need = 2 * (self._n_words_in_table + n_words)
         if need > wkeys.size:  # grow into new arrays: readers keep the old ones meanwhile
             used = wkeys != 0
             cap = _grown(wkeys.size, need)
@@ -567,24 +565,18 @@ class KernelTables:
             used = keys != 0
             keys, sc, nx = self._empty_scores(_grown(keys.size, need))
             insert_float_int(keys, sc, nx, *(a[used] for a in self.scores))
-        st_eos, wids = [], []
-        for state, wid, eos in todo:
-            st_eos.append(2 * state + eos)
-            wids.append(wid)
-        n_words, n_scores = store_answers(
-            wkeys, wvals, np.array(new_h, np.uint64), np.array(new_w, np.int64),
-            keys, sc, nx, np.array(st_eos, np.int64), np.array(wids, np.int64),
-            np.array(scores), np.array(nexts, np.int64),
-        )  # fmt: skip
-        self._n_words_in_table += n_words
-        self._n_scores += n_scores
+        added_words, added_scores = store_answers(
+            wkeys, wvals, keys, sc, nx, np.array(ints, np.int64), n_words, np.array(scores)
+        )
+        self._n_words_in_table += added_words
+        self._n_scores += added_scores
         self.word_table = (wkeys, wvals)
         self.scores = (keys, sc, nx)
 
-    def _scores_of(self, todo: Iterable[tuple[int, int, int]]) -> tuple[list[float], list[int]]:
-        """Weighted scores and next-state ids of ``(state, word id, eos)`` keys."""
-        out_s: list[float] = []
-        out_n: list[int] = []
+    def _scores_of(self, todo: Iterable[tuple[int, int, int]], out: list[int]) -> list[float]:
+        """Weighted scores of ``(state, word id, eos)`` keys; appends ``2 * state + eos``,
+        word id and next-state id of each to ``out``."""
+        scores: list[float] = []
         states, words, state_ids = self.states, self.words, self.state_ids
         if self.native:
             lm: LanguageModel = self.lm  # type: ignore[assignment]
@@ -600,20 +592,20 @@ class KernelTables:
                     s += unk
                 if eos and sb:
                     s = s + base(end, "</s>", scratch)
-                out_s.append(a * s * f + b)
+                scores.append(a * s * f + b)
                 sid = state_ids.get(end)
                 if sid is None:  # a new state keeps its object; the next query gets a fresh one
                     sid = len(states)
                     states.append(end)
                     state_ids[end] = sid
                     end = State()
-                out_n.append(sid)
+                out += (2 * state + eos, wid, sid)
         else:
             for state, wid, eos in todo:
                 s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
-                out_s.append(s)
-                out_n.append(self.state_id(end))
-        return out_s, out_n
+                scores.append(s)
+                out += (2 * state + eos, wid, self.state_id(end))
+        return scores
 
     def _insert_partial(self, k: list[int], v: list[float]) -> None:
         keys, vals = self.partial
@@ -624,7 +616,8 @@ class KernelTables:
             used = keys != 0
             _insert_float(nk, nv, keys[used], vals[used])
             keys, vals = nk, nv
-        self._n_partial += _insert_float(keys, vals, np.array(k, np.uint64), np.array(v))
+        hashes = np.array(k, np.int64).view(np.uint64)  # k: hashes as int64 bits
+        self._n_partial += _insert_float(keys, vals, hashes, np.array(v))
         self.partial = (keys, vals)
 
 

@@ -110,29 +110,38 @@ def insert_float_int(keys, fvals, ivals, new_keys, new_f, new_i):
 
 
 @jit
-def store_answers(
-    word_keys, word_vals, new_word_keys, new_word_ids,
-    lm_keys, lm_score, lm_next, state_eos, wids, scores, nexts,
-):
-    """Insert resolved words (hash -> id) and LM scores in one call.
+def store_answers(word_keys, word_vals, lm_keys, lm_score, lm_next, ints, n_words, scores):
+    """Insert resolved words and LM scores in one call.
 
-    Score keys are ``pair_key(state_eos[i], wids[i])`` (``state_eos = 2 * state + eos``).
-    Words go in first, so a reader that finds a new word id may miss its score (and asks
-    again) but never the reverse. Returns the numbers of new words and of new scores.
+    ``ints`` holds ``n_words`` pairs (word hash as int64 bits, word id) and then one triple
+    (``2 * state + eos``, word id, next state) per entry of ``scores``; score keys are
+    ``pair_key(2 * state + eos, word id)``. Words go in first, so a reader that finds a new
+    word id may miss its score (and asks again) but never the reverse. Returns the numbers of
+    new words and of new scores (-1 when a table is full).
     """
-    n_words = insert_int(word_keys, word_vals, new_word_keys, new_word_ids)
-    added = 0
-    for i in range(state_eos.size):
-        key = pair_key(state_eos[i], wids[i])
+    n_new_words = 0
+    for i in range(n_words):
+        key = np.uint64(ints[2 * i])
+        slot = table_slot_for_insert(word_keys, key)
+        if slot < 0:
+            return -1, -1
+        if word_keys[slot] == EMPTY_KEY:
+            n_new_words += 1
+        word_vals[slot] = ints[2 * i + 1]
+        word_keys[slot] = key
+    n_new_scores = 0
+    base = 2 * n_words
+    for i in range(scores.size):
+        key = pair_key(ints[base + 3 * i], ints[base + 3 * i + 1])
         slot = table_slot_for_insert(lm_keys, key)
         if slot < 0:
-            return n_words, -1
+            return n_new_words, -1
         if lm_keys[slot] == EMPTY_KEY:
-            added += 1
+            n_new_scores += 1
         lm_score[slot] = scores[i]
-        lm_next[slot] = nexts[i]
+        lm_next[slot] = ints[base + 3 * i + 2]
         lm_keys[slot] = key
-    return n_words, added
+    return n_new_words, n_new_scores
 
 
 @jit
