@@ -328,7 +328,7 @@ class BeamSearchDecoderCTC:
         cand = _cand_pool(max(1024, 8 * K))
         q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
         q_hash = np.empty(4 * K + 64, dtype=np.uint64)
-        io = np.zeros(8, dtype=np.int64)
+        io = np.zeros(kb.IO_COLS, dtype=np.int64)
         io[kb.IO_NBEAMS] = 1
         io[kb.IO_NTEXT] = 1
         out_i = np.empty((K, 4), dtype=np.int64)
@@ -348,14 +348,9 @@ class BeamSearchDecoderCTC:
                 beta = float(lm_.beta)
             n_uni = tables.n_unigrams
 
-        def word_of(node: int, n: int) -> str:
-            if node <= -2:
-                return voc.clean[-2 - node]
-            parts = []
-            for _ in range(n):
-                parts.append(voc.clean[tk[node, 1]])
-                node = tk[node, 0]
-            return "".join(reversed(parts))
+        def spell(qq: np.ndarray) -> tuple[str, list[int]]:
+            codes, off = kb.spell_queries(qq, tk, voc.codes, voc.offsets)
+            return codes.tobytes().decode("utf-32-le"), off.tolist()
 
         while True:
             if tables is not None:
@@ -388,7 +383,7 @@ class BeamSearchDecoderCTC:
             if status == kb.PENDING:
                 assert tables is not None
                 n = int(io[kb.IO_NQ])
-                tables.resolve(q[:n], q_hash[:n], word_of)
+                tables.resolve(q[:n], q_hash[:n], spell)
             elif status == kb.GROW_TEXT:
                 n_used = int(io[kb.IO_NTEXT])
                 cap = tn_i.shape[0]
@@ -801,7 +796,12 @@ def warmup_decoder() -> None:
     one_i = np.array([1], dtype=np.int64)
     lc.insert_int(keys, np.full(16, -1, dtype=np.int64), one_u, one_i)
     lc.insert_float_int(keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_u, np.ones(1), one_i)
-    lc.pair_keys(one_i, one_i)
+    lc.store_answers(
+        keys.copy(), np.full(16, -1, dtype=np.int64), keys.copy(), np.zeros(16),
+        np.zeros(16, np.int64), np.array([5, 2, 1, 2, 0]), 1, np.ones(1),
+    )  # fmt: skip
+    kb.spell_queries(np.zeros((1, kb.Q_COLS), dtype=np.int64), np.zeros((1, 3), dtype=np.int64),
+                     np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64))
     lc.table_find(keys, np.uint64(5))
     codes, offsets = encode_strings(["ab"])
     lc.hash_strings(codes, offsets, True)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .kernels import lm_beam as kb
-from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, pair_keys
+from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, store_answers
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs.
 LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)
@@ -501,74 +501,82 @@ class KernelTables:
         with self.lock:
             return self.state_id(state)
 
-    def _word_ids(self, words: dict[int, str]) -> dict[int, int]:
-        """Ids of new words (by kernel hash), added to the kernel's word table."""
-        out: dict[int, int] = {}
-        model = self.lm.kenlm_model if self.native else None  # type: ignore[attr-defined]
-        for h, word in words.items():
-            wid = self.word_ids.get(word)
-            if wid is None:
-                if model is not None and word not in model:
-                    wid = 1
-                    if not self.words[1]:
-                        self.words[1] = word  # any unknown string scores as <unk>
-                else:
-                    wid = len(self.words)
-                    self.words.append(word)
-                    self.word_oov.append(self.have_unigrams if self.native else False)
-                self.word_ids[word] = wid
-            out[h] = wid
-        keys, vals = self.word_table
-        need = 2 * (self._n_words_in_table + len(out))
-        if need > keys.size:
-            cap = keys.size
-            while need > cap:
-                cap *= 2
-            nk, nv = np.zeros(cap, np.uint64), np.full(cap, -1, np.int64)
-            used = keys != 0
-            insert_int(nk, nv, keys[used], vals[used])
-            keys, vals = nk, nv
-        self._n_words_in_table += insert_int(
-            keys, vals, np.array(list(out), np.uint64), np.array(list(out.values()), np.int64)
-        )
-        self.word_table = (keys, vals)
-        return out
+    def _new_word(self, word: str) -> int:
+        """Id of a word the kernel's word table lacks (registered on first sight)."""
+        if self.native and word not in self.lm.kenlm_model:  # type: ignore[attr-defined]
+            wid = 1
+            if not self.words[1]:
+                self.words[1] = word  # any unknown string scores as <unk>
+        else:
+            wid = len(self.words)
+            self.words.append(word)
+            self.word_oov.append(self.have_unigrams if self.native else False)
+        self.word_ids[word] = wid
+        return wid
 
-    def resolve(self, q: np.ndarray, q_hash: np.ndarray, word_of: Any) -> None:
+    def resolve(self, q: np.ndarray, q_hash: np.ndarray, spell: Any) -> None:
         """Answer the kernel's queries ``q[i] = (kind, state, word id, token node, n tokens,
-        eos)``; ``word_of(token_node, n_tokens)`` rebuilds a word from the token chain."""
+        eos)``; ``spell(q)`` returns the text of every word and word-part query as one string
+        and its offsets (see ``lm_beam.spell_queries``)."""
+        rows = q.tolist()
         with self.lock:
-            todo: dict[tuple[int, int, int], None] = {}
+            word_ids = self.word_ids
+            text = None
+            todo: dict[tuple[int, int, int], None] = {}  # (state, word id, eos), first-seen order
+            new_words: list[int] = []  # pairs (word hash as int64 bits, word id)
             pk: list[int] = []
             pv: list[float] = []
-            words: dict[int, str] = {}
-            lm_q: list[tuple[int, int, int, int]] = []
-            for row, h in zip(q.tolist(), q_hash.tolist()):
-                kind, state, wid, tnode, ntok, eos = row
-                if kind == kb.Q_PARTIAL:
-                    word = word_of(state, ntok - 1) + word_of(tnode, 1)
-                    pk.append(h)
-                    pv.append(float(self.lm.score_partial_token(word)))
-                    continue
-                if kind == kb.Q_WORD and h not in words:
-                    words[h] = word_of(tnode, ntok)
-                lm_q.append((state, wid, eos, h))
-            ids = self._word_ids(words) if words else {}
-            for state, wid, eos, h in lm_q:
-                todo[(state, wid if wid >= 0 else ids[h], eos)] = None
+            for i, (kind, state, wid, _, _, eos) in enumerate(rows):
+                if kind != kb.Q_LM:
+                    if text is None:  # one kernel call spells every word of the batch
+                        text, off = spell(q)
+                        hashes = q_hash.view(np.int64).tolist()
+                    word = text[off[i] : off[i + 1]]
+                    if kind == kb.Q_PARTIAL:
+                        pk.append(hashes[i])
+                        pv.append(float(self.lm.score_partial_token(word)))
+                        continue
+                    wid = word_ids.get(word)
+                    if wid is None:
+                        wid = self._new_word(word)
+                    new_words += (hashes[i], wid)
+                todo[(state, wid, eos)] = None
             if todo:
-                keys = np.array(list(todo), dtype=np.int64)
-                new_s, new_n = self._scores_of(keys)
-                self._insert_scores(
-                    pair_keys(keys[:, 0] * 2 + keys[:, 2], keys[:, 1]), new_s, new_n
-                )
+                self._store(new_words, todo)
             if pk:
                 self._insert_partial(pk, pv)
 
-    def _scores_of(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(keys)
-        out_s = np.empty(n)
-        out_n = np.empty(n, dtype=np.int64)
+    def _store(self, new_words: list[int], todo: Collection[tuple[int, int, int]]) -> None:
+        """Score the ``todo`` keys and insert them with the new words, in one kernel call."""
+        n_words = len(new_words) // 2
+        ints = new_words  # the score triples follow the word pairs
+        scores = self._scores_of(todo, ints)
+        wkeys, wvals = self.word_table
+        need = 2 * (self._n_words_in_table + n_words)
+        if need > wkeys.size:  # grow into new arrays: readers keep the old ones meanwhile
+            used = wkeys != 0
+            cap = _grown(wkeys.size, need)
+            old_keys, old_vals = wkeys[used], wvals[used]
+            wkeys, wvals = np.zeros(cap, np.uint64), np.full(cap, -1, np.int64)
+            insert_int(wkeys, wvals, old_keys, old_vals)
+        keys, sc, nx = self.scores
+        need = 2 * (self._n_scores + len(todo))
+        if need > keys.size:
+            used = keys != 0
+            keys, sc, nx = self._empty_scores(_grown(keys.size, need))
+            insert_float_int(keys, sc, nx, *(a[used] for a in self.scores))
+        added_words, added_scores = store_answers(
+            wkeys, wvals, keys, sc, nx, np.array(ints, np.int64), n_words, np.array(scores)
+        )
+        self._n_words_in_table += added_words
+        self._n_scores += added_scores
+        self.word_table = (wkeys, wvals)
+        self.scores = (keys, sc, nx)
+
+    def _scores_of(self, todo: Iterable[tuple[int, int, int]], out: list[int]) -> list[float]:
+        """Weighted scores of ``(state, word id, eos)`` keys; appends ``2 * state + eos``,
+        word id and next-state id of each to ``out``."""
+        scores: list[float] = []
         states, words, state_ids = self.states, self.words, self.state_ids
         if self.native:
             lm: LanguageModel = self.lm  # type: ignore[assignment]
@@ -577,49 +585,47 @@ class KernelTables:
             oovs = self.word_oov
             unk, a, b, sb = lm.unk_score_offset, lm.alpha, lm.beta, lm.score_boundary
             f = LOG_BASE_CHANGE_FACTOR
-            for i, (state, wid, eos) in enumerate(keys.tolist()):
-                end = State()
+            end, scratch = State(), State()
+            for state, wid, eos in todo:
                 s = base(states[state], words[wid], end)
                 if oovs[wid]:
                     s += unk
                 if eos and sb:
-                    s = s + base(end, "</s>", State())
-                out_s[i] = a * s * f + b
+                    s = s + base(end, "</s>", scratch)
+                scores.append(a * s * f + b)
                 sid = state_ids.get(end)
-                out_n[i] = self.state_id(end) if sid is None else sid
+                if sid is None:  # a new state keeps its object; the next query gets a fresh one
+                    sid = len(states)
+                    states.append(end)
+                    state_ids[end] = sid
+                    end = State()
+                out += (2 * state + eos, wid, sid)
         else:
-            for i, (state, wid, eos) in enumerate(keys.tolist()):
+            for state, wid, eos in todo:
                 s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
-                out_s[i] = s
-                out_n[i] = self.state_id(end)
-        return out_s, out_n
-
-    def _insert_scores(self, k: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
-        keys, sc, nx = self.scores
-        if 2 * (self._n_scores + len(k)) > keys.size:
-            cap = keys.size
-            while 2 * (self._n_scores + len(k)) > cap:
-                cap *= 2
-            nk, ns, nn = self._empty_scores(cap)
-            used = keys != 0
-            insert_float_int(nk, ns, nn, keys[used], sc[used], nx[used])
-            keys, sc, nx = nk, ns, nn
-        added = insert_float_int(keys, sc, nx, k, s, n)
-        self._n_scores += added
-        self.scores = (keys, sc, nx)
+                scores.append(s)
+                out += (2 * state + eos, wid, self.state_id(end))
+        return scores
 
     def _insert_partial(self, k: list[int], v: list[float]) -> None:
         keys, vals = self.partial
-        if 2 * (self._n_partial + len(k)) > keys.size:
-            cap = keys.size
-            while 2 * (self._n_partial + len(k)) > cap:
-                cap *= 2
+        need = 2 * (self._n_partial + len(k))
+        if need > keys.size:
+            cap = _grown(keys.size, need)
             nk, nv = np.zeros(cap, np.uint64), np.full(cap, np.nan)
             used = keys != 0
             _insert_float(nk, nv, keys[used], vals[used])
             keys, vals = nk, nv
-        self._n_partial += _insert_float(keys, vals, np.array(k, np.uint64), np.array(v))
+        hashes = np.array(k, np.int64).view(np.uint64)  # k: hashes as int64 bits
+        self._n_partial += _insert_float(keys, vals, hashes, np.array(v))
         self.partial = (keys, vals)
+
+
+def _grown(cap: int, need: int) -> int:
+    """``cap`` doubled until it reaches ``need``."""
+    while need > cap:
+        cap *= 2
+    return cap
 
 
 def _insert_float(keys: np.ndarray, vals: np.ndarray, k: np.ndarray, v: np.ndarray) -> int:

@@ -164,3 +164,33 @@ def test_word_hashes_distinct():
     words = [f"w{i}" for i in range(2000)] + WORDS
     assert len(set(word_hashes(words).tolist())) == len(words)
     assert np.all(word_hashes(words) != 0)
+
+
+def test_spell_queries_matches_token_chains():
+    """The kernel that spells queried words against a plain walk of the token chains."""
+    from fastctc.kernels import lm_beam as kb
+    from fastctc.lm import encode_strings
+
+    pieces = ["", "ab", "c", "déf", "g"]
+    codes, offsets = encode_strings(pieces)
+    # token nodes (parent, label, frame): 0 = "ab", 1 = "ab"+"c", 2 = "ab"+"c"+"déf", 3 = "g"
+    tk = np.array([[-1, 1, 0], [0, 2, 1], [1, 3, 2], [-1, 4, 3]], dtype=np.int64)
+
+    def walk(node, n):
+        out = []
+        for _ in range(n):
+            out.append(pieces[tk[node, 1]])
+            node = tk[node, 0]
+        return "".join(reversed(out))
+
+    q = np.zeros((5, kb.Q_COLS), dtype=np.int64)
+    q[0] = (kb.Q_WORD, 7, -1, 2, 3, 0)
+    q[1] = (kb.Q_LM, 7, 4, 2, 3, 0)
+    q[2] = (kb.Q_WORD, 7, -1, 2, 2, 1)
+    q[3] = (kb.Q_PARTIAL, 1, -1, -2 - 3, 3, 0)  # "ab" + "c" then label 3
+    q[4] = (kb.Q_WORD, 7, -1, 3, 1, 0)
+    expect = [walk(2, 3), "", walk(2, 2), walk(1, 2) + pieces[3], walk(3, 1)]
+    got, off = kb.spell_queries(q, tk, codes, offsets)
+    text = got.tobytes().decode("utf-32-le")
+    assert [text[off[i] : off[i + 1]] for i in range(5)] == expect
+    assert expect[0] == "abcdéf" and expect[2] == "cdéf"

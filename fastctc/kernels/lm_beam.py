@@ -100,6 +100,8 @@ IO_NTK = 4
 IO_NQ = 5
 IO_NEED = 6
 IO_NOUT = 7
+IO_RESUME = 8  # > 0: resume the stopped frame from its io[IO_RESUME] candidates
+IO_COLS = 9
 
 LN10 = math.log(10.0)
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
@@ -269,180 +271,190 @@ def lm_beam_search(
     hks = np.empty(cd_i.shape[0], dtype=np.uint64)
     used = np.empty(cd_i.shape[0], dtype=np.int64)
     for t in range(t0, T):
-        nb = io[IO_NBEAMS]
-        best = 0
-        bv = logp[t, 0]
-        for c in range(1, C):
-            if logp[t, c] > bv:
-                bv = logp[t, c]
-                best = c
-        nsel = 0
-        for c in range(C):
-            if logp[t, c] >= token_min_logp or c == best:
-                nsel += 1
-        need = nsel * nb
-        if need > cd_i.shape[0] or 2 * need > mt_keys.size:
-            io[IO_T] = t
-            io[IO_NEED] = need
-            return GROW_CAND
-        if io[IO_NTEXT] + need > tn_i.shape[0] or 2 * (io[IO_NTEXT] + need) > tt_keys.size:
-            io[IO_T] = t
-            io[IO_NEED] = io[IO_NTEXT] + need
-            return GROW_TEXT
-        pending = False
-        m = 0
-        for c in range(C):
-            p = logp[t, c]
-            if not (p >= token_min_logp or c == best):
-                continue
-            kind = tok_kind[c]
-            for i in range(nb):
-                last = b_i[i, B_LAST]
-                text = b_i[i, B_TEXT]
-                plen = b_i[i, B_PLEN]
-                pntok = b_i[i, B_PNTOK]
-                pstart = b_i[i, B_PSTART]
-                pend = b_i[i, B_PEND]
-                phash = b_phash[i]
-                fappend = 0
-                newtok = 0
-                dparent = -1
-                dwid = -1
-                dtn = -1
-                dnt = 0
-                dhash = FNV_OFFSET
-                ps = b_part[i]
-                if c == blank or c == last:
-                    if c != blank:
-                        pend = t + 1
-                else:
-                    newtok = 1
-                    if kind == K_SPACE or kind == K_BPE_START:
-                        if plen > 0:
-                            # fast path (no call): the text node usually exists already
-                            key = pair_key(text, phash)
-                            tmask = tt_keys.size - 1
-                            ts = np.int64(mix64(key) & np.uint64(tmask))
-                            nt = -3
-                            while True:
-                                tkey = tt_keys[ts]
-                                if tkey == key:
-                                    node = tt_vals[ts]
-                                    if tn_i[node, N_PARENT] == text and tn_word[node] == phash:
-                                        nt = node
-                                    break
-                                if tkey == 0:
-                                    break
-                                ts = (ts + 1) & tmask
-                            if nt == -3:
-                                nt, dwid = child_text(
-                                    text, phash, b_i[i, B_TNODE], pntok,
-                                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-                                    have_lm, n_hist, hw_weight, hw_word_keys,
-                                    word_keys, word_vals, lm_keys, lm_score, lm_next,
-                                )
-                            if nt < 0:
-                                # deferred: scored by an upper bound, resolved only if it
-                                # could survive the pruning
-                                dparent = text
-                                dhash = phash
-                                dtn = b_i[i, B_TNODE]
-                                dnt = pntok
-                                text = -1
-                            else:
-                                text = nt
-                            fappend = 1
-                        if kind == K_SPACE:
-                            phash = FNV_OFFSET
-                            plen = 0
-                            pntok = 0
-                            pstart = -1
-                            pend = -1
-                        else:
-                            phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
-                            plen = tok_off[c + 1] - tok_off[c]
-                            pntok = 1
-                            pstart = t
+        if t == t0 and io[IO_RESUME] > 0:
+            # the frame's candidates are still in place from the call that stopped on it
+            m = io[IO_RESUME]
+            io[IO_RESUME] = 0
+            _reattach_deferred(
+                m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+                have_lm, n_hist, hw_weight, hw_word_keys,
+                word_keys, word_vals, lm_keys, lm_score, lm_next,
+            )
+        else:
+            nb = io[IO_NBEAMS]
+            best = 0
+            bv = logp[t, 0]
+            for c in range(1, C):
+                if logp[t, c] > bv:
+                    bv = logp[t, c]
+                    best = c
+            nsel = 0
+            for c in range(C):
+                if logp[t, c] >= token_min_logp or c == best:
+                    nsel += 1
+            need = nsel * nb
+            if need > cd_i.shape[0] or 2 * need > mt_keys.size:
+                io[IO_T] = t
+                io[IO_NEED] = need
+                return GROW_CAND
+            if io[IO_NTEXT] + need > tn_i.shape[0] or 2 * (io[IO_NTEXT] + need) > tt_keys.size:
+                io[IO_T] = t
+                io[IO_NEED] = io[IO_NTEXT] + need
+                return GROW_TEXT
+            pending = False
+            m = 0
+            for c in range(C):
+                p = logp[t, c]
+                if not (p >= token_min_logp or c == best):
+                    continue
+                kind = tok_kind[c]
+                for i in range(nb):
+                    last = b_i[i, B_LAST]
+                    text = b_i[i, B_TEXT]
+                    plen = b_i[i, B_PLEN]
+                    pntok = b_i[i, B_PNTOK]
+                    pstart = b_i[i, B_PSTART]
+                    pend = b_i[i, B_PEND]
+                    phash = b_phash[i]
+                    fappend = 0
+                    newtok = 0
+                    dparent = -1
+                    dwid = -1
+                    dtn = -1
+                    dnt = 0
+                    dhash = FNV_OFFSET
+                    ps = b_part[i]
+                    if c == blank or c == last:
+                        if c != blank:
                             pend = t + 1
                     else:
-                        phash = extend_hash(phash, c, tok_codes, tok_off)
-                        plen += tok_off[c + 1] - tok_off[c]
-                        pntok += 1
-                        if pstart < 0:
-                            pstart = t
-                        pend = t + 1
-                    # per-utterance cache of partial scores (hotwords are fixed per call)
-                    ci = np.int64(phash & np.uint64(pc_keys.size - 1))
-                    if pc_keys[ci] == phash:
-                        ps = pc_vals[ci]
+                        newtok = 1
+                        if kind == K_SPACE or kind == K_BPE_START:
+                            if plen > 0:
+                                # fast path (no call): the text node usually exists already
+                                key = pair_key(text, phash)
+                                tmask = tt_keys.size - 1
+                                ts = np.int64(mix64(key) & np.uint64(tmask))
+                                nt = -3
+                                while True:
+                                    tkey = tt_keys[ts]
+                                    if tkey == key:
+                                        node = tt_vals[ts]
+                                        if tn_i[node, N_PARENT] == text and tn_word[node] == phash:
+                                            nt = node
+                                        break
+                                    if tkey == 0:
+                                        break
+                                    ts = (ts + 1) & tmask
+                                if nt == -3:
+                                    nt, dwid = child_text(
+                                        text, phash, b_i[i, B_TNODE], pntok,
+                                        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+                                        have_lm, n_hist, hw_weight, hw_word_keys,
+                                        word_keys, word_vals, lm_keys, lm_score, lm_next,
+                                    )
+                                if nt < 0:
+                                    # deferred: scored by an upper bound, resolved only if it
+                                    # could survive the pruning
+                                    dparent = text
+                                    dhash = phash
+                                    dtn = b_i[i, B_TNODE]
+                                    dnt = pntok
+                                    text = -1
+                                else:
+                                    text = nt
+                                fappend = 1
+                            if kind == K_SPACE:
+                                phash = FNV_OFFSET
+                                plen = 0
+                                pntok = 0
+                                pstart = -1
+                                pend = -1
+                            else:
+                                phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
+                                plen = tok_off[c + 1] - tok_off[c]
+                                pntok = 1
+                                pstart = t
+                                pend = t + 1
+                        else:
+                            phash = extend_hash(phash, c, tok_codes, tok_off)
+                            plen += tok_off[c + 1] - tok_off[c]
+                            pntok += 1
+                            if pstart < 0:
+                                pstart = t
+                            pend = t + 1
+                        # per-utterance cache of partial scores (hotwords are fixed per call)
+                        ci = np.int64(phash & np.uint64(pc_keys.size - 1))
+                        if pc_keys[ci] == phash:
+                            ps = pc_vals[ci]
+                        else:
+                            ps = partial_score(
+                                plen, phash, have_lm, native_partial, have_unigrams, unk_offset,
+                                hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys,
+                                part_vals,
+                            )
+                            if ps == ps:
+                                pc_vals[ci] = ps
+                                pc_keys[ci] = phash
+                        if ps != ps:
+                            # custom LM: the part is the beam's last pntok - 1 tokens plus c
+                            add_query(q, q_hash, io, Q_PARTIAL, b_i[i, B_TNODE], -1, -2 - c,
+                                      pntok, phash, 0)
+                            pending = True
+                            continue
+                    logit = b_logit[i] + p
+                    if text >= 0:
+                        key = pair_key(pair_key(text, phash), c)
                     else:
-                        ps = partial_score(
-                            plen, phash, have_lm, native_partial, have_unigrams, unk_offset,
-                            hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys,
-                            part_vals,
-                        )
-                        if ps == ps:
-                            pc_vals[ci] = ps
-                            pc_keys[ci] = phash
-                    if ps != ps:
-                        # custom LM: the part is the beam's last pntok - 1 tokens plus c
-                        add_query(q, q_hash, io, Q_PARTIAL, b_i[i, B_TNODE], -1, -2 - c,
-                                  pntok, phash, 0)
-                        pending = True
-                        continue
-                logit = b_logit[i] + p
-                if text >= 0:
-                    key = pair_key(pair_key(text, phash), c)
-                else:
-                    key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
-                mmask = mt_keys.size - 1
-                slot = np.int64(mix64(key) & np.uint64(mmask))
-                while mt_keys[slot] != key and mt_keys[slot] != 0:
-                    slot = (slot + 1) & mmask
-                if mt_keys[slot] == key:
-                    j = mt_vals[slot]
-                    cd_logit[j] = sum_log_scores(cd_logit[j], logit)
-                    if logit > cd_score[j]:
+                        key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
+                    mmask = mt_keys.size - 1
+                    slot = np.int64(mix64(key) & np.uint64(mmask))
+                    while mt_keys[slot] != key and mt_keys[slot] != 0:
+                        slot = (slot + 1) & mmask
+                    if mt_keys[slot] == key:
+                        j = mt_vals[slot]
+                        cd_logit[j] = sum_log_scores(cd_logit[j], logit)
+                        if logit > cd_score[j]:
+                            cd_score[j] = logit
+                            cd_i[j, C_TSRC] = i
+                            cd_i[j, C_TNEW] = newtok
+                        if b_score[i] > cd_last[j]:
+                            continue
+                    else:
+                        j = m
+                        m += 1
+                        mt_vals[slot] = j
+                        mt_keys[slot] = key
+                        cd_i[j, C_SLOT] = slot
+                        cd_i[j, C_TEXT] = text
+                        if text < 0:
+                            cd_i[j, C_DPARENT] = dparent
+                            cd_i[j, C_DWID] = dwid
+                            cd_i[j, C_DTN] = dtn
+                            cd_i[j, C_DNT] = dnt
+                            cd_i[j, C_DHASH] = np.int64(dhash)
+                        cd_i[j, C_PLEN] = plen
+                        cd_i[j, C_LAST] = c
+                        cd_phash[j] = phash
+                        cd_logit[j] = logit
+                        cd_part[j] = ps
                         cd_score[j] = logit
                         cd_i[j, C_TSRC] = i
                         cd_i[j, C_TNEW] = newtok
-                    if b_score[i] > cd_last[j]:
-                        continue
-                else:
-                    j = m
-                    m += 1
-                    mt_vals[slot] = j
-                    mt_keys[slot] = key
-                    cd_i[j, C_SLOT] = slot
-                    cd_i[j, C_TEXT] = text
-                    if text < 0:
-                        cd_i[j, C_DPARENT] = dparent
-                        cd_i[j, C_DWID] = dwid
-                        cd_i[j, C_DTN] = dtn
-                        cd_i[j, C_DNT] = dnt
-                        cd_i[j, C_DHASH] = np.int64(dhash)
-                    cd_i[j, C_PLEN] = plen
-                    cd_i[j, C_LAST] = c
-                    cd_phash[j] = phash
-                    cd_logit[j] = logit
-                    cd_part[j] = ps
-                    cd_score[j] = logit
-                    cd_i[j, C_TSRC] = i
-                    cd_i[j, C_TNEW] = newtok
-                # pyctcdecode keeps the fields of the merged path met last, i.e. the one from
-                # the lowest-ranked beam: here, the source beam with the lowest score
-                cd_last[j] = b_score[i]
-                cd_i[j, C_PNTOK] = pntok
-                cd_i[j, C_PSTART] = pstart
-                cd_i[j, C_PEND] = pend
-                cd_i[j, C_SRC] = i
-                cd_i[j, C_FAPPEND] = fappend
-                cd_i[j, C_NEWTOK] = newtok
-        for j in range(m):
-            mt_keys[cd_i[j, C_SLOT]] = 0
-        if pending:
-            io[IO_T] = t
-            return PENDING
+                    # pyctcdecode keeps the fields of the merged path met last, i.e. the one from
+                    # the lowest-ranked beam: here, the source beam with the lowest score
+                    cd_last[j] = b_score[i]
+                    cd_i[j, C_PNTOK] = pntok
+                    cd_i[j, C_PSTART] = pstart
+                    cd_i[j, C_PEND] = pend
+                    cd_i[j, C_SRC] = i
+                    cd_i[j, C_FAPPEND] = fappend
+                    cd_i[j, C_NEWTOK] = newtok
+            for j in range(m):
+                mt_keys[cd_i[j, C_SLOT]] = 0
+            if pending:
+                io[IO_T] = t
+                return PENDING
         mx = -np.inf
         n_def = 0
         for j in range(m):
@@ -461,10 +473,8 @@ def lm_beam_search(
             )
             if pending:
                 io[IO_T] = t
+                io[IO_RESUME] = m
                 return PENDING
-        if pending:
-            io[IO_T] = t
-            return PENDING
         n_new = _select_and_commit(
             t, m, mx + beam_prune_logp, beam_width, prune_history,
             cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
@@ -480,6 +490,33 @@ def lm_beam_search(
         fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
         out_i, out_f,
     )
+
+
+@jit
+def _reattach_deferred(
+    m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+    have_lm, n_hist, hw_weight, hw_word_keys,
+    word_keys, word_vals, lm_keys, lm_score, lm_next,
+):
+    """Give deferred candidates whose LM score is now cached their text node.
+
+    Candidates are visited in creation order, as recomputing the frame would visit them, so
+    nodes get the same ids; deferred candidates merged by (parent, word), which is what
+    merging by their text node does. The rest stays deferred with a refreshed word id.
+    """
+    for j in range(m):
+        if cd_i[j, C_TEXT] >= 0:
+            continue
+        node, wid = child_text(
+            cd_i[j, C_DPARENT], np.uint64(cd_i[j, C_DHASH]), cd_i[j, C_DTN], cd_i[j, C_DNT],
+            tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+            have_lm, n_hist, hw_weight, hw_word_keys,
+            word_keys, word_vals, lm_keys, lm_score, lm_next,
+        )
+        if node >= 0:
+            cd_i[j, C_TEXT] = node
+        else:
+            cd_i[j, C_DWID] = wid
 
 
 @jit
@@ -799,6 +836,50 @@ def _finish(
         out_f[a, 1] = cd_score[j]
     io[IO_NOUT] = n_out
     return DONE
+
+
+@jit
+def spell_queries(q, tk, tok_codes, tok_off):
+    """Code points of the text behind each query, concatenated, and their offsets.
+
+    A ``Q_WORD`` row names the word of ``q[r, 4]`` tokens ending at token node ``q[r, 3]``;
+    a ``Q_PARTIAL`` row the word part of ``q[r, 4] - 1`` tokens ending at node ``q[r, 1]``
+    followed by label ``-2 - q[r, 3]``; a ``Q_LM`` row names nothing (empty text).
+    """
+    n = q.shape[0]
+    off = np.zeros(n + 1, dtype=np.int64)
+    for r in range(n):
+        ln = 0
+        if q[r, 0] != Q_LM:
+            node, ntok = q[r, 3], q[r, 4]
+            if q[r, 0] == Q_PARTIAL:
+                c = -2 - q[r, 3]
+                ln = tok_off[c + 1] - tok_off[c]
+                node, ntok = q[r, 1], q[r, 4] - 1
+            for _ in range(ntok):
+                c = tk[node, 1]
+                ln += tok_off[c + 1] - tok_off[c]
+                node = tk[node, 0]
+        off[r + 1] = off[r] + ln
+    codes = np.empty(off[n], dtype=np.uint32)
+    for r in range(n):
+        if q[r, 0] == Q_LM:
+            continue
+        p = off[r + 1]  # filled backwards: the chain runs from the last token to the first
+        node, ntok = q[r, 3], q[r, 4]
+        if q[r, 0] == Q_PARTIAL:
+            c = -2 - q[r, 3]
+            for k in range(tok_off[c + 1] - 1, tok_off[c] - 1, -1):
+                p -= 1
+                codes[p] = tok_codes[k]
+            node, ntok = q[r, 1], q[r, 4] - 1
+        for _ in range(ntok):
+            c = tk[node, 1]
+            for k in range(tok_off[c + 1] - 1, tok_off[c] - 1, -1):
+                p -= 1
+                codes[p] = tok_codes[k]
+            node = tk[node, 0]
+    return codes, off
 
 
 @jit

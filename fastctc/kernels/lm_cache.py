@@ -49,15 +49,6 @@ def pair_key(a, b):
 
 
 @jit
-def pair_keys(a, b):
-    """``pair_key`` over two int64 arrays."""
-    out = np.empty(a.size, dtype=np.uint64)
-    for i in range(a.size):
-        out[i] = pair_key(a[i], b[i])
-    return out
-
-
-@jit
 def table_find(keys, key):
     """Slot of ``key`` in ``keys``, or -1 when absent. ``keys.size`` is a power of two."""
     mask = np.uint64(keys.size - 1)
@@ -116,6 +107,41 @@ def insert_float_int(keys, fvals, ivals, new_keys, new_f, new_i):
         ivals[slot] = new_i[i]
         keys[slot] = new_keys[i]
     return added
+
+
+@jit
+def store_answers(word_keys, word_vals, lm_keys, lm_score, lm_next, ints, n_words, scores):
+    """Insert resolved words and LM scores in one call.
+
+    ``ints`` holds ``n_words`` pairs (word hash as int64 bits, word id) and then one triple
+    (``2 * state + eos``, word id, next state) per entry of ``scores``; score keys are
+    ``pair_key(2 * state + eos, word id)``. Words go in first, so a reader that finds a new
+    word id may miss its score (and asks again) but never the reverse. Returns the numbers of
+    new words and of new scores (-1 when a table is full).
+    """
+    n_new_words = 0
+    for i in range(n_words):
+        key = np.uint64(ints[2 * i])
+        slot = table_slot_for_insert(word_keys, key)
+        if slot < 0:
+            return -1, -1
+        if word_keys[slot] == EMPTY_KEY:
+            n_new_words += 1
+        word_vals[slot] = ints[2 * i + 1]
+        word_keys[slot] = key
+    n_new_scores = 0
+    base = 2 * n_words
+    for i in range(scores.size):
+        key = pair_key(ints[base + 3 * i], ints[base + 3 * i + 1])
+        slot = table_slot_for_insert(lm_keys, key)
+        if slot < 0:
+            return n_new_words, -1
+        if lm_keys[slot] == EMPTY_KEY:
+            n_new_scores += 1
+        lm_score[slot] = scores[i]
+        lm_next[slot] = ints[base + 3 * i + 2]
+        lm_keys[slot] = key
+    return n_new_words, n_new_scores
 
 
 @jit
