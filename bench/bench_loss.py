@@ -35,22 +35,28 @@ def make_inputs(N, T, V, S, seed=0):
 
 
 def best_times(fns, repeat):
-    """Best-of-``repeat`` time of each function, calls interleaved so that background load
-    affects them alike; every function is called once first (compilation, allocator)."""
+    """Best-of-``repeat`` time of each function, one function at a time after a warm-up call.
+
+    Calls are not interleaved: right after torch returns, its intra-op worker threads keep
+    spinning for a while and would steal a core from whatever runs next, so each block starts
+    after a short pause.
+    """
+    best = []
     for fn in fns:
-        fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
+        fn()  # compilation, allocator
+        time.sleep(0.3)
+        b = float("inf")
+        for _ in range(repeat):
             t0 = time.perf_counter()
             fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
+            b = min(b, time.perf_counter() - t0)
+        best.append(b)
     return best
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
     print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
