@@ -100,15 +100,16 @@ def check_loss_args(
     if padded:
         mask = np.arange(tg.shape[1])[None, :] < tl[:, None]
         flat = np.ascontiguousarray(tg[mask])
-        rows, cols = np.nonzero(mask)
     else:
         flat = tg
-        rows = np.repeat(np.arange(N), tl)
-        cols = None
     bad = np.flatnonzero((flat < 0) | (flat >= V) | (flat == b))
     if bad.size:
         i = int(bad[0])
-        where = f"targets[{rows[i]}, {cols[i]}]" if cols is not None else f"targets[{i}]"
+        if padded:  # report the (sequence, position) of the padded array
+            n = int(np.searchsorted(offsets, i, side="right")) - 1
+            where = f"targets[{n}, {i - int(offsets[n])}]"
+        else:
+            where = f"targets[{i}]"
         if flat[i] == b:
             raise ValueError(
                 f"{where} == blank ({b}); targets may not contain the blank index."

@@ -29,6 +29,7 @@ from numba import cuda
 import fastctc
 import fastctc.cuda as fc
 from tests import brute
+from tests.reference_decode import run_starts, viterbi_ref
 
 SIM = bool(cuda.config.ENABLE_CUDASIM)
 if not fc.is_available():  # pragma: no cover - numba.cuda imported earlier without a GPU
@@ -117,41 +118,9 @@ def batch_ref(lp, targets, il, tl, blank, reduction, zero_infinity, wrt_logits):
 
 
 def viterbi_starts_ref(lp, tokens, blank):
-    """First frame of each token's run on the most probable alignment of ``tokens``.
-
-    Ties as documented for the search: stay, then previous state, then skip; at the end the
-    final blank unless the last token is strictly better.
-    """
-    ext = [blank]
-    for c in tokens:
-        ext += [c, blank]
-    T, S = lp.shape[0], len(ext)
-    score = np.full((T, S), -math.inf)
-    back = np.zeros((T, S), dtype=int)
-    score[0, 0] = lp[0, blank]
-    if S > 1:
-        score[0, 1] = lp[0, ext[1]]
-    for t in range(1, T):
-        for s in range(S):
-            moves = [(score[t - 1, s], 0)]
-            if s >= 1:
-                moves.append((score[t - 1, s - 1], 1))
-            if s >= 2 and ext[s] != blank and ext[s] != ext[s - 2]:
-                moves.append((score[t - 1, s - 2], 2))
-            best, step = moves[0]
-            for value, k in moves[1:]:
-                if value > best:
-                    best, step = value, k
-            score[t, s] = best + float(lp[t, ext[s]])
-            back[t, s] = step
-    s = S - 2 if S > 1 and score[T - 1, S - 2] > score[T - 1, S - 1] else S - 1
-    states = []
-    for t in range(T - 1, -1, -1):
-        states.append(s)
-        s -= back[t, s]
-    states.reverse()
-    return tuple(min(t for t, st_ in enumerate(states) if st_ == 2 * k + 1)
-                 for k in range(len(tokens)))
+    """First frame of each token's run on the most probable alignment of ``tokens``."""
+    path, _, _ = viterbi_ref(lp, tokens, blank)
+    return run_starts(path, blank)
 
 
 def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp, top_paths=1):

@@ -2,8 +2,6 @@
 
 import math
 
-import numpy as np
-
 from ._jit import jit
 
 
