@@ -9,6 +9,8 @@ batches run in parallel on threads.
 
 from __future__ import annotations
 
+import ctypes
+import itertools
 import math
 import os
 from collections.abc import Collection, Iterable, Sequence
@@ -138,6 +140,72 @@ class _Vocab:
         self.blank = alphabet.blank
 
 
+class _SearchQueries:
+    """What the resolver callback needs to answer one running search's LM queries.
+
+    The kernel calls :data:`_RESOLVER` with the id :meth:`register` gave and the number of
+    queries in ``q``; the answer (``lm_beam.RESOLVE_*``) tells it whether the tables it
+    holds (those of :meth:`snapshot`) now have them, or whether it must return for new ones.
+    An exception raised while resolving is kept for the caller and the kernel told to return.
+    """
+
+    _live: dict[int, _SearchQueries] = {}
+    _next_id = itertools.count(1)
+
+    def __init__(self, tables: KernelTables | None, q: np.ndarray, q_hash: np.ndarray,
+                 spell: Any) -> None:  # fmt: skip
+        self.tables = tables
+        self.q = q
+        self.q_hash = q_hash
+        self.spell = spell
+        self.held: tuple[Any, Any, Any] = (None, None, None)
+        self.error: BaseException | None = None
+
+    def register(self) -> int:
+        ctx = next(self._next_id)
+        self._live[ctx] = self
+        return ctx
+
+    def unregister(self, ctx: int) -> None:
+        self._live.pop(ctx, None)
+
+    def snapshot(self) -> tuple[Any, Any, Any, np.ndarray]:
+        """The tables' arrays as passed to the kernel (remembered, to detect growth)."""
+        t = self.tables
+        assert t is not None
+        self.held = (t.word_table, t.scores, t.partial)
+        return t.word_table, t.scores, t.partial, t.prefix
+
+    def answer(self, n: int) -> int:
+        t = self.tables
+        assert t is not None
+        try:
+            t.resolve(self.q[:n], self.q_hash[:n], self.spell)
+        except BaseException as err:  # noqa: BLE001 - re-raised by the caller
+            self.error = err
+            return kb.RESOLVE_DECLINED
+        w, sc, pa = self.held
+        if t.word_table[0] is w[0] and t.scores[0] is sc[0] and t.partial[0] is pa[0]:
+            return kb.RESOLVE_DONE  # the same arrays (tables are regrown all at once)
+        return kb.RESOLVE_STALE
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+
+
+def _resolve_queries(ctx: int, n: int) -> int:
+    search = _SearchQueries._live.get(ctx)
+    if search is None:
+        return kb.RESOLVE_DECLINED
+    return search.answer(n)
+
+
+#: C callback handed to the kernel: ``(search id, number of queries) -> RESOLVE_*``.
+_RESOLVER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(_resolve_queries)
+
+
 class BeamSearchDecoderCTC:
     """CTC beam search with optional language-model fusion and hotwords.
 
@@ -154,6 +222,8 @@ class BeamSearchDecoderCTC:
 
     _ALPHABET_FILE = "alphabet.json"
     _LM_DIR = "language_model"
+    #: Answer LM queries from inside the kernel (callback) rather than by returning them.
+    _resolve_in_kernel = True
 
     def __init__(
         self, alphabet: Alphabet, language_model: AbstractLanguageModel | None = None
@@ -352,53 +422,57 @@ class BeamSearchDecoderCTC:
             codes, off = kb.spell_queries(qq, tk, voc.codes, voc.offsets)
             return codes.tobytes().decode("utf-32-le"), off.tolist()
 
-        while True:
-            if tables is not None:
-                word_table, scores, partial, prefix = (
-                    tables.word_table,
-                    tables.scores,
-                    tables.partial,
-                    tables.prefix,
-                )
-            else:
-                word_table, scores, partial, prefix = (
-                    EMPTY_TABLE,
-                    (EMPTY_TABLE[0], np.zeros(1), EMPTY_TABLE[1]),
-                    (EMPTY_TABLE[0], np.zeros(1)),
-                    EMPTY_TABLE[0],
-                )
-            status = kb.lm_beam_search(
-                lp, voc.kinds, voc.codes, voc.offsets, voc.blank,
-                K, beam_prune_logp, token_min_logp, prune_history, n_hist,
-                have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
-                word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
-                partial[0], partial[1], hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
-                b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
-                tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-                cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7],
-                q, q_hash, io, out_i, out_f,
-            )  # fmt: skip
-            if status == kb.DONE:
-                break
-            if status == kb.PENDING:
-                assert tables is not None
-                n = int(io[kb.IO_NQ])
-                tables.resolve(q[:n], q_hash[:n], spell)
-            elif status == kb.GROW_TEXT:
-                n_used = int(io[kb.IO_NTEXT])
-                cap = tn_i.shape[0]
-                while cap < int(io[kb.IO_NEED]) + 1:
-                    cap *= 2
-                tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _grow_text(
-                    n_used, cap, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
-                )
-            elif status == kb.GROW_CAND:
-                cap = cand[0].shape[0]
-                while cap < int(io[kb.IO_NEED]):
-                    cap *= 2
-                cand = _cand_pool(cap)
-            else:  # pragma: no cover - the kernel returns only the codes above
-                raise RuntimeError(f"unexpected kernel status {status}")
+        # missing LM scores are asked for through a callback that takes the GIL only for them;
+        # for a search that is not registered it declines, and the kernel returns the queries
+        search = _SearchQueries(tables, q, q_hash, spell)
+        ctx = search.register() if (tables is not None and self._resolve_in_kernel) else 0
+        try:
+            while True:
+                if tables is not None:
+                    word_table, scores, partial, prefix = search.snapshot()
+                else:
+                    word_table, scores, partial, prefix = (
+                        EMPTY_TABLE,
+                        (EMPTY_TABLE[0], np.zeros(1), EMPTY_TABLE[1]),
+                        (EMPTY_TABLE[0], np.zeros(1)),
+                        EMPTY_TABLE[0],
+                    )
+                status = kb.lm_beam_search(
+                    lp, voc.kinds, voc.codes, voc.offsets, voc.blank,
+                    K, beam_prune_logp, token_min_logp, prune_history, n_hist,
+                    have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
+                    word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
+                    partial[0], partial[1], hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
+                    b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
+                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
+                    cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7],
+                    q, q_hash, io, out_i, out_f, _RESOLVER, ctx,
+                )  # fmt: skip
+                if status == kb.DONE:
+                    break
+                if status == kb.PENDING:
+                    assert tables is not None
+                    search.raise_error()
+                    n = int(io[kb.IO_NQ])
+                    if n:  # else answered already, into tables that have grown since
+                        tables.resolve(q[:n], q_hash[:n], spell)
+                elif status == kb.GROW_TEXT:
+                    n_used = int(io[kb.IO_NTEXT])
+                    cap = tn_i.shape[0]
+                    while cap < int(io[kb.IO_NEED]) + 1:
+                        cap *= 2
+                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _grow_text(
+                        n_used, cap, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
+                    )
+                elif status == kb.GROW_CAND:
+                    cap = cand[0].shape[0]
+                    while cap < int(io[kb.IO_NEED]):
+                        cap *= 2
+                    cand = _cand_pool(cap)
+                else:  # pragma: no cover - the kernel returns only the codes above
+                    raise RuntimeError(f"unexpected kernel status {status}")
+        finally:
+            search.unregister(ctx)
         n_out = int(io[kb.IO_NOUT])
         if top_only:
             n_out = min(n_out, 1)

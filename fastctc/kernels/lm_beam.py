@@ -103,6 +103,11 @@ IO_NOUT = 7
 IO_RESUME = 8  # > 0: resume the stopped frame from its io[IO_RESUME] candidates
 IO_COLS = 9
 
+# answers of the resolver callback
+RESOLVE_DONE = 0  # queries answered in the tables the kernel holds: go on
+RESOLVE_STALE = 1  # answered, but the tables were reallocated: return for the new ones
+RESOLVE_DECLINED = 2  # not answered (or failed): return the queries to the caller
+
 LN10 = math.log(10.0)
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
 AVG_TOKEN_LEN = 6
@@ -254,7 +259,7 @@ def lm_beam_search(
     b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
     cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
-    out_i, out_f,
+    out_i, out_f, resolver, ctx,
 ):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
 
@@ -270,7 +275,8 @@ def lm_beam_search(
     kept = np.empty(cd_i.shape[0], dtype=np.int64)
     hks = np.empty(cd_i.shape[0], dtype=np.uint64)
     used = np.empty(cd_i.shape[0], dtype=np.int64)
-    for t in range(t0, T):
+    t = t0
+    while t < T:
         if t == t0 and io[IO_RESUME] > 0:
             # the frame's candidates are still in place from the call that stopped on it
             m = io[IO_RESUME]
@@ -454,27 +460,39 @@ def lm_beam_search(
                 mt_keys[cd_i[j, C_SLOT]] = 0
             if pending:
                 io[IO_T] = t
-                return PENDING
-        mx = -np.inf
-        n_def = 0
-        for j in range(m):
-            if cd_i[j, C_TEXT] < 0:
-                n_def += 1
-                continue
-            sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + cd_part[j]
-            cd_score[j] = sc
-            if sc > mx:
-                mx = sc
-        if n_def:
+                if not _ask(resolver, ctx, io):
+                    return PENDING
+                continue  # answered: the frame is recomputed with the new scores
+        while True:
+            mx = -np.inf
+            n_def = 0
+            for j in range(m):
+                if cd_i[j, C_TEXT] < 0:
+                    n_def += 1
+                    continue
+                sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + cd_part[j]
+                cd_score[j] = sc
+                if sc > mx:
+                    mx = sc
+            if n_def == 0:
+                break
             pending = _resolve_deferred(
                 m, mx + beam_prune_logp, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i,
                 tn_lm, have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight,
                 hw_word_keys, q, q_hash, io,
             )
-            if pending:
-                io[IO_T] = t
-                io[IO_RESUME] = m
+            if not pending:
+                break
+            io[IO_T] = t
+            io[IO_RESUME] = m
+            if not _ask(resolver, ctx, io):
                 return PENDING
+            io[IO_RESUME] = 0
+            _reattach_deferred(
+                m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
+                have_lm, n_hist, hw_weight, hw_word_keys,
+                word_keys, word_vals, lm_keys, lm_score, lm_next,
+            )
         n_new = _select_and_commit(
             t, m, mx + beam_prune_logp, beam_width, prune_history,
             cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
@@ -482,14 +500,34 @@ def lm_beam_search(
             fc, tk, io, kept, hks, used,
         )
         io[IO_NBEAMS] = n_new
+        t += 1
     io[IO_T] = T
-    return _finish(
-        have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
-        word_keys, word_vals, lm_keys, lm_score, lm_next,
-        b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-        fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
-        out_i, out_f,
-    )
+    while True:
+        status = _finish(
+            have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
+            word_keys, word_vals, lm_keys, lm_score, lm_next,
+            b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
+            fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
+            out_i, out_f,
+        )
+        if status != PENDING or not _ask(resolver, ctx, io):
+            return status
+
+
+@jit
+def _ask(resolver, ctx, io):
+    """Have ``resolver(ctx, n)`` answer the ``n = io[IO_NQ]`` pending queries in place.
+
+    Returns true when the search can go on with the tables it holds. Otherwise the kernel
+    returns ``PENDING`` to its caller: with ``io[IO_NQ]`` cleared when the queries were
+    answered into new (grown) tables, which the caller passes in the next call, and with the
+    queries left in place when the resolver declined (its ``RESOLVE_DECLINED`` answer).
+    """
+    answer = resolver(ctx, io[IO_NQ])
+    if answer == RESOLVE_DECLINED:
+        return False
+    io[IO_NQ] = 0
+    return answer == RESOLVE_DONE
 
 
 @jit
@@ -535,6 +573,20 @@ def _resolve_deferred(
     result exactly as if it had been scored. Returns whether queries were added.
     """
     pending = False
+    # the beam_width-th best scored candidate: a bound below it cannot reach the top K
+    kth = -np.inf
+    n_scored = 0
+    for j in range(m):
+        if cd_i[j, C_TEXT] >= 0:
+            n_scored += 1
+    if n_scored >= beam_width:
+        vals = np.empty(n_scored)
+        a = 0
+        for j in range(m):
+            if cd_i[j, C_TEXT] >= 0:
+                vals[a] = cd_score[j]
+                a += 1
+        kth = np.partition(vals, n_scored - beam_width)[n_scored - beam_width]
     for j in range(m):
         if cd_i[j, C_TEXT] >= 0:
             continue
@@ -556,11 +608,7 @@ def _resolve_deferred(
         cd_score[j] = -np.inf
         if ub < thr:
             continue
-        better = 0
-        for k in range(m):
-            if cd_i[k, C_TEXT] >= 0 and cd_score[k] > ub:
-                better += 1
-        if better >= beam_width:
+        if kth > ub:  # beam_width scored candidates beat even the bound
             continue
         pstate = tn_i[parent, N_STATE]
         if wid < 0:
