@@ -130,7 +130,14 @@ def extend_hash(h, tok, tok_codes, tok_off):
 
 @jit
 def add_query(q, q_hash, io, kind, state, wid, tnode, ntok, h, eos):
+    """Append a query unless the same one is pending already (same kind, state, word id,
+    end-of-sentence flag and, for word texts, hash); dropped when ``q`` is full (it is asked
+    again after the others are answered)."""
     n = io[IO_NQ]
+    for r in range(n):
+        if (q[r, 0] == kind and q[r, 1] == state and q[r, 2] == wid and q[r, 5] == eos
+                and (kind == Q_LM or q_hash[r] == h)):  # fmt: skip
+            return
     if n < q.shape[0]:
         q[n, 0] = kind
         q[n, 1] = state
