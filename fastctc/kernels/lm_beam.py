@@ -593,7 +593,7 @@ def _resolve_deferred(
             if cd_i[j, C_TEXT] >= 0:
                 vals[a] = cd_score[j]
                 a += 1
-        kth = np.partition(vals, n_scored - beam_width)[n_scored - beam_width]
+        kth = order_stat(vals, n_scored, n_scored - beam_width)
     for j in range(m):
         if cd_i[j, C_TEXT] >= 0:
             continue
@@ -624,6 +624,41 @@ def _resolve_deferred(
             add_query(q, q_hash, io, Q_LM, pstate, wid, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
         pending = True
     return pending
+
+
+@jit
+def order_stat(a, n, r):
+    """The ``r``-th smallest of ``a[:n]`` (0-based; ``a`` is reordered in place), as
+    ``np.partition(a[:n], r)[r]`` without its copies: quickselect, median-of-three pivots."""
+    lo = 0
+    hi = n - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if r <= j:
+            hi = j
+        elif r >= i:
+            lo = i
+        else:
+            return a[r]
+    return a[r]
 
 
 @jit
@@ -697,7 +732,7 @@ def _select_and_commit(
         vals = np.empty(nk)
         for a in range(nk):
             vals[a] = cd_score[kept[a]]
-        kth = np.partition(vals, nk - beam_width)[nk - beam_width]
+        kth = order_stat(vals, nk, nk - beam_width)
         room = beam_width
         for a in range(nk):
             if cd_score[kept[a]] > kth:
