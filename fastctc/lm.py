@@ -454,6 +454,10 @@ class KernelTables:
             self.word_table = make_set(np.zeros(0, np.uint64))
             self._n_words_in_table = 0
         self._version = getattr(lm, "_version", 0)
+        if self.native:
+            self._State = import_kenlm().State
+            self._spare_state = self._State()  # KenLM writes answers' next states here
+            self._scratch_state = self._State()
         self._new_score_tables()
 
     def _new_score_tables(self) -> None:
@@ -519,6 +523,10 @@ class KernelTables:
         eos)``; ``spell(q)`` returns the text of every word and word-part query as one string
         and its offsets (see ``lm_beam.spell_queries``)."""
         rows = q.tolist()
+        if self.native:
+            with self.lock:
+                self._resolve_kenlm(rows, q, q_hash, spell)
+            return
         with self.lock:
             word_ids = self.word_ids
             text = None
@@ -546,21 +554,67 @@ class KernelTables:
             if pk:
                 self._insert_partial(pk, pv)
 
+    def _resolve_kenlm(self, rows: list[list[int]], q: np.ndarray, q_hash: np.ndarray,
+                       spell: Any) -> None:  # fmt: skip
+        """:meth:`resolve` for the KenLM adapter, in one pass over the queries (the kernel
+        sends each at most once per batch; a word query that turns out to repeat another
+        query is scored twice, which stores the same entry twice)."""
+        lm: LanguageModel = self.lm  # type: ignore[assignment]
+        base = lm.kenlm_model.BaseScore
+        states, words, state_ids, oovs = self.states, self.words, self.state_ids, self.word_oov
+        unk, a, b, sb = lm.unk_score_offset, lm.alpha, lm.beta, lm.score_boundary
+        f = LOG_BASE_CHANGE_FACTOR
+        end, scratch = self._spare_state, self._scratch_state
+        new_words: list[int] = []  # pairs (word hash as int64 bits, word id)
+        triples: list[int] = []  # 2 * state + eos, word id, next state
+        scores: list[float] = []
+        text = None
+        for i, (kind, state, wid, _, _, eos) in enumerate(rows):
+            if kind == kb.Q_WORD:
+                if text is None:  # one kernel call spells every word of the batch
+                    text, off = spell(q)
+                    hashes = q_hash.view(np.int64).tolist()
+                word = text[off[i] : off[i + 1]]
+                wid = self.word_ids.get(word)
+                if wid is None:
+                    wid = self._new_word(word)
+                new_words += (hashes[i], wid)
+            s = base(states[state], words[wid], end)
+            if oovs[wid]:
+                s += unk
+            if eos and sb:
+                s = s + base(end, "</s>", scratch)
+            scores.append(a * s * f + b)
+            sid = state_ids.get(end)
+            if sid is None:  # a new state keeps its object; the next query gets a fresh one
+                sid = len(states)
+                states.append(end)
+                state_ids[end] = sid
+                end = self._State()
+            triples += (2 * state + eos, wid, sid)
+        self._spare_state = end
+        self._insert(new_words + triples, len(new_words) // 2, scores)
+
     def _store(self, new_words: list[int], todo: Collection[tuple[int, int, int]]) -> None:
-        """Score the ``todo`` keys and insert them with the new words, in one kernel call."""
-        n_words = len(new_words) // 2
+        """Score the ``todo`` keys and insert them with the new words."""
         ints = new_words  # the score triples follow the word pairs
         scores = self._scores_of(todo, ints)
+        self._insert(ints, len(new_words) // 2, scores)
+
+    def _insert(self, ints: list[int], n_words: int, scores: list[float]) -> None:
+        """Insert ``n_words`` word pairs and the scores of the triples after them (see
+        ``lm_cache.store_answers``) in one kernel call, growing the tables first if needed
+        (into new arrays: readers keep the old ones meanwhile)."""
         wkeys, wvals = self.word_table
         need = 2 * (self._n_words_in_table + n_words)
-        if need > wkeys.size:  # grow into new arrays: readers keep the old ones meanwhile
+        if need > wkeys.size:
             used = wkeys != 0
             cap = _grown(wkeys.size, need)
             old_keys, old_vals = wkeys[used], wvals[used]
             wkeys, wvals = np.zeros(cap, np.uint64), np.full(cap, -1, np.int64)
             insert_int(wkeys, wvals, old_keys, old_vals)
         keys, sc, nx = self.scores
-        need = 2 * (self._n_scores + len(todo))
+        need = 2 * (self._n_scores + len(scores))
         if need > keys.size:
             used = keys != 0
             keys, sc, nx = self._empty_scores(_grown(keys.size, need))
@@ -574,37 +628,14 @@ class KernelTables:
         self.scores = (keys, sc, nx)
 
     def _scores_of(self, todo: Iterable[tuple[int, int, int]], out: list[int]) -> list[float]:
-        """Weighted scores of ``(state, word id, eos)`` keys; appends ``2 * state + eos``,
-        word id and next-state id of each to ``out``."""
+        """Scores of ``(state, word id, eos)`` keys from a custom model; appends
+        ``2 * state + eos``, word id and next-state id of each to ``out``."""
         scores: list[float] = []
-        states, words, state_ids = self.states, self.words, self.state_ids
-        if self.native:
-            lm: LanguageModel = self.lm  # type: ignore[assignment]
-            State = import_kenlm().State
-            base = lm.kenlm_model.BaseScore
-            oovs = self.word_oov
-            unk, a, b, sb = lm.unk_score_offset, lm.alpha, lm.beta, lm.score_boundary
-            f = LOG_BASE_CHANGE_FACTOR
-            end, scratch = State(), State()
-            for state, wid, eos in todo:
-                s = base(states[state], words[wid], end)
-                if oovs[wid]:
-                    s += unk
-                if eos and sb:
-                    s = s + base(end, "</s>", scratch)
-                scores.append(a * s * f + b)
-                sid = state_ids.get(end)
-                if sid is None:  # a new state keeps its object; the next query gets a fresh one
-                    sid = len(states)
-                    states.append(end)
-                    state_ids[end] = sid
-                    end = State()
-                out += (2 * state + eos, wid, sid)
-        else:
-            for state, wid, eos in todo:
-                s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
-                scores.append(s)
-                out += (2 * state + eos, wid, self.state_id(end))
+        states, words = self.states, self.words
+        for state, wid, eos in todo:
+            s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
+            scores.append(s)
+            out += (2 * state + eos, wid, self.state_id(end))
         return scores
 
     def _insert_partial(self, k: list[int], v: list[float]) -> None:
