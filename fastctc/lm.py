@@ -597,9 +597,10 @@ class KernelTables:
 
     def _store(self, new_words: list[int], todo: Collection[tuple[int, int, int]]) -> None:
         """Score the ``todo`` keys and insert them with the new words."""
+        n_words = len(new_words) // 2
         ints = new_words  # the score triples follow the word pairs
         scores = self._scores_of(todo, ints)
-        self._insert(ints, len(new_words) // 2, scores)
+        self._insert(ints, n_words, scores)
 
     def _insert(self, ints: list[int], n_words: int, scores: list[float]) -> None:
         """Insert ``n_words`` word pairs and the scores of the triples after them (see

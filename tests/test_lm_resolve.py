@@ -1,0 +1,176 @@
+"""How the LM-fused search gets missing LM scores: through the resolver callback from inside
+the kernel, or by returning its queries to the caller. Both must give the same beams as each
+other and as pyctcdecode, also when the tables grow mid-search, on threads, and when the
+language model raises."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastctc
+from fastctc.decoder import BeamSearchDecoderCTC, _SearchQueries
+from fastctc.kernels.lm_beam import order_stat
+from fastctc.lm import AbstractLanguageModel, KernelTables
+from tests.conftest import SHARED_DATA, random_log_probs
+
+logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    sys.path.insert(0, str(SHARED_DATA))
+    import simulate
+
+    sents = (SHARED_DATA / "dev_sentences.txt").read_text().splitlines()[10:14]
+    lps = [simulate.simulate_char(s, 10 + i) for i, s in enumerate(sents)]
+    unigrams = (SHARED_DATA / "vocab.txt").read_text().split()
+    kw = dict(kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=unigrams)
+    return simulate.CHAR_LABELS, lps, kw
+
+
+def _beams(dec, lps, **kw):
+    return [[tuple(b)[::2] + tuple(b)[3:] for b in dec.decode_beams(x, **kw)] for x in lps]
+
+
+def _count_answers(monkeypatch):
+    calls = []
+    orig = _SearchQueries.answer
+
+    def answer(self, n):
+        calls.append(n)
+        return orig(self, n)
+
+    monkeypatch.setattr(_SearchQueries, "answer", answer)
+    return calls
+
+
+@pytest.mark.reference
+def test_callback_and_returned_queries_agree(sim, monkeypatch):
+    import pyctcdecode
+
+    labels, lps, kw = sim
+    calls = _count_answers(monkeypatch)
+    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", False)
+    returned = _beams(fastctc.build_ctcdecoder(labels, **kw), lps, beam_width=32)
+    assert calls == []  # queries came back to the caller
+    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", True)
+    in_kernel = _beams(fastctc.build_ctcdecoder(labels, **kw), lps, beam_width=32)
+    assert len(calls) > len(lps)  # answered from inside the kernel
+    assert in_kernel == returned  # texts, frames and scores, exactly
+    ref = pyctcdecode.build_ctcdecoder(labels, **kw)
+    for x, ours in zip(lps, in_kernel):
+        beams = ref.decode_beams(x, beam_width=32)
+        assert [b[0] for b in beams] == [b[0] for b in ours]
+        assert [b[4] for b in beams] == pytest.approx([b[-1] for b in ours], rel=1e-5)
+
+
+def _shrink(tables: KernelTables) -> None:
+    """Start from the smallest score table, so that answers regrow it during the search."""
+    tables.scores = tables._empty_scores(16)
+    tables._n_scores = 0
+
+
+def test_tables_regrown_during_search(sim, monkeypatch):
+    labels, lps, kw = sim
+    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", False)
+    want = _beams(fastctc.build_ctcdecoder(labels, **kw), lps[:2], beam_width=24)
+    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", True)
+    answers = []
+    orig = _SearchQueries.answer
+    monkeypatch.setattr(_SearchQueries, "answer", lambda s, n: answers.append(orig(s, n)) or answers[-1])
+    dec = fastctc.build_ctcdecoder(labels, **kw)
+    _shrink(dec._tables)
+    assert _beams(dec, lps[:2], beam_width=24) == want
+    assert 1 in answers and 0 in answers  # stale tables seen (returned for them), and not
+    assert dec._tables.scores[0].size > 16
+
+
+def test_threads_share_growing_tables(sim):
+    labels, lps, kw = sim
+    one = fastctc.build_ctcdecoder(labels, **kw)
+    two = fastctc.build_ctcdecoder(labels, **kw)
+    _shrink(two._tables)
+    want = one.decode_batch(None, lps, beam_width=24, num_threads=1)
+    assert two.decode_batch(None, lps, beam_width=24, num_threads=2) == want
+
+
+def test_no_query_repeated_within_a_batch(sim, monkeypatch):
+    labels, lps, kw = sim
+    batches = []
+    orig = KernelTables.resolve
+
+    def resolve(self, q, q_hash, spell):
+        batches.append([(*row[:3], row[5], h) for row, h in zip(q.tolist(), q_hash.tolist())])
+        return orig(self, q, q_hash, spell)
+
+    monkeypatch.setattr(KernelTables, "resolve", resolve)
+    fastctc.build_ctcdecoder(labels, **kw).decode(lps[0], beam_width=24)
+    assert batches
+    for rows in batches:
+        keys = [(k, s, w, e) if k == 1 else (k, s, w, e, h) for k, s, w, e, h in rows]
+        assert len(set(keys)) == len(keys)
+
+
+class _FailingLM(AbstractLanguageModel):
+    """Scores words by length; raises on the word ``bad``."""
+
+    order = 2
+
+    def get_start_state(self):
+        return ()
+
+    def score_partial_token(self, partial_token):
+        return -0.1 * len(partial_token)
+
+    def score(self, prev_state, word, is_last_word=False):
+        if word == "ba":
+            raise RuntimeError("cannot score 'ba'")
+        return -0.5 * len(word), (word,)
+
+
+def test_language_model_error_propagates(rng):
+    labels = ["", " ", "a", "b"]
+    dec = fastctc.BeamSearchDecoderCTC(fastctc.alphabet.Alphabet.build_alphabet(labels),
+                                       _FailingLM())  # fmt: skip
+    p = np.full((5, 4), 0.01)
+    for t, c in enumerate([3, 2, 1, 2, 0]):  # "ba a"
+        p[t, c] = 0.97
+    with pytest.raises(RuntimeError, match="cannot score 'ba'"):
+        dec.decode(np.log(p), beam_width=4)
+    assert not _SearchQueries._live  # the failed search unregistered itself
+    ok = np.log(np.full((3, 4), 0.25))
+    ok[:, 3] = np.log(0.01)  # no "b": "ba" never appears
+    assert isinstance(dec.decode(ok, beam_width=4), str)
+
+
+def test_custom_model_paths_agree(rng, monkeypatch):
+    labels = ["", " ", "a", "q", "b"]
+    alphabet = fastctc.alphabet.Alphabet.build_alphabet(labels)
+
+    class LenLM(_FailingLM):
+        def score(self, prev_state, word, is_last_word=False):
+            return -0.3 * len(word) - (0.7 if is_last_word else 0.0), (word,)
+
+    lps = [random_log_probs(rng, 10, len(labels), scale=3.0) for _ in range(4)]
+    out = {}
+    for flag in (False, True):
+        monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", flag)
+        out[flag] = _beams(fastctc.BeamSearchDecoderCTC(alphabet, LenLM()), lps, beam_width=8)
+    assert out[True] == out[False]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 1.0, -1.0, 2.5, -3.0, float("-inf")]), min_size=1, max_size=80),
+    st.integers(0, 79),
+)
+def test_order_stat_matches_partition(values, r):
+    a = np.array(values, dtype=np.float64)
+    r = r % a.size
+    assert order_stat(a.copy(), a.size, r) == np.partition(a, r)[r]
