@@ -64,7 +64,7 @@ def test_callback_and_returned_queries_agree(sim, monkeypatch):
     assert len(calls) > len(lps)  # answered from inside the kernel
     assert in_kernel == returned  # texts, frames and scores, exactly
     ref = pyctcdecode.build_ctcdecoder(labels, **kw)
-    for x, ours in zip(lps, in_kernel):
+    for x, ours in zip(lps, in_kernel, strict=True):
         beams = ref.decode_beams(x, beam_width=32)
         assert [b[0] for b in beams] == [b[0] for b in ours]
         assert [b[4] for b in beams] == pytest.approx([b[-1] for b in ours], rel=1e-5)
@@ -83,7 +83,12 @@ def test_tables_regrown_during_search(sim, monkeypatch):
     monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", True)
     answers = []
     orig = _SearchQueries.answer
-    monkeypatch.setattr(_SearchQueries, "answer", lambda s, n: answers.append(orig(s, n)) or answers[-1])
+
+    def answer(self, n):
+        answers.append(orig(self, n))
+        return answers[-1]
+
+    monkeypatch.setattr(_SearchQueries, "answer", answer)
     dec = fastctc.build_ctcdecoder(labels, **kw)
     _shrink(dec._tables)
     assert _beams(dec, lps[:2], beam_width=24) == want
@@ -106,7 +111,8 @@ def test_no_query_repeated_within_a_batch(sim, monkeypatch):
     orig = KernelTables.resolve
 
     def resolve(self, q, q_hash, spell):
-        batches.append([(*row[:3], row[5], h) for row, h in zip(q.tolist(), q_hash.tolist())])
+        rows = zip(q.tolist(), q_hash.tolist(), strict=True)
+        batches.append([(*row[:3], row[5], h) for row, h in rows])
         return orig(self, q, q_hash, spell)
 
     monkeypatch.setattr(KernelTables, "resolve", resolve)
