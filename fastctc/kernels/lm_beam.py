@@ -13,10 +13,14 @@ only the best beam per (last ``n - 1`` words, part, last label).
 
 LM scores come from hash tables keyed by (LM state id, word id). A word completion whose score
 is missing is first bounded from above; if even the bound cannot survive the pruning it is
-dropped (exactly what scoring it would have done), otherwise the kernel stops before the frame
-is committed, with the missing queries in ``q``; the caller resolves them (KenLM), fills the
-tables and calls again, and the frame is recomputed. Capacity shortfalls stop it the same way.
-The kernel thus never calls Python and releases the GIL throughout.
+dropped (exactly what scoring it would have done), otherwise it is queried before the frame is
+committed: the missing queries (each once) go into ``q`` and the kernel calls ``resolver(ctx,
+n)``, a C callback that takes the GIL only for that call, fills the tables (KenLM) and answers
+``RESOLVE_DONE``; the frame then goes on with the new scores. If the tables had to be
+reallocated (``RESOLVE_STALE``) or the resolver declines (``RESOLVE_DECLINED``: no callback
+registered, or the model raised), the kernel stops instead, with the frame's state and the
+queries (if unanswered) in place; the caller resolves them, passes the current tables and
+calls again, and the frame resumes. Capacity shortfalls stop it the same way.
 
 Beams are kept unsorted (only the final ones are sorted). Where pyctcdecode's result depends on
 its beam order (a merged candidate takes the frames of the path merged last, i.e. from the
