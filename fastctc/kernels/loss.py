@@ -188,6 +188,86 @@ def scatter_columns(
                     gradf[o + c[u]] -= buf[d + u]
 
 
+@jit_reassoc
+def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
+    """One frame of the forward recursion over the band ``jlo..jhi``; returns the frame total.
+
+    Loops run over slices from zero so the compiler sees non-negative indices and vectorises.
+    """
+    nb = min(jhi, S) + 1 - jlo
+    cbs = cb[jlo + 1 : jlo + 1 + nb]
+    pbs = pb[jlo + 1 : jlo + 1 + nb]
+    pls = pl[jlo : jlo + nb]
+    total = 0.0
+    for k in range(nb):
+        v = eb * (pbs[k] + pls[k])
+        cbs[k] = v
+        total += v
+    nl = min(jhi, S - 1) + 1 - jlo
+    cls = cl[jlo + 1 : jlo + 1 + nl]
+    same = pl[jlo + 1 : jlo + 1 + nl]
+    blank = pb[jlo + 1 : jlo + 1 + nl]
+    prev = pl[jlo : jlo + nl]
+    es = e[jlo : jlo + nl]
+    sk = skip[jlo + 1 : jlo + 1 + nl]
+    for k in range(nl):
+        v = es[k] * inv * (same[k] + blank[k] + sk[k] * prev[k])
+        cls[k] = v
+        total += v
+    return total
+
+
+@jit_reassoc
+def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
+    """One frame of the backward recursion from ``(nbb, nbl)`` (frame t + 1) into ``(bb, bl)``.
+
+    ``e`` holds frame t + 1's emissions and ``inv`` its rescaling; returns the new total.
+    """
+    eb = e[S] * inv
+    n = S - jlo
+    total = 0.0
+    if n > 0:
+        es = e[jlo:S]
+        es1 = e[jlo + 1 : S + 1]
+        sk = skip[jlo + 2 : S + 2]
+        b0 = nbb[jlo:S]
+        b1 = nbb[jlo + 1 : S + 1]
+        l0 = nbl[jlo:S]
+        l1 = nbl[jlo + 1 : S + 1]
+        ob = bb[jlo:S]
+        ol = bl[jlo:S]
+        for k in range(n):
+            ej = es[k] * inv
+            vb = eb * b0[k] + ej * l0[k]
+            vl = ej * l0[k] + eb * b1[k] + sk[k] * es1[k] * inv * l1[k]
+            ob[k] = vb
+            ol[k] = vl
+            total += vb + vl
+    bb[S] = nbb[S] * eb  # the final blank can only stay
+    bl[S] = 0.0
+    return total + bb[S]
+
+
+@jit_reassoc
+def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
+    """Blank and label mass ``alpha * beta`` of one frame; label terms are left in ``vl``."""
+    zb = 0.0
+    nb = min(jhi, S) + 1 - jlo
+    a = cb[jlo + 1 : jlo + 1 + nb]
+    b = bb[jlo : jlo + nb]
+    for k in range(nb):
+        zb += a[k] * b[k]
+    zl = 0.0
+    nl = min(jhi, S - 1) + 1 - jlo
+    a = cl[jlo + 1 : jlo + 1 + nl]
+    b = bl[jlo : jlo + nl]
+    for k in range(nl):
+        v = a[k] * b[k]
+        vl[k] = v
+        zl += v
+    return zb, zl
+
+
 @jit
 def rescaled_workspace(T, S, want_grad):
     """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
@@ -280,17 +360,9 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         jlo = lo // 2
         jhi = hi // 2
         eb = e[S] * inv
-        total = 0.0
         cb[jlo] = 0.0
         cl[jlo] = 0.0
-        for j in range(jlo, min(jhi, S) + 1):
-            v = eb * (pb[j + 1] + pl[j])
-            cb[j + 1] = v
-            total += v
-        for j in range(jlo, min(jhi, S - 1) + 1):
-            v = e[j] * inv * (pl[j + 1] + pb[j + 1] + skip[j + 1] * pl[j])
-            cl[j + 1] = v
-            total += v
+        total = _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S)
         # entries just above the band must read as zero at the next frame
         cb[min(jhi, S) + 2] = 0.0
         cl[min(jhi, S - 1) + 2] = 0.0
@@ -301,49 +373,35 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     nll = -(log_scale + math.log(end))
     if not want_grad:
         return nll
-    # backward, in place, ascending j: beta excludes the current frame's emission;
-    # index j holds state j, with zero padding above
-    bb = np.zeros(S + 3)
-    bl = np.zeros(S + 3)
-    bb[S] = 1.0
+    # backward: beta excludes the current frame's emission; index j holds state j, with zero
+    # padding above; two rows, swapped every frame
+    beta = np.zeros((2, 2, S + 3))
+    beta[0, 0, S] = 1.0
     if S > 0:
-        bl[S - 1] = 1.0
+        beta[0, 1, S - 1] = 1.0
     occ_u = eu[:U]
+    vl = sc[:W]
     total = 1.0
     for t in range(T - 1, -1, -1):
         lo = max(2 * S + 1 - 2 * (T - t), 0)
         hi = min(2 * t + 1, 2 * S)
         jlo = lo // 2
         jhi = hi // 2
+        cur = (T - 1 - t) % 2
+        bb = beta[cur, 0]
+        bl = beta[cur, 1]
         if t < T - 1:
             # rescale by the previous frame's total while computing this one
             inv = 1.0 / total
             e = ey[t + 1]
-            eb = e[S] * inv
-            total = 0.0
-            for j in range(jlo, S):
-                ej = e[j] * inv
-                nb = eb * bb[j] + ej * bl[j]
-                nl = ej * bl[j] + eb * bb[j + 1] + skip[j + 2] * e[j + 1] * inv * bl[j + 1]
-                bb[j] = nb
-                bl[j] = nl
-                total += nb + nl
-            bb[S] *= eb  # the final blank can only stay
-            total += bb[S]
+            total = _beta_step(beta[1 - cur, 0], beta[1 - cur, 1], bb, bl, e, skip, inv, jlo, S)
             if not (total > 0.0 and total < np.inf):
                 return np.nan
-        cb = ab[t]
-        cl = al[t]
-        zb = 0.0
-        for j in range(jlo, min(jhi, S) + 1):
-            zb += cb[j + 1] * bb[j]
-        zl = 0.0
+        zb, zl = _state_mass(ab[t], al[t], bb, bl, vl, jlo, jhi, S)
         for u in range(U):
             occ_u[u] = 0.0
-        for j in range(jlo, min(jhi, S - 1) + 1):
-            v = cl[j + 1] * bl[j]
-            occ_u[uidx[j]] += v
-            zl += v
+        for k in range(min(jhi, S - 1) + 1 - jlo):
+            occ_u[uidx[jlo + k]] += vl[k]
         z = zb + zl
         if not z > 0.0:
             return np.nan
