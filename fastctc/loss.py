@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from . import _scratch
 from . import _validate as v
 from .batch import balanced_chunks, run_phases
 from .kernels.loss import (
@@ -16,6 +17,7 @@ from .kernels.loss import (
     gather_columns,
     loss_plan,
     scatter_columns,
+    workspace_sizes,
 )
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -238,7 +240,8 @@ def ctc_loss(
     losses = np.zeros(N, dtype=np.float64)
     status = np.zeros(N, dtype=np.int8)
     lpf = lp.reshape(-1)
-    grad = np.zeros_like(lp) if return_grad else np.zeros(1, dtype=lp.dtype)
+    # np.zeros maps fresh zero pages lazily (zeros_like writes every entry on this thread)
+    grad = np.zeros(lp.shape if return_grad else 1, dtype=lp.dtype)
     gradf = grad.reshape(-1)
     mode = _GRAD_WRT[grad_wrt]
     il = args.input_lengths
@@ -246,7 +249,7 @@ def ctc_loss(
     # compact buffer, and its gradient rows written from it at the end, both in the memory
     # order of log_probs: the per-sequence passes then touch only contiguous memory.
     cols, coff_u, coff, uidx = loss_plan(args.targets, args.offsets, il, args.blank, V)
-    buf = np.empty(int(coff[-1]), dtype=lp.dtype)
+    buf = _scratch.take(int(coff[-1]), lp.dtype)
     threads = v.resolve_num_threads(num_threads, N)
     frames_outer = st_t >= st_n
     spans = [(int(c[0]), int(c[-1]) + 1)
@@ -256,11 +259,15 @@ def ctc_loss(
     def gather(span: tuple[int, int]) -> None:
         gather_columns(lpf, st_t, st_n, cols, coff_u, coff, il, *span, frames_outer, buf)
 
+    sizes = workspace_sizes(il, args.offsets, return_grad)
+
     def sequences(items: np.ndarray) -> None:
+        ws = _scratch.take(int(sizes[items].max()))
         ctc_loss_items(
             lpf, st_t, st_n, V, args.targets, args.offsets, il, args.blank, items, scales,
-            return_grad, mode, bool(zero_infinity), uidx, coff, buf, losses, status, gradf,
+            return_grad, mode, bool(zero_infinity), uidx, coff, buf, ws, losses, status, gradf,
         )
+        _scratch.give(ws)
 
     def scatter(span: tuple[int, int]) -> None:
         scatter_columns(
@@ -268,10 +275,14 @@ def ctc_loss(
             frames_outer, buf, gradf,
         )
 
-    phases = [(gather, spans), (sequences, balanced_chunks(costs, threads))]
+    chunks = balanced_chunks(costs, threads)
+    phases = [(gather, spans), (sequences, chunks)]
     if return_grad:
         phases.append((scatter, spans))
-    run_phases(phases, threads)
+    try:
+        run_phases(phases, threads)
+    finally:
+        _scratch.give(buf)
     ftype = lp.dtype.type
     if reduction == "none":
         out: Any = losses.astype(lp.dtype) if args.batched else np.asarray(ftype(losses[0]))

@@ -286,6 +286,16 @@ def rescaled_workspace(T, S, want_grad):
     return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1)
 
 
+@jit
+def workspace_sizes(input_lengths, offsets, want_grad):
+    """``rescaled_workspace`` of every sequence of a batch."""
+    N = input_lengths.shape[0]
+    out = np.empty(N, dtype=np.int64)
+    for n in range(N):
+        out[n] = rescaled_workspace(input_lengths[n], offsets[n + 1] - offsets[n], want_grad)
+    return out
+
+
 @jit_reassoc
 def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     """Loss of one sequence by rescaled forward-backward; NaN return means "use log space".
@@ -493,7 +503,7 @@ def ctc_sequence_log(lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, 
 @jit
 def ctc_loss_items(
     lpf, st_t, st_n, V, targets, offsets, input_lengths, blank, items, scales,
-    want_grad, mode, zero_infinity, uidx, coff, buf, losses, status, gradf,
+    want_grad, mode, zero_infinity, uidx, coff, buf, ws, losses, status, gradf,
 ):
     """Losses (and gradients) of the sequences ``items`` of a batch: one thread's share.
 
@@ -501,16 +511,12 @@ def ctc_loss_items(
     uidx, coff, buf : from ``loss_plan`` and ``gather_columns``; sequence n reads its compact
         rows ``buf[coff[n]:coff[n+1]]`` and, with ``want_grad``, leaves its scaled occupancies
         there for ``scatter_columns``.
+    ws : float64 scratch of at least ``workspace_sizes(...)[n]`` entries for every item n.
     scales : float64 (N,), d(returned loss)/d(loss_n), applied to the gradient.
     losses : float64 (N,) output, per-sequence negative log-likelihood.
     status : int8 (N,) output; 1 where ``buf`` holds the gradient rows still to be written,
         0 where ``gradf`` is already final (zero-initialised by the caller).
     """
-    need = 0
-    for i in range(items.shape[0]):
-        n = items[i]
-        need = max(need, rescaled_workspace(input_lengths[n], offsets[n + 1] - offsets[n], want_grad))
-    ws = np.empty(need)
     for i in range(items.shape[0]):
         n = items[i]
         T = input_lengths[n]

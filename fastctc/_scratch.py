@@ -1,0 +1,43 @@
+"""Scratch buffers kept between calls.
+
+Large arrays allocated afresh on every call cost the OS a page fault and a page clear per
+page each time; kernels called in a loop (one loss per training step) instead take their
+scratch from here and give it back. Buffers are handed out to one caller at a time, so
+concurrent calls never share one. At most ``MAX_BYTES`` are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+MAX_BYTES = 512 * 2**20
+
+_lock = threading.Lock()
+_free: list[np.ndarray] = []
+
+
+def take(n: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """An uninitialised 1-D array of ``n`` entries of ``dtype``; return it with ``give``."""
+    dt = np.dtype(dtype)
+    nbytes = max(n * dt.itemsize, 8)
+    with _lock:
+        fits = [i for i, a in enumerate(_free) if a.nbytes >= nbytes]
+        if fits:
+            raw = _free.pop(min(fits, key=lambda i: _free[i].nbytes))
+        else:
+            raw = np.empty(-(-nbytes // 8), dtype=np.uint64)
+    return raw.view(dt)[:n]
+
+
+def give(a: np.ndarray) -> None:
+    """Hand back an array from ``take``; kept for later calls while under ``MAX_BYTES``."""
+    raw = a.base if a.base is not None else a
+    while raw.base is not None:
+        raw = raw.base
+    with _lock:
+        _free.append(raw)
+        _free.sort(key=lambda b: b.nbytes)
+        while sum(b.nbytes for b in _free) > MAX_BYTES:
+            _free.pop()  # drop the largest

@@ -1,0 +1,31 @@
+"""Scratch buffers reused between calls."""
+
+import numpy as np
+
+from fastctc import _scratch
+
+
+def test_take_gives_requested_shape_and_dtype():
+    a = _scratch.take(1000, np.float32)
+    assert a.shape == (1000,) and a.dtype == np.float32
+    _scratch.give(a)
+
+
+def test_buffers_are_reused_and_never_shared(monkeypatch):
+    monkeypatch.setattr(_scratch, "_free", [])
+    a = _scratch.take(4096)
+    b = _scratch.take(4096)
+    assert not np.shares_memory(a, b)  # both handed out at once
+    _scratch.give(a)
+    c = _scratch.take(4000, np.float32)
+    assert np.shares_memory(a, c)  # a came back and is big enough
+    _scratch.give(b)
+    _scratch.give(c)
+
+
+def test_kept_bytes_are_capped(monkeypatch):
+    monkeypatch.setattr(_scratch, "_free", [])
+    monkeypatch.setattr(_scratch, "MAX_BYTES", 10_000)
+    for n in (100, 500, 2000):  # float64: 800, 4000 and 16000 bytes
+        _scratch.give(_scratch.take(n))
+    assert sorted(a.nbytes for a in _scratch._free) == [800, 4000]
