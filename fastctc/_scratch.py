@@ -2,8 +2,9 @@
 
 Large arrays allocated afresh on every call cost the OS a page fault and a page clear per
 page each time; kernels called in a loop (one loss per training step) instead take their
-scratch from here and give it back. Buffers are handed out to one caller at a time, so
-concurrent calls never share one. At most ``MAX_BYTES`` are kept.
+scratch from here and give it back, and results lent with ``lend`` come back on their own
+once the caller drops them. Buffers are handed out to one owner at a time, so concurrent
+calls never share one. At most ``MAX_BYTES`` are kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 MAX_BYTES = 512 * 2**20
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # a release may run inside ``take`` (garbage collection)
 _free: list[np.ndarray] = []
 
 
@@ -41,3 +42,34 @@ def give(a: np.ndarray) -> None:
         _free.sort(key=lambda b: b.nbytes)
         while sum(b.nbytes for b in _free) > MAX_BYTES:
             _free.pop()  # drop the largest
+
+
+class _Lease:
+    """Owner of a pooled buffer lent out as a result array; the buffer returns on release."""
+
+    def __init__(self, raw: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self._raw = raw
+        self.__array_interface__ = {
+            "data": (raw.ctypes.data, False),
+            "shape": shape,
+            "typestr": dtype.str,
+            "version": 3,
+        }
+
+    def __del__(self) -> None:
+        try:
+            give(self._raw)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+def lend(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """An uninitialised array for a result handed to the caller.
+
+    Its memory comes from the pool and goes back to it once the array and every view of it
+    are gone, so a loop that drops each result before the next call reuses mapped pages.
+    """
+    dt = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = take(n, dt)
+    return np.asarray(_Lease(raw, tuple(int(s) for s in shape), dt))

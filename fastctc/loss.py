@@ -240,8 +240,8 @@ def ctc_loss(
     losses = np.zeros(N, dtype=np.float64)
     status = np.zeros(N, dtype=np.int8)
     lpf = lp.reshape(-1)
-    # np.zeros maps fresh zero pages lazily (zeros_like writes every entry on this thread)
-    grad = np.zeros(lp.shape if return_grad else 1, dtype=lp.dtype)
+    # every entry of the gradient is written by the passes below
+    grad = _scratch.lend(lp.shape, lp.dtype) if return_grad else np.zeros(1, lp.dtype)
     gradf = grad.reshape(-1)
     mode = _GRAD_WRT[grad_wrt]
     il = args.input_lengths
@@ -271,7 +271,7 @@ def ctc_loss(
 
     def scatter(span: tuple[int, int]) -> None:
         scatter_columns(
-            lpf, st_t, st_n, V, cols, coff_u, coff, il, status, scales, mode, *span,
+            lpf, st_t, st_n, V, T, cols, coff_u, coff, il, status, scales, mode, *span,
             frames_outer, buf, gradf,
         )
 

@@ -29,3 +29,18 @@ def test_kept_bytes_are_capped(monkeypatch):
     for n in (100, 500, 2000):  # float64: 800, 4000 and 16000 bytes
         _scratch.give(_scratch.take(n))
     assert sorted(a.nbytes for a in _scratch._free) == [800, 4000]
+
+
+def test_lent_array_returns_only_when_every_view_is_gone(monkeypatch):
+    monkeypatch.setattr(_scratch, "_free", [])
+    a = _scratch.lend((3, 4), np.float32)
+    assert a.shape == (3, 4) and a.dtype == np.float32 and a.flags.writeable
+    view = a[1:]
+    del a
+    assert _scratch._free == []  # the view still uses the memory
+    view[:] = 1.0
+    del view
+    assert len(_scratch._free) == 1
+    b = _scratch.lend((12,), np.float32)
+    assert len(_scratch._free) == 0  # reused
+    del b

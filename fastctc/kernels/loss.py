@@ -176,27 +176,35 @@ def gather_columns(
 
 @jit
 def scatter_columns(
-    lpf, st_t, st_n, V, cols, coff_u, coff, input_lengths, status, scales, mode,
+    lpf, st_t, st_n, V, T, cols, coff_u, coff, input_lengths, status, scales, mode,
     lo, hi, frames_outer, buf, gradf,
 ):
-    """Write the gradient rows of the sequences whose ``status`` is 1, outer index in [lo, hi).
+    """Write the gradient rows with outer index in [lo, hi) (see ``gather_columns``).
 
-    Row = ``[scale * exp(lp)] - buf row`` at the sequence's columns; ``gradf`` is zero on entry.
+    Rows of sequences whose ``status`` is 1 become ``[scale * exp(lp)] - buf row`` at the
+    sequence's columns, rows past a sequence's length become zero; rows of sequences with
+    status 0 were written by ``ctc_loss_items`` and are left alone. ``gradf`` need not be
+    initialised.
     """
     N = input_lengths.shape[0]
     work = np.empty((3, V)) if mode == GRAD_LOGITS else np.empty((3, 1))
     for i in range(lo, hi):
-        for k in range(N if frames_outer else input_lengths[i]):
+        for k in range(N if frames_outer else T):
             t, n = (i, k) if frames_outer else (k, i)
-            if t < input_lengths[n] and status[n] == 1:
+            o = n * st_n + t * st_t
+            row = gradf[o : o + V]
+            if t >= input_lengths[n]:
+                row[:] = 0.0
+            elif status[n] == 1:
                 c = cols[coff_u[n] : coff_u[n + 1]]
                 UW = c.shape[0]
-                o = n * st_n + t * st_t
                 d = coff[n] + t * UW
                 if mode == GRAD_LOGITS:
-                    _exp_row(lpf[o : o + V], gradf[o : o + V], work, scales[n])
+                    _exp_row(lpf[o : o + V], row, work, scales[n])
+                else:
+                    row[:] = 0.0
                 for u in range(UW):
-                    gradf[o + c[u]] -= buf[d + u]
+                    row[c[u]] -= buf[d + u]
 
 
 @jit_reassoc
@@ -515,7 +523,8 @@ def ctc_loss_items(
     scales : float64 (N,), d(returned loss)/d(loss_n), applied to the gradient.
     losses : float64 (N,) output, per-sequence negative log-likelihood.
     status : int8 (N,) output; 1 where ``buf`` holds the gradient rows still to be written,
-        0 where ``gradf`` is already final (zero-initialised by the caller).
+        0 where this function wrote the rows ``t < input_lengths[n]`` of ``gradf`` itself.
+    gradf : flat gradient output in the layout of ``lpf`` (with ``want_grad``).
     """
     for i in range(items.shape[0]):
         n = items[i]
@@ -537,12 +546,15 @@ def ctc_loss_items(
             if nll == nll:
                 status[n] = 1
             else:
+                if want_grad:  # the log-space kernel accumulates into zeroed rows
+                    _fill_rows(st_t, base, V, T, 0.0, gradf)
                 nll = ctc_sequence_log(
                     lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, gradf
                 )
         if nll == np.inf and zero_infinity:
-            nll = 0.0  # nothing was written to the gradient rows of this sequence
-            status[n] = 0
+            nll = 0.0
+            if want_grad:
+                _fill_rows(st_t, base, V, T, 0.0, gradf)
         elif want_grad and not (nll < np.inf):
             _fill_rows(st_t, base, V, T, np.nan, gradf)
             status[n] = 0
