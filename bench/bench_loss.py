@@ -1,7 +1,9 @@
 """CTC loss forward+backward: fastctc vs torch.nn.functional.ctc_loss on the CPU.
 
 Both run in this process on the same inputs at the same thread count; the table gives the
-median time of each and the ratio torch / fastctc (higher is better for fastctc).
+best time of each over ``--repeat`` calls and the ratio torch / fastctc (higher is better for
+fastctc). Each call's result is dropped before the next, as in a training loop, so fastctc
+reuses the gradient's memory from the previous call (torch allocates afresh).
 
     python bench/bench_loss.py                # both shapes, 1 and 2 threads
     python bench/bench_loss.py --repeat 5 --threads 1
