@@ -24,7 +24,9 @@ def take(n: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
     dt = np.dtype(dtype)
     nbytes = max(n * dt.itemsize, 8)
     with _lock:
-        fits = [i for i, a in enumerate(_free) if a.nbytes >= nbytes]
+        # a kept buffer serves requests down to half its size, so a small request does not
+        # tie up the memory a large one will want next
+        fits = [i for i, a in enumerate(_free) if nbytes <= a.nbytes <= 2 * nbytes + 2**16]
         if fits:
             raw = _free.pop(min(fits, key=lambda i: _free[i].nbytes))
         else:

@@ -23,6 +23,18 @@ def test_buffers_are_reused_and_never_shared(monkeypatch):
     _scratch.give(c)
 
 
+def test_small_request_does_not_take_a_large_buffer(monkeypatch):
+    monkeypatch.setattr(_scratch, "_free", [])
+    big = _scratch.take(100_000)
+    _scratch.give(big)
+    small = _scratch.take(10)
+    assert not np.shares_memory(small, big)
+    half = _scratch.take(60_000)
+    assert np.shares_memory(half, big)
+    _scratch.give(small)
+    _scratch.give(half)
+
+
 def test_kept_bytes_are_capped(monkeypatch):
     monkeypatch.setattr(_scratch, "_free", [])
     monkeypatch.setattr(_scratch, "MAX_BYTES", 10_000)
