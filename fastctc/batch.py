@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,3 +46,17 @@ def run_chunks(fn: Callable[[np.ndarray], R], chunks: Sequence[np.ndarray]) -> l
         return [fn(c) for c in chunks]
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
         return list(pool.map(fn, chunks))
+
+
+def run_phases(
+    phases: Sequence[tuple[Callable[[Any], object], Sequence[Any]]], threads: int
+) -> None:
+    """Run ``fn(part)`` for every part of each phase, phases one after another, on one pool."""
+    if threads <= 1:
+        for fn, parts in phases:
+            for part in parts:
+                fn(part)
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for fn, parts in phases:
+            list(pool.map(fn, parts))

@@ -7,9 +7,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from . import _scratch
 from . import _validate as v
-from .batch import balanced_chunks, run_chunks
-from .kernels.loss import GRAD_LOG_PROBS, GRAD_LOGITS, ctc_loss_items
+from .batch import balanced_chunks, run_phases
+from .kernels.loss import (
+    GRAD_LOG_PROBS,
+    GRAD_LOGITS,
+    ctc_loss_items,
+    gather_columns,
+    loss_plan,
+    scatter_columns,
+    workspace_sizes,
+)
 
 _REDUCTIONS = ("none", "mean", "sum")
 _GRAD_WRT = {"log_probs": GRAD_LOG_PROBS, "logits": GRAD_LOGITS}
@@ -229,19 +238,51 @@ def ctc_loss(
     else:
         scales = np.ones(N)
     losses = np.zeros(N, dtype=np.float64)
+    status = np.zeros(N, dtype=np.int8)
     lpf = lp.reshape(-1)
-    grad = np.zeros_like(lp) if return_grad else np.zeros(1, dtype=lp.dtype)
+    # every entry of the gradient is written by the passes below
+    grad = _scratch.lend(lp.shape, lp.dtype) if return_grad else np.zeros(1, lp.dtype)
     gradf = grad.reshape(-1)
     mode = _GRAD_WRT[grad_wrt]
-    costs = args.input_lengths * (2 * args.target_lengths + 1)
-    chunks = balanced_chunks(costs, v.resolve_num_threads(num_threads, N))
-    run_chunks(
-        lambda items: ctc_loss_items(
-            lpf, st_t, st_n, V, args.targets, args.offsets, args.input_lengths, args.blank,
-            items, scales, return_grad, mode, bool(zero_infinity), losses, gradf,
-        ),
-        chunks,
-    )
+    il = args.input_lengths
+    # Each sequence's columns (its distinct labels and the blank) are first copied into a
+    # compact buffer, and its gradient rows written from it at the end, both in the memory
+    # order of log_probs: the per-sequence passes then touch only contiguous memory.
+    cols, coff_u, coff, uidx = loss_plan(args.targets, args.offsets, il, args.blank, V)
+    buf = _scratch.take(int(coff[-1]), lp.dtype)
+    threads = v.resolve_num_threads(num_threads, N)
+    frames_outer = st_t >= st_n
+    spans = [(int(c[0]), int(c[-1]) + 1)
+             for c in np.array_split(np.arange(T if frames_outer else N), threads) if c.size]
+    costs = il * (2 * args.target_lengths + 1)
+
+    def gather(span: tuple[int, int]) -> None:
+        gather_columns(lpf, st_t, st_n, cols, coff_u, coff, il, *span, frames_outer, buf)
+
+    sizes = workspace_sizes(il, args.offsets, return_grad)
+
+    def sequences(items: np.ndarray) -> None:
+        ws = _scratch.take(int(sizes[items].max()))
+        ctc_loss_items(
+            lpf, st_t, st_n, V, args.targets, args.offsets, il, args.blank, items, scales,
+            return_grad, mode, bool(zero_infinity), uidx, coff, buf, ws, losses, status, gradf,
+        )
+        _scratch.give(ws)
+
+    def scatter(span: tuple[int, int]) -> None:
+        scatter_columns(
+            lpf, st_t, st_n, V, T, cols, coff_u, coff, il, status, scales, mode, *span,
+            frames_outer, buf, gradf,
+        )
+
+    chunks = balanced_chunks(costs, threads)
+    phases = [(gather, spans), (sequences, chunks)]
+    if return_grad:
+        phases.append((scatter, spans))
+    try:
+        run_phases(phases, threads)
+    finally:
+        _scratch.give(buf)
     ftype = lp.dtype.type
     if reduction == "none":
         out: Any = losses.astype(lp.dtype) if args.batched else np.asarray(ftype(losses[0]))

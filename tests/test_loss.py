@@ -227,6 +227,48 @@ def test_gradient_rows_past_input_length_are_zero(rng):
     assert np.all(grad[6:, 0] == 0) and np.any(grad[:6, 0] != 0)
 
 
+@pytest.mark.parametrize("grad_wrt", ["log_probs", "logits"])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("zero_infinity", [False, True])
+def test_reused_memory_gives_the_same_gradient(rng, monkeypatch, grad_wrt, batch_first,
+                                               zero_infinity):
+    """Gradients come from recycled buffers: every entry must be written, whatever it held.
+
+    The batch mixes ordinary sequences, padded frames, an impossible target, a NaN input
+    and a peaked sequence that takes the log-space path.
+    """
+    T, N, V = 30, 5, 7
+    lp = random_log_probs(rng, T, N, V)
+    lp[:, 3] = random_log_probs(rng, T, V, scale=5000.0)  # log-space path
+    lp[4, 2, 0] = np.nan  # the blank: the loss of sequence 2 is NaN
+    targets = rng.integers(1, V, size=(N, 6))
+    targets[1] = [1, 1, 1, 1, 1, 1]
+    il = np.array([30, 8, 25, 30, 12])  # sequence 1 cannot fit its 11 frames
+    tl = np.array([6, 6, 4, 5, 3])
+    if batch_first:
+        lp = np.ascontiguousarray(lp.transpose(1, 0, 2))
+    kw = dict(reduction="none", return_grad=True, grad_wrt=grad_wrt, batch_first=batch_first,
+              zero_infinity=zero_infinity)
+    from fastctc import _scratch
+
+    monkeypatch.setattr(_scratch, "_free", [])
+    clean_loss, clean_grad = fastctc.ctc_loss(lp, targets, il, tl, **kw)
+    del clean_grad  # goes back to the pool: reuse it, filled with garbage
+    clean_loss, clean_grad = fastctc.ctc_loss(lp, targets, il, tl, **kw)
+    for raw in _scratch._free:
+        raw.view(np.float64)[:] = np.nan
+        raw.view(np.uint8)[::3] = 0x7F
+    poisoned_loss, poisoned_grad = fastctc.ctc_loss(lp, targets, il, tl, **kw)
+    assert not np.shares_memory(poisoned_grad, clean_grad)
+    np.testing.assert_array_equal(poisoned_loss, clean_loss)
+    np.testing.assert_array_equal(poisoned_grad, clean_grad)
+    frames = poisoned_grad if not batch_first else poisoned_grad.transpose(1, 0, 2)
+    assert np.all(frames[12:, 4] == 0)  # padded frames
+    assert np.all(np.isnan(frames[:25, 2])) and np.all(frames[25:, 2] == 0)
+    assert np.all((frames[:8, 1] == 0) if zero_infinity else np.isnan(frames[:8, 1]))
+    assert np.all(np.isfinite(frames[:, [0, 3, 4]]))
+
+
 def test_long_input_does_not_underflow(rng):
     T, V, S = 20_000, 6, 300
     lp = random_log_probs(rng, T, V, scale=4.0)

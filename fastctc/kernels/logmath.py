@@ -62,18 +62,21 @@ _F32 = np.float32
 _LOG2E_F = _F32(1.4426950408889634)
 _LN2_HI_F = _F32(0.693359375)
 _LN2_LO_F = _F32(-2.12194440e-4)
+#: Adding and subtracting 1.5 * 2**23 rounds a float32 of magnitude below 2**22 to an integer.
+_ROUND_F = _F32(12582912.0)
 
 
 @jit
 def exp_into_f32(x, out, bits):
     """float32 twin of ``exp_into`` (``bits`` is int32 scratch): relative error below 1e-7.
 
-    Results below ``exp(-87)`` flush to zero; NaN stays NaN.
+    Every step stays in float32 (the rounding to an integer included), so the loop runs on
+    full-width float32 vectors. Results below ``exp(-87)`` flush to zero; NaN stays NaN.
     """
     n = x.shape[0]
     for i in range(n):
         c = min(max(x[i], _F32(-87.0)), _F32(88.0))
-        k = math.floor(c * _LOG2E_F + _F32(0.5))
+        k = (c * _LOG2E_F + _ROUND_F) - _ROUND_F
         r = (c - k * _LN2_HI_F) - k * _LN2_LO_F
         p = _F32(1.0) + r * (_F32(1.0) + r * (_F32(1 / 2) + r * (_F32(1 / 6) + r * (
             _F32(1 / 24) + r * (_F32(1 / 120) + r * (_F32(1 / 720) + r * _F32(1 / 5040)))))))
