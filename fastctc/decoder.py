@@ -199,7 +199,11 @@ def _resolve_queries(ctx: int, n: int) -> int:
     search = _SearchQueries._live.get(ctx)
     if search is None:
         return kb.RESOLVE_DECLINED
-    return search.answer(n)
+    try:
+        return search.answer(n)
+    except BaseException as err:  # noqa: BLE001 - e.g. KeyboardInterrupt; re-raised by the caller
+        search.error = err
+        return kb.RESOLVE_DECLINED
 
 
 #: C callback handed to the kernel: ``(search id, number of queries) -> RESOLVE_*``.

@@ -107,10 +107,10 @@ IO_NOUT = 7
 IO_RESUME = 8  # > 0: resume the stopped frame from its io[IO_RESUME] candidates
 IO_COLS = 9
 
-# answers of the resolver callback
-RESOLVE_DONE = 0  # queries answered in the tables the kernel holds: go on
-RESOLVE_STALE = 1  # answered, but the tables were reallocated: return for the new ones
-RESOLVE_DECLINED = 2  # not answered (or failed): return the queries to the caller
+# answers of the resolver callback (0, what a failed ctypes callback returns, declines)
+RESOLVE_DECLINED = 0  # not answered (or failed): return the queries to the caller
+RESOLVE_DONE = 1  # queries answered in the tables the kernel holds: go on
+RESOLVE_STALE = 2  # answered, but the tables were reallocated: return for the new ones
 
 LN10 = math.log(10.0)
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
