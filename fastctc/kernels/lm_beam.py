@@ -286,6 +286,7 @@ def lm_beam_search(
     kept = np.empty(cd_i.shape[0], dtype=np.int64)
     hks = np.empty(cd_i.shape[0], dtype=np.uint64)
     used = np.empty(cd_i.shape[0], dtype=np.int64)
+    vals = np.empty(cd_i.shape[0])  # scratch for order statistics of candidate scores
     t = t0
     while t < T:
         if t == t0 and io[IO_RESUME] > 0:
@@ -490,7 +491,7 @@ def lm_beam_search(
             pending = _resolve_deferred(
                 m, mx + beam_prune_logp, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i,
                 tn_lm, have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight,
-                hw_word_keys, q, q_hash, io,
+                hw_word_keys, q, q_hash, io, vals,
             )
             if not pending:
                 break
@@ -508,7 +509,7 @@ def lm_beam_search(
             t, m, mx + beam_prune_logp, beam_width, prune_history,
             cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
             b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
-            fc, tk, io, kept, hks, used,
+            fc, tk, io, kept, hks, used, vals,
         )
         io[IO_NBEAMS] = n_new
         t += 1
@@ -572,7 +573,7 @@ def _reattach_deferred(
 def _resolve_deferred(
     m, thr, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i, tn_lm,
     have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight, hw_word_keys,
-    q, q_hash, io,
+    q, q_hash, io, vals,
 ):
     """Bound each deferred word completion from above; query those that could survive.
 
@@ -591,7 +592,6 @@ def _resolve_deferred(
         if cd_i[j, C_TEXT] >= 0:
             n_scored += 1
     if n_scored >= beam_width:
-        vals = np.empty(n_scored)
         a = 0
         for j in range(m):
             if cd_i[j, C_TEXT] >= 0:
@@ -719,7 +719,7 @@ def _select_and_commit(
     t, m, thr, beam_width, prune_history,
     cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
     b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
-    fc, tk, io, kept, hks, used,
+    fc, tk, io, kept, hks, used, vals,
 ):
     """Keep candidates >= ``thr``, then the best ``beam_width`` (ties: first candidates),
     then (``prune_history``) the best per history key; commit them as the new beams.
@@ -733,7 +733,6 @@ def _select_and_commit(
             kept[nk] = j
             nk += 1
     if nk > beam_width:
-        vals = np.empty(nk)
         for a in range(nk):
             vals[a] = cd_score[kept[a]]
         kth = order_stat(vals, nk, nk - beam_width)
