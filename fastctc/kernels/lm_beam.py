@@ -80,6 +80,9 @@ C_NEWTOK = 8
 C_SLOT = 9
 C_TSRC = 10  # path whose tokens the beam keeps: the merged path with the best acoustic score
 C_TNEW = 11
+# C_TEXT of a word completion whose LM score is not cached yet, and of one dropped for good
+DEFERRED = -1
+DROPPED = -2
 # a word completion whose LM score is not cached: parent text, word id (-1 unknown),
 # token node and token count of the word, word hash (bits of a uint64)
 C_DPARENT = 12
@@ -378,7 +381,7 @@ def lm_beam_search(
                                     dhash = phash
                                     dtn = b_i[i, B_TNODE]
                                     dnt = pntok
-                                    text = -1
+                                    text = DEFERRED
                                 else:
                                     text = nt
                                 fappend = 1
@@ -480,7 +483,7 @@ def lm_beam_search(
             n_def = 0
             for j in range(m):
                 if cd_i[j, C_TEXT] < 0:
-                    n_def += 1
+                    n_def += cd_i[j, C_TEXT] == DEFERRED
                     continue
                 sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + cd_part[j]
                 cd_score[j] = sc
@@ -555,7 +558,7 @@ def _reattach_deferred(
     merging by their text node does. The rest stays deferred with a refreshed word id.
     """
     for j in range(m):
-        if cd_i[j, C_TEXT] >= 0:
+        if cd_i[j, C_TEXT] != DEFERRED:
             continue
         node, wid = child_text(
             cd_i[j, C_DPARENT], np.uint64(cd_i[j, C_DHASH]), cd_i[j, C_DTN], cd_i[j, C_DNT],
@@ -599,7 +602,7 @@ def _resolve_deferred(
                 a += 1
         kth = order_stat(vals, n_scored, n_scored - beam_width)
     for j in range(m):
-        if cd_i[j, C_TEXT] >= 0:
+        if cd_i[j, C_TEXT] != DEFERRED:
             continue
         wid = cd_i[j, C_DWID]
         h = np.uint64(cd_i[j, C_DHASH])
@@ -617,9 +620,9 @@ def _resolve_deferred(
                 ub += hw_weight
         ub += cd_logit[j] + tn_lm[parent] + cd_part[j]
         cd_score[j] = -np.inf
-        if ub < thr:
-            continue
-        if kth > ub:  # beam_width scored candidates beat even the bound
+        if ub < thr or kth > ub:  # pruned, or beam_width scored candidates beat even the bound
+            # final for this frame: answers to other queries only raise both thresholds
+            cd_i[j, C_TEXT] = DROPPED
             continue
         pstate = tn_i[parent, N_STATE]
         if wid < 0:
