@@ -399,10 +399,7 @@ class BeamSearchDecoderCTC:
         tn_lm[0] = 0.0
         fc = np.empty(((T + 1) * K + 1, 3), dtype=np.int64)
         tk = np.empty((T * K + 1, 3), dtype=np.int64)
-        # candidates per frame: at most K beams times the labels tried (those >= token_min_logp,
-        # and the best one); sized for the busiest frame, so that the kernel need not stop to grow
-        n_try = int(np.count_nonzero(lp >= token_min_logp, axis=1).max()) + 1
-        cand = _cand_pool(max(1024, K * min(n_try, lp.shape[1])))
+        cand = _cand_pool(max(1024, 8 * K))
         q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
         q_hash = np.empty(4 * K + 64, dtype=np.uint64)
         io = np.zeros(kb.IO_COLS, dtype=np.int64)
