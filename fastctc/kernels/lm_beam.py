@@ -573,6 +573,19 @@ def _reattach_deferred(
 
 
 @jit
+def _kth_scored(m, beam_width, cd_i, cd_score, vals):
+    """The ``beam_width``-th best score of the scored candidates (-inf if fewer)."""
+    n_scored = 0
+    for j in range(m):
+        if cd_i[j, C_TEXT] >= 0:
+            vals[n_scored] = cd_score[j]
+            n_scored += 1
+    if n_scored < beam_width:
+        return -np.inf
+    return order_stat(vals, n_scored, n_scored - beam_width)
+
+
+@jit
 def _resolve_deferred(
     m, thr, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i, tn_lm,
     have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight, hw_word_keys,
@@ -588,19 +601,9 @@ def _resolve_deferred(
     result exactly as if it had been scored. Returns whether queries were added.
     """
     pending = False
-    # the beam_width-th best scored candidate: a bound below it cannot reach the top K
-    kth = -np.inf
-    n_scored = 0
-    for j in range(m):
-        if cd_i[j, C_TEXT] >= 0:
-            n_scored += 1
-    if n_scored >= beam_width:
-        a = 0
-        for j in range(m):
-            if cd_i[j, C_TEXT] >= 0:
-                vals[a] = cd_score[j]
-                a += 1
-        kth = order_stat(vals, n_scored, n_scored - beam_width)
+    # the beam_width-th best scored candidate (a bound below it cannot reach the top K),
+    # found when a bound first passes the pruning threshold
+    kth = np.nan
     for j in range(m):
         if cd_i[j, C_TEXT] != DEFERRED:
             continue
@@ -620,6 +623,8 @@ def _resolve_deferred(
                 ub += hw_weight
         ub += cd_logit[j] + tn_lm[parent] + cd_part[j]
         cd_score[j] = -np.inf
+        if kth != kth and ub >= thr:
+            kth = _kth_scored(m, beam_width, cd_i, cd_score, vals)
         if ub < thr or kth > ub:  # pruned, or beam_width scored candidates beat even the bound
             # final for this frame: answers to other queries only raise both thresholds
             cd_i[j, C_TEXT] = DROPPED
