@@ -548,9 +548,10 @@ def test_beam_equals_cpu_beam_search(T, V, K, seed, f32, tmin, prune):
             (h.tokens.tolist(), h.timesteps.tolist()) for h in cpu[n]
         ]
         # float32 rows: the CPU kernel run as plain Python (NUMBA_DISABLE_JIT) differs from
-        # its compiled self by about 1e-8 relative
+        # its compiled self by about 1e-8 relative; a log-probability next to zero (a certain
+        # path) is compared in absolute terms
         np.testing.assert_allclose([h.log_prob for h in gpu[n]], [h.log_prob for h in cpu[n]],
-                                   rtol=1e-6 if f32 else 1e-10)
+                                   rtol=1e-6 if f32 else 1e-10, atol=1e-7 if f32 else 1e-14)
 
 
 def test_beam_nan_frame_raises():
