@@ -187,9 +187,17 @@ def scatter_columns(
     initialised.
     """
     N = input_lengths.shape[0]
-    work = np.empty((3, V)) if mode == GRAD_LOGITS else np.empty((3, 1))
+    K = N if frames_outer else T  # rows per outer index
+    # short rows that lie back to back (the usual layouts) take their exp in one block per
+    # outer index: the per-call overhead of the vectorised exp would dominate a short row
+    block = mode == GRAD_LOGITS and (st_n if frames_outer else st_t) == V and K * V <= 65536
+    work = np.empty((3, K * V if block else V)) if mode == GRAD_LOGITS else np.empty((3, 1))
+    eblk = np.empty(K * V if block else 0, dtype=lpf.dtype)
     for i in range(lo, hi):
-        for k in range(N if frames_outer else T):
+        if block:
+            first = i * (st_t if frames_outer else st_n)
+            _exp_row(lpf[first : first + K * V], eblk, work, 1.0)
+        for k in range(K):
             t, n = (i, k) if frames_outer else (k, i)
             o = n * st_n + t * st_t
             row = gradf[o : o + V]
@@ -199,7 +207,12 @@ def scatter_columns(
                 c = cols[coff_u[n] : coff_u[n + 1]]
                 UW = c.shape[0]
                 d = coff[n] + t * UW
-                if mode == GRAD_LOGITS:
+                if block:
+                    s = row.dtype.type(scales[n])
+                    e = eblk[k * V : (k + 1) * V]
+                    for j in range(V):
+                        row[j] = s * e[j]
+                elif mode == GRAD_LOGITS:
                     _exp_row(lpf[o : o + V], row, work, scales[n])
                 else:
                     row[:] = 0.0
