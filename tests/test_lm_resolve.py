@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import fastctc
 from fastctc.decoder import BeamSearchDecoderCTC, _SearchQueries
-from fastctc.kernels.lm_beam import RESOLVE_DONE, RESOLVE_STALE, order_stat
+from fastctc.kernels.lm_beam import RESOLVE_DONE, RESOLVE_STALE
+from fastctc.kernels.prefix_beam import kth_smallest
 from fastctc.lm import AbstractLanguageModel, KernelTables
 from tests.conftest import SHARED_DATA, random_log_probs
 
@@ -176,7 +177,7 @@ def test_custom_model_paths_agree(rng, monkeypatch):
     st.lists(st.sampled_from([0.0, 1.0, -1.0, 2.5, -3.0, float("-inf")]), min_size=1, max_size=80),
     st.integers(0, 79),
 )
-def test_order_stat_matches_partition(values, r):
+def test_kth_smallest_matches_partition(values, r):
     a = np.array(values, dtype=np.float64)
     r = r % a.size
-    assert order_stat(a.copy(), a.size, r) == np.partition(a, r)[r]
+    assert kth_smallest(a.copy(), a.size, r) == np.partition(a, r)[r]

@@ -37,6 +37,7 @@ import numpy as np
 
 from ._jit import jit
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
+from .prefix_beam import kth_smallest
 
 DONE = 0
 PENDING = 1
@@ -582,7 +583,7 @@ def _kth_scored(m, beam_width, cd_i, cd_score, vals):
             n_scored += 1
     if n_scored < beam_width:
         return -np.inf
-    return order_stat(vals, n_scored, n_scored - beam_width)
+    return kth_smallest(vals, n_scored, n_scored - beam_width)
 
 
 @jit
@@ -636,41 +637,6 @@ def _resolve_deferred(
             add_query(q, q_hash, io, Q_LM, pstate, wid, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
         pending = True
     return pending
-
-
-@jit
-def order_stat(a, n, r):
-    """The ``r``-th smallest of ``a[:n]`` (0-based; ``a`` is reordered in place), as
-    ``np.partition(a[:n], r)[r]`` without its copies: quickselect, median-of-three pivots."""
-    lo = 0
-    hi = n - 1
-    while hi > lo:
-        mid = (lo + hi) >> 1
-        if a[mid] < a[lo]:
-            a[mid], a[lo] = a[lo], a[mid]
-        if a[hi] < a[lo]:
-            a[hi], a[lo] = a[lo], a[hi]
-        if a[hi] < a[mid]:
-            a[hi], a[mid] = a[mid], a[hi]
-        pivot = a[mid]
-        i = lo
-        j = hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if r <= j:
-            hi = j
-        elif r >= i:
-            lo = i
-        else:
-            return a[r]
-    return a[r]
 
 
 @jit
@@ -743,7 +709,7 @@ def _select_and_commit(
     if nk > beam_width:
         for a in range(nk):
             vals[a] = cd_score[kept[a]]
-        kth = order_stat(vals, nk, nk - beam_width)
+        kth = kth_smallest(vals, nk, nk - beam_width)
         room = beam_width
         for a in range(nk):
             if cd_score[kept[a]] > kth:

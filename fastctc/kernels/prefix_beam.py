@@ -35,7 +35,7 @@ def _hash(key, mask):
 
 
 @jit
-def _kth_smallest(a, n, k):
+def kth_smallest(a, n, k):
     """Value of rank ``k`` (0-based, ascending) among ``a[:n]``; reorders ``a[:n]``."""
     lo = 0
     hi = n - 1
@@ -335,7 +335,7 @@ def _search(
         cut = 0.0
         ties = K
         if m > K:
-            cut = _kth_smallest(scratch, m, m - K)
+            cut = kth_smallest(scratch, m, m - K)
             above = 0
             for i in range(m):
                 if scratch[i] > cut:
