@@ -505,8 +505,13 @@ class KernelTables:
         with self.lock:
             return self.state_id(state)
 
-    def _new_word(self, word: str) -> int:
+    def _word_id(self, word: str) -> int:
         """Id of a word the kernel's word table lacks (registered on first sight)."""
+        wid = self.word_ids.get(word)
+        return self._new_word(word) if wid is None else wid
+
+    def _new_word(self, word: str) -> int:
+        """Register a word seen for the first time and return its id."""
         if self.native and word not in self.lm.kenlm_model:  # type: ignore[attr-defined]
             wid = 1
             if not self.words[1]:
@@ -528,7 +533,6 @@ class KernelTables:
                 self._resolve_kenlm(rows, q, q_hash, spell)
             return
         with self.lock:
-            word_ids = self.word_ids
             text = None
             todo: dict[tuple[int, int, int], None] = {}  # (state, word id, eos), first-seen order
             new_words: list[int] = []  # pairs (word hash as int64 bits, word id)
@@ -544,9 +548,7 @@ class KernelTables:
                         pk.append(hashes[i])
                         pv.append(float(self.lm.score_partial_token(word)))
                         continue
-                    wid = word_ids.get(word)
-                    if wid is None:
-                        wid = self._new_word(word)
+                    wid = self._word_id(word)
                     new_words += (hashes[i], wid)
                 todo[(state, wid, eos)] = None
             if todo:
@@ -575,9 +577,7 @@ class KernelTables:
                     text, off = spell(q)
                     hashes = q_hash.view(np.int64).tolist()
                 word = text[off[i] : off[i + 1]]
-                wid = self.word_ids.get(word)
-                if wid is None:
-                    wid = self._new_word(word)
+                wid = self._word_id(word)
                 new_words += (hashes[i], wid)
             s = base(states[state], words[wid], end)
             if oovs[wid]:

@@ -570,6 +570,5 @@ def ctc_loss_items(
                 _fill_rows(st_t, base, V, T, 0.0, gradf)
         elif want_grad and not (nll < np.inf):
             _fill_rows(st_t, base, V, T, np.nan, gradf)
-            status[n] = 0
         losses[n] = nll
     return 0
