@@ -210,6 +210,35 @@ def _resolve_queries(ctx: int, n: int) -> int:
 _RESOLVER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(_resolve_queries)
 
 
+#: Kernel arguments standing for "no n-gram tables" (order 0).
+_NO_NGRAMS = (
+    np.zeros(1, dtype=np.int64),
+    np.zeros((1, 2), dtype=np.float32),
+    np.zeros(1, dtype=np.uint64),
+    np.zeros((1, 2), dtype=np.float32),
+    np.zeros(4, dtype=np.int64),
+    np.zeros(2, dtype=np.float64),
+)
+
+
+def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> Any:
+    """KenLM state after the words of text node ``node`` and the final word (vocabulary id
+    ``last_word``), for a search scored from n-gram tables (which keeps no KenLM states)."""
+    ids = [last_word]
+    while node > 0:
+        ids.append(int(tn_i[node, kb.N_STATE]))
+        node = int(tn_i[node, kb.N_PARENT])
+    lm = tables.lm
+    model = lm.kenlm_model
+    words = tables.ngram.words
+    state = lm.get_start_state()
+    for wid in reversed(ids):
+        nxt = type(state)()
+        model.BaseScore(state, words[wid], nxt)
+        state = nxt
+    return state
+
+
 class BeamSearchDecoderCTC:
     """CTC beam search with optional language-model fusion and hotwords.
 
@@ -411,6 +440,16 @@ class BeamSearchDecoderCTC:
         pc_keys = np.zeros(PARTIAL_CACHE, dtype=np.uint64)
         pc_vals = np.empty(PARTIAL_CACHE)
         native = 1 if (tables is None or tables.native) else 0
+        # an ARPA model's n-gram tables are scored in the kernel; a search from a given KenLM
+        # state (which names no words) asks KenLM instead
+        ng = tables.ngram if (tables is not None and lm_start_state is None) else None
+        if ng is not None:
+            lm_: Any = tables.lm  # type: ignore[union-attr]
+            w_info = tables.w_info  # type: ignore[union-attr]
+            ng_uni, ng_keys, ng_vals, ng_meta = ng.arrays(bool(lm_.score_boundary))
+            ng_ab = np.array([lm_.alpha, lm_.beta], dtype=np.float64)
+        else:
+            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab = _NO_NGRAMS
         have_uni = 1 if (tables is not None and tables.have_unigrams) else 0
         unk = float(getattr(tables.lm, "unk_score_offset", 0.0)) if tables is not None else 0.0
         # upper bounds of word scores, for skipping hopeless LM queries (KenLM adapter only)
@@ -446,7 +485,8 @@ class BeamSearchDecoderCTC:
                     K, beam_prune_logp, token_min_logp, prune_history, n_hist,
                     have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
                     word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
-                    partial[0], partial[1], hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
+                    partial[0], partial[1], w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab,
+                    hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
                     b_i, b_logit, b_phash, b_part, b_score,
                     nb_i, nb_logit, nb_phash, nb_part, nb_score,
                     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
@@ -499,7 +539,9 @@ class BeamSearchDecoderCTC:
                 beam: Any = OutputBeamBatch(text, text_frames, logit_score, lm_score)
             else:
                 state = None
-                if tables is not None and out_i[a, 2] >= 0:
+                if ng is not None:
+                    state = _replay_state(tables, tn_i, int(out_i[a, 3]), int(out_i[a, 2]))
+                elif tables is not None and out_i[a, 2] >= 0:
                     state = tables.states[int(out_i[a, 2])]
                 beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
             toks = labels[t_off[a] : t_off[a + 1]]

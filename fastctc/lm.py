@@ -28,6 +28,7 @@ import numpy as np
 
 from .kernels import lm_beam as kb
 from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, store_answers
+from .ngram import NgramTables, looks_like_arpa, read_arpa
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs.
 LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)
@@ -212,6 +213,7 @@ class LanguageModel(AbstractLanguageModel):
         if isinstance(kenlm_model, (str, os.PathLike)):
             kenlm_model = load_kenlm_model(kenlm_model)
         self._kenlm_model = kenlm_model
+        self._ngram = _ngram_tables(kenlm_model)
         if unigrams is None:
             self._unigram_set: set[str] = set()
             self._have_unigrams = False
@@ -245,6 +247,12 @@ class LanguageModel(AbstractLanguageModel):
     def kenlm_model(self) -> Any:
         """The wrapped ``kenlm.Model``."""
         return self._kenlm_model
+
+    @property
+    def ngram_tables(self) -> NgramTables | None:
+        """The model's n-gram tables, read from its ARPA file (``None`` for a KenLM binary:
+        its scores are then asked of KenLM and cached)."""
+        return self._ngram
 
     @property
     def unigrams(self) -> set[str]:
@@ -323,8 +331,7 @@ class LanguageModel(AbstractLanguageModel):
         with open(os.path.join(filepath, self._UNIGRAMS_FILE), "w", encoding="utf-8") as f:
             for w in sorted(self._unigram_set):
                 f.write(w + "\n")
-        src = self._kenlm_model.path
-        src = src.decode("utf-8") if isinstance(src, bytes) else str(src)
+        src = str(_model_path(self._kenlm_model))
         shutil.copy2(src, os.path.join(filepath, os.path.basename(src)))
 
     @classmethod
@@ -359,6 +366,28 @@ class LanguageModel(AbstractLanguageModel):
             unigrams = f.read().splitlines()
         model = load_kenlm_model(os.path.join(filepath, model_file))
         return cls(model, unigrams, **attrs)
+
+
+def _model_path(kenlm_model: Any) -> str | None:
+    path = getattr(kenlm_model, "path", None)
+    if isinstance(path, bytes):
+        path = path.decode("utf-8", "replace")
+    return path if isinstance(path, str) else None
+
+
+def _ngram_tables(kenlm_model: Any) -> NgramTables | None:
+    """Tables of the model's ARPA file, or ``None`` (binary file, or one KenLM read but this
+    parser cannot: the search then asks KenLM)."""
+    path = _model_path(kenlm_model)
+    if path is None or not os.path.isfile(path) or not looks_like_arpa(path):
+        return None
+    try:
+        tables = read_arpa(path)
+    except ValueError:
+        return None
+    if tables.order != int(kenlm_model.order):
+        return None
+    return tables
 
 
 def _prefix_table(lm: LanguageModel) -> tuple[np.ndarray, np.ndarray]:
@@ -415,7 +444,10 @@ class KernelTables:
     """Integer tables of one language model, shared by every decoding thread.
 
     * words: FNV hash of a word -> word id (0 is the empty word, 1 stands for every word
-      KenLM does not know, then the unigrams, then other words met while decoding);
+      KenLM does not know, then the unigrams, then the model's other words when it has
+      n-gram tables, then other words met while decoding);
+    * ``ngram`` and ``w_info``: the n-gram tables of an ARPA model and each word id's
+      vocabulary id and OOV flag, which the kernel scores from directly;
     * scores: (state id, word id, end-of-sentence) -> (weighted score, next state id);
     * prefixes of unigrams (a set) for the partial-word score of :class:`LanguageModel`;
     * partial scores by word-part hash, for custom models.
@@ -433,26 +465,31 @@ class KernelTables:
         self.word_ids: dict[str, int] = {"": 0}
         self.word_oov: list[bool] = [True, True]
         self.have_unigrams = False
+        self.n_unigrams = 0
+        self.prefix = EMPTY_TABLE[0]
+        self.ngram: NgramTables | None = None
+        self.w_info = np.zeros(1, dtype=np.int64)  # per word id: 2 * vocabulary id + oov
         if self.native:
             assert isinstance(lm, LanguageModel)
             self.have_unigrams = lm._have_unigrams
             uni = sorted(lm._unigram_set)
-            for w in uni:
-                self.word_ids[w] = len(self.words)
-                self.words.append(w)
-                self.word_oov.append(False)
-            self.prefix = _prefix_table(lm)[0] if uni else EMPTY_TABLE[0]
-            ids = np.arange(2, 2 + len(uni), dtype=np.int64)
-            self.word_table = make_set(word_hashes(uni), ids) if uni else make_set(
-                np.zeros(0, np.uint64)
-            )
-            self._n_words_in_table = len(uni)
+            self.words += uni
+            self.word_oov += [False] * len(uni)
             self.n_unigrams = len(uni)
-        else:
-            self.n_unigrams = 0
-            self.prefix = EMPTY_TABLE[0]
-            self.word_table = make_set(np.zeros(0, np.uint64))
-            self._n_words_in_table = 0
+            self.prefix = _prefix_table(lm)[0] if uni else EMPTY_TABLE[0]
+            self.ngram = ng = lm.ngram_tables
+            if ng is not None:  # every model word gets an id now: the kernel scores them all
+                known = set(uni)
+                rest = [w for w in ng.words if w not in known]
+                self.words += rest
+                self.word_oov += [self.have_unigrams] * len(rest)
+                info = [2 * ng.id_of(w) + int(o) for w, o in zip(self.words, self.word_oov, strict=True)]
+                self.w_info = np.array(info, dtype=np.int64)
+            for wid in range(2, len(self.words)):
+                self.word_ids[self.words[wid]] = wid
+        ids = np.arange(2, len(self.words), dtype=np.int64)
+        self.word_table = make_set(word_hashes(self.words[2:]), ids)
+        self._n_words_in_table = len(self.words) - 2
         self._version = getattr(lm, "_version", 0)
         if self.native:
             self._State = import_kenlm().State

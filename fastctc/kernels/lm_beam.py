@@ -37,6 +37,7 @@ import numpy as np
 
 from ._jit import jit
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
+from .ngram import M_BOS, M_BOUNDARY, M_EOS, M_ORDER, log10_prob
 from .prefix_beam import kth_smallest
 
 DONE = 0
@@ -117,6 +118,8 @@ RESOLVE_DONE = 1  # queries answered in the tables the kernel holds: go on
 RESOLVE_STALE = 2  # answered, but the tables were reallocated: return for the new ones
 
 LN10 = math.log(10.0)
+#: KenLM's log10 scores to natural logs (the factor pyctcdecode multiplies by).
+LOG10_TO_LN = 1.0 / math.log10(math.e)
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
 AVG_TOKEN_LEN = 6
 
@@ -180,11 +183,47 @@ def lookup_lm(lm_keys, lm_score, lm_next, state, wid, eos):
 
 
 @jit
+def ng_word_score(parent, wid, eos, tn_i, w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx,
+                  unk_offset, ng_ab):  # fmt: skip
+    """(weighted score, vocabulary id) of word ``wid`` after text node ``parent``, from the
+    n-gram tables: the context is the words of the last ``order - 1`` nodes (their
+    vocabulary ids are kept in ``N_STATE``), then ``<s>`` at the root. The arithmetic is
+    that of the KenLM adapter: ``alpha * (log10 p + oov offset [+ log10 p(</s>)]) * ln 10 +
+    beta``."""
+    order = ng_meta[M_ORDER]
+    n = 0
+    cur = parent
+    while n < order - 1:
+        if cur <= 0:
+            if ng_meta[M_BOS] >= 0:
+                ng_ctx[n] = ng_meta[M_BOS]
+                n += 1
+            break
+        ng_ctx[n] = tn_i[cur, N_STATE]
+        n += 1
+        cur = tn_i[cur, N_PARENT]
+    info = w_info[wid]
+    lmid = info >> 1
+    s = np.float64(log10_prob(ng_ctx, n, lmid, ng_uni, ng_keys, ng_vals, ng_meta))
+    if info & 1:
+        s += unk_offset
+    if eos and ng_meta[M_BOUNDARY]:
+        for j in range(min(n, order - 2), 0, -1):
+            ng_ctx[j] = ng_ctx[j - 1]
+        ng_ctx[0] = lmid
+        n = min(n + 1, order - 1)
+        s = s + np.float64(log10_prob(ng_ctx, n, ng_meta[M_EOS], ng_uni, ng_keys, ng_vals,
+                                      ng_meta))  # fmt: skip
+    return ng_ab[0] * s * LOG10_TO_LN + ng_ab[1], lmid
+
+
+@jit
 def child_text(
     parent, h, src_tnode, src_ntok,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
     have_lm, n_hist, hw_weight, hw_word_keys,
     word_keys, word_vals, lm_keys, lm_score, lm_next,
+    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
 ):
     """``(node, word id)`` for text ``parent`` + word ``h``; the node is created on first use.
 
@@ -202,13 +241,18 @@ def child_text(
     score = 0.0
     wid = -2
     if have_lm:
-        pstate = tn_i[parent, N_STATE]
         wid = lookup_word(word_keys, word_vals, h)
-        if wid < 0:
-            return -1, -1
-        score, state = lookup_lm(lm_keys, lm_score, lm_next, pstate, wid, 0)
-        if state < 0:
-            return -1, wid
+        if ng_meta[M_ORDER] > 0:  # n-gram tables: scored here (every model word has an id)
+            if wid < 0:
+                wid = 1
+            score, state = ng_word_score(parent, wid, 0, tn_i, w_info, ng_uni, ng_keys,
+                                         ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab)  # fmt: skip
+        else:
+            if wid < 0:
+                return -1, -1
+            score, state = lookup_lm(lm_keys, lm_score, lm_next, tn_i[parent, N_STATE], wid, 0)
+            if state < 0:
+                return -1, wid
     is_hw = 0
     if hw_word_keys.size > 1 and table_find(hw_word_keys, h) >= 0:
         is_hw = 1
@@ -270,6 +314,7 @@ def lm_beam_search(
     have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
     n_unigrams, alpha_ln10, beta,
     word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
+    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab,
     hw_word_keys, hw_pre_keys, hw_pre_minlen, pc_keys, pc_vals,
     b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
@@ -287,6 +332,7 @@ def lm_beam_search(
     T, C = logp.shape
     io[IO_NQ] = 0
     t0 = io[IO_T]
+    ng_ctx = np.empty(max(ng_meta[M_ORDER], 1), dtype=np.int64)
     kept = np.empty(cd_i.shape[0], dtype=np.int64)
     hks = np.empty(cd_i.shape[0], dtype=np.uint64)
     used = np.empty(cd_i.shape[0], dtype=np.int64)
@@ -301,6 +347,7 @@ def lm_beam_search(
                 m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
                 have_lm, n_hist, hw_weight, hw_word_keys,
                 word_keys, word_vals, lm_keys, lm_score, lm_next,
+                w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
             )
         else:
             nb = io[IO_NBEAMS]
@@ -374,6 +421,8 @@ def lm_beam_search(
                                         tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
                                         have_lm, n_hist, hw_weight, hw_word_keys,
                                         word_keys, word_vals, lm_keys, lm_score, lm_next,
+                                        w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx,
+                                        unk_offset, ng_ab,
                                     )
                                 if nt < 0:
                                     # deferred: scored by an upper bound, resolved only if it
@@ -508,6 +557,7 @@ def lm_beam_search(
                 m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
                 have_lm, n_hist, hw_weight, hw_word_keys,
                 word_keys, word_vals, lm_keys, lm_score, lm_next,
+                w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
             )
         n_new = _select_and_commit(
             t, m, mx + beam_prune_logp, beam_width, prune_history,
@@ -522,6 +572,7 @@ def lm_beam_search(
         status = _finish(
             have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
             word_keys, word_vals, lm_keys, lm_score, lm_next,
+            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
             b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
             fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
             out_i, out_f,
@@ -551,6 +602,7 @@ def _reattach_deferred(
     m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
     have_lm, n_hist, hw_weight, hw_word_keys,
     word_keys, word_vals, lm_keys, lm_score, lm_next,
+    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
 ):
     """Give deferred candidates whose LM score is now cached their text node.
 
@@ -566,6 +618,7 @@ def _reattach_deferred(
             tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
             have_lm, n_hist, hw_weight, hw_word_keys,
             word_keys, word_vals, lm_keys, lm_score, lm_next,
+            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
         )
         if node >= 0:
             cd_i[j, C_TEXT] = node
@@ -792,6 +845,7 @@ def _select_and_commit(
 def _finish(
     have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
     word_keys, word_vals, lm_keys, lm_score, lm_next,
+    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
     b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
     fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
     out_i, out_f,
@@ -823,7 +877,13 @@ def _finish(
             key = pair_key(text, 0)
         state = -1
         score = 0.0
-        if have_lm:
+        if have_lm and ng_meta[M_ORDER] > 0:
+            wid = 0
+            if plen > 0:
+                wid = max(lookup_word(word_keys, word_vals, phash), 1)
+            score, state = ng_word_score(text, wid, 1, tn_i, w_info, ng_uni, ng_keys, ng_vals,
+                                         ng_meta, ng_ctx, unk_offset, ng_ab)  # fmt: skip
+        elif have_lm:
             pstate = tn_i[text, N_STATE]
             wid = 0
             if plen > 0:
