@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from .kernels import ngram as kn
+from .kernels.lm_cache import insert_int
 
 _COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
 #: KenLM's probability for ``<unk>`` when the file has none.
@@ -66,27 +67,27 @@ class NgramTables:
         return kn.score_sequence(ids, start, int(bos), uni, keys, vals, meta)
 
 
-def _open_text(path: str):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def _read_bytes(path: str, limit: int = -1) -> bytes:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return f.read(limit)
 
 
 def looks_like_arpa(path: str | os.PathLike[str]) -> bool:
     """Whether the file starts (after blank lines) with the ARPA ``\\data\\`` header."""
-    p = os.fspath(path)
     try:
-        with _open_text(p) as f:
-            for line in f:
-                if line.strip():
-                    return line.strip() == "\\data\\"
-    except (OSError, UnicodeDecodeError, EOFError):
+        head = _read_bytes(os.fspath(path), 4096)
+    except (OSError, EOFError):
         return False
-    return False
+    return head.lstrip().startswith(b"\\data\\")
 
 
 def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
-    """Parse an ARPA file into :class:`NgramTables`.
+    """Parse an ARPA file (optionally gzipped) into :class:`NgramTables`.
+
+    The common layout (``prob<TAB>words[<TAB>backoff]`` lines, as KenLM and SRILM write) is
+    scanned by a compiled reader; anything else goes through a line-by-line reader, which
+    also words the errors.
 
     Raises
     ------
@@ -94,10 +95,19 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
         The file is not a well-formed ARPA model (the message names the line).
     """
     p = os.fspath(path)
-    with _open_text(p) as f:
-        text = f.read()
-    lines = text.split("\n")
-    del text
+    data = _read_bytes(p)
+    tables = _read_fast(data)
+    if tables is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{p!r} is not UTF-8 text: {err}") from None
+        tables = _read_lines(text, p)
+    return tables
+
+
+def _header(lines: list[str], p: str) -> tuple[dict[int, int], int]:
+    """N-gram counts of the ``\\data\\`` header and the index of the line after it."""
     counts: dict[int, int] = {}
     i = 0
     while i < len(lines) and lines[i].strip() != "\\data\\":
@@ -114,6 +124,99 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
     order = max(counts) if counts else 0
     if order < 1 or sorted(counts) != list(range(1, order + 1)):
         raise ValueError(f"{p!r}: the \\data\\ header lists orders {sorted(counts)}.")
+    return counts, i
+
+
+def _read_fast(data: bytes) -> NgramTables | None:
+    """The compiled reader; ``None`` where the file departs from the common layout."""
+    first = data.find(b"\\1-grams:")
+    if first < 0:
+        return None
+    try:
+        counts, _ = _header(data[:first].decode("utf-8").split("\n"), "")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    order = len(counts)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    pos = first
+    grams = []
+    words: list[str] = []
+    for n in range(1, order + 1):
+        pos = data.find(b"\\%d-grams:" % n, pos)
+        if pos < 0:
+            return None
+        pos = data.find(b"\n", pos) + 1
+        if pos == 0:
+            return None
+        c = counts[n]
+        ids = np.empty((c, n), dtype=np.int64)
+        prob = np.empty(c)
+        bow = np.empty(c)
+        spans = np.empty((c if n == 1 else 0, 2), dtype=np.int64)
+        if n == 1:
+            vkeys, vvals = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+        status, _, pos = kn.scan_section(buf, pos, c, n, vkeys, vvals, ids, prob, bow, spans)
+        if status != kn.SCAN_OK:
+            return None
+        if n == 1:
+            try:
+                words = [data[a:b].decode("utf-8") for a, b in spans.tolist()]
+            except UnicodeDecodeError:
+                return None
+            hashes = kn.span_hashes(buf, spans)
+            if np.unique(hashes).size != c:
+                return None  # a repeated word (or a 64-bit hash collision)
+            # vocabulary ids: <unk> is 0 (added when missing), the rest in file order
+            row_id = np.arange(1, c + 1, dtype=np.int64)
+            if "<unk>" in words:
+                k = words.index("<unk>")
+                row_id[k] = 0
+                row_id[k + 1 :] -= 1
+                vocab = ["<unk>"] + words[:k] + words[k + 1 :]
+                u_prob, u_bow = np.empty(c), np.empty(c)
+            else:
+                vocab = ["<unk>"] + words
+                u_prob, u_bow = np.full(c + 1, MISSING_UNK_LOG10), np.zeros(c + 1)
+            u_prob[row_id] = prob
+            u_bow[row_id] = bow
+            cap = max(16, 1 << int(2 * c - 1).bit_length())
+            vkeys, vvals = np.zeros(cap, dtype=np.uint64), np.full(cap, -1, dtype=np.int64)
+            insert_int(vkeys, vvals, hashes, row_id)
+        else:
+            grams.append((ids, prob, bow))
+    return _assemble(order, vocab, u_prob, u_bow, grams)
+
+
+def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarray,
+              grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> NgramTables:  # fmt: skip
+    """Hash the n-grams of each order >= 2 (``grams[n - 2]``: word ids, log10 probabilities
+    and back-offs as float64, rounded to float32 here) into the kernel's tables."""
+    uni = np.empty((len(words), 2), dtype=np.float32)
+    uni[:, 0] = u_prob
+    uni[:, 1] = u_bow
+    caps = [max(16, 1 << int(2 * g[0].shape[0] - 1).bit_length()) for g in grams]
+    keys = np.zeros(max(sum(caps), 1), dtype=np.uint64)
+    vals = np.zeros((keys.size, 2), dtype=np.float32)
+    meta = np.zeros(2 * order + 2, dtype=np.int64)
+    meta[kn.M_ORDER] = order
+    meta[kn.M_BOS] = words.index("<s>") if "<s>" in words else -1
+    meta[kn.M_EOS] = words.index("</s>") if "</s>" in words else 0
+    off = 0
+    for n, ((ids, prob, bow), cap) in enumerate(zip(grams, caps, strict=True), start=2):
+        meta[2 * n] = off
+        meta[2 * n + 1] = cap - 1
+        kn.fill_order(ids, prob.astype(np.float32), bow.astype(np.float32), keys, vals, off,
+                      cap - 1)  # fmt: skip
+        off += cap
+    return NgramTables(order, words, uni, keys, vals, meta)
+
+
+def _read_lines(text: str, p: str) -> NgramTables:
+    """The line-by-line reader (any whitespace layout KenLM reads; precise errors)."""
+    lines = text.split("\n")
+    del text
+    counts, i = _header(lines, p)
+    order = len(counts)
     sections: dict[int, tuple[int, list[str]]] = {}
     for n in range(1, order + 1):
         head = f"\\{n}-grams:"
@@ -123,7 +226,7 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
             raise ValueError(f"{p!r}: no {head} section.")
         i += 1
         body = lines[i : i + counts[n]]
-        if len(body) != counts[n] or any(not ln.strip() for ln in body[-1:]):
+        if len(body) != counts[n] or any(not ln.strip() for ln in body):
             raise ValueError(f"{p!r}: the {head} section has fewer than {counts[n]} lines.")
         sections[n] = (i, body)
         i += counts[n]
@@ -131,14 +234,14 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
 
     # unigrams: the vocabulary (<unk> first, as KenLM numbers it)
     start, body = sections[1]
-    uni_rows = [ln.split("\t") for ln in body]
     words = ["<unk>"]
     probs = [MISSING_UNK_LOG10]
     bows = [0.0]
-    for r, parts in enumerate(uni_rows):
+    for r, line in enumerate(body):
+        parts = line.split()
         if len(parts) not in (2, 3):
             raise ValueError(f"{p!r} line {start + r + 1}: expected 'prob<TAB>word[<TAB>bow]'.")
-        w = parts[1].strip()
+        w = parts[1]
         prob = _float(parts[0], p, start + r)
         bow = _float(parts[2], p, start + r) if len(parts) == 3 else 0.0
         if w == "<unk>":
@@ -150,28 +253,11 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
     ids = {w: k for k, w in enumerate(words)}
     if len(ids) != len(words):
         raise ValueError(f"{p!r}: a word is listed twice in the \\1-grams: section.")
-    uni = np.empty((len(words), 2), dtype=np.float32)
-    uni[:, 0] = np.array(probs, dtype=np.float64).astype(np.float32)
-    uni[:, 1] = np.array(bows, dtype=np.float64).astype(np.float32)
-
-    caps = [max(16, 1 << int(2 * counts[n] - 1).bit_length()) for n in range(2, order + 1)]
-    total = sum(caps)
-    keys = np.zeros(max(total, 1), dtype=np.uint64)
-    vals = np.zeros((max(total, 1), 2), dtype=np.float32)
-    meta = np.zeros(2 * order + 2, dtype=np.int64)
-    meta[kn.M_ORDER] = order
-    meta[kn.M_BOS] = ids.get("<s>", -1)
-    meta[kn.M_EOS] = ids.get("</s>", 0)
-    off = 0
+    grams = []
     for n in range(2, order + 1):
-        cap = caps[n - 2]
-        meta[2 * n] = off
-        meta[2 * n + 1] = cap - 1
         start, body = sections[n]
-        gram_ids, prob, bow = _parse_section(body, n, ids, p, start)
-        kn.fill_order(gram_ids, prob, bow, keys, vals, off, cap - 1)
-        off += cap
-    return NgramTables(order, words, uni, keys, vals, meta)
+        grams.append(_parse_section(body, n, ids, p, start))
+    return _assemble(order, words, np.array(probs), np.array(bows), grams)
 
 
 def _float(s: str, path: str, line: int) -> float:
@@ -183,33 +269,27 @@ def _float(s: str, path: str, line: int) -> float:
 
 def _parse_section(body: list[str], n: int, ids: dict[str, int], path: str,
                    start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Word ids ``(count, n)``, float32 probabilities and back-offs of one order."""
+    """Word ids ``(count, n)``, log10 probabilities and back-offs of one order."""
     count = len(body)
-    rows = [ln.split("\t") for ln in body]
-    try:
-        prob = np.array([r[0] for r in rows], dtype=np.float64).astype(np.float32)
-        bow = np.array([r[2] if len(r) > 2 else "0" for r in rows], dtype=np.float64)
-        grams = " ".join([r[1] for r in rows]).split(" ")
-    except (IndexError, ValueError):
-        for r, parts in enumerate(rows):
-            if len(parts) not in (2, 3):
+    gram_ids = np.empty((count, n), dtype=np.int64)
+    prob = np.empty(count)
+    bow = np.zeros(count)
+    for r, line in enumerate(body):
+        parts = line.split()
+        if len(parts) not in (n + 1, n + 2):
+            raise ValueError(
+                f"{path!r} line {start + r + 1}: expected 'prob<TAB>{n} words[<TAB>bow]'; "
+                f"got {line!r}."
+            )
+        prob[r] = _float(parts[0], path, start + r)
+        if len(parts) == n + 2:
+            bow[r] = _float(parts[n + 1], path, start + r)
+        for c in range(n):
+            k = ids.get(parts[1 + c])
+            if k is None:
                 raise ValueError(
-                    f"{path!r} line {start + r + 1}: expected 'prob<TAB>{n} words[<TAB>bow]'."
-                ) from None
-            _float(parts[0], path, start + r)
-            if len(parts) == 3:
-                _float(parts[2], path, start + r)
-        raise
-    if len(grams) != count * n:
-        for r, parts in enumerate(rows):
-            if len(parts[1].split(" ")) != n:
-                raise ValueError(f"{path!r} line {start + r + 1}: expected {n} words.")
-    get = ids.get
-    flat = np.fromiter((get(w, -1) for w in grams), dtype=np.int64, count=count * n)
-    if count and flat.min() < 0:
-        bad = int(np.argmax(flat < 0))
-        raise ValueError(
-            f"{path!r} line {start + bad // n + 1}: the word {grams[bad]!r} is not in the "
-            "\\1-grams: section."
-        )
-    return flat.reshape(count, n), prob, bow.astype(np.float32)
+                    f"{path!r} line {start + r + 1}: the word {parts[1 + c]!r} is not in the "
+                    "\\1-grams: section."
+                )
+            gram_ids[r, c] = k
+    return gram_ids, prob, bow

@@ -22,7 +22,7 @@ Layout (built by :func:`fill_order` from ``fastctc.ngram``):
 import numpy as np
 
 from ._jit import jit
-from .lm_cache import EMPTY_KEY, mix64
+from .lm_cache import EMPTY_KEY, FNV_OFFSET, fnv_extend, mix64, table_find
 
 M_ORDER = 0
 M_BOS = 1
@@ -142,4 +142,142 @@ def score_sequence(words, start_ctx, n_start, uni, keys, vals, meta):
                 ctx[j] = ctx[j - 1]
             ctx[0] = words[i]
             nctx = min(nctx + 1, width)
+    return out
+
+
+# ---------------------------------------------------------------- ARPA text scanning
+SCAN_OK = 0
+SCAN_UNUSUAL = 1  # a line this scanner does not read (the Python reader decides)
+
+_TAB = 9
+_NL = 10
+_CR = 13
+_SPACE = 32
+_POW10 = np.array([10.0**k for k in range(23)])
+_EXACT = 1 << 53
+
+
+@jit
+def _number(buf, pos, end):
+    """``(value, next position, ok)`` of the decimal number at ``buf[pos:]``, correctly
+    rounded to float64 (exact mantissa over an exact power of ten) when ``ok``."""
+    neg = False
+    if pos < end and buf[pos] == 45:  # '-'
+        neg = True
+        pos += 1
+    elif pos < end and buf[pos] == 43:  # '+'
+        pos += 1
+    mant = 0
+    e10 = 0
+    digits = 0
+    while pos < end and 48 <= buf[pos] <= 57:
+        mant = mant * 10 + (buf[pos] - 48)
+        digits += 1
+        pos += 1
+        if mant >= _EXACT:
+            return 0.0, pos, False
+    if pos < end and buf[pos] == 46:  # '.'
+        pos += 1
+        while pos < end and 48 <= buf[pos] <= 57:
+            mant = mant * 10 + (buf[pos] - 48)
+            digits += 1
+            e10 -= 1
+            pos += 1
+            if mant >= _EXACT:
+                return 0.0, pos, False
+    if digits == 0:
+        return 0.0, pos, False
+    if pos < end and (buf[pos] == 101 or buf[pos] == 69):  # 'e' / 'E'
+        pos += 1
+        eneg = False
+        if pos < end and (buf[pos] == 45 or buf[pos] == 43):
+            eneg = buf[pos] == 45
+            pos += 1
+        ev = 0
+        nd = 0
+        while pos < end and 48 <= buf[pos] <= 57 and nd < 6:
+            ev = ev * 10 + (buf[pos] - 48)
+            nd += 1
+            pos += 1
+        if nd == 0:
+            return 0.0, pos, False
+        e10 += -ev if eneg else ev
+    if e10 < -22 or e10 > 22:
+        if mant != 0:
+            return 0.0, pos, False
+        e10 = 0
+    v = np.float64(mant)
+    if e10 >= 0:
+        v = v * _POW10[e10]
+    else:
+        v = v / _POW10[-e10]
+    return (-v if neg else v), pos, True
+
+
+@jit
+def word_hash(buf, start, end):
+    """64-bit FNV-1a hash of the bytes ``buf[start:end]`` (never 0)."""
+    h = FNV_OFFSET
+    for p in range(start, end):
+        h = fnv_extend(h, buf[p])
+    if h == EMPTY_KEY:
+        return np.uint64(1)
+    return h
+
+
+@jit
+def scan_section(buf, pos, count, n, vocab_keys, vocab_vals, ids, prob, bow, spans):
+    """Read ``count`` lines ``prob<TAB>w1 .. wn[<TAB>bow]`` from ``buf[pos:]``.
+
+    Word ids come from the hash table ``vocab_keys``/``vocab_vals`` (FNV-1a of the word's
+    bytes); when ``vocab_keys`` is empty (the unigram section) the byte span of each word is
+    stored in ``spans`` instead. Returns ``(status, line index, position after the
+    section)``; ``SCAN_UNUSUAL`` stops at the first line it cannot read.
+    """
+    end = buf.size
+    for r in range(count):
+        v, pos, ok = _number(buf, pos, end)
+        if not ok or pos >= end or buf[pos] != _TAB:
+            return SCAN_UNUSUAL, r, pos
+        pos += 1
+        prob[r] = v
+        for c in range(n):
+            s = pos
+            while pos < end and buf[pos] != _SPACE and buf[pos] != _TAB and buf[pos] != _NL \
+                    and buf[pos] != _CR:  # fmt: skip
+                pos += 1
+            if pos == s:
+                return SCAN_UNUSUAL, r, pos
+            if vocab_keys.size > 0:
+                slot = table_find(vocab_keys, word_hash(buf, s, pos))
+                if slot < 0:
+                    return SCAN_UNUSUAL, r, pos
+                ids[r, c] = vocab_vals[slot]
+            else:
+                spans[r, 0] = s
+                spans[r, 1] = pos
+            if c < n - 1:
+                if pos >= end or buf[pos] != _SPACE:
+                    return SCAN_UNUSUAL, r, pos
+                pos += 1
+        bow[r] = 0.0
+        if pos < end and buf[pos] == _TAB:
+            v, pos, ok = _number(buf, pos + 1, end)
+            if not ok:
+                return SCAN_UNUSUAL, r, pos
+            bow[r] = v
+        if pos < end and buf[pos] == _CR:
+            pos += 1
+        if pos < end and buf[pos] != _NL:
+            return SCAN_UNUSUAL, r, pos
+        pos += 1
+    return SCAN_OK, count, pos
+
+
+@jit
+def span_hashes(buf, spans):
+    """:func:`word_hash` of each byte span ``spans[i] = (start, end)``."""
+    out = np.empty(spans.shape[0], dtype=np.uint64)
+    for i in range(spans.shape[0]):
+        out[i] = word_hash(buf, spans[i, 0], spans[i, 1])
     return out
