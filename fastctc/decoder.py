@@ -40,6 +40,7 @@ from .lm import (
     load_unigram_set_from_arpa,
     normalise_hotwords,
 )
+from .ngram import read_arpa_bytes
 
 DEFAULT_BEAM_WIDTH = 100
 DEFAULT_PRUNE_LOGP = -10.0
@@ -223,15 +224,22 @@ _NO_NGRAMS = (
 
 def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> Any:
     """KenLM state after the words of text node ``node`` and the final word (vocabulary id
-    ``last_word``), for a search scored from n-gram tables (which keeps no KenLM states)."""
-    ids = [last_word]
-    while node > 0:
-        ids.append(int(tn_i[node, kb.N_STATE]))
-        node = int(tn_i[node, kb.N_PARENT])
+    ``last_word``), for a search scored from n-gram tables (which keeps no KenLM states).
+
+    KenLM's state holds at most the last ``order - 1`` words, so once the text is that long
+    they are replayed from the null context; a shorter text is replayed from the start."""
     lm = tables.lm
     model = lm.kenlm_model
-    words = tables.ngram.words
+    keep = max(int(model.order) - 1, 1)
+    ids = [last_word]
+    while node > 0 and len(ids) < keep:
+        ids.append(int(tn_i[node, kb.N_STATE]))
+        node = int(tn_i[node, kb.N_PARENT])
     state = lm.get_start_state()
+    if node > 0:  # older words remain: they cannot reach the state
+        state = type(state)()
+        model.NullContextWrite(state)
+    words = tables.ngram.words
     for wid in reversed(ids):
         nxt = type(state)()
         model.BaseScore(state, words[wid], nxt)
@@ -899,6 +907,12 @@ def build_ctcdecoder(
     return BeamSearchDecoderCTC(alphabet, lm)
 
 
+_WARMUP_ARPA = (
+    b"\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1.5\t<s>\t-0.5\n-1\ta\n\n"
+    b"\\2-grams:\n-0.25\t<s> a\n\n\\end\\\n"
+)
+
+
 def warmup_decoder() -> None:
     """Compile (or load from the disk cache) every kernel the LM decoder uses, on tiny inputs.
 
@@ -931,6 +945,7 @@ def warmup_decoder() -> None:
     tn_i[:2] = 0
     tn_word[:2] = 1
     kb.rebuild_text_table(tn_i, tn_word, 2, tt_keys, tt_vals)
+    read_arpa_bytes(_WARMUP_ARPA)
     dec = build_ctcdecoder(["", " ", "a"])
     for dtype in (np.float32, np.float64):
         lp = np.log(np.full((3, 3), 1 / 3, dtype=dtype))

@@ -483,8 +483,8 @@ class KernelTables:
                 rest = [w for w in ng.words if w not in known]
                 self.words += rest
                 self.word_oov += [self.have_unigrams] * len(rest)
-                info = [2 * ng.id_of(w) + int(o) for w, o in zip(self.words, self.word_oov, strict=True)]
-                self.w_info = np.array(info, dtype=np.int64)
+                pairs = zip(self.words, self.word_oov, strict=True)
+                self.w_info = np.array([2 * ng.id_of(w) + o for w, o in pairs], dtype=np.int64)
             for wid in range(2, len(self.words)):
                 self.word_ids[self.words[wid]] = wid
         ids = np.arange(2, len(self.words), dtype=np.int64)

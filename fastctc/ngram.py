@@ -95,7 +95,12 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
         The file is not a well-formed ARPA model (the message names the line).
     """
     p = os.fspath(path)
-    data = _read_bytes(p)
+    return read_arpa_bytes(_read_bytes(p), p)
+
+
+def read_arpa_bytes(data: bytes, name: str = "<bytes>") -> NgramTables:
+    """:func:`read_arpa` of a file's contents (``name`` goes into error messages)."""
+    p = name
     tables = _read_fast(data)
     if tables is None:
         try:
