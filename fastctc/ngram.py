@@ -101,7 +101,7 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
 def read_arpa_bytes(data: bytes, name: str = "<bytes>") -> NgramTables:
     """:func:`read_arpa` of a file's contents (``name`` goes into error messages)."""
     p = name
-    tables = _read_fast(data)
+    tables = _read_fast(data, p)
     if tables is None:
         try:
             text = data.decode("utf-8")
@@ -132,7 +132,7 @@ def _header(lines: list[str], p: str) -> tuple[dict[int, int], int]:
     return counts, i
 
 
-def _read_fast(data: bytes) -> NgramTables | None:
+def _read_fast(data: bytes, name: str) -> NgramTables | None:
     """The compiled reader; ``None`` where the file departs from the common layout."""
     first = data.find(b"\\1-grams:")
     if first < 0:
@@ -189,11 +189,12 @@ def _read_fast(data: bytes) -> NgramTables | None:
             insert_int(vkeys, vvals, hashes, row_id)
         else:
             grams.append((ids, prob, bow))
-    return _assemble(order, vocab, u_prob, u_bow, grams)
+    return _assemble(order, vocab, u_prob, u_bow, grams, name)
 
 
 def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarray,
-              grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> NgramTables:  # fmt: skip
+              grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+              name: str = "<model>") -> NgramTables:  # fmt: skip
     """Hash the n-grams of each order >= 2 (``grams[n - 2]``: word ids, log10 probabilities
     and back-offs as float64, rounded to float32 here) into the kernel's tables."""
     uni = np.empty((len(words), 2), dtype=np.float32)
@@ -213,6 +214,14 @@ def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarra
         kn.fill_order(ids, prob.astype(np.float32), bow.astype(np.float32), keys, vals, off,
                       cap - 1)  # fmt: skip
         off += cap
+    for ids, _, _ in grams[1:]:
+        missing = kn.count_unclosed(ids, keys, meta)
+        if missing:
+            n = ids.shape[1]
+            raise ValueError(
+                f"{name!r}: {missing} {n}-grams lack their first or last {n - 1} words as an n-gram of "
+                f"their own; such files are read through KenLM, which fills the gaps in."
+            )
     return NgramTables(order, words, uni, keys, vals, meta)
 
 
@@ -262,7 +271,7 @@ def _read_lines(text: str, p: str) -> NgramTables:
     for n in range(2, order + 1):
         start, body = sections[n]
         grams.append(_parse_section(body, n, ids, p, start))
-    return _assemble(order, words, np.array(probs), np.array(bows), grams)
+    return _assemble(order, words, np.array(probs), np.array(bows), grams, p)
 
 
 def _float(s: str, path: str, line: int) -> float:

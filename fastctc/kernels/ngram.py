@@ -281,3 +281,24 @@ def span_hashes(buf, spans):
     for i in range(spans.shape[0]):
         out[i] = word_hash(buf, spans[i, 0], spans[i, 1])
     return out
+
+
+@jit
+def count_unclosed(ids, keys, meta):
+    """Rows of ``ids`` (n-grams of one order n >= 3, text order) whose first or last n - 1
+    words are not stored: files that rely on a reader to fill such gaps in are left to
+    KenLM."""
+    n = ids.shape[1]
+    off = meta[2 * (n - 1)]
+    mask = meta[2 * (n - 1) + 1]
+    missing = 0
+    for r in range(ids.shape[0]):
+        suffix = key_start(ids[r, n - 1])
+        for c in range(n - 2, 0, -1):
+            suffix = key_next(suffix, ids[r, c])
+        prefix = key_start(ids[r, n - 2])
+        for c in range(n - 3, -1, -1):
+            prefix = key_next(prefix, ids[r, c])
+        if find(keys, off, mask, suffix) < 0 or find(keys, off, mask, prefix) < 0:
+            missing += 1
+    return missing
