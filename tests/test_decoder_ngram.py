@@ -1,0 +1,204 @@
+"""The LM beam search scoring words from an ARPA model's n-gram tables in the kernel, against
+the same search asking KenLM through the callback (n-gram tables switched off): identical
+beams, scores and KenLM states on simulated utterances, and pyctcdecode's top texts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import kenlm
+import pytest
+
+import fastctc
+from fastctc.alphabet import Alphabet
+from fastctc.lm import LanguageModel
+from tests.conftest import SHARED_DATA
+
+logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+
+N_UTTS = 25
+WIDTH = 32
+HOTWORDS = ["jewels", "van goghs", "chivas", "papers"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """Labels, 25 simulated dev utterances and the model's vocabulary."""
+    sys.path.insert(0, str(SHARED_DATA))
+    import simulate
+
+    sents = (SHARED_DATA / "dev_sentences.txt").read_text().splitlines()[:N_UTTS]
+    lps = [simulate.simulate_char(s, i) for i, s in enumerate(sents)]
+    vocab = (SHARED_DATA / "vocab.txt").read_text().split()
+    return simulate.CHAR_LABELS, lps, vocab
+
+
+def _decoder(labels, unigrams, **kw):
+    lm = LanguageModel(str(SHARED_DATA / "lm_4gram.arpa"), unigrams, **kw)
+    return fastctc.BeamSearchDecoderCTC(Alphabet.build_alphabet(labels), lm)
+
+
+def _pair(labels, unigrams, **kw):
+    """(native, callback): the same model, the second with its n-gram tables switched off."""
+    native = _decoder(labels, unigrams, **kw)
+    callback = _decoder(labels, unigrams, **kw)
+    assert native._tables.ngram is not None
+    callback._tables.ngram = None
+    return native, callback
+
+
+@pytest.fixture(scope="module")
+def pairs(sim):
+    """Decoder pairs by unigram setting (the full vocabulary, none, half of it), built once."""
+    labels, _, vocab = sim
+    cache: dict = {}
+
+    def get(name, **kw):
+        key = (name, tuple(sorted(kw.items())))
+        if key not in cache:
+            unigrams = {"full": vocab, "none": None, "half": vocab[::2]}[name]
+            cache[key] = _pair(labels, unigrams, **kw)
+        return cache[key]
+
+    return get
+
+
+def _key(beam):
+    return (beam.text, beam.text_frames, beam.logit_score, beam.lm_score)
+
+
+def _kenlm_state_after(lm, text):
+    """KenLM state after the words of ``text`` from the model's start state."""
+    state = lm.get_start_state()
+    for w in text.split():
+        nxt = kenlm.State()
+        lm.kenlm_model.BaseScore(state, w, nxt)
+        state = nxt
+    return state
+
+
+def _assert_same(native, callback, lps, **kw):
+    for i, lp in enumerate(lps):
+        a = native.decode_beams(lp, **kw)
+        b = callback.decode_beams(lp, **kw)
+        assert [_key(x) for x in a] == [_key(x) for x in b], f"utterance {i}"
+        assert [x.last_lm_state for x in a] == [x.last_lm_state for x in b], f"utterance {i}"
+        assert all(isinstance(x.last_lm_state, kenlm.State) for x in a)
+        if a[0].text:
+            want = _kenlm_state_after(native.language_model, a[0].text)
+            assert a[0].last_lm_state == want, f"utterance {i}"
+
+
+@pytest.mark.parametrize("unigrams", ["full", "none", "half"])
+def test_native_equals_callback(sim, pairs, unigrams):
+    _, lps, _ = sim
+    native, callback = pairs(unigrams)
+    _assert_same(native, callback, lps, beam_width=WIDTH)
+
+
+def test_paths_really_differ(sim):
+    """The native decoder asks KenLM nothing; the switched-off one caches KenLM's answers."""
+    _, lps, _ = sim
+    native, callback = _pair(sim[0], sim[2])
+    for lp in lps[:3]:
+        native.decode_beams(lp, beam_width=WIDTH)
+        callback.decode_beams(lp, beam_width=WIDTH)
+    assert native._tables._n_scores == 0 and len(native._tables.states) == 1
+    assert callback._tables._n_scores > 0 and len(callback._tables.states) > 1
+
+
+def test_no_sentence_boundary(sim, pairs):
+    _, lps, _ = sim
+    native, callback = pairs("full", score_boundary=False)
+    _assert_same(native, callback, lps, beam_width=WIDTH)
+
+
+def test_hotwords(sim, pairs):
+    _, lps, _ = sim
+    native, callback = pairs("full")
+    _assert_same(native, callback, lps, beam_width=WIDTH, hotwords=HOTWORDS, hotword_weight=7.5)
+
+
+def test_prune_history(sim, pairs):
+    _, lps, _ = sim
+    native, callback = pairs("full")
+    _assert_same(native, callback, lps, beam_width=WIDTH, prune_history=True)
+
+
+def test_wide_beam_and_loose_pruning(sim, pairs):
+    _, lps, _ = sim
+    native, callback = pairs("half")
+    _assert_same(native, callback, lps[:8], beam_width=100, token_min_logp=-8.0,
+                 beam_prune_logp=-20.0)  # fmt: skip
+
+
+def test_batch_on_threads(sim, pairs):
+    _, lps, _ = sim
+    native, callback = pairs("full")
+    texts = native.decode_batch(None, lps, beam_width=WIDTH, num_threads=2)
+    assert texts == callback.decode_batch(None, lps, beam_width=WIDTH, num_threads=2)
+    assert texts == [callback.decode(lp, beam_width=WIDTH) for lp in lps]
+    a = native.decode_beams_batch(None, lps, beam_width=WIDTH, num_threads=2)
+    b = callback.decode_beams_batch(None, lps, beam_width=WIDTH, num_threads=2)
+    assert [[tuple(x) for x in r] for r in a] == [[tuple(x) for x in r] for r in b]
+
+
+def test_reset_params(sim):
+    labels, lps, vocab = sim
+    native, callback = _pair(labels, vocab)
+    before = [native.decode(lp, beam_width=WIDTH) for lp in lps[:5]]  # caches old scores
+    for dec in (native, callback):
+        dec.reset_params(alpha=1.1, beta=-0.4)
+    _assert_same(native, callback, lps, beam_width=WIDTH)
+    assert native.language_model.alpha == 1.1
+    for dec in (native, callback):
+        dec.reset_params(unk_score_offset=-3.0, lm_score_boundary=False)
+    _assert_same(native, callback, lps[:10], beam_width=WIDTH)
+    for dec in (native, callback):
+        dec.reset_params(alpha=0.5, beta=1.5, unk_score_offset=-10.0, lm_score_boundary=True)
+    assert [native.decode(lp, beam_width=WIDTH) for lp in lps[:5]] == before
+
+
+def test_given_start_state_uses_kenlm(sim):
+    """With ``lm_start_state`` the native decoder asks KenLM; from the model's own start state
+    that must give the beams of the n-gram tables."""
+    _, lps, _ = sim
+    native, _ = _pair(sim[0], sim[2])
+    start = native.language_model.get_start_state()
+    for lp in lps[:5]:
+        a = native.decode_beams(lp, beam_width=WIDTH)
+        b = native.decode_beams(lp, beam_width=WIDTH, lm_start_state=start)
+        assert [_key(x) for x in a] == [_key(x) for x in b]
+        assert [x.last_lm_state for x in a] == [x.last_lm_state for x in b]
+    assert native._tables._n_scores > 0
+
+
+def test_binary_model_gives_the_same_beams(sim, pairs):
+    """The KenLM trie binary of the same model (always the callback path) scores alike."""
+    labels, lps, vocab = sim
+    native, _ = pairs("full")
+    binary = fastctc.build_ctcdecoder(
+        labels, kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=vocab
+    )
+    assert binary.language_model.ngram_tables is None
+    for lp in lps[:10]:
+        a = native.decode_beams(lp, beam_width=WIDTH)
+        b = binary.decode_beams(lp, beam_width=WIDTH)
+        assert [_key(x) for x in a] == [_key(x) for x in b]
+
+
+@pytest.mark.reference
+def test_top_text_matches_pyctcdecode(sim, pairs):
+    import pyctcdecode
+
+    labels, lps, vocab = sim
+    native, _ = pairs("full")
+    kw = dict(kenlm_model_path=str(SHARED_DATA / "lm_4gram.arpa"), unigrams=vocab)
+    ref = pyctcdecode.build_ctcdecoder(labels, **kw)
+    for lp in lps[:6]:
+        r = ref.decode_beams(lp, beam_width=WIDTH)
+        o = native.decode_beams(lp, beam_width=WIDTH)
+        assert o[0].text == r[0][0]
+        assert o[0].lm_score == pytest.approx(r[0][4], rel=1e-5)
+        assert o[0].last_lm_state == r[0][1]

@@ -1,0 +1,471 @@
+"""ARPA tables (fastctc.ngram) against a plain-Python back-off reference and against KenLM,
+bit for bit in float32, plus every malformed-file error."""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+from pathlib import Path
+
+import kenlm
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastctc.lm import LanguageModel
+from fastctc.ngram import looks_like_arpa, read_arpa
+
+TINY = Path(__file__).parent / "data" / "tiny.arpa"
+TINY_WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "</s>"]
+
+#: A trigram model with back-off chains two levels deep, a <unk> that has a back-off and
+#: n-grams of its own, and probabilities whose float32 sums round.
+TRIGRAM = """\
+\\data\\
+ngram 1=8
+ngram 2=9
+ngram 3=5
+
+\\1-grams:
+-2.0123457\t<unk>\t-0.25
+-99\t<s>\t-0.6180339
+-1.1\t</s>
+-0.9031\tthe\t-0.4512345
+-1.3010299\tcat\t-0.3478
+-1.4471580\tsat\t-0.30103
+-1.2553\ton\t-0.5
+-1.7\tmat\t-0.1549
+
+\\2-grams:
+-0.3521825\t<s> the\t-0.2218487
+-0.5528419\tthe cat\t-0.3010299
+-0.9542425\tthe mat\t-0.1
+-0.39794\tcat sat\t-0.2518
+-0.30103\tsat on\t-0.1461
+-0.2\ton the\t-0.4
+-0.4559320\tmat </s>
+-0.8\t<unk> sat\t-0.7
+-0.61\t<s> <unk>\t-0.05
+
+\\3-grams:
+-0.1249387\t<s> the cat
+-0.2218487\tthe cat sat
+-0.1760913\tsat on the
+-0.3304\ton the mat
+-0.45\t<unk> sat on
+
+\\end\\
+"""
+TRIGRAM_WORDS = ["the", "cat", "sat", "on", "mat", "</s>", "<unk>"]
+
+
+# ---------------------------------------------------------------------------- reference
+class RefArpa:
+    """Plain ARPA reader: n-gram tuple -> (float32 prob, float32 back-off)."""
+
+    def __init__(self, text: str) -> None:
+        self.grams: dict[tuple[str, ...], tuple[np.float32, np.float32]] = {}
+        self.order = 0
+        section = 0
+        for line in text.splitlines():
+            s = line.strip()
+            head = re.fullmatch(r"\\(\d+)-grams:", s)
+            if head:
+                section = int(head.group(1))
+                self.order = max(self.order, section)
+            elif s == "\\end\\":
+                break
+            elif s and section:
+                fields = s.split("\t")
+                words = tuple(fields[1].split())
+                assert len(words) == section
+                bow = float(fields[2]) if len(fields) > 2 else 0.0
+                self.grams[words] = (np.float32(float(fields[0])), np.float32(bow))
+        self.grams.setdefault(("<unk>",), (np.float32(-100.0), np.float32(0.0)))
+
+    def prob(self, context: list[str], word: str) -> np.float32:
+        """Textbook back-off: the longest stored n-gram, plus the back-offs of the longer
+        stored contexts in order of increasing length."""
+        m = len(context)
+        k = m
+        while tuple(context[m - k :]) + (word,) not in self.grams:
+            k -= 1
+        p = self.grams[tuple(context[m - k :]) + (word,)][0]
+        for j in range(k + 1, m + 1):
+            ctx = tuple(context[m - j :])
+            if ctx in self.grams:
+                p = np.float32(p + self.grams[ctx][1])
+        return p
+
+    def scores(self, words: list[str], bos: bool = True) -> list[float]:
+        history = ["<s>"] if bos else []
+        out = []
+        for w in words:
+            w = w if (w,) in self.grams else "<unk>"
+            context = history[len(history) - (self.order - 1) :] if self.order > 1 else []
+            out.append(self.prob(context, w))
+            history.append(w)
+        return [float(p) for p in out]
+
+
+def kenlm_scores(model, words: list[str], bos: bool = True) -> list[float]:
+    """KenLM's ``BaseScore`` of each word after the previous ones."""
+    state = kenlm.State()
+    (model.BeginSentenceWrite if bos else model.NullContextWrite)(state)
+    out = []
+    for w in words:
+        nxt = kenlm.State()
+        out.append(model.BaseScore(state, w, nxt))
+        state = nxt
+    return out
+
+
+def ours(tables, words, bos=True) -> list[float]:
+    got = tables.log10_scores(words, bos=bos)
+    assert got.dtype == np.float32 and got.shape == (len(words),)
+    return got.tolist()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return read_arpa(TINY), RefArpa(TINY.read_text())
+
+
+@pytest.fixture(scope="module")
+def trigram(tmp_path_factory):
+    path = tmp_path_factory.mktemp("arpa") / "tri.arpa"
+    path.write_text(TRIGRAM)
+    return read_arpa(path), RefArpa(TRIGRAM), kenlm.Model(str(path))
+
+
+# ---------------------------------------------------------------------------- tiny model
+def test_reference_by_hand():
+    """The reference itself, on values read off tiny.arpa."""
+    ref = RefArpa(TINY.read_text())
+    f = np.float32
+    assert ref.scores(["the", "dog"]) == [f(-0.3), f(f(-1.9) + f(-0.4))]
+    assert ref.scores(["zebra"], bos=False) == [f(-1.0)]
+    assert ref.scores(["mat", "</s>"], bos=False) == [f(-1.8), f(-0.5)]
+
+
+@pytest.mark.parametrize("bos", [True, False])
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "the cat sat on the mat </s>",
+        "a dog sat on a mat </s>",
+        "the zebra sat",
+        "zebra yak the",
+        "dog dog dog cat",
+        "mat </s> the </s>",
+        "<unk> the cat",
+        "</s>",
+    ],
+)
+def test_tiny_hand_picked(tiny, sentence, bos):
+    tables, ref = tiny
+    words = sentence.split()
+    assert ours(tables, words, bos) == ref.scores(words, bos)
+
+
+def test_tiny_values():
+    """A few scores written out: bigram, back-off to a unigram, unknown word, no <s>."""
+    tables = read_arpa(TINY)
+    f = np.float32
+    assert ours(tables, ["the", "cat", "dog"]) == [f(-0.3), f(-0.6), f(f(-1.9) + f(-0.3))]
+    assert ours(tables, ["zebra", "the"]) == [f(f(-1.0) + f(-0.5)), f(-1.1)]
+    assert ours(tables, ["the"], bos=False) == [f(-1.1)]
+    assert ours(tables, []) == []
+
+
+def test_tiny_vocabulary():
+    tables = read_arpa(TINY)
+    assert tables.order == 2
+    assert tables.words[0] == "<unk>"
+    assert set(tables.words) == {"<unk>", "<s>", "</s>", "the", "cat", "sat", "on", "mat",
+                                 "a", "dog"}  # fmt: skip
+    assert tables.id_of("zebra") == 0 and tables.words[tables.id_of("dog")] == "dog"
+
+
+def test_gzipped_file_reads_the_same(tmp_path):
+    gz = tmp_path / "tiny.arpa.gz"
+    gz.write_bytes(gzip.compress(TINY.read_bytes()))
+    assert looks_like_arpa(gz)
+    words = "the cat sat on a mat </s>".split()
+    assert ours(read_arpa(gz), words) == ours(read_arpa(TINY), words)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(TINY_WORDS + ["zebra", "<unk>"]), max_size=12), st.booleans())
+def test_tiny_random_sequences(tiny, words, bos):
+    tables, ref = tiny
+    assert ours(tables, words, bos) == ref.scores(words, bos)
+
+
+# ---------------------------------------------------------------------------- trigram model
+def test_trigram_back_off_chain(trigram):
+    """'<s> the mat': no trigram, bigram 'the mat' plus the back-off of '<s> the'."""
+    tables, ref, _ = trigram
+    f = np.float32
+    want = [f(-0.3521825), f(f(-0.9542425) + f(-0.2218487))]
+    assert ref.scores(["the", "mat"]) == want
+    assert ours(tables, ["the", "mat"]) == want
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(TRIGRAM_WORDS + ["zebra"]), max_size=12), st.booleans())
+def test_trigram_random_sequences(trigram, words, bos):
+    tables, ref, model = trigram
+    got = ours(tables, words, bos)
+    assert got == ref.scores(words, bos)
+    assert got == kenlm_scores(model, words, bos)
+
+
+# ---------------------------------------------------------------------------- number formats
+_FORMATS = [repr, "{:.7f}".format, "{:.9g}".format, "{:e}".format, "{:.3E}".format,
+            "{:.0f}".format, "{:.17f}".format]  # fmt: skip
+_LETTERS = ["a", "b", "c", "d"]
+
+
+def _number(draw, lo, hi):
+    x = draw(st.floats(lo, hi, allow_nan=False))
+    return draw(st.sampled_from(_FORMATS))(x)
+
+
+@st.composite
+def bigram_models(draw):
+    """A bigram ARPA text with every number drawn and written in a random notation."""
+    num = lambda lo, hi: _number(draw, lo, hi)  # noqa: E731
+    uni = [f"{num(-8, 0)}\t<unk>\t{num(-2, 1)}", f"-99\t<s>\t{num(-2, 1)}", f"{num(-8, 0)}\t</s>"]
+    uni += [f"{num(-8, 0)}\t{w}\t{num(-2, 1)}" for w in _LETTERS]
+    pairs = draw(st.sets(st.tuples(st.sampled_from(["<s>"] + _LETTERS),
+                                   st.sampled_from(_LETTERS + ["</s>"])), min_size=1))  # fmt: skip
+    bi = [f"{num(-8, 0)}\t{a} {b}" for a, b in sorted(pairs)]
+    return (f"\\data\\\nngram 1={len(uni)}\nngram 2={len(bi)}\n\n\\1-grams:\n"
+            + "\n".join(uni) + "\n\n\\2-grams:\n" + "\n".join(bi) + "\n\n\\end\\\n")  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(bigram_models())
+def test_number_notations_match_kenlm(tmp_path_factory, text):
+    """Every probability and back-off read as KenLM reads it, whatever the notation."""
+    path = tmp_path_factory.mktemp("num") / "m.arpa"
+    path.write_text(text)
+    tables, ref, model = read_arpa(path), RefArpa(text), kenlm.Model(str(path))
+    vocab = _LETTERS + ["</s>", "zz"]
+    for first in vocab:
+        for bos in (True, False):
+            words = [first] + vocab
+            got = ours(tables, words, bos)
+            assert got == kenlm_scores(model, words, bos)
+            assert got == ref.scores(words, bos)
+
+
+def test_windows_line_ends(tmp_path, trigram):
+    path = tmp_path / "crlf.arpa"
+    path.write_bytes(TRIGRAM.replace("\n", "\r\n").encode())
+    assert looks_like_arpa(path)
+    words = "the cat sat on zebra the mat </s>".split()
+    assert ours(read_arpa(path), words) == kenlm_scores(trigram[2], words)
+
+
+def test_utf8_words(tmp_path):
+    text = TRIGRAM.replace("cat", "café").replace("mat", "日本").replace("sat", "straße")
+    path = tmp_path / "utf8.arpa"
+    path.write_text(text, encoding="utf-8")
+    tables, ref, model = read_arpa(path), RefArpa(text), kenlm.Model(str(path))
+    for sentence in ["the café straße on the 日本 </s>", "café 日本 the straße", "cafe the 日本"]:
+        for bos in (True, False):
+            words = sentence.split()
+            assert (
+                ours(tables, words, bos)
+                == ref.scores(words, bos)
+                == kenlm_scores(model, words, bos)
+            )
+
+
+# ---------------------------------------------------------------------------- KenLM, 4-gram
+@pytest.fixture(scope="module")
+def shared_4gram(shared_data):
+    tables = read_arpa(shared_data / "lm_4gram.arpa")
+    models = {
+        "arpa": kenlm.Model(str(shared_data / "lm_4gram.arpa")),
+        "binary": kenlm.Model(str(shared_data / "lm_4gram.bin")),
+    }
+    return tables, models
+
+
+@pytest.fixture(scope="module")
+def sentences(shared_data):
+    """The 200 dev sentences ending in </s>, then 200 with random vocabulary words,
+    unknown words, <unk> and </s> mixed in."""
+    lines = (shared_data / "dev_sentences.txt").read_text().splitlines()
+    dev = [s.split() + ["</s>"] for s in lines]
+    assert len(dev) == 200
+    vocab = (shared_data / "vocab.txt").read_text().split()
+    odd = ["zzqx", "qwertyuiop", "<unk>", "</s>", "austens"]
+    rnd = random.Random(7)
+    mixed = []
+    for i in range(200):
+        base = list(dev[i][:-1])
+        for _ in range(rnd.randint(1, 4)):
+            w = rnd.choice(odd) if rnd.random() < 0.4 else rnd.choice(vocab)
+            base.insert(rnd.randint(0, len(base)), w)
+        if i % 2:
+            base.append("</s>")
+        mixed.append(base)
+    return dev + mixed
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("kind", ["arpa", "binary"])
+@pytest.mark.parametrize("bos", [True, False])
+def test_4gram_matches_kenlm(shared_4gram, sentences, kind, bos):
+    tables, models = shared_4gram
+    model = models[kind]
+    for words in sentences:
+        assert ours(tables, words, bos) == kenlm_scores(model, words, bos), words
+
+
+def test_4gram_tables_shape(shared_4gram, shared_data):
+    tables, models = shared_4gram
+    assert tables.order == 4 == models["arpa"].order
+    vocab = (shared_data / "vocab.txt").read_text().split()
+    assert set(vocab) <= set(tables.words)
+    assert len(tables.words) == 29806  # the \data\ count of 1-grams, <unk> included
+
+
+# ---------------------------------------------------------------------------- LanguageModel
+def test_language_model_tables_only_for_arpa(shared_data):
+    binary = LanguageModel(str(shared_data / "lm_4gram.bin"))
+    assert binary.ngram_tables is None
+    arpa = LanguageModel(str(shared_data / "lm_4gram.arpa"))
+    assert arpa.ngram_tables is not None
+    assert arpa.ngram_tables.order == 4
+    words = "it was the best of zzqx times </s>".split()
+    assert ours(arpa.ngram_tables, words) == kenlm_scores(arpa.kenlm_model, words)
+
+
+def test_language_model_tables_from_tiny():
+    lm = LanguageModel(str(TINY), ["the", "cat"])
+    assert lm.ngram_tables is not None and lm.ngram_tables.order == 2
+
+
+# ---------------------------------------------------------------------------- bad input
+GOOD = """\
+\\data\\
+ngram 1=4
+ngram 2=2
+
+\\1-grams:
+-1.0\t<unk>\t0
+-99\t<s>\t-0.5
+-1.2\t</s>\t0
+-0.7\tcat\t-0.3
+
+\\2-grams:
+-0.3\t<s> cat
+-0.4\tcat </s>
+
+\\end\\
+"""
+# 1-based line numbers in GOOD
+LINE_CAT = 9
+LINE_CAT_END = 13
+
+
+def _write(tmp_path, text, name="m.arpa"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _replace_line(text, number, new):
+    lines = text.split("\n")
+    lines[number - 1] = new
+    return "\n".join(lines)
+
+
+def test_good_file_reads(tmp_path):
+    """The base of the broken files below is itself well formed."""
+    path = _write(tmp_path, GOOD)
+    assert looks_like_arpa(path)
+    assert ours(read_arpa(path), ["cat", "</s>"]) == [np.float32(-0.3), np.float32(-0.4)]
+
+
+def test_not_arpa(tmp_path):
+    path = _write(tmp_path, "hello world\nthis is text\n", "plain.txt")
+    assert not looks_like_arpa(path)
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        read_arpa(path)
+
+
+def test_binary_file_is_not_arpa(shared_data):
+    assert not looks_like_arpa(shared_data / "lm_4gram.bin")
+    assert looks_like_arpa(shared_data / "lm_4gram.arpa")
+
+
+def test_empty_file(tmp_path):
+    path = _write(tmp_path, "")
+    assert not looks_like_arpa(path)
+    with pytest.raises(ValueError):
+        read_arpa(path)
+
+
+def test_missing_section(tmp_path):
+    text = GOOD.replace("\\2-grams:", "\\3-grams:")
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError, match=r"2-grams") as err:
+        read_arpa(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("number", "line"),
+    [
+        (LINE_CAT, "-0.7x\tcat\t-0.3"),  # probability
+        (LINE_CAT, "-0.7\tcat\tlow"),  # back-off
+        (LINE_CAT_END, "minus\tcat </s>"),  # probability of a bigram
+        (LINE_CAT_END - 1, "-0.3\t<s> cat\t-0.2.5"),  # back-off of a bigram
+    ],
+)
+def test_bad_number(tmp_path, number, line):
+    path = _write(tmp_path, _replace_line(GOOD, number, line))
+    with pytest.raises(ValueError, match=rf"line {number}\b") as err:
+        read_arpa(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("line", ["-0.4\tcat </s> cat", "-0.4\tcat"])
+def test_wrong_number_of_words(tmp_path, line):
+    path = _write(tmp_path, _replace_line(GOOD, LINE_CAT_END, line))
+    with pytest.raises(ValueError, match=rf"line {LINE_CAT_END}\b") as err:
+        read_arpa(path)
+    assert str(path) in str(err.value)
+
+
+def test_word_missing_from_unigrams(tmp_path):
+    path = _write(tmp_path, _replace_line(GOOD, LINE_CAT_END, "-0.4\tcat dog"))
+    with pytest.raises(ValueError, match=rf"line {LINE_CAT_END}\b.*dog") as err:
+        read_arpa(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_fields(tmp_path):
+    path = _write(tmp_path, _replace_line(GOOD, LINE_CAT, "-0.7"))
+    with pytest.raises(ValueError, match=rf"line {LINE_CAT}\b"):
+        read_arpa(path)
+
+
+def test_bad_count_header(tmp_path):
+    path = _write(tmp_path, GOOD.replace("ngram 2=2", "ngram two=2"))
+    with pytest.raises(ValueError, match=r"line 3\b"):
+        read_arpa(path)
+
+
+def test_section_shorter_than_count(tmp_path):
+    path = _write(tmp_path, GOOD.replace("ngram 2=2", "ngram 2=3"))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        read_arpa(path)
