@@ -11,16 +11,22 @@ acoustic + LM(text) + partial-word score; candidates below ``best + beam_prune_l
 dropped and the best ``K`` kept (ties by candidate order). ``prune_history`` additionally keeps
 only the best beam per (last ``n - 1`` words, part, last label).
 
-LM scores come from hash tables keyed by (LM state id, word id). A word completion whose score
-is missing is first bounded from above; if even the bound cannot survive the pruning it is
-dropped (exactly what scoring it would have done), otherwise it is queried before the frame is
-committed: the missing queries (each once) go into ``q`` and the kernel calls ``resolver(ctx,
-n)``, a C callback that takes the GIL only for that call, fills the tables (KenLM) and answers
-``RESOLVE_DONE``; the frame then goes on with the new scores. If the tables had to be
-reallocated (``RESOLVE_STALE``) or the resolver declines (``RESOLVE_DECLINED``: no callback
-registered, or the model raised), the kernel stops instead, with the frame's state and the
-queries (if unanswered) in place; the caller resolves them, passes the current tables and
-calls again, and the frame resumes. Capacity shortfalls stop it the same way.
+With n-gram tables (``ng_meta[M_ORDER] > 0``: an ARPA model read by ``fastctc.ngram``) every
+word is scored in the kernel (:func:`ng_word_score`): the LM context of a text node is the
+words of its last ``order - 1`` ancestors, whose vocabulary ids the nodes keep in ``N_STATE``,
+and nothing below is needed.
+
+Otherwise LM scores come from hash tables keyed by (LM state id, word id). A word
+completion whose score is missing is first bounded from above; if even the bound cannot
+survive the pruning it is dropped (exactly what scoring it would have done), otherwise it is
+queried before the frame is committed: the missing queries (each once) go into ``q`` and the
+kernel calls ``resolver(ctx, n)``, a C callback that takes the GIL only for that call, fills
+the tables (KenLM) and answers ``RESOLVE_DONE``; the frame then goes on with the new scores.
+If the tables had to be reallocated (``RESOLVE_STALE``) or the resolver declines
+(``RESOLVE_DECLINED``: no callback registered, or the model raised), the kernel stops
+instead, with the frame's state and the queries (if unanswered) in place; the caller resolves
+them, passes the current tables and calls again, and the frame resumes. Capacity shortfalls
+stop it the same way.
 
 Beams are kept unsorted (only the final ones are sorted). Where pyctcdecode's result depends on
 its beam order (a merged candidate takes the frames of the path merged last, i.e. from the
