@@ -28,6 +28,7 @@ import numpy as np
 
 from .kernels import lm_beam as kb
 from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, store_answers
+from .kenlm_binary import read_kenlm_trie
 from .ngram import NgramTables, looks_like_arpa, read_arpa
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs.
@@ -250,8 +251,8 @@ class LanguageModel(AbstractLanguageModel):
 
     @property
     def ngram_tables(self) -> NgramTables | None:
-        """The model's n-gram tables, read from its ARPA file (``None`` for a KenLM binary:
-        its scores are then asked of KenLM and cached)."""
+        """The model's n-gram tables, read from its ARPA or KenLM trie file (``None`` for
+        other binaries: their scores are then asked of KenLM and cached)."""
         return self._ngram
 
     @property
@@ -376,16 +377,20 @@ def _model_path(kenlm_model: Any) -> str | None:
 
 
 def _ngram_tables(kenlm_model: Any) -> NgramTables | None:
-    """Tables of the model's ARPA file, or ``None`` (binary file, or one KenLM read but this
-    parser cannot: the search then asks KenLM)."""
+    """Tables of the model's file (ARPA, or KenLM binary in the trie layout), or ``None``
+    (other binaries, or a file this reader cannot mirror exactly: the search then asks
+    KenLM)."""
     path = _model_path(kenlm_model)
-    if path is None or not os.path.isfile(path) or not looks_like_arpa(path):
+    if path is None or not os.path.isfile(path):
         return None
     try:
-        tables = read_arpa(path)
+        if looks_like_arpa(path):
+            tables = read_arpa(path)
+        else:
+            tables = read_kenlm_trie(path)
     except ValueError:
         return None
-    if tables.order != int(kenlm_model.order):
+    if tables is None or tables.order != int(kenlm_model.order):
         return None
     return tables
 

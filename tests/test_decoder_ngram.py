@@ -175,17 +175,24 @@ def test_given_start_state_uses_kenlm(sim):
 
 
 def test_binary_model_gives_the_same_beams(sim, pairs):
-    """The KenLM trie binary of the same model (always the callback path) scores alike."""
+    """The KenLM trie binary of the same model scores alike, read natively and through KenLM."""
     labels, lps, vocab = sim
     native, _ = pairs("full")
-    binary = fastctc.build_ctcdecoder(
-        labels, kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=vocab
-    )
-    assert binary.language_model.ngram_tables is None
+    binaries = [
+        fastctc.build_ctcdecoder(
+            labels, kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=vocab
+        )
+        for _ in range(2)
+    ]
+    assert binaries[0].language_model.ngram_tables is not None
+    binaries[1]._tables.ngram = None
     for lp in lps[:10]:
         a = native.decode_beams(lp, beam_width=WIDTH)
-        b = binary.decode_beams(lp, beam_width=WIDTH)
-        assert [_key(x) for x in a] == [_key(x) for x in b]
+        b, c = (binary.decode_beams(lp, beam_width=WIDTH) for binary in binaries)
+        assert [_key(x) for x in a] == [_key(x) for x in b] == [_key(x) for x in c]
+        # KenLM states name words by the ids of their own model file
+        assert [x.last_lm_state for x in b] == [x.last_lm_state for x in c]
+    assert binaries[0]._tables._n_scores == 0 and binaries[1]._tables._n_scores > 0
 
 
 @pytest.mark.reference

@@ -1,5 +1,6 @@
-"""How the LM-fused search gets missing LM scores: through the resolver callback from inside
-the kernel, or by returning its queries to the caller. Both must give the same beams as each
+"""How the LM-fused search gets missing LM scores when it has no n-gram tables (a KenLM model
+it cannot read, a custom model): through the resolver callback from inside the kernel, or by
+returning its queries to the caller. Both must give the same beams as each
 other and as pyctcdecode, also when the tables grow mid-search, on threads, and when the
 language model raises."""
 
@@ -21,6 +22,12 @@ from fastctc.lm import AbstractLanguageModel, KernelTables
 from tests.conftest import SHARED_DATA, random_log_probs
 
 logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
+
+
+@pytest.fixture(autouse=True)
+def _kenlm_queries(monkeypatch):
+    """Every model here is scored through KenLM, not from n-gram tables read off its file."""
+    monkeypatch.setattr(fastctc.lm, "_ngram_tables", lambda model: None)
 
 
 @pytest.fixture(scope="module")

@@ -338,14 +338,13 @@ def test_4gram_tables_shape(shared_4gram, shared_data):
 
 
 # ---------------------------------------------------------------------------- LanguageModel
-def test_language_model_tables_only_for_arpa(shared_data):
-    binary = LanguageModel(str(shared_data / "lm_4gram.bin"))
-    assert binary.ngram_tables is None
-    arpa = LanguageModel(str(shared_data / "lm_4gram.arpa"))
-    assert arpa.ngram_tables is not None
-    assert arpa.ngram_tables.order == 4
+def test_language_model_tables_for_arpa_and_trie(shared_data):
     words = "it was the best of zzqx times </s>".split()
-    assert ours(arpa.ngram_tables, words) == kenlm_scores(arpa.kenlm_model, words)
+    for name in ("lm_4gram.arpa", "lm_4gram.bin"):
+        lm = LanguageModel(str(shared_data / name))
+        assert lm.ngram_tables is not None
+        assert lm.ngram_tables.order == 4
+        assert ours(lm.ngram_tables, words) == kenlm_scores(lm.kenlm_model, words)
 
 
 def test_language_model_tables_from_tiny():

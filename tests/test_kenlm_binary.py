@@ -1,0 +1,397 @@
+"""KenLM trie binaries read natively (fastctc.kenlm_binary) against KenLM's own ``BaseScore``,
+bit for bit in float32, for every trie variant ``build_binary`` writes; everything else reads
+as ``None`` and truncated files raise.
+
+The variants are built with KenLM's ``build_binary`` (``lm/build_kenlm.sh`` compiles it in
+about a minute); those tests run where it is on the PATH, in ``build/kenlm/bin`` or in
+``$KENLM_BIN``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import kenlm
+import numpy as np
+import pytest
+
+import fastctc.kenlm_binary as kb
+import fastctc.ngram as ng
+from fastctc.kenlm_binary import read_kenlm_trie
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = Path(__file__).parent / "data" / "tiny.arpa"
+BUNDLED = ROOT / "fastctc" / "data" / "en_4gram.bin"
+
+
+def _find_tool(name: str) -> str | None:
+    """The recipe's lookup (``$KENLM_BIN``, ``build/kenlm/bin``, the PATH)."""
+    module = sys.modules.get("build_lm")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("build_lm", ROOT / "lm" / "build_lm.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["build_lm"] = module
+        spec.loader.exec_module(module)
+    return module.find_tool(name, os.environ.get("KENLM_BIN"))
+
+
+BUILD_BINARY = _find_tool("build_binary")
+needs_build_binary = pytest.mark.skipif(
+    BUILD_BINARY is None,
+    reason="KenLM's build_binary not built: run lm/build_kenlm.sh (about a minute) or set "
+    "KENLM_BIN",
+)
+
+#: build_binary options of the trie variants: plain, quantised, compressed pointers, both.
+VARIANTS = {
+    "trie": [],
+    "quant8": ["-q", "8", "-b", "8"],
+    "array0": ["-a", "0"],
+    "array22": ["-a", "22"],
+    "quant8-array22": ["-q", "8", "-b", "8", "-a", "22"],
+    "quant4-3-array64": ["-q", "4", "-b", "3", "-a", "64"],
+}
+
+
+def build(arpa: Path, out: Path, *options: str, kind: str = "trie") -> Path:
+    subprocess.run([BUILD_BINARY, *options, kind, str(arpa), str(out)], check=True,
+                   capture_output=True)  # fmt: skip
+    return out
+
+
+def kenlm_scores(model, words: list[str], bos: bool = True) -> list[float]:
+    """KenLM's ``BaseScore`` of each word after the previous ones."""
+    state = kenlm.State()
+    (model.BeginSentenceWrite if bos else model.NullContextWrite)(state)
+    out = []
+    for w in words:
+        nxt = kenlm.State()
+        out.append(model.BaseScore(state, w, nxt))
+        state = nxt
+    return out
+
+
+def assert_matches_kenlm(tables, model, sentences) -> None:
+    """Equal float32 bit patterns (signs of zero included) for every word."""
+    for bos in (True, False):
+        for words in sentences:
+            got = tables.log10_scores(words, bos)
+            assert got.dtype == np.float32
+            want = np.array(kenlm_scores(model, words, bos), dtype=np.float32)
+            assert got.view(np.uint32).tolist() == want.view(np.uint32).tolist(), (words, bos)
+
+
+@pytest.fixture(scope="module")
+def sentences(shared_data):
+    """The 200 dev sentences ending in </s>, then 200 with random vocabulary words, unknown
+    words, <unk>, <s> and </s> mixed in."""
+    lines = (shared_data / "dev_sentences.txt").read_text().splitlines()
+    dev = [s.split() + ["</s>"] for s in lines]
+    vocab = (shared_data / "vocab.txt").read_text().split()
+    odd = ["zzqx", "qwertyuiop", "<unk>", "</s>", "<s>", "austens"]
+    rnd = random.Random(11)
+    mixed = []
+    for i in range(200):
+        base = list(dev[i][:-1])
+        for _ in range(rnd.randint(1, 4)):
+            w = rnd.choice(odd) if rnd.random() < 0.4 else rnd.choice(vocab)
+            base.insert(rnd.randint(0, len(base)), w)
+        if i % 2:
+            base.append("</s>")
+        mixed.append(base)
+    return dev + mixed
+
+
+@pytest.fixture(scope="module")
+def shared_bin(shared_data):
+    return read_kenlm_trie(shared_data / "lm_4gram.bin")
+
+
+# ---------------------------------------------------------------------------- shipped models
+@pytest.mark.reference
+def test_shared_trie_matches_kenlm(shared_data, shared_bin, sentences):
+    assert shared_bin is not None and shared_bin.order == 4
+    assert len(shared_bin.words) == 29806 and shared_bin.words[0] == "<unk>"
+    assert_matches_kenlm(shared_bin, kenlm.Model(str(shared_data / "lm_4gram.bin")), sentences)
+
+
+@pytest.mark.reference
+def test_bundled_quantised_trie_matches_kenlm(sentences):
+    tables = read_kenlm_trie(BUNDLED)
+    assert tables is not None and tables.order == 4
+    assert_matches_kenlm(tables, kenlm.Model(str(BUNDLED)), sentences)
+
+
+def _captured(monkeypatch, module, read, path):
+    """The arguments ``read(path)`` passes to the table builder."""
+    seen = []
+    real = module._assemble
+
+    def spy(*args):
+        seen.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(module, "_assemble", spy)
+    tables = read(path)
+    monkeypatch.setattr(module, "_assemble", real)
+    return tables, seen[0]
+
+
+def test_trie_tables_agree_with_arpa(monkeypatch, shared_data, sentences):
+    """The unquantised binary holds the ARPA file's values (rounded to float32, with its own
+    word ids) and no inserted n-grams, so both readers score alike."""
+    bin_tables, args = _captured(monkeypatch, kb, read_kenlm_trie, shared_data / "lm_4gram.bin")
+    order, words, u_prob, u_bow, grams = args[:5]
+    arpa_tables, args = _captured(monkeypatch, ng, ng.read_arpa, shared_data / "lm_4gram.arpa")
+    a_order, a_words, a_prob, a_bow, a_grams = args[:5]
+    assert order == a_order == 4
+    assert sorted(words) == sorted(a_words)
+    ids = {w: i for i, w in enumerate(words)}
+    to_bin = np.array([ids[w] for w in a_words])
+
+    def f32(x):
+        return np.asarray(x).astype(np.float32)
+
+    for mine, theirs in ((u_prob, a_prob), (u_bow, a_bow)):
+        by_id = np.empty(len(words))
+        by_id[to_bin] = theirs
+        assert np.array_equal(f32(mine), f32(by_id))
+    for (b_ids, b_prob, b_bow), (a_ids, a_p, a_b) in zip(grams, a_grams, strict=True):
+        a_ids = to_bin[a_ids]
+        assert b_ids.shape == a_ids.shape
+        ob = np.lexsort(b_ids.T[::-1])
+        oa = np.lexsort(a_ids.T[::-1])
+        assert np.array_equal(b_ids[ob], a_ids[oa])
+        assert np.array_equal(f32(b_prob)[ob], f32(a_p)[oa])
+        assert np.array_equal(f32(b_bow)[ob], f32(a_b)[oa])
+    for words_ in sentences[:100]:
+        for bos in (True, False):
+            assert (bin_tables.log10_scores(words_, bos).tolist()
+                    == arpa_tables.log10_scores(words_, bos).tolist())  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- variants
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory, shared_data):
+    if BUILD_BINARY is None:
+        pytest.skip("build_binary not built")
+    d = tmp_path_factory.mktemp("variants")
+    arpa = shared_data / "lm_4gram.arpa"
+    return {name: build(arpa, d / f"{name}.bin", *opts) for name, opts in VARIANTS.items()}
+
+
+@needs_build_binary
+@pytest.mark.reference
+@pytest.mark.parametrize("name", [n for n in VARIANTS if n != "trie"])
+def test_4gram_variant_matches_kenlm(variants, sentences, name):
+    tables = read_kenlm_trie(variants[name])
+    assert tables is not None
+    assert_matches_kenlm(tables, kenlm.Model(str(variants[name])), sentences[::3])
+
+
+@needs_build_binary
+def test_pointer_compression_keeps_the_tables(variants, shared_bin):
+    """Unquantised, with or without compressed pointers: the same tables as lm_4gram.bin."""
+    for name in ("trie", "array0", "array22"):
+        tables = read_kenlm_trie(variants[name])
+        assert tables.words == shared_bin.words
+        for a, b in zip(tables.arrays(True), shared_bin.arrays(True), strict=True):
+            assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), name
+
+
+@needs_build_binary
+@pytest.mark.reference
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_tiny_bigram_variants(tmp_path, name):
+    """Order 2: no middle orders, so nothing to compress or quantise but the bigrams."""
+    path = build(TINY, tmp_path / "tiny.bin", *VARIANTS[name])
+    tables = read_kenlm_trie(path)
+    assert tables is not None and tables.order == 2
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "</s>", "<unk>", "zz", "<s>"]
+    rnd = random.Random(3)
+    seqs = [[rnd.choice(words) for _ in range(rnd.randint(1, 8))] for _ in range(100)]
+    assert_matches_kenlm(tables, kenlm.Model(str(path)), seqs)
+
+
+# ---------------------------------------------------------------------------- random models
+def stored_counts(tables) -> list[int]:
+    """Number of n-grams in the hash table of each order from 2."""
+    meta = tables.meta
+    return [int(np.count_nonzero(tables.keys[meta[2 * n] : meta[2 * n] + meta[2 * n + 1] + 1]))
+            for n in range(2, tables.order + 1)]  # fmt: skip
+
+
+def random_arpa(seed: int) -> tuple[str, list[str], bool]:
+    """A random back-off model of order 2 to 5 over a few words: probabilities and back-offs
+    in varied notations (0 and -0 included), back-offs missing or zero on contexts, <unk>
+    missing or with n-grams of its own; for odd seeds, SRILM-style gaps (n-grams without their
+    last n-1 words as an n-gram, which build_binary fills in). Returns the text, the words
+    and whether it has gaps."""
+    r = random.Random(seed)
+    order = 2 + seed % 4
+    gaps = seed % 2 == 1
+    unk = seed % 3 != 0
+    words = [f"w{i}" for i in range(r.randint(3, 8))]
+    pool = words + ["<unk>"] * unk
+    grams: dict[int, set[tuple[str, ...]]] = {n: set() for n in range(1, order + 1)}
+    grams[1] = {(w,) for w in ["<s>", "</s>", *pool]}
+    for _ in range(r.randint(10, 60)):
+        n = r.randint(2, order)
+        g = [r.choice(pool) for _ in range(n)]
+        if r.random() < 0.3:
+            g[0] = "<s>"
+        if r.random() < 0.3:
+            g[-1] = "</s>"
+        for k in range(2, n + 1):
+            for s in range(0, n - k + 1):
+                if s == 0 or not gaps or r.random() < 0.4:
+                    grams[k].add(tuple(g[s : s + k]))
+    for n in range(order, 2, -1):  # every context is an n-gram
+        grams[n - 1].update(g[:-1] for g in grams[n])
+    contexts = {g[:-1] for n in range(2, order + 1) for g in grams[n]}
+
+    def number(lo, hi):
+        return r.choice([f"{r.uniform(lo, hi):.{r.randint(1, 7)}f}", f"{r.uniform(lo, hi):.3g}",
+                         "0", "-0"])  # fmt: skip
+
+    lines = ["\\data\\", *(f"ngram {n}={len(grams[n])}" for n in grams), ""]
+    for n in range(1, order + 1):
+        lines.append(f"\\{n}-grams:")
+        for g in sorted(grams[n]):
+            prob = "-99" if g == ("<s>",) else number(-3.0, 0.0)
+            bow = None if n == order or r.random() < 0.3 else number(-1.5, 0.8)
+            if bow is None and n < order and g in contexts and r.random() < 0.5:
+                bow = "0"
+            lines.append(f"{prob}\t{' '.join(g)}" + ("" if bow is None else f"\t{bow}"))
+        lines.append("")
+    lines.append("\\end\\")
+    return "\n".join(lines) + "\n", words, gaps
+
+
+@needs_build_binary
+@pytest.mark.reference
+@pytest.mark.parametrize("seed", range(8))
+def test_random_models_match_kenlm(tmp_path, seed):
+    text, words, gaps = random_arpa(seed)
+    arpa = tmp_path / "m.arpa"
+    arpa.write_text(text)
+    declared = [int(line.split("=")[1]) for line in text.splitlines() if line.startswith("ngram ")]
+    rnd = random.Random(seed)
+    vocab = words + ["</s>", "<s>", "<unk>", "zz"]
+    seqs = [[rnd.choice(vocab) for _ in range(rnd.randint(1, 12))] for _ in range(80)]
+    for opts in ([], ["-q", "8", "-b", "8"], ["-a", "0"], ["-q", "3", "-b", "2", "-a", "2"]):
+        path = build(arpa, tmp_path / "m.bin", *opts)
+        tables = read_kenlm_trie(path)
+        assert tables is not None
+        if gaps:
+            assert stored_counts(tables) > declared[1:]  # build_binary filled the gaps in
+        assert_matches_kenlm(tables, kenlm.Model(str(path)), seqs)
+
+
+# ---------------------------------------------------------------------------- not read
+#: "<s> cat cat cat" needs "cat cat cat" and "cat cat" filled in; build_binary leaves the
+#: inserted bigram without its "extends" mark although the inserted trigram starts with it, so
+#: KenLM's state drops "cat cat" and reaches "cat cat cat" only through longer contexts: scores
+#: that can depend on more than the last three words, which the tables cannot give.
+UNMARKED_CONTEXT = """\\data\\
+ngram 1=4
+ngram 2=1
+ngram 3=1
+ngram 4=1
+
+\\1-grams:
+-1.0\t<unk>
+-99\t<s>\t-0.5
+-0.8\t</s>
+-0.6\tcat\t-0.25
+
+\\2-grams:
+-0.3\t<s> cat\t-0.2
+
+\\3-grams:
+-0.2\t<s> cat cat\t-0.1
+
+\\4-grams:
+-0.1\t<s> cat cat cat
+
+\\end\\
+"""
+
+
+@needs_build_binary
+@pytest.mark.parametrize("options", [[], ["-q", "4", "-b", "2"]])
+def test_unmarked_inserted_context_is_not_read(tmp_path, options):
+    arpa = tmp_path / "m.arpa"
+    arpa.write_text(UNMARKED_CONTEXT)
+    path = build(arpa, tmp_path / "m.bin", *options)
+    assert kenlm.Model(str(path)).order == 4
+    assert read_kenlm_trie(path) is None
+
+
+@needs_build_binary
+def test_probing_binaries_are_not_read(tmp_path, shared_data):
+    assert read_kenlm_trie(build(TINY, tmp_path / "t.bin", kind="probing")) is None
+    big = build(shared_data / "lm_4gram.arpa", tmp_path / "p.bin", kind="probing")
+    assert read_kenlm_trie(big) is None
+
+
+@needs_build_binary
+def test_trie_without_words_is_not_read(tmp_path):
+    path = build(TINY, tmp_path / "t.bin", "-v")
+    assert kenlm.Model(str(path)).order == 2
+    assert read_kenlm_trie(path) is None
+
+
+def test_other_files_are_not_read(tmp_path, shared_data):
+    assert read_kenlm_trie(shared_data / "lm_4gram.arpa") is None
+    assert read_kenlm_trie(TINY) is None
+    gz = tmp_path / "m.bin.gz"
+    gz.write_bytes(gzip.compress((shared_data / "lm_4gram.bin").read_bytes()[:4096]))
+    assert read_kenlm_trie(gz) is None
+    for name, data in {
+        "empty": b"",
+        "random": bytes(random.Random(5).getrandbits(8) for _ in range(4096)),
+        "short": b"mmap",
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        assert read_kenlm_trie(tmp_path / name) is None, name
+
+
+def test_other_versions_and_byte_orders_are_not_read(tmp_path, shared_data):
+    good = (shared_data / "lm_4gram.bin").read_bytes()
+    edits = {
+        "version 4": good.replace(b"format version 5", b"format version 4", 1),
+        "unfinished": b"mmap lm http://kheafield.com/code incomplete\n" + good[45:],
+        "byte order": good[:60] + good[60:64][::-1] + good[64:],  # the float 1.0 swapped
+        "trie version": good[:104] + b"\x02" + good[105:],
+        "probing type": good[:96] + b"\x00" + good[97:],
+        "unknown type": good[:96] + b"\x07" + good[97:],
+    }
+    for name, data in edits.items():
+        (tmp_path / "x.bin").write_bytes(data)
+        assert read_kenlm_trie(tmp_path / "x.bin") is None, name
+
+
+def test_truncated_file_raises(tmp_path, shared_data):
+    good = (shared_data / "lm_4gram.bin").read_bytes()
+    path = tmp_path / "cut.bin"
+    # in the check values, the counts, the trie, the words
+    for size in (70, 120, len(good) // 2, len(good) - 40, len(good) - 1):
+        path.write_bytes(good[:size])
+        with pytest.raises(ValueError, match="truncated") as err:
+            read_kenlm_trie(path)
+        assert str(path) in str(err.value)
+
+
+def test_quantised_truncated_raises(tmp_path):
+    good = BUNDLED.read_bytes()
+    path = tmp_path / "cut.bin"
+    path.write_bytes(good[:3000])
+    with pytest.raises(ValueError, match="truncated"):
+        read_kenlm_trie(path)
