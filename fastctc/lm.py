@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from .kenlm_binary import read_kenlm_trie
 from .kernels import lm_beam as kb
 from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, store_answers
-from .kenlm_binary import read_kenlm_trie
 from .ngram import NgramTables, looks_like_arpa, read_arpa
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs.

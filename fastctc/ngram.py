@@ -219,8 +219,8 @@ def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarra
         if missing:
             n = ids.shape[1]
             raise ValueError(
-                f"{name!r}: {missing} {n}-grams lack their first or last {n - 1} words as an n-gram of "
-                f"their own; such files are read through KenLM, which fills the gaps in."
+                f"{name!r}: {missing} {n}-grams lack their first or last {n - 1} words as an "
+                "n-gram of their own; such files are read through KenLM, which fills the gaps in."
             )
     return NgramTables(order, words, uni, keys, vals, meta)
 
