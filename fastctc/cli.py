@@ -354,7 +354,7 @@ def _lm_decoder(
         beams_list = decoder.decode_beams_batch(
             None, arrays, beam_width=args.beam_width, beam_prune_logp=args.beam_prune_logp,
             token_min_logp=args.token_min_logp, hotwords=hotwords,
-            hotword_weight=args.hotword_weight, num_threads=args.threads)
+            hotword_weight=args.hotword_weight, num_threads=args.threads, max_beams=nbest)
         out = []
         for beams in beams_list:
             res = []

@@ -211,6 +211,16 @@ def _resolve_queries(ctx: int, n: int) -> int:
 _RESOLVER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(_resolve_queries)
 
 
+def _check_max_beams(max_beams: Any) -> int:
+    """``max_beams`` as the search's ``keep`` argument (0: every beam)."""
+    if max_beams is None:
+        return 0
+    m = v.as_int(max_beams, "max_beams")
+    if m < 1:
+        raise ValueError(f"max_beams must be >= 1 or None; got {m}.")
+    return m
+
+
 #: Kernel arguments standing for "no n-gram tables" (order 0).
 _NO_NGRAMS = (
     np.zeros(1, dtype=np.int64),
@@ -400,7 +410,7 @@ class BeamSearchDecoderCTC:
         hotword_weight: float,
         lm_start_state: Any,
         batch_form: bool,
-        top_only: bool,
+        keep: int,
     ) -> list[Any]:
         T = lp.shape[0]
         K = beam_width
@@ -527,8 +537,8 @@ class BeamSearchDecoderCTC:
         finally:
             search.unregister(ctx)
         n_out = int(io[kb.IO_NOUT])
-        if top_only:
-            n_out = min(n_out, 1)
+        if keep:
+            n_out = min(n_out, keep)
         labels, frames, t_off, starts, ends, w_off = kb.collect_chains(
             0, np.ascontiguousarray(out_i[:n_out, :2]), tk, fc
         )
@@ -571,6 +581,8 @@ class BeamSearchDecoderCTC:
         hotwords: Iterable[str] | None = None,
         hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
         lm_start_state: Any = None,
+        *,
+        max_beams: int | None = None,
     ) -> list[OutputBeam]:
         """Beam search one utterance; return the final beams, best first.
 
@@ -595,6 +607,8 @@ class BeamSearchDecoderCTC:
             Score added per hotword.
         lm_start_state : optional
             LM state to start from (default: the model's start state).
+        max_beams : int, optional
+            Return at most this many beams (fastctc's addition; the others are not built).
 
         Returns
         -------
@@ -623,7 +637,7 @@ class BeamSearchDecoderCTC:
         )
         hw = hotword_tables(normalise_hotwords(hotwords))
         return self._search(lp, k, bp, tm, bool(prune_history), hw, hw_w, lm_start_state,
-                            False, False)  # fmt: skip
+                            False, _check_max_beams(max_beams))  # fmt: skip
 
     def decode(
         self,
@@ -649,7 +663,7 @@ class BeamSearchDecoderCTC:
             beam_width, beam_prune_logp, token_min_logp, hotword_weight
         )
         hw = hotword_tables(normalise_hotwords(hotwords))
-        return self._search(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, True)[0].text
+        return self._search(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, 1)[0].text
 
     def _batch(
         self,
@@ -661,7 +675,7 @@ class BeamSearchDecoderCTC:
         hotwords: Iterable[str] | None,
         hotword_weight: float,
         num_threads: int | None,
-        top_only: bool,
+        keep: int,
     ) -> list[list[Any]]:
         if isinstance(logits_list, np.ndarray) and logits_list.ndim == 2:
             raise ValueError(
@@ -681,7 +695,7 @@ class BeamSearchDecoderCTC:
         def work(items: np.ndarray) -> None:
             for i in items.tolist():
                 results[i] = self._search(
-                    lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, top_only
+                    lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep
                 )
 
         threads = v.resolve_num_threads(num_threads, n)
@@ -708,12 +722,15 @@ class BeamSearchDecoderCTC:
         hotwords: Iterable[str] | None = None,
         hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
         num_threads: int | None = None,
+        *,
+        max_beams: int | None = None,
     ) -> list[list[OutputBeamBatch]]:
         """``decode_beams`` over many utterances on threads.
 
         ``pool`` is accepted for pyctcdecode compatibility and ignored: the GIL-free kernel
         runs on ``num_threads`` threads (default: every available core). Beams have no LM
-        state, as pyctcdecode's: ``(text, text_frames, logit_score, lm_score)``.
+        state, as pyctcdecode's: ``(text, text_frames, logit_score, lm_score)``. ``max_beams``
+        (fastctc's addition) keeps at most that many beams per utterance, best first.
 
         Examples
         --------
@@ -725,7 +742,7 @@ class BeamSearchDecoderCTC:
         """
         return self._batch(
             logits_list, beam_width, beam_prune_logp, token_min_logp, bool(prune_history),
-            hotwords, hotword_weight, num_threads, False,
+            hotwords, hotword_weight, num_threads, _check_max_beams(max_beams),
         )
 
     def decode_batch(
@@ -750,7 +767,7 @@ class BeamSearchDecoderCTC:
         ['ab', 'ba']
         """
         res = self._batch(logits_list, beam_width, beam_prune_logp, token_min_logp, True,
-                          hotwords, hotword_weight, num_threads, True)  # fmt: skip
+                          hotwords, hotword_weight, num_threads, 1)  # fmt: skip
         return [r[0].text for r in res]
 
     # ------------------------------------------------------------------ persistence

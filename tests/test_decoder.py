@@ -355,3 +355,21 @@ def test_kenlm_state_is_exposed():
     dec = _cached_ours(tuple(CHARS), True)
     lp = np.log(np.full((3, len(CHARS)), 1 / len(CHARS)))
     assert isinstance(dec.decode_beams(lp, beam_width=4)[0].last_lm_state, kenlm.State)
+
+
+def test_max_beams_keeps_the_best(sim_utts):
+    labels, lps, _ = sim_utts
+    dec = fastctc.build_ctcdecoder(labels, kenlm_model_path=TINY, unigrams=TINY_WORDS)
+    full = dec.decode_beams(lps[0], beam_width=16)
+    assert len(full) > 3
+    part = dec.decode_beams(lps[0], beam_width=16, max_beams=3)
+    assert [tuple(b)[::2] + tuple(b)[3:] for b in part] == [
+        tuple(b)[::2] + tuple(b)[3:] for b in full[:3]
+    ]
+    batch = dec.decode_beams_batch(None, lps[:2], beam_width=16, max_beams=2, num_threads=2)
+    whole = dec.decode_beams_batch(None, lps[:2], beam_width=16, num_threads=1)
+    assert [[tuple(b) for b in x] for x in batch] == [[tuple(b) for b in x[:2]] for x in whole]
+    with pytest.raises(ValueError, match="max_beams must be >= 1"):
+        dec.decode_beams(lps[0], max_beams=0)
+    with pytest.raises(TypeError, match="max_beams"):
+        dec.decode_beams_batch(None, lps[:1], max_beams="2")
