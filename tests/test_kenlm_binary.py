@@ -24,6 +24,7 @@ import pytest
 import fastctc.kenlm_binary as kb
 import fastctc.ngram as ng
 from fastctc.kenlm_binary import read_kenlm_trie
+from tests.kenlm_reference import kenlm_scores, score_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "data" / "tiny.arpa"
@@ -65,18 +66,6 @@ def build(arpa: Path, out: Path, *options: str, kind: str = "trie") -> Path:
     return out
 
 
-def kenlm_scores(model, words: list[str], bos: bool = True) -> list[float]:
-    """KenLM's ``BaseScore`` of each word after the previous ones."""
-    state = kenlm.State()
-    (model.BeginSentenceWrite if bos else model.NullContextWrite)(state)
-    out = []
-    for w in words:
-        nxt = kenlm.State()
-        out.append(model.BaseScore(state, w, nxt))
-        state = nxt
-    return out
-
-
 def assert_matches_kenlm(tables, model, sentences) -> None:
     """Equal float32 bit patterns (signs of zero included) for every word."""
     for bos in (True, False):
@@ -89,23 +78,7 @@ def assert_matches_kenlm(tables, model, sentences) -> None:
 
 @pytest.fixture(scope="module")
 def sentences(shared_data):
-    """The 200 dev sentences ending in </s>, then 200 with random vocabulary words, unknown
-    words, <unk>, <s> and </s> mixed in."""
-    lines = (shared_data / "dev_sentences.txt").read_text().splitlines()
-    dev = [s.split() + ["</s>"] for s in lines]
-    vocab = (shared_data / "vocab.txt").read_text().split()
-    odd = ["zzqx", "qwertyuiop", "<unk>", "</s>", "<s>", "austens"]
-    rnd = random.Random(11)
-    mixed = []
-    for i in range(200):
-        base = list(dev[i][:-1])
-        for _ in range(rnd.randint(1, 4)):
-            w = rnd.choice(odd) if rnd.random() < 0.4 else rnd.choice(vocab)
-            base.insert(rnd.randint(0, len(base)), w)
-        if i % 2:
-            base.append("</s>")
-        mixed.append(base)
-    return dev + mixed
+    return score_sentences(shared_data)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ bit for bit in float32, plus every malformed-file error."""
 from __future__ import annotations
 
 import gzip
-import random
 import re
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 
 from fastctc.lm import LanguageModel
 from fastctc.ngram import looks_like_arpa, read_arpa
+from tests.kenlm_reference import kenlm_scores, score_sentences
 
 TINY = Path(__file__).parent / "data" / "tiny.arpa"
 TINY_WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "</s>"]
@@ -108,18 +108,6 @@ class RefArpa:
             out.append(self.prob(context, w))
             history.append(w)
         return [float(p) for p in out]
-
-
-def kenlm_scores(model, words: list[str], bos: bool = True) -> list[float]:
-    """KenLM's ``BaseScore`` of each word after the previous ones."""
-    state = kenlm.State()
-    (model.BeginSentenceWrite if bos else model.NullContextWrite)(state)
-    out = []
-    for w in words:
-        nxt = kenlm.State()
-        out.append(model.BaseScore(state, w, nxt))
-        state = nxt
-    return out
 
 
 def ours(tables, words, bos=True) -> list[float]:
@@ -299,24 +287,7 @@ def shared_4gram(shared_data):
 
 @pytest.fixture(scope="module")
 def sentences(shared_data):
-    """The 200 dev sentences ending in </s>, then 200 with random vocabulary words,
-    unknown words, <unk> and </s> mixed in."""
-    lines = (shared_data / "dev_sentences.txt").read_text().splitlines()
-    dev = [s.split() + ["</s>"] for s in lines]
-    assert len(dev) == 200
-    vocab = (shared_data / "vocab.txt").read_text().split()
-    odd = ["zzqx", "qwertyuiop", "<unk>", "</s>", "austens"]
-    rnd = random.Random(7)
-    mixed = []
-    for i in range(200):
-        base = list(dev[i][:-1])
-        for _ in range(rnd.randint(1, 4)):
-            w = rnd.choice(odd) if rnd.random() < 0.4 else rnd.choice(vocab)
-            base.insert(rnd.randint(0, len(base)), w)
-        if i % 2:
-            base.append("</s>")
-        mixed.append(base)
-    return dev + mixed
+    return score_sentences(shared_data)
 
 
 @pytest.mark.reference
