@@ -14,9 +14,8 @@ With an ARPA model (the default) or a KenLM trie binary (``--model
 ../shared/data/lm_4gram.bin``) fastctc scores words from n-gram tables inside its kernel; with
 a hash-table binary it asks KenLM through a callback and caches the scores across utterances of
 a decoder. "cold" is a fresh decoder's first pass over the set, "warm" the second pass (they
-differ only in that last case). Decoder construction
-(model loading) is timed separately. Times are wall clock, compilation excluded (warm-up call
-first).
+differ only in that last case). Decoder construction (model loading) is timed separately.
+Times are wall clock, compilation excluded (warm-up call first).
 """
 
 from __future__ import annotations
