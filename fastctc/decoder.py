@@ -458,8 +458,8 @@ class BeamSearchDecoderCTC:
         pc_keys = np.zeros(PARTIAL_CACHE, dtype=np.uint64)
         pc_vals = np.empty(PARTIAL_CACHE)
         native = 1 if (tables is None or tables.native) else 0
-        # an ARPA model's n-gram tables are scored in the kernel; a search from a given KenLM
-        # state (which names no words) asks KenLM instead
+        # a model with n-gram tables (ARPA, KenLM trie) is scored in the kernel; a search from
+        # a given KenLM state (which names no words) asks KenLM instead
         ng = tables.ngram if (tables is not None and lm_start_state is None) else None
         if ng is not None:
             lm_: Any = tables.lm  # type: ignore[union-attr]

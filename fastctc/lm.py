@@ -31,8 +31,9 @@ from .kernels import lm_beam as kb
 from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, store_answers
 from .ngram import NgramTables, looks_like_arpa, read_arpa
 
-#: KenLM reports log10 probabilities; the decoder works in natural logs.
-LOG_BASE_CHANGE_FACTOR = 1.0 / math.log10(math.e)
+#: KenLM reports log10 probabilities; the decoder works in natural logs (the kernel's factor,
+#: so that scores computed here and in the kernel agree to the last bit).
+LOG_BASE_CHANGE_FACTOR = kb.LOG10_TO_LN
 AVG_TOKEN_LEN = 6
 
 DEFAULT_ALPHA = 0.5
