@@ -2,8 +2,8 @@
 
 Simulated ASR logits (../shared/data/simulate.py, 29 character labels) of the development
 sentences, the 4-gram KenLM model and its vocabulary as unigrams. Both decoders get the same
-logits, beam width, alpha and beta; ``decode`` / ``decode_batch`` (prune_history on, as in
-pyctcdecode's ``decode``). Prints ms per utterance, the speed ratio, hotword cost, 1 vs 2
+logits, beam width, alpha and beta; their ``decode`` calls alternate utterance by utterance
+(prune_history on, as in pyctcdecode's ``decode``). Prints ms per utterance, the speed ratio, hotword cost, 1 vs 2
 threads and the WER table (greedy, beam, beam + LM, beam + LM + hotwords).
 
     python bench/bench_lm.py                 # 200 utterances (several minutes)
@@ -47,6 +47,22 @@ def timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def alternating(ref, ours, lps, rn, **kw):
+    """Both decoders' ``decode`` on each utterance in turn (pyctcdecode on the first ``rn``
+    only), so that changes in the machine's load hit both alike: texts and summed times."""
+    r_txt, o_txt = [], []
+    r_t = o_t = 0.0
+    for i, x in enumerate(lps):
+        t0 = time.perf_counter()
+        o_txt.append(ours.decode(x, **kw))
+        t1 = time.perf_counter()
+        o_t += t1 - t0
+        if i < rn:
+            r_txt.append(ref.decode(x, **kw))
+            r_t += time.perf_counter() - t1
+    return r_txt, r_t, o_txt, o_t
 
 
 def main() -> None:
@@ -102,15 +118,14 @@ def main() -> None:
             hw = hot if use_hot else None
             ref = pyctcdecode.build_ctcdecoder(labels, **kw)
             ref.decode(lps[0], beam_width=beam, hotwords=hw)
-            r_txt, r_t = timed(lambda: [ref.decode(x, beam_width=beam, hotwords=hw) for x in lps[:rn]])
             # warm-up (compilation, cache loading) on a throwaway decoder, so that the timed
             # decoder's LM score cache starts empty
             fastctc.build_ctcdecoder(labels, **kw).decode_batch(
                 None, lps[:2], beam_width=beam, hotwords=hw, num_threads=1
             )
             ours = fastctc.build_ctcdecoder(labels, **kw)
-            o_txt, o_cold = timed(lambda: ours.decode_batch(None, lps, beam_width=beam,
-                                                            hotwords=hw, num_threads=1))  # fmt: skip
+            r_txt, r_t, o_txt, o_cold = alternating(ref, ours, lps, rn, beam_width=beam,
+                                                    hotwords=hw)  # fmt: skip
             _, o_warm = timed(lambda: ours.decode_batch(None, lps, beam_width=beam, hotwords=hw,
                                                         num_threads=1))  # fmt: skip
             pr, oc, ow = 1e3 * r_t / rn, 1e3 * o_cold / n, 1e3 * o_warm / n
