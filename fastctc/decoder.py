@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from . import _scratch
 from . import _validate as v
 from .alphabet import BPE_TOKEN, Alphabet
 from .batch import balanced_chunks, run_chunks
@@ -399,8 +400,18 @@ class BeamSearchDecoderCTC:
         return k, vals[0], vals[1], vals[2]
 
     # ------------------------------------------------------------------ the search
-    def _search(
+    def _search(self, *args: Any) -> list[Any]:
+        """:meth:`_search_with` on scratch buffers from the pool, handed back afterwards."""
+        held: list[np.ndarray] = []
+        try:
+            return self._search_with(held, *args)
+        finally:
+            for a in held:
+                _scratch.give(a)
+
+    def _search_with(
         self,
+        held: list[np.ndarray],
         lp: np.ndarray,
         beam_width: int,
         beam_prune_logp: float,
@@ -438,15 +449,16 @@ class BeamSearchDecoderCTC:
         b_i[0, kb.B_PLEN] = 0
         b_i[0, kb.B_PNTOK] = 0
         b_phash[0] = FNV_OFFSET
-        text_cap = max(1024, 8 * T + 4 * K)
-        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _text_pool(text_cap)
+        # first sizes that most searches never outgrow (growing restarts the frame)
+        text_cap = max(1024, _TEXT_PER_FRAME * T + 4 * K)
+        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _text_pool(text_cap, held)
         tn_i[0] = (-1, start, 0, 0)
         tn_word[0] = 0
         tn_hist[0] = FNV_OFFSET
         tn_lm[0] = 0.0
-        fc = np.empty(((T + 1) * K + 1, 3), dtype=np.int64)
-        tk = np.empty((T * K + 1, 3), dtype=np.int64)
-        cand = _cand_pool(max(1024, 8 * K))
+        fc = _take(held, ((T + 1) * K + 1, 3), np.int64)
+        tk = _take(held, (T * K + 1, 3), np.int64)
+        cand = _cand_pool(max(1024, _CAND_PER_BEAM * K), held)
         q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
         q_hash = np.empty(4 * K + 64, dtype=np.uint64)
         io = np.zeros(kb.IO_COLS, dtype=np.int64)
@@ -525,13 +537,13 @@ class BeamSearchDecoderCTC:
                     while cap < int(io[kb.IO_NEED]) + 1:
                         cap *= 2
                     tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _grow_text(
-                        n_used, cap, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
+                        n_used, cap, held, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
                     )
                 elif status == kb.GROW_CAND:
                     cap = cand[0].shape[0]
                     while cap < int(io[kb.IO_NEED]):
                         cap *= 2
-                    cand = _cand_pool(cap)
+                    cand = _cand_pool(cap, held)
                 else:  # pragma: no cover - the kernel returns only the codes above
                     raise RuntimeError(f"unexpected kernel status {status}")
         finally:
@@ -826,21 +838,45 @@ class _WordProbs:
         return ((cs[hi] - cs[lo]) / n).tolist()
 
 
-def _text_pool(cap: int) -> tuple[np.ndarray, ...]:
+#: First sizes of the text-node and candidate pools, per frame and per beam.
+_TEXT_PER_FRAME = 16
+_CAND_PER_BEAM = 20
+#: Per-search arrays at least this large come from the scratch pool.
+_POOLED_BYTES = 1 << 17
+
+
+def _take(held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any,
+          zero: bool = False) -> np.ndarray:  # fmt: skip
+    """An array for one search: large ones from the scratch pool (fresh ones would be mapped
+    and cleared page by page on every call), noted in ``held`` for their return; small ones,
+    and all when ``held`` is None, allocated."""
+    n = int(np.prod(shape))
+    if held is None or n * np.dtype(dtype).itemsize < _POOLED_BYTES:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    a = _scratch.take(n, dtype)
+    held.append(a)
+    a = a.reshape(shape)
+    if zero:
+        a.fill(0)
+    return a
+
+
+def _text_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     tcap = 1 << (2 * cap - 1).bit_length()
     return (
-        np.empty((cap, kb.N_COLS), dtype=np.int64),
-        np.empty(cap, dtype=np.uint64),
-        np.empty(cap, dtype=np.uint64),
-        np.empty(cap),
-        np.zeros(tcap, dtype=np.uint64),
-        np.empty(tcap, dtype=np.int64),
+        _take(held, (cap, kb.N_COLS), np.int64),
+        _take(held, (cap,), np.uint64),
+        _take(held, (cap,), np.uint64),
+        _take(held, (cap,), np.float64),
+        _take(held, (tcap,), np.uint64, zero=True),
+        _take(held, (tcap,), np.int64),
     )
 
 
-def _grow_text(n_used: int, cap: int, *old: np.ndarray) -> tuple[np.ndarray, ...]:
+def _grow_text(n_used: int, cap: int, held: list[np.ndarray] | None,
+               *old: np.ndarray) -> tuple[np.ndarray, ...]:  # fmt: skip
     tn_i, tn_word, tn_hist, tn_lm, _, _ = old
-    new = _text_pool(cap)
+    new = _text_pool(cap, held)
     new[0][:n_used] = tn_i[:n_used]
     new[1][:n_used] = tn_word[:n_used]
     new[2][:n_used] = tn_hist[:n_used]
@@ -849,17 +885,17 @@ def _grow_text(n_used: int, cap: int, *old: np.ndarray) -> tuple[np.ndarray, ...
     return new
 
 
-def _cand_pool(cap: int) -> tuple[np.ndarray, ...]:
+def _cand_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
     mcap = 1 << (2 * cap - 1).bit_length()
     return (
-        np.empty((cap, kb.C_COLS), dtype=np.int64),
-        np.empty(cap),
-        np.empty(cap),
-        np.empty(cap, dtype=np.uint64),
-        np.empty(cap),
-        np.empty(cap),
-        np.zeros(mcap, dtype=np.uint64),
-        np.empty(mcap, dtype=np.int64),
+        _take(held, (cap, kb.C_COLS), np.int64),
+        _take(held, (cap,), np.float64),
+        _take(held, (cap,), np.float64),
+        _take(held, (cap,), np.uint64),
+        _take(held, (cap,), np.float64),
+        _take(held, (cap,), np.float64),
+        _take(held, (mcap,), np.uint64, zero=True),
+        _take(held, (mcap,), np.int64),
     )
 
 

@@ -373,3 +373,33 @@ def test_max_beams_keeps_the_best(sim_utts):
         dec.decode_beams(lps[0], max_beams=0)
     with pytest.raises(TypeError, match="max_beams"):
         dec.decode_beams_batch(None, lps[:1], max_beams="2")
+
+
+def test_pools_grown_mid_search_give_the_same_beams(sim_utts, monkeypatch):
+    """Text-node and candidate pools that start small and grow during the search (the search
+    stops, the caller reallocates, the frame restarts) change nothing."""
+    import fastctc.decoder as fd
+
+    labels, lps, _ = sim_utts
+    dec = fastctc.build_ctcdecoder(labels, kenlm_model_path=TINY, unigrams=TINY_WORDS)
+    want = [dec.decode_beams(x, beam_width=100) for x in lps[:3]]
+    grown = {"text": 0, "cand": 0}
+    grow_text, cand_pool = fd._grow_text, fd._cand_pool
+
+    def counting_grow_text(*args):
+        grown["text"] += 1
+        return grow_text(*args)
+
+    def counting_cand_pool(cap, held=None):
+        grown["cand"] += cap > 1024
+        return cand_pool(cap, held)
+
+    monkeypatch.setattr(fd, "_grow_text", counting_grow_text)
+    monkeypatch.setattr(fd, "_cand_pool", counting_cand_pool)
+    monkeypatch.setattr(fd, "_TEXT_PER_FRAME", 0)
+    monkeypatch.setattr(fd, "_CAND_PER_BEAM", 0)
+    got = [dec.decode_beams(x, beam_width=100) for x in lps[:3]]
+    assert grown["text"] > 0 and grown["cand"] > 0
+    for g, w in zip(got, want, strict=True):
+        assert [tuple(b)[::2] + tuple(b)[3:] for b in g] == [tuple(b)[::2] + tuple(b)[3:] for b in w]
+        assert [b.tokens.tolist() for b in g] == [b.tokens.tolist() for b in w]
