@@ -57,7 +57,7 @@ import os
 import numpy as np
 
 from .kernels._jit import jit
-from .kernels.ngram import find, key_next, key_start
+from .kernels.ngram import find_order, gram_key
 from .ngram import NgramTables, _assemble
 
 _MAGIC = b"mmap lm http://kheafield.com/code format version"
@@ -172,10 +172,7 @@ def _count_unextended(ids, uni, keys, vals, meta):
         if n == 2:
             bow = uni[ids[r, 0], 1]
         else:
-            key = key_start(ids[r, n - 2])
-            for c in range(n - 3, -1, -1):
-                key = key_next(key, ids[r, c])
-            slot = find(keys, meta[2 * (n - 1)], meta[2 * (n - 1) + 1], key)
+            slot = find_order(keys, meta, n - 1, gram_key(ids, r, 0, n - 1))
             if slot < 0:
                 bad += 1
                 continue

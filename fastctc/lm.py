@@ -28,7 +28,13 @@ import numpy as np
 
 from .kenlm_binary import read_kenlm_trie
 from .kernels import lm_beam as kb
-from .kernels.lm_cache import hash_strings, insert_float_int, insert_int, store_answers
+from .kernels.lm_cache import (
+    hash_strings,
+    insert_float_int,
+    insert_int,
+    make_set,
+    store_answers,
+)
 from .ngram import NgramTables, looks_like_arpa, read_arpa
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs (the kernel's factor,
@@ -118,21 +124,6 @@ def word_hashes(words: Iterable[str]) -> np.ndarray:
     """The kernel's 64-bit hash of each word."""
     codes, offsets = encode_strings(words)
     return hash_strings(codes, offsets, False)[0]
-
-
-def _capacity(n: int, minimum: int = 16) -> int:
-    return max(minimum, 1 << int(2 * max(n, 1) - 1).bit_length())
-
-
-def make_set(hashes: np.ndarray, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Hash table from uint64 keys (duplicates keep the last value) to int64 values."""
-    cap = _capacity(len(hashes))
-    keys = np.zeros(cap, dtype=np.uint64)
-    vals = np.full(cap, -1, dtype=np.int64)
-    if len(hashes):
-        v = np.zeros(len(hashes), np.int64) if values is None else values.astype(np.int64)
-        insert_int(keys, vals, np.ascontiguousarray(hashes, np.uint64), v)
-    return keys, vals
 
 
 EMPTY_TABLE = (np.zeros(1, dtype=np.uint64), np.full(1, -1, dtype=np.int64))

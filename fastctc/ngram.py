@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from .kernels import ngram as kn
-from .kernels.lm_cache import insert_int
+from .kernels.lm_cache import capacity, make_set
 
 _COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
 #: KenLM's probability for ``<unk>`` when the file has none.
@@ -184,9 +184,7 @@ def _read_fast(data: bytes, name: str) -> NgramTables | None:
                 u_prob, u_bow = np.full(c + 1, MISSING_UNK_LOG10), np.zeros(c + 1)
             u_prob[row_id] = prob
             u_bow[row_id] = bow
-            cap = max(16, 1 << int(2 * c - 1).bit_length())
-            vkeys, vvals = np.zeros(cap, dtype=np.uint64), np.full(cap, -1, dtype=np.int64)
-            insert_int(vkeys, vvals, hashes, row_id)
+            vkeys, vvals = make_set(hashes, row_id)
         else:
             grams.append((ids, prob, bow))
     return _assemble(order, vocab, u_prob, u_bow, grams, name)
@@ -200,7 +198,7 @@ def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarra
     uni = np.empty((len(words), 2), dtype=np.float32)
     uni[:, 0] = u_prob
     uni[:, 1] = u_bow
-    caps = [max(16, 1 << int(2 * g[0].shape[0] - 1).bit_length()) for g in grams]
+    caps = [capacity(g[0].shape[0]) for g in grams]
     keys = np.zeros(max(sum(caps), 1), dtype=np.uint64)
     vals = np.zeros((keys.size, 2), dtype=np.float32)
     meta = np.zeros(2 * order + 2, dtype=np.int64)

@@ -11,10 +11,11 @@ acoustic + LM(text) + partial-word score; candidates below ``best + beam_prune_l
 dropped and the best ``K`` kept (ties by candidate order). ``prune_history`` additionally keeps
 only the best beam per (last ``n - 1`` words, part, last label).
 
-With n-gram tables (``ng_meta[M_ORDER] > 0``: an ARPA model read by ``fastctc.ngram``) every
-word is scored in the kernel (:func:`ng_word_score`): the LM context of a text node is the
-words of its last ``order - 1`` ancestors, whose vocabulary ids the nodes keep in ``N_STATE``,
-and nothing below is needed.
+With n-gram tables (``ng_meta[M_ORDER] > 0``: an ARPA or KenLM trie model read by
+``fastctc.ngram`` / ``fastctc.kenlm_binary``) every word is scored in the kernel
+(:func:`ng_word_score`): the LM context of a text node is the words of its last
+``order - 1`` ancestors, whose vocabulary ids the nodes keep in ``N_STATE``, and nothing
+below is needed.
 
 Otherwise LM scores come from hash tables keyed by (LM state id, word id). A word
 completion whose score is missing is first bounded from above; if even the bound cannot
@@ -43,7 +44,7 @@ import numpy as np
 
 from ._jit import jit
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
-from .ngram import M_BOS, M_BOUNDARY, M_EOS, M_ORDER, log10_prob
+from .ngram import M_BOS, M_BOUNDARY, M_EOS, M_ORDER, log10_prob, push_word
 from .prefix_beam import kth_smallest
 
 DONE = 0
@@ -214,10 +215,7 @@ def ng_word_score(parent, wid, eos, tn_i, w_info, ng_uni, ng_keys, ng_vals, ng_m
     if info & 1:
         s += unk_offset
     if eos and ng_meta[M_BOUNDARY]:
-        for j in range(min(n, order - 2), 0, -1):
-            ng_ctx[j] = ng_ctx[j - 1]
-        ng_ctx[0] = lmid
-        n = min(n + 1, order - 1)
+        n = push_word(ng_ctx, n, lmid, order - 1)
         s = s + np.float64(log10_prob(ng_ctx, n, ng_meta[M_EOS], ng_uni, ng_keys, ng_vals,
                                       ng_meta))  # fmt: skip
     return ng_ab[0] * s * LOG10_TO_LN + ng_ab[1], lmid

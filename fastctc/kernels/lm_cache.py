@@ -196,3 +196,19 @@ if numba.config.DISABLE_JIT:  # pragma: no cover - exercised by the pure-Python 
     def pair_key(a, b):  # noqa: F811
         """Key for an ordered pair; never 0."""
         return fix_key(mix64(((int(a) & _M64) * 0x9E3779B97F4A7C15 & _M64) ^ int(b)))
+
+
+def capacity(n: int, minimum: int = 16) -> int:
+    """Power-of-two table size that keeps ``n`` keys at a load factor below one half."""
+    return max(minimum, 1 << int(2 * max(n, 1) - 1).bit_length())
+
+
+def make_set(hashes: np.ndarray, values: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Hash table from uint64 keys (duplicates keep the last value) to int64 values."""
+    cap = capacity(len(hashes))
+    keys = np.zeros(cap, dtype=np.uint64)
+    vals = np.full(cap, -1, dtype=np.int64)
+    if len(hashes):
+        v = np.zeros(len(hashes), np.int64) if values is None else values.astype(np.int64)
+        insert_int(keys, vals, np.ascontiguousarray(hashes, np.uint64), v)
+    return keys, vals

@@ -22,33 +22,35 @@ Layout (built by :func:`fill_order` from ``fastctc.ngram``):
 import numpy as np
 
 from ._jit import jit
-from .lm_cache import EMPTY_KEY, FNV_OFFSET, fnv_extend, mix64, table_find
+from .lm_cache import EMPTY_KEY, FNV_OFFSET, fix_key, fnv_extend, pair_key, table_find
 
 M_ORDER = 0
 M_BOS = 1
 M_EOS = 2
 M_BOUNDARY = 3
 
-_MUL = np.uint64(0x9E3779B97F4A7C15)
 _START = np.uint64(0x2545F4914F6CDD1D)
 
 
 @jit
 def key_start(w):
     """Key of the unigram ``w`` (never 0)."""
-    k = mix64(np.uint64(w) * _MUL ^ _START)
-    if k == EMPTY_KEY:
-        return np.uint64(1)
-    return k
+    return pair_key(w, _START)
 
 
 @jit
 def key_next(key, w):
     """Key of the n-gram ``key`` preceded by word ``w`` (never 0)."""
-    k = mix64(key * _MUL ^ np.uint64(w))
-    if k == EMPTY_KEY:
-        return np.uint64(1)
-    return k
+    return pair_key(key, w)
+
+
+@jit
+def gram_key(ids, r, lo, hi):
+    """Key of the n-gram ``ids[r, lo:hi]`` (words in text order)."""
+    key = key_start(ids[r, hi - 1])
+    for c in range(hi - 2, lo - 1, -1):
+        key = key_next(key, ids[r, c])
+    return key
 
 
 @jit
@@ -66,6 +68,22 @@ def find(keys, off, mask, key):
 
 
 @jit
+def find_order(keys, meta, n, key):
+    """:func:`find` in the table of order ``n`` (>= 2)."""
+    return find(keys, meta[2 * n], meta[2 * n + 1], key)
+
+
+@jit
+def push_word(ctx, nctx, w, width):
+    """Put ``w`` in front of the context ``ctx[:nctx]`` (most recent first), keeping at most
+    ``width`` words; returns the new length."""
+    for j in range(min(nctx, width - 1), 0, -1):
+        ctx[j] = ctx[j - 1]
+    ctx[0] = w
+    return min(nctx + 1, width)
+
+
+@jit
 def fill_order(ids, prob, bow, keys, vals, off, mask):
     """Insert the n-grams ``ids`` (rows in text order) into the table at ``off``.
 
@@ -74,9 +92,7 @@ def fill_order(ids, prob, bow, keys, vals, off, mask):
     n = ids.shape[1]
     dup = 0
     for r in range(ids.shape[0]):
-        key = key_start(ids[r, n - 1])
-        for c in range(n - 2, -1, -1):
-            key = key_next(key, ids[r, c])
+        key = gram_key(ids, r, 0, n)
         slot = np.int64(key & np.uint64(mask))
         while keys[off + slot] != EMPTY_KEY and keys[off + slot] != key:
             slot = (slot + 1) & mask
@@ -98,7 +114,7 @@ def log10_prob(ctx, nctx, w, uni, keys, vals, meta):
     n = 2
     while n <= order and n - 2 < nctx:
         key = key_next(key, ctx[n - 2])
-        slot = find(keys, meta[2 * n], meta[2 * n + 1], key)
+        slot = find_order(keys, meta, n, key)
         if slot < 0:
             break
         p = vals[slot, 0]
@@ -117,7 +133,7 @@ def log10_prob(ctx, nctx, w, uni, keys, vals, meta):
         if length > nctx:
             break
         bkey = key_next(bkey, ctx[length - 1])
-        slot = find(keys, meta[2 * length], meta[2 * length + 1], bkey)
+        slot = find_order(keys, meta, length, bkey)
         if slot < 0:
             break
         bo = vals[slot, 1]
@@ -138,10 +154,7 @@ def score_sequence(words, start_ctx, n_start, uni, keys, vals, meta):
     for i in range(words.size):
         out[i] = log10_prob(ctx, nctx, words[i], uni, keys, vals, meta)
         if order > 1:
-            for j in range(min(nctx, width - 1), 0, -1):
-                ctx[j] = ctx[j - 1]
-            ctx[0] = words[i]
-            nctx = min(nctx + 1, width)
+            nctx = push_word(ctx, nctx, words[i], width)
     return out
 
 
@@ -220,9 +233,7 @@ def word_hash(buf, start, end):
     h = FNV_OFFSET
     for p in range(start, end):
         h = fnv_extend(h, buf[p])
-    if h == EMPTY_KEY:
-        return np.uint64(1)
-    return h
+    return fix_key(h)
 
 
 @jit
@@ -289,16 +300,10 @@ def count_unclosed(ids, keys, meta):
     words are not stored: files that rely on a reader to fill such gaps in are left to
     KenLM."""
     n = ids.shape[1]
-    off = meta[2 * (n - 1)]
-    mask = meta[2 * (n - 1) + 1]
     missing = 0
     for r in range(ids.shape[0]):
-        suffix = key_start(ids[r, n - 1])
-        for c in range(n - 2, 0, -1):
-            suffix = key_next(suffix, ids[r, c])
-        prefix = key_start(ids[r, n - 2])
-        for c in range(n - 3, -1, -1):
-            prefix = key_next(prefix, ids[r, c])
-        if find(keys, off, mask, suffix) < 0 or find(keys, off, mask, prefix) < 0:
+        suffix = gram_key(ids, r, 1, n)
+        prefix = gram_key(ids, r, 0, n - 1)
+        if find_order(keys, meta, n - 1, suffix) < 0 or find_order(keys, meta, n - 1, prefix) < 0:
             missing += 1
     return missing
