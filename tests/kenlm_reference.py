@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
+from collections.abc import Sequence
 
 import kenlm
 
@@ -20,17 +20,15 @@ def kenlm_scores(model, words: list[str], bos: bool = True) -> list[float]:
     return out
 
 
-def score_sentences(data: Path) -> list[list[str]]:
-    """The 200 dev sentences ending in </s>, then 200 with random vocabulary words, unknown
+def score_sentences(sentences: Sequence[str], vocab: Sequence[str]) -> list[list[str]]:
+    """The sentences ending in </s>, then as many again with random ``vocab`` words, unknown
     words, <unk>, <s> and </s> mixed in."""
-    lines = (data / "dev_sentences.txt").read_text().splitlines()
-    dev = [s.split() + ["</s>"] for s in lines]
-    assert len(dev) == 200
-    vocab = (data / "vocab.txt").read_text().split()
+    dev = [s.split() + ["</s>"] for s in sentences]
+    assert len(dev) >= 100
     odd = ["zzqx", "qwertyuiop", "<unk>", "</s>", "<s>", "austens"]
     rnd = random.Random(7)
     mixed = []
-    for i in range(200):
+    for i in range(len(dev)):
         base = list(dev[i][:-1])
         for _ in range(rnd.randint(1, 4)):
             w = rnd.choice(odd) if rnd.random() < 0.4 else rnd.choice(vocab)

@@ -4,7 +4,6 @@ search), plus batch/thread equivalence, persistence, custom models and every inp
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import kenlm
@@ -16,7 +15,8 @@ from hypothesis import strategies as st
 
 import fastctc
 from fastctc.kernels.lm_beam import sort_desc
-from tests.conftest import SHARED_DATA, random_log_probs
+from tests.conftest import BUNDLED_LM, bundled_unigrams, demo_sentences, random_log_probs
+from tests.simulate import CHAR_LABELS, simulate_char
 
 logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
@@ -26,17 +26,10 @@ CHARS = ["", " ", "a", "c", "t", "h", "e", "o", "d", "g"]
 BPE = ["", "\u2581the", "\u2581ca", "t", "\u2581a", "s", "\u2581dog", "o"]
 
 
-def _sim():
-    sys.path.insert(0, str(SHARED_DATA))
-    import simulate
-
-    return simulate
-
-
 def _same_beams(ours, ref, batch=False, rel=1e-5):
     """Equal texts, frames and scores, beam by beam (scores to float32 precision)."""
     assert [b.text for b in ours] == [r[0] for r in ref]
-    for b, r in zip(ours, ref):
+    for b, r in zip(ours, ref, strict=True):
         frames, logit, score = (r[1], r[2], r[3]) if batch else (r[2], r[3], r[4])
         assert b.text_frames == frames
         assert b.logit_score == pytest.approx(logit, rel=rel, abs=1e-3)
@@ -45,14 +38,14 @@ def _same_beams(ours, ref, batch=False, rel=1e-5):
 
 @pytest.fixture(scope="module")
 def sim_utts():
-    sim = _sim()
-    sents = (SHARED_DATA / "dev_sentences.txt").read_text().splitlines()[:6]
-    return sim.CHAR_LABELS, [sim.simulate_char(s, i) for i, s in enumerate(sents)], sents
+    """Simulated outputs of six English sentences that the bundled model never saw."""
+    sents = demo_sentences()[:6]
+    return CHAR_LABELS, [simulate_char(s, i) for i, s in enumerate(sents)], sents
 
 
 @pytest.fixture(scope="module")
 def unigrams():
-    return (SHARED_DATA / "vocab.txt").read_text().split()
+    return list(bundled_unigrams())
 
 
 @pytest.mark.reference
@@ -64,8 +57,9 @@ def test_simulated_utterances_match_pyctcdecode(sim_utts, unigrams, mode):
     labels, lps, sents = sim_utts
     kw = {}
     if mode != "nolm":
-        kw = dict(kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=unigrams)
+        kw = dict(kenlm_model_path=str(BUNDLED_LM), unigrams=unigrams)
     hot = ["jewels", "van goghs", "chivas"] if mode == "hotwords" else None
+    assert hot is None or all(h in sents[0] for h in hot)
     ref = pyctcdecode.build_ctcdecoder(labels, **kw)
     ours = fastctc.build_ctcdecoder(labels, **kw)
     width = 24 if mode == "nolm" else 32
@@ -143,7 +137,7 @@ def test_batch_form_matches_pyctcdecode(rng):
     lps = [random_log_probs(rng, n, len(CHARS), scale=3.0) for n in (5, 9, 3)]
     r = ref.decode_beams_batch(None, lps, beam_width=6)
     o = ours.decode_beams_batch(None, lps, beam_width=6, num_threads=2)
-    for ob, rb in zip(o, r):
+    for ob, rb in zip(o, r, strict=True):
         assert all(len(b) == 4 for b in ob)
         _same_beams(ob, rb, batch=True)
     assert ours.decode_batch(None, lps, beam_width=6) == ref.decode_batch(None, lps, beam_width=6)
@@ -375,6 +369,11 @@ def test_max_beams_keeps_the_best(sim_utts):
         dec.decode_beams_batch(None, lps[:1], max_beams="2")
 
 
+def _key(beam):
+    """A beam without its LM state: text, frames, scores."""
+    return tuple(beam)[::2] + tuple(beam)[3:]
+
+
 def test_pools_grown_mid_search_give_the_same_beams(sim_utts, monkeypatch):
     """Text-node and candidate pools that start small and grow during the search (the search
     stops, the caller reallocates, the frame restarts) change nothing."""
@@ -401,5 +400,5 @@ def test_pools_grown_mid_search_give_the_same_beams(sim_utts, monkeypatch):
     got = [dec.decode_beams(x, beam_width=100) for x in lps[:3]]
     assert grown["text"] > 0 and grown["cand"] > 0
     for g, w in zip(got, want, strict=True):
-        assert [tuple(b)[::2] + tuple(b)[3:] for b in g] == [tuple(b)[::2] + tuple(b)[3:] for b in w]
+        assert [_key(b) for b in g] == [_key(b) for b in w]
         assert [b.tokens.tolist() for b in g] == [b.tokens.tolist() for b in w]

@@ -1,11 +1,14 @@
 """The LM beam search scoring words from an ARPA model's n-gram tables in the kernel, against
 the same search asking KenLM through the callback (n-gram tables switched off): identical
-beams, scores and KenLM states on simulated utterances, and pyctcdecode's top texts."""
+beams, scores and KenLM states on simulated utterances, and pyctcdecode's top texts.
+
+The model is the suite's small 4-gram (:mod:`tests.small_lm`, ARPA and trie binary of the
+same estimate) on held-out sentences of its grammar; the bundled English model (a quantised
+trie read natively) is checked the same way on the demo sentences."""
 
 from __future__ import annotations
 
 import logging
-import sys
 
 import kenlm
 import pytest
@@ -13,29 +16,28 @@ import pytest
 import fastctc
 from fastctc.alphabet import Alphabet
 from fastctc.lm import LanguageModel
-from tests.conftest import SHARED_DATA
+from tests import small_lm
+from tests.conftest import BUNDLED_LM, bundled_unigrams, demo_sentences
+from tests.simulate import CHAR_LABELS, simulate_char
 
 logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
 N_UTTS = 25
 WIDTH = 32
-HOTWORDS = ["jewels", "van goghs", "chivas", "papers"]
+#: Words and a phrase of the first sentences (checked in test_hotwords).
+HOTWORDS = ["lantern", "mister price", "cupboard", "harbour"]
 
 
 @pytest.fixture(scope="module")
 def sim():
-    """Labels, 25 simulated dev utterances and the model's vocabulary."""
-    sys.path.insert(0, str(SHARED_DATA))
-    import simulate
-
-    sents = (SHARED_DATA / "dev_sentences.txt").read_text().splitlines()[:N_UTTS]
-    lps = [simulate.simulate_char(s, i) for i, s in enumerate(sents)]
-    vocab = (SHARED_DATA / "vocab.txt").read_text().split()
-    return simulate.CHAR_LABELS, lps, vocab
+    """Labels, 25 simulated held-out utterances and the model's vocabulary."""
+    sents = small_lm.dev_sentences()[:N_UTTS]
+    lps = [simulate_char(s, i) for i, s in enumerate(sents)]
+    return CHAR_LABELS, lps, small_lm.unigrams()
 
 
-def _decoder(labels, unigrams, **kw):
-    lm = LanguageModel(str(SHARED_DATA / "lm_4gram.arpa"), unigrams, **kw)
+def _decoder(labels, unigrams, path=small_lm.ARPA, **kw):
+    lm = LanguageModel(str(path), unigrams, **kw)
     return fastctc.BeamSearchDecoderCTC(Alphabet.build_alphabet(labels), lm)
 
 
@@ -68,14 +70,24 @@ def _key(beam):
     return (beam.text, beam.text_frames, beam.logit_score, beam.lm_score)
 
 
-def _kenlm_state_after(lm, text):
-    """KenLM state after the words of ``text`` from the model's start state."""
+def _kenlm_state_after(lm, words):
+    """KenLM state after ``words`` from the model's start state."""
     state = lm.get_start_state()
-    for w in text.split():
+    for w in words:
         nxt = kenlm.State()
         lm.kenlm_model.BaseScore(state, w, nxt)
         state = nxt
     return state
+
+
+def _final_states(lm, text):
+    """The states pyctcdecode can give a beam with this text: KenLM's after its words, or
+    after them and the empty word. Its end-of-utterance scores are cached by text, and a beam
+    whose last word was complete (a space followed it) scores the empty word there (KenLM
+    reads it as <unk>); a beam of the same text still spelling its last word then takes that
+    cached state."""
+    words = text.split()
+    return _kenlm_state_after(lm, words), _kenlm_state_after(lm, [*words, ""])
 
 
 def _assert_same(native, callback, lps, **kw):
@@ -86,8 +98,9 @@ def _assert_same(native, callback, lps, **kw):
         assert [x.last_lm_state for x in a] == [x.last_lm_state for x in b], f"utterance {i}"
         assert all(isinstance(x.last_lm_state, kenlm.State) for x in a)
         if a[0].text:
-            want = _kenlm_state_after(native.language_model, a[0].text)
-            assert a[0].last_lm_state == want, f"utterance {i}"
+            assert a[0].last_lm_state in _final_states(native.language_model, a[0].text), (
+                f"utterance {i}"
+            )
 
 
 @pytest.mark.parametrize("unigrams", ["full", "none", "half"])
@@ -116,6 +129,8 @@ def test_no_sentence_boundary(sim, pairs):
 
 def test_hotwords(sim, pairs):
     _, lps, _ = sim
+    text = " ".join(small_lm.dev_sentences()[:N_UTTS])
+    assert all(f" {h} " in f" {text} " for h in HOTWORDS)
     native, callback = pairs("full")
     _assert_same(native, callback, lps, beam_width=WIDTH, hotwords=HOTWORDS, hotword_weight=7.5)
 
@@ -180,7 +195,7 @@ def test_binary_model_gives_the_same_beams(sim, pairs):
     native, _ = pairs("full")
     binaries = [
         fastctc.build_ctcdecoder(
-            labels, kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=vocab
+            labels, kenlm_model_path=str(small_lm.BINARY), unigrams=vocab
         )
         for _ in range(2)
     ]
@@ -201,7 +216,7 @@ def test_top_text_matches_pyctcdecode(sim, pairs):
 
     labels, lps, vocab = sim
     native, _ = pairs("full")
-    kw = dict(kenlm_model_path=str(SHARED_DATA / "lm_4gram.arpa"), unigrams=vocab)
+    kw = dict(kenlm_model_path=str(small_lm.ARPA), unigrams=vocab)
     ref = pyctcdecode.build_ctcdecoder(labels, **kw)
     for lp in lps[:6]:
         r = ref.decode_beams(lp, beam_width=WIDTH)
@@ -209,3 +224,17 @@ def test_top_text_matches_pyctcdecode(sim, pairs):
         assert o[0].text == r[0][0]
         assert o[0].lm_score == pytest.approx(r[0][4], rel=1e-5)
         assert o[0].last_lm_state == r[0][1]
+
+
+def test_bundled_model_native_equals_callback():
+    """The bundled English model (8-bit quantised trie, read natively) on English sentences it
+    never saw: the same beams as asking KenLM, with and without hotwords."""
+    sents = demo_sentences()[:6]
+    lps = [simulate_char(s, 100 + i) for i, s in enumerate(sents)]
+    native, callback = (_decoder(CHAR_LABELS, list(bundled_unigrams()), BUNDLED_LM)
+                        for _ in range(2))  # fmt: skip
+    assert native._tables.ngram is not None
+    callback._tables.ngram = None
+    _assert_same(native, callback, lps, beam_width=WIDTH)
+    _assert_same(native, callback, lps[:2], beam_width=WIDTH, hotwords=["van goghs", "papers"])
+    assert native._tables._n_scores == 0 and callback._tables._n_scores > 0

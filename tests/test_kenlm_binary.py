@@ -2,19 +2,18 @@
 bit for bit in float32, for every trie variant ``build_binary`` writes; everything else reads
 as ``None`` and truncated files raise.
 
-The variants are built with KenLM's ``build_binary`` (``lm/build_kenlm.sh`` compiles it in
-about a minute); those tests run where it is on the PATH, in ``build/kenlm/bin`` or in
-``$KENLM_BIN``.
+The unquantised trie is the suite's small 4-gram (:mod:`tests.small_lm`, with its ARPA file),
+the quantised one the model bundled with the package. The other variants are built with
+KenLM's ``build_binary`` (``lm/build_kenlm.sh`` compiles it in about a minute); those tests
+run where it is on the PATH, in ``build/kenlm/bin`` or in ``$KENLM_BIN``, and are skipped
+elsewhere.
 """
 
 from __future__ import annotations
 
 import gzip
-import importlib.util
-import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import kenlm
@@ -24,30 +23,22 @@ import pytest
 import fastctc.kenlm_binary as kb
 import fastctc.ngram as ng
 from fastctc.kenlm_binary import read_kenlm_trie
+from tests import small_lm
+from tests.conftest import (
+    BUNDLED_LM,
+    bundled_unigrams,
+    demo_sentences,
+    kenlm_tool,
+    kenlm_tools_reason,
+    needs_kenlm_tools,
+)
 from tests.kenlm_reference import kenlm_scores, score_sentences
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "data" / "tiny.arpa"
-BUNDLED = ROOT / "fastctc" / "data" / "en_4gram.bin"
+SMALL_BIN = small_lm.BINARY
 
-
-def _find_tool(name: str) -> str | None:
-    """The recipe's lookup (``$KENLM_BIN``, ``build/kenlm/bin``, the PATH)."""
-    module = sys.modules.get("build_lm")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("build_lm", ROOT / "lm" / "build_lm.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["build_lm"] = module
-        spec.loader.exec_module(module)
-    return module.find_tool(name, os.environ.get("KENLM_BIN"))
-
-
-BUILD_BINARY = _find_tool("build_binary")
-needs_build_binary = pytest.mark.skipif(
-    BUILD_BINARY is None,
-    reason="KenLM's build_binary not built: run lm/build_kenlm.sh (about a minute) or set "
-    "KENLM_BIN",
-)
+BUILD_BINARY = kenlm_tool("build_binary")
+needs_build_binary = needs_kenlm_tools("build_binary")
 
 #: build_binary options of the trie variants: plain, quantised, compressed pointers, both.
 VARIANTS = {
@@ -77,28 +68,43 @@ def assert_matches_kenlm(tables, model, sentences) -> None:
 
 
 @pytest.fixture(scope="module")
-def sentences(shared_data):
-    return score_sentences(shared_data)
+def sentences():
+    """400 word sequences for the small model: 200 held-out sentences, 200 with noise."""
+    return score_sentences(small_lm.dev_sentences(), small_lm.unigrams())
 
 
 @pytest.fixture(scope="module")
-def shared_bin(shared_data):
-    return read_kenlm_trie(shared_data / "lm_4gram.bin")
+def small_arpa(tmp_path_factory):
+    """The small model's ARPA file, unzipped (for build_binary)."""
+    path = tmp_path_factory.mktemp("arpa") / "small_4gram.arpa"
+    path.write_bytes(gzip.decompress(small_lm.ARPA.read_bytes()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_bin():
+    return read_kenlm_trie(SMALL_BIN)
 
 
 # ---------------------------------------------------------------------------- shipped models
 @pytest.mark.reference
-def test_shared_trie_matches_kenlm(shared_data, shared_bin, sentences):
-    assert shared_bin is not None and shared_bin.order == 4
-    assert len(shared_bin.words) == 29806 and shared_bin.words[0] == "<unk>"
-    assert_matches_kenlm(shared_bin, kenlm.Model(str(shared_data / "lm_4gram.bin")), sentences)
+def test_small_trie_matches_kenlm(small_bin, sentences):
+    assert small_bin is not None and small_bin.order == 4
+    assert len(small_bin.words) == small_lm.manifest()["ngram_counts"]["1"]
+    assert small_bin.words[0] == "<unk>"
+    assert set(small_lm.unigrams()) <= set(small_bin.words)
+    assert_matches_kenlm(small_bin, kenlm.Model(str(SMALL_BIN)), sentences)
 
 
 @pytest.mark.reference
-def test_bundled_quantised_trie_matches_kenlm(sentences):
-    tables = read_kenlm_trie(BUNDLED)
+def test_bundled_quantised_trie_matches_kenlm():
+    """English sentences the model never saw (the demo transcripts), then the small model's
+    held-out sentences (mostly known words), each also with noise words mixed in."""
+    sents = demo_sentences() + small_lm.dev_sentences()[: 200 - len(demo_sentences())]
+    tables = read_kenlm_trie(BUNDLED_LM)
     assert tables is not None and tables.order == 4
-    assert_matches_kenlm(tables, kenlm.Model(str(BUNDLED)), sentences)
+    assert_matches_kenlm(tables, kenlm.Model(str(BUNDLED_LM)),
+                         score_sentences(sents, bundled_unigrams()))  # fmt: skip
 
 
 def _captured(monkeypatch, module, read, path):
@@ -116,12 +122,12 @@ def _captured(monkeypatch, module, read, path):
     return tables, seen[0]
 
 
-def test_trie_tables_agree_with_arpa(monkeypatch, shared_data, sentences):
+def test_trie_tables_agree_with_arpa(monkeypatch, sentences):
     """The unquantised binary holds the ARPA file's values (rounded to float32, with its own
     word ids) and no inserted n-grams, so both readers score alike."""
-    bin_tables, args = _captured(monkeypatch, kb, read_kenlm_trie, shared_data / "lm_4gram.bin")
+    bin_tables, args = _captured(monkeypatch, kb, read_kenlm_trie, SMALL_BIN)
     order, words, u_prob, u_bow, grams = args[:5]
-    arpa_tables, args = _captured(monkeypatch, ng, ng.read_arpa, shared_data / "lm_4gram.arpa")
+    arpa_tables, args = _captured(monkeypatch, ng, ng.read_arpa, small_lm.ARPA)
     a_order, a_words, a_prob, a_bow, a_grams = args[:5]
     assert order == a_order == 4
     assert sorted(words) == sorted(a_words)
@@ -151,12 +157,11 @@ def test_trie_tables_agree_with_arpa(monkeypatch, shared_data, sentences):
 
 # ---------------------------------------------------------------------------- variants
 @pytest.fixture(scope="module")
-def variants(tmp_path_factory, shared_data):
+def variants(tmp_path_factory, small_arpa):
     if BUILD_BINARY is None:
-        pytest.skip("build_binary not built")
+        pytest.skip(kenlm_tools_reason(["build_binary"]))
     d = tmp_path_factory.mktemp("variants")
-    arpa = shared_data / "lm_4gram.arpa"
-    return {name: build(arpa, d / f"{name}.bin", *opts) for name, opts in VARIANTS.items()}
+    return {name: build(small_arpa, d / f"{name}.bin", *opts) for name, opts in VARIANTS.items()}
 
 
 @needs_build_binary
@@ -169,12 +174,12 @@ def test_4gram_variant_matches_kenlm(variants, sentences, name):
 
 
 @needs_build_binary
-def test_pointer_compression_keeps_the_tables(variants, shared_bin):
-    """Unquantised, with or without compressed pointers: the same tables as lm_4gram.bin."""
+def test_pointer_compression_keeps_the_tables(variants, small_bin):
+    """Unquantised, with or without compressed pointers: the same tables as small_4gram.bin."""
     for name in ("trie", "array0", "array22"):
         tables = read_kenlm_trie(variants[name])
-        assert tables.words == shared_bin.words
-        for a, b in zip(tables.arrays(True), shared_bin.arrays(True), strict=True):
+        assert tables.words == small_bin.words
+        for a, b in zip(tables.arrays(True), small_bin.arrays(True), strict=True):
             assert np.array_equal(a.view(np.uint8), b.view(np.uint8)), name
 
 
@@ -308,9 +313,9 @@ def test_unmarked_inserted_context_is_not_read(tmp_path, options):
 
 
 @needs_build_binary
-def test_probing_binaries_are_not_read(tmp_path, shared_data):
+def test_probing_binaries_are_not_read(tmp_path, small_arpa):
     assert read_kenlm_trie(build(TINY, tmp_path / "t.bin", kind="probing")) is None
-    big = build(shared_data / "lm_4gram.arpa", tmp_path / "p.bin", kind="probing")
+    big = build(small_arpa, tmp_path / "p.bin", kind="probing")
     assert read_kenlm_trie(big) is None
 
 
@@ -321,11 +326,12 @@ def test_trie_without_words_is_not_read(tmp_path):
     assert read_kenlm_trie(path) is None
 
 
-def test_other_files_are_not_read(tmp_path, shared_data):
-    assert read_kenlm_trie(shared_data / "lm_4gram.arpa") is None
+def test_other_files_are_not_read(tmp_path, small_arpa):
+    assert read_kenlm_trie(small_arpa) is None
+    assert read_kenlm_trie(small_lm.ARPA) is None
     assert read_kenlm_trie(TINY) is None
     gz = tmp_path / "m.bin.gz"
-    gz.write_bytes(gzip.compress((shared_data / "lm_4gram.bin").read_bytes()[:4096]))
+    gz.write_bytes(gzip.compress(SMALL_BIN.read_bytes()[:4096]))
     assert read_kenlm_trie(gz) is None
     for name, data in {
         "empty": b"",
@@ -336,8 +342,8 @@ def test_other_files_are_not_read(tmp_path, shared_data):
         assert read_kenlm_trie(tmp_path / name) is None, name
 
 
-def test_other_versions_and_byte_orders_are_not_read(tmp_path, shared_data):
-    good = (shared_data / "lm_4gram.bin").read_bytes()
+def test_other_versions_and_byte_orders_are_not_read(tmp_path):
+    good = SMALL_BIN.read_bytes()
     edits = {
         "version 4": good.replace(b"format version 5", b"format version 4", 1),
         "unfinished": b"mmap lm http://kheafield.com/code incomplete\n" + good[45:],
@@ -351,8 +357,8 @@ def test_other_versions_and_byte_orders_are_not_read(tmp_path, shared_data):
         assert read_kenlm_trie(tmp_path / "x.bin") is None, name
 
 
-def test_truncated_file_raises(tmp_path, shared_data):
-    good = (shared_data / "lm_4gram.bin").read_bytes()
+def test_truncated_file_raises(tmp_path):
+    good = SMALL_BIN.read_bytes()
     path = tmp_path / "cut.bin"
     # in the check values, the counts, the trie, the words
     for size in (70, 120, len(good) // 2, len(good) - 40, len(good) - 1):
@@ -363,7 +369,7 @@ def test_truncated_file_raises(tmp_path, shared_data):
 
 
 def test_quantised_truncated_raises(tmp_path):
-    good = BUNDLED.read_bytes()
+    good = BUNDLED_LM.read_bytes()
     path = tmp_path / "cut.bin"
     path.write_bytes(good[:3000])
     with pytest.raises(ValueError, match="truncated"):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import fastctc
+from fastctc.kernels.lm_cache import table_find
 from fastctc.lm import (
     LanguageModel,
     hotword_tables,
@@ -20,7 +21,7 @@ from fastctc.lm import (
     normalise_hotwords,
     word_hashes,
 )
-from fastctc.kernels.lm_cache import table_find
+from tests import small_lm
 
 TINY = Path(__file__).parent / "data" / "tiny.arpa"
 WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog"]
@@ -82,10 +83,10 @@ def test_matches_pyctcdecode_language_model(tiny_model):
         assert ours.score_partial_token(part) == ref.score_partial_token(part)
 
 
-def test_binary_model_scores_equal_arpa(shared_data):
+def test_binary_model_scores_equal_arpa():
     words = ["the", "house", "was", "quite", "zzqx"]
-    a = LanguageModel(str(shared_data / "lm_4gram.bin"), words[:4])
-    b = LanguageModel(str(shared_data / "lm_4gram.arpa"), words[:4])
+    a = LanguageModel(str(small_lm.BINARY), words[:4])
+    b = LanguageModel(str(small_lm.ARPA), words[:4])
     sa, sb = a.get_start_state(), b.get_start_state()
     for w in words:
         x, sa = a.score(sa, w)

@@ -7,7 +7,6 @@ language model raises."""
 from __future__ import annotations
 
 import logging
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +18,8 @@ from fastctc.decoder import BeamSearchDecoderCTC, _SearchQueries
 from fastctc.kernels.lm_beam import RESOLVE_DONE, RESOLVE_STALE
 from fastctc.kernels.prefix_beam import kth_smallest
 from fastctc.lm import AbstractLanguageModel, KernelTables
-from tests.conftest import SHARED_DATA, random_log_probs
+from tests.conftest import BUNDLED_LM, bundled_unigrams, demo_sentences, random_log_probs
+from tests.simulate import CHAR_LABELS, simulate_char
 
 logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
@@ -32,14 +32,11 @@ def _kenlm_queries(monkeypatch):
 
 @pytest.fixture(scope="module")
 def sim():
-    sys.path.insert(0, str(SHARED_DATA))
-    import simulate
-
-    sents = (SHARED_DATA / "dev_sentences.txt").read_text().splitlines()[10:14]
-    lps = [simulate.simulate_char(s, 10 + i) for i, s in enumerate(sents)]
-    unigrams = (SHARED_DATA / "vocab.txt").read_text().split()
-    kw = dict(kenlm_model_path=str(SHARED_DATA / "lm_4gram.bin"), unigrams=unigrams)
-    return simulate.CHAR_LABELS, lps, kw
+    """Four simulated English utterances and the bundled model (asked through KenLM)."""
+    sents = demo_sentences()[10:14]
+    lps = [simulate_char(s, 10 + i) for i, s in enumerate(sents)]
+    kw = dict(kenlm_model_path=str(BUNDLED_LM), unigrams=list(bundled_unigrams()))
+    return CHAR_LABELS, lps, kw
 
 
 def _beams(dec, lps, **kw):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from fastctc.lm import LanguageModel
 from fastctc.ngram import looks_like_arpa, read_arpa
+from tests import small_lm
 from tests.kenlm_reference import kenlm_scores, score_sentences
 
 TINY = Path(__file__).parent / "data" / "tiny.arpa"
@@ -276,43 +277,46 @@ def test_utf8_words(tmp_path):
 
 # ---------------------------------------------------------------------------- KenLM, 4-gram
 @pytest.fixture(scope="module")
-def shared_4gram(shared_data):
-    tables = read_arpa(shared_data / "lm_4gram.arpa")
+def small_4gram():
+    """The suite's small 4-gram (tests.small_lm): tables from its gzipped ARPA file, and KenLM
+    on the same file and on its trie binary."""
+    tables = read_arpa(small_lm.ARPA)
     models = {
-        "arpa": kenlm.Model(str(shared_data / "lm_4gram.arpa")),
-        "binary": kenlm.Model(str(shared_data / "lm_4gram.bin")),
+        "arpa": kenlm.Model(str(small_lm.ARPA)),
+        "binary": kenlm.Model(str(small_lm.BINARY)),
     }
     return tables, models
 
 
 @pytest.fixture(scope="module")
-def sentences(shared_data):
-    return score_sentences(shared_data)
+def sentences():
+    return score_sentences(small_lm.dev_sentences(), small_lm.unigrams())
 
 
 @pytest.mark.reference
 @pytest.mark.parametrize("kind", ["arpa", "binary"])
 @pytest.mark.parametrize("bos", [True, False])
-def test_4gram_matches_kenlm(shared_4gram, sentences, kind, bos):
-    tables, models = shared_4gram
+def test_4gram_matches_kenlm(small_4gram, sentences, kind, bos):
+    tables, models = small_4gram
     model = models[kind]
     for words in sentences:
         assert ours(tables, words, bos) == kenlm_scores(model, words, bos), words
 
 
-def test_4gram_tables_shape(shared_4gram, shared_data):
-    tables, models = shared_4gram
+def test_4gram_tables_shape(small_4gram):
+    tables, models = small_4gram
     assert tables.order == 4 == models["arpa"].order
-    vocab = (shared_data / "vocab.txt").read_text().split()
+    vocab = small_lm.unigrams()
     assert set(vocab) <= set(tables.words)
-    assert len(tables.words) == 29806  # the \data\ count of 1-grams, <unk> included
+    # the \data\ count of 1-grams, <unk> included
+    assert len(tables.words) == small_lm.manifest()["ngram_counts"]["1"] == len(vocab) + 3
 
 
 # ---------------------------------------------------------------------------- LanguageModel
-def test_language_model_tables_for_arpa_and_trie(shared_data):
-    words = "it was the best of zzqx times </s>".split()
-    for name in ("lm_4gram.arpa", "lm_4gram.bin"):
-        lm = LanguageModel(str(shared_data / name))
+def test_language_model_tables_for_arpa_and_trie():
+    words = "the captain saw a little zzqx dog </s>".split()
+    for path in (small_lm.ARPA, small_lm.BINARY):
+        lm = LanguageModel(str(path))
         assert lm.ngram_tables is not None
         assert lm.ngram_tables.order == 4
         assert ours(lm.ngram_tables, words) == kenlm_scores(lm.kenlm_model, words)
@@ -372,9 +376,10 @@ def test_not_arpa(tmp_path):
         read_arpa(path)
 
 
-def test_binary_file_is_not_arpa(shared_data):
-    assert not looks_like_arpa(shared_data / "lm_4gram.bin")
-    assert looks_like_arpa(shared_data / "lm_4gram.arpa")
+def test_binary_file_is_not_arpa():
+    assert not looks_like_arpa(small_lm.BINARY)
+    assert looks_like_arpa(small_lm.ARPA)  # gzipped
+    assert looks_like_arpa(TINY)
 
 
 def test_empty_file(tmp_path):
