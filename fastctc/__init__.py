@@ -1,5 +1,6 @@
 """fastctc: fast CTC loss, gradient and decoding on CPUs, compiled with Numba."""
 
+from . import data  # the bundled language model and example set
 from .align import Alignment, TokenSpan, forced_align, merge_tokens
 from .beam import beam_search, beam_search_batch
 from .decode import Hypothesis, greedy_decode, greedy_decode_batch
@@ -23,6 +24,7 @@ __all__ = [
     "cer",
     "ctc_decode",
     "ctc_loss",
+    "data",
     "edit_distance",
     "forced_align",
     "greedy_decode",

@@ -112,7 +112,8 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
                    help="utterances decoded together (default 64)")
     lm = p.add_argument_group("language model")
     lm.add_argument("--lm", metavar="PATH",
-                    help="KenLM model (ARPA or binary); 'default' for the bundled English "
+                    help="word n-gram model: ARPA (plain or .gz) or KenLM binary (hash-table "
+                         "binaries need the kenlm package); 'default' for the bundled English "
                          "4-gram (character labels a-z, apostrophe, space)")
     lm.add_argument("--unigrams", metavar="FILE",
                     help="the LM's vocabulary, one word a line (default: read from an ARPA "
@@ -255,8 +256,11 @@ def _resolve_lm(args: argparse.Namespace) -> tuple[str | None, list[str] | None]
         return None, None
     unigrams_path = getattr(args, "unigrams", None)
     if lm == "default":
-        lm = str(fio.default_lm_path())
-        unigrams_path = unigrams_path or str(fio.default_unigrams_path())
+        from .data import default_lm
+
+        bundled = default_lm()
+        lm = str(bundled.path)
+        unigrams_path = unigrams_path or str(bundled.unigrams_path)
     if not Path(lm).is_file():
         raise UsageError(f"--lm {lm}: no such file.")
     unigrams = None
@@ -653,41 +657,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``fastctc demo``."""
     import fastctc
 
+    from .data import default_lm, demo
+    from .lm import kenlm_installed
     from .metrics import cer, wer
 
-    arrays, refs, labels = fio.load_demo()
-    ids = list(arrays)
-    batch = [arrays[i] for i in ids]
-    ref_list = [refs[i] for i in ids]
+    ex, bundled = demo(), default_lm()
+    ids, batch, ref_list, labels = ex.ids, ex.log_probs, ex.transcripts, ex.labels
     frames = sum(a.shape[0] for a in batch)
     ns = argparse.Namespace(
         beam_width=args.beam_width, beam_prune_logp=args.beam_prune_logp,
         token_min_logp=args.token_min_logp, threads=args.threads, alpha=args.alpha,
         beta=args.beta, unk_score_offset=-10.0, hotword_weight=10.0)
-    vocab = fio.Vocabulary.build(labels, 0)
-    lm_path = fio.default_lm_path()
+    blank = ex.blank
+    vocab = fio.Vocabulary.build(labels, blank)
+    lm_path = bundled.path
     modes: list[tuple[str, Decoder | str]] = [("greedy", _greedy_decoder(vocab, args.threads))]
     try:
         modes.append((f"beam ({args.beam_width})", _beam_decoder(vocab, ns, 1)))
     except UsageError as exc:
         modes.append((f"beam ({args.beam_width})", str(exc)))
     try:
-        import kenlm  # noqa: F401
-    except ImportError:
-        modes.append(("beam + LM", 'needs kenlm: pip install "fastctc[kenlm]"'))
-    else:
-        try:
-            unigrams = fio.default_unigrams_path().read_text(encoding="utf-8").split()
-            modes.append(("beam + LM", _lm_decoder(labels, 0, ns, str(lm_path), unigrams, 1,
-                                                   None)))
-        except UsageError as exc:
-            modes.append(("beam + LM", str(exc)))
+        modes.append(("beam + LM", _lm_decoder(labels, blank, ns, str(lm_path),
+                                               bundled.unigrams, 1, None)))  # fmt: skip
+    except UsageError as exc:
+        modes.append(("beam + LM", str(exc)))
 
     print(f"fastctc {fastctc.__version__} demo: {len(ids)} bundled utterances "
           f"({frames} frames, {len(labels)} character labels; simulated CTC outputs of "
           "held-out sentences)")
+    reader = "kenlm" if kenlm_installed() else "fastctc, without kenlm"
     print(f"language model: {lm_path.name} ({lm_path.stat().st_size / 1e6:.1f} MB, English "
-          f"4-gram), alpha={args.alpha}, beta={args.beta}; threads: "
+          f"4-gram, read by {reader}), alpha={args.alpha}, beta={args.beta}; threads: "
           f"{args.threads or 'all cores'}")
     print("decoding... (a first run compiles the decoders with Numba, about half a minute; "
           "later runs load them from the cache)", flush=True)

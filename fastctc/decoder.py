@@ -4,7 +4,8 @@
 :class:`BeamSearchDecoderCTC` whose ``decode``, ``decode_beams``, ``decode_batch`` and
 ``decode_beams_batch`` take the arguments and defaults of pyctcdecode 0.5.0 and return the
 same values; the search itself runs in a GIL-free kernel (:mod:`fastctc.kernels.lm_beam`), so
-batches run in parallel on threads.
+batches run in parallel on threads. ARPA models and KenLM trie binaries need no ``kenlm``
+package (see :func:`fastctc.lm.load_model`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ from .lm import (
     LanguageModel,
     encode_strings,
     hotword_tables,
-    load_kenlm_model,
+    load_model,
     load_unigram_set_from_arpa,
     normalise_hotwords,
 )
-from .ngram import read_arpa_bytes
+from .ngram import NgramModel, read_arpa_bytes
 
 DEFAULT_BEAM_WIDTH = 100
 DEFAULT_PRUNE_LOGP = -10.0
@@ -234,10 +235,11 @@ _NO_NGRAMS = (
 
 
 def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> Any:
-    """KenLM state after the words of text node ``node`` and the final word (vocabulary id
-    ``last_word``), for a search scored from n-gram tables (which keeps no KenLM states).
+    """LM state (``kenlm.State`` or ``NgramState``) after the words of text node ``node`` and
+    the final word (vocabulary id ``last_word``), for a search scored from n-gram tables
+    (which keeps no model states).
 
-    KenLM's state holds at most the last ``order - 1`` words, so once the text is that long
+    The state holds at most the last ``order - 1`` words, so once the text is that long
     they are replayed from the null context; a shorter text is replayed from the start."""
     lm = tables.lm
     model = lm.kenlm_model
@@ -251,6 +253,8 @@ def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> A
         state = type(state)()
         model.NullContextWrite(state)
     words = tables.ngram.words
+    if isinstance(model, NgramModel):  # its state is the words: nothing to score
+        return model.state_after(state, [words[wid] for wid in reversed(ids)])
     for wid in reversed(ids):
         nxt = type(state)()
         model.BaseScore(state, words[wid], nxt)
@@ -269,7 +273,7 @@ class BeamSearchDecoderCTC:
     alphabet : Alphabet
         Normalised labels.
     language_model : AbstractLanguageModel, optional
-        A :class:`~fastctc.lm.LanguageModel` (KenLM) or any object with that protocol.
+        A :class:`~fastctc.lm.LanguageModel` (word n-grams) or any object with that protocol.
     """
 
     _ALPHABET_FILE = "alphabet.json"
@@ -562,7 +566,8 @@ class BeamSearchDecoderCTC:
         for a in range(n_out):
             text = " ".join("".join([render[x] for x in lab_list[t_off[a] : t_off[a + 1]]]).split())
             w0, w1 = int(w_off[a]), int(w_off[a + 1])
-            text_frames = list(zip(text.split(), zip(st_list[w0:w1], en_list[w0:w1])))
+            spans = zip(st_list[w0:w1], en_list[w0:w1], strict=True)
+            text_frames = list(zip(text.split(), spans, strict=False))
             logit_score = float(out_f[a, 0])
             lm_score = float(out_f[a, 1])
             if batch_form:
@@ -618,7 +623,9 @@ class BeamSearchDecoderCTC:
         hotword_weight : float
             Score added per hotword.
         lm_start_state : optional
-            LM state to start from (default: the model's start state).
+            LM state to start from (default: the model's start state): a beam's
+            ``last_lm_state`` from this decoder, i.e. a ``kenlm.State`` or, without the
+            ``kenlm`` package, a :class:`fastctc.ngram.NgramState`.
         max_beams : int, optional
             Return at most this many beams (fastctc's addition; the others are not built).
 
@@ -626,12 +633,17 @@ class BeamSearchDecoderCTC:
         -------
         list of OutputBeam
             ``(text, last_lm_state, text_frames, logit_score, lm_score)`` plus ``tokens``,
-            ``token_frames`` and ``word_confidences`` attributes.
+            ``token_frames`` and ``word_confidences`` attributes. ``last_lm_state`` is
+            ``None`` without a language model; with one it is the state after the beam's
+            last word: a ``kenlm.State`` when the ``kenlm`` package is installed (as
+            pyctcdecode's), else a :class:`fastctc.ngram.NgramState` holding the last
+            ``order - 1`` words. Either can be passed back as ``lm_start_state``.
 
         Raises
         ------
         TypeError, ValueError
-            Bad ``logits`` (dtype, shape, width, empty, NaN) or search arguments.
+            Bad ``logits`` (dtype, shape, width, empty, NaN) or search arguments, or an
+            ``lm_start_state`` of another kind than the model's states.
 
         Examples
         --------
@@ -916,7 +928,11 @@ def build_ctcdecoder(
         The model's labels, one per logits column (see :class:`fastctc.alphabet.Alphabet`
         for the blank, delimiter and BPE conventions).
     kenlm_model_path : str or path, optional
-        KenLM ARPA or binary word model; needs the ``kenlm`` package.
+        Word n-gram model: an ARPA file (plain or gzipped) or a KenLM binary. ARPA files and
+        KenLM trie binaries (``build_binary ... trie``) are read by fastctc itself; KenLM
+        hash-table binaries, and ARPA files whose n-grams lack their context n-grams, need
+        the ``kenlm`` package (``pip install "fastctc[kenlm]"``). When ``kenlm`` is installed
+        it loads every model (see :func:`fastctc.lm.load_model`).
     unigrams : collection of str, optional
         Known words; read from the ARPA file when omitted.
     alpha, beta, unk_score_offset, lm_score_boundary
@@ -929,7 +945,8 @@ def build_ctcdecoder(
     Raises
     ------
     ImportError
-        A model path is given but ``kenlm`` is not installed.
+        The model needs the ``kenlm`` package, which is not installed (the message names
+        the file and the install command).
     FileNotFoundError
         ``kenlm_model_path`` does not exist.
     ValueError
@@ -941,11 +958,18 @@ def build_ctcdecoder(
     >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
     >>> dec.labels
     ['', ' ', 'a', 'b']
+
+    With the bundled English 4-gram and example:
+
+    >>> lm, demo = fastctc.data.default_lm(), fastctc.data.demo()
+    >>> dec = fastctc.build_ctcdecoder(lm.labels, kenlm_model_path=lm.path, unigrams=lm.unigrams)
+    >>> dec.decode(demo.log_probs[1])
+    'i only know what i read in the papers'
     """
     alphabet = Alphabet.build_alphabet(labels)
     lm = None
     if kenlm_model_path is not None:
-        model = load_kenlm_model(kenlm_model_path)
+        model = load_model(kenlm_model_path)
         path = os.fspath(kenlm_model_path)
         if unigrams is None and path.endswith(".arpa"):
             unigrams = load_unigram_set_from_arpa(path)

@@ -245,6 +245,41 @@ def read_kenlm_trie(path: str | os.PathLike[str]) -> NgramTables | None:
         raise ValueError(f"{p!r} is a truncated KenLM binary ({len(data)} bytes).") from None
 
 
+def describe_kenlm_binary(path: str | os.PathLike[str]) -> str | None:
+    """What kind of KenLM binary ``path`` is, in words for an error message (``None`` when
+    the file is no KenLM binary).
+
+    For files :func:`read_kenlm_trie` leaves to KenLM: hash-table binaries, other versions or
+    byte orders, tries it does not mirror.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastctc.kenlm_binary import describe_kenlm_binary
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "hash.bin")
+    ...     with open(p, "wb") as f:
+    ...         _ = f.write(b"mmap lm http://kheafield.com/code format version 5")
+    ...     print(describe_kenlm_binary(p))
+    a KenLM binary of another format version or byte order, or a truncated one
+    """
+    with open(os.fspath(path), "rb") as f:
+        data = f.read(len(_SANITY) + _FIXED)
+    if not data.startswith(_MAGIC):
+        return None
+    if data[: len(_SANITY)] != _SANITY or len(data) < len(_SANITY) + _FIXED:
+        return "a KenLM binary of another format version or byte order, or a truncated one"
+    model_type = int(np.frombuffer(data, "<u4", 1, len(_SANITY) + 8)[0])
+    if model_type in (0, 1):
+        return "a KenLM hash-table binary (build_binary without 'trie')"
+    if model_type in (_TRIE, _QUANT_TRIE, _ARRAY_TRIE, _QUANT_ARRAY_TRIE):
+        return (
+            "a KenLM trie binary that fastctc does not read (no stored words, or a trie "
+            "whose states KenLM shortens)"
+        )
+    return f"a KenLM binary of unknown model type {model_type}"
+
+
 def _read(data: bytes, name: str) -> NgramTables | None:
     if len(data) < len(_SANITY):
         if _SANITY.startswith(data):

@@ -3,10 +3,13 @@
 * :class:`AbstractLanguageModel` is the protocol of pyctcdecode 0.5.0 (``order``,
   ``get_start_state``, ``score(prev_state, word, is_last_word)``, ``score_partial_token``):
   any object implementing it can be plugged into the decoder.
-* :class:`LanguageModel` wraps a KenLM model (``import kenlm`` happens lazily) with pyctcdecode's
-  scoring: ``alpha * ln(10) * log10 P(word | state) + beta`` per word, ``unk_score_offset`` for
-  words outside the unigram list, sentence boundaries with ``score_boundary``, and a partial-word
+* :class:`LanguageModel` wraps a word n-gram model with pyctcdecode's scoring:
+  ``alpha * ln(10) * log10 P(word | state) + beta`` per word, ``unk_score_offset`` for words
+  outside the unigram list, sentence boundaries with ``score_boundary``, and a partial-word
   score (``unk_score_offset``, scaled up for long parts) for a word part that starts no unigram.
+  The model is a ``kenlm.Model`` when the ``kenlm`` package is installed, else fastctc's own
+  :class:`~fastctc.ngram.NgramModel` (ARPA files and KenLM trie binaries); :func:`load_model`
+  makes that choice, the one place where it is made.
 * :class:`KernelTables` turns a model into hash tables keyed by integers (LM state ids, word
   ids, FNV hashes of words and word prefixes) that the compiled search reads without the GIL,
   and resolves the queries the search could not answer from them.
@@ -26,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .kenlm_binary import read_kenlm_trie
+from .kenlm_binary import describe_kenlm_binary, read_kenlm_trie
 from .kernels import lm_beam as kb
 from .kernels.lm_cache import (
     hash_strings,
@@ -35,7 +38,14 @@ from .kernels.lm_cache import (
     make_set,
     store_answers,
 )
-from .ngram import NgramTables, looks_like_arpa, read_arpa
+from .ngram import (
+    NeedsKenLMError,
+    NgramModel,
+    NgramState,
+    NgramTables,
+    looks_like_arpa,
+    read_arpa,
+)
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs (the kernel's factor,
 #: so that scores computed here and in the kernel agree to the last bit).
@@ -48,6 +58,8 @@ DEFAULT_UNK_LOGP_OFFSET = -10.0
 DEFAULT_SCORE_LM_BOUNDARY = True
 
 KENLM_HINT = 'kenlm is not installed; pip install "fastctc[kenlm]".'
+#: Values of ``backend`` in :func:`load_model`.
+BACKENDS = ("auto", "kenlm", "fastctc")
 
 
 def import_kenlm() -> Any:
@@ -59,8 +71,18 @@ def import_kenlm() -> Any:
     return kenlm
 
 
+def kenlm_installed() -> bool:
+    """Whether ``import kenlm`` works."""
+    try:
+        import_kenlm()
+    except ImportError:
+        return False
+    return True
+
+
 def load_kenlm_model(path: str | os.PathLike[str]) -> Any:
-    """Load a KenLM ARPA or binary model, with errors that name the path.
+    """Load a KenLM ARPA or binary model with the ``kenlm`` package, with errors that name
+    the path.
 
     Raises
     ------
@@ -81,6 +103,88 @@ def load_kenlm_model(path: str | os.PathLike[str]) -> Any:
         raise ValueError(
             f"kenlm_model_path {p!r} could not be loaded as a KenLM ARPA or binary model: {err}"
         ) from err
+
+
+def read_ngram_tables(path: str | os.PathLike[str]) -> NgramTables:
+    """The n-gram tables of an ARPA file (plain or gzipped) or a KenLM trie binary.
+
+    Raises
+    ------
+    NeedsKenLMError
+        A model only KenLM reads: a hash-table binary, an ARPA file whose n-grams lack their
+        context n-grams (the message says which).
+    ValueError
+        Neither an ARPA file nor a KenLM binary, or a malformed one.
+    """
+    p = os.fspath(path)
+    if looks_like_arpa(p):
+        return read_arpa(p)
+    tables = read_kenlm_trie(p)
+    if tables is not None:
+        return tables
+    kind = describe_kenlm_binary(p)
+    if kind is not None:
+        raise NeedsKenLMError(f"{p!r} is {kind}")
+    raise ValueError(f"{p!r} is neither an ARPA file (plain or gzipped) nor a KenLM binary.")
+
+
+def load_model(path: str | os.PathLike[str], backend: str = "auto") -> Any:
+    """Load a word n-gram model for :class:`LanguageModel`.
+
+    Parameters
+    ----------
+    path : str or path
+        An ARPA file (plain or gzipped) or a KenLM binary.
+    backend : {"auto", "kenlm", "fastctc"}
+        ``"kenlm"``: a ``kenlm.Model`` (any file KenLM reads; states are ``kenlm.State``).
+        ``"fastctc"``: an :class:`~fastctc.ngram.NgramModel` read by fastctc itself (ARPA
+        files and KenLM trie binaries, no ``kenlm`` package; states are
+        :class:`~fastctc.ngram.NgramState`). ``"auto"``: ``"kenlm"`` when the ``kenlm``
+        package is installed, else ``"fastctc"``. Both give the same scores and beams.
+
+    Returns
+    -------
+    kenlm.Model or NgramModel
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ImportError
+        The model needs the ``kenlm`` package (a hash-table binary, an ARPA file with
+        n-grams missing their context n-grams, or ``backend="kenlm"``) and it is not
+        installed; the message names the file and says how to install it.
+    ValueError
+        The file is not a model, or ``backend`` is not one of the three.
+
+    Examples
+    --------
+    >>> import fastctc.data
+    >>> from fastctc.lm import load_model
+    >>> model = load_model(fastctc.data.default_lm().path, backend="fastctc")
+    >>> model.order, "house" in model
+    (4, True)
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}.")
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"kenlm_model_path {p!r} does not exist or is not a file.")
+    if backend == "auto":
+        backend = "kenlm" if kenlm_installed() else "fastctc"
+    if backend == "kenlm":
+        return load_kenlm_model(p)
+    try:
+        return NgramModel(read_ngram_tables(p), p)
+    except NeedsKenLMError as err:
+        raise ImportError(
+            f"kenlm_model_path {p!r}: {err}. fastctc reads ARPA files and KenLM trie "
+            "binaries itself, but this model needs the kenlm package: "
+            'pip install "fastctc[kenlm]" (or convert the ARPA file to a trie binary: '
+            "build_binary model.arpa model.bin trie)."
+        ) from err
+    except ValueError as err:
+        raise ValueError(f"kenlm_model_path {p!r} could not be loaded: {err}") from err
 
 
 def load_unigram_set_from_arpa(arpa_path: str | os.PathLike[str]) -> set[str]:
@@ -167,12 +271,14 @@ class AbstractLanguageModel(abc.ABC):
 
 
 class LanguageModel(AbstractLanguageModel):
-    """KenLM word n-gram model with pyctcdecode's fusion scores.
+    """Word n-gram model with pyctcdecode's fusion scores.
 
     Parameters
     ----------
-    kenlm_model : kenlm.Model or path
-        A loaded model or the path of an ARPA/binary file.
+    kenlm_model : kenlm.Model, NgramModel or path
+        A loaded model, or the path of an ARPA file (plain or gzipped) or KenLM binary,
+        loaded by :func:`load_model`: with the ``kenlm`` package when it is installed, else
+        by fastctc (ARPA files and KenLM trie binaries).
     unigrams : collection of str, optional
         Known words. Words outside it (or outside the model) get ``unk_score_offset``; a
         word part that begins no unigram gets the partial-word penalty. Filtered to words the
@@ -186,8 +292,12 @@ class LanguageModel(AbstractLanguageModel):
 
     Examples
     --------
+    >>> import fastctc.data
     >>> from fastctc.lm import LanguageModel
-    >>> lm = LanguageModel("tests/data/tiny.arpa", ["the", "cat"])  # doctest: +SKIP
+    >>> lm = LanguageModel(fastctc.data.default_lm().path, ["the", "house"], alpha=0.5, beta=1.0)
+    >>> score, state = lm.score(lm.get_start_state(), "the")
+    >>> round(score, 4)
+    -0.343
     """
 
     JSON_ATTRS = ("alpha", "beta", "unk_score_offset", "score_boundary")
@@ -204,8 +314,12 @@ class LanguageModel(AbstractLanguageModel):
         score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY,
     ) -> None:
         if isinstance(kenlm_model, (str, os.PathLike)):
-            kenlm_model = load_kenlm_model(kenlm_model)
+            kenlm_model = load_model(kenlm_model)
         self._kenlm_model = kenlm_model
+        if isinstance(kenlm_model, NgramModel):
+            self._State: Any = NgramState
+        else:  # a kenlm.Model, or an object with its interface
+            self._State = import_kenlm().State
         self._ngram = _ngram_tables(kenlm_model)
         if unigrams is None:
             self._unigram_set: set[str] = set()
@@ -233,13 +347,20 @@ class LanguageModel(AbstractLanguageModel):
 
     @property
     def order(self) -> int:
-        """Order of the KenLM model."""
+        """Order of the n-gram model."""
         return int(self._kenlm_model.order)
 
     @property
     def kenlm_model(self) -> Any:
-        """The wrapped ``kenlm.Model``."""
+        """The wrapped model: a ``kenlm.Model``, or a :class:`~fastctc.ngram.NgramModel`
+        (which has the same interface) when :attr:`backend` is ``"fastctc"``."""
         return self._kenlm_model
+
+    @property
+    def backend(self) -> str:
+        """``"kenlm"`` (states are ``kenlm.State``) or ``"fastctc"`` (fastctc's own reader;
+        states are :class:`~fastctc.ngram.NgramState`). See :func:`load_model`."""
+        return "fastctc" if isinstance(self._kenlm_model, NgramModel) else "kenlm"
 
     @property
     def ngram_tables(self) -> NgramTables | None:
@@ -272,8 +393,7 @@ class LanguageModel(AbstractLanguageModel):
 
     def get_start_state(self) -> Any:
         """``<s>`` context when scoring boundaries, else the null context."""
-        kenlm = import_kenlm()
-        state = kenlm.State()
+        state = self._State()
         if self.score_boundary:
             self._kenlm_model.BeginSentenceWrite(state)
         else:
@@ -290,13 +410,12 @@ class LanguageModel(AbstractLanguageModel):
         self, prev_state: Any, word: str, is_last_word: bool, oov: bool
     ) -> tuple[float, Any]:
         """Weighted score given a precomputed OOV flag (shared by ``score`` and the tables)."""
-        kenlm = import_kenlm()
-        end_state = kenlm.State()
+        end_state = self._State()
         s = self._kenlm_model.BaseScore(prev_state, word, end_state)
         if oov:
             s += self.unk_score_offset
         if is_last_word and self.score_boundary:
-            s = s + self._kenlm_model.BaseScore(end_state, "</s>", kenlm.State())
+            s = s + self._kenlm_model.BaseScore(end_state, "</s>", self._State())
         return self.alpha * s * LOG_BASE_CHANGE_FACTOR + self.beta, end_state
 
     def score(self, prev_state: Any, word: str, is_last_word: bool = False) -> tuple[float, Any]:
@@ -318,7 +437,7 @@ class LanguageModel(AbstractLanguageModel):
 
     # serialisation, in pyctcdecode's directory layout
     def save_to_dir(self, filepath: str) -> None:
-        """Write ``attrs.json``, ``unigrams.txt`` and a copy of the KenLM file."""
+        """Write ``attrs.json``, ``unigrams.txt`` and a copy of the model file."""
         with open(os.path.join(filepath, self._ATTRS_FILE), "w") as f:
             json.dump({a: getattr(self, a) for a in self.JSON_ATTRS}, f)
         with open(os.path.join(filepath, self._UNIGRAMS_FILE), "w", encoding="utf-8") as f:
@@ -337,19 +456,18 @@ class LanguageModel(AbstractLanguageModel):
             The directory does not hold exactly the three expected files.
         """
         files = [c for c in os.listdir(filepath) if not c.startswith((".", "__"))]
-        if sorted(f for f in files if f in (cls._ATTRS_FILE, cls._UNIGRAMS_FILE)) != [
-            cls._ATTRS_FILE,
-            cls._UNIGRAMS_FILE,
-        ] or len(files) != 3:
+        fixed = (cls._ATTRS_FILE, cls._UNIGRAMS_FILE)
+        if len(files) != 3 or not all(f in files for f in fixed):
             raise ValueError(
                 f"language model directory {filepath!r} must hold {cls._ATTRS_FILE}, "
-                f"{cls._UNIGRAMS_FILE} and one .arpa/.bin/.binary file; found {sorted(files)}."
+                f"{cls._UNIGRAMS_FILE} and one .arpa/.arpa.gz/.bin/.binary file; found "
+                f"{sorted(files)}."
             )
-        model_file = next(f for f in files if f not in (cls._ATTRS_FILE, cls._UNIGRAMS_FILE))
-        if os.path.splitext(model_file)[1] not in (".arpa", ".bin", ".binary"):
+        model_file = next(f for f in files if f not in fixed)
+        if not model_file.endswith((".arpa", ".arpa.gz", ".bin", ".binary")):
             raise ValueError(
-                f"expected a KenLM file ending in .arpa, .bin or .binary in {filepath!r}; "
-                f"found {model_file!r}."
+                f"expected a model file ending in .arpa, .arpa.gz, .bin or .binary in "
+                f"{filepath!r}; found {model_file!r}."
             )
         with open(os.path.join(filepath, cls._ATTRS_FILE)) as f:
             attrs = json.load(f)
@@ -357,7 +475,7 @@ class LanguageModel(AbstractLanguageModel):
             raise ValueError(f"{cls._ATTRS_FILE} must hold {cls.JSON_ATTRS}; got {sorted(attrs)}.")
         with open(os.path.join(filepath, cls._UNIGRAMS_FILE), encoding="utf-8") as f:
             unigrams = f.read().splitlines()
-        model = load_kenlm_model(os.path.join(filepath, model_file))
+        model = load_model(os.path.join(filepath, model_file))
         return cls(model, unigrams, **attrs)
 
 
@@ -372,17 +490,16 @@ def _ngram_tables(kenlm_model: Any) -> NgramTables | None:
     """Tables of the model's file (ARPA, or KenLM binary in the trie layout), or ``None``
     (other binaries, or a file this reader cannot mirror exactly: the search then asks
     KenLM)."""
+    if isinstance(kenlm_model, NgramModel):
+        return kenlm_model.tables
     path = _model_path(kenlm_model)
     if path is None or not os.path.isfile(path):
         return None
     try:
-        if looks_like_arpa(path):
-            tables = read_arpa(path)
-        else:
-            tables = read_kenlm_trie(path)
+        tables = read_ngram_tables(path)
     except ValueError:
         return None
-    if tables is None or tables.order != int(kenlm_model.order):
+    if tables.order != int(kenlm_model.order):
         return None
     return tables
 
@@ -425,8 +542,7 @@ def normalise_hotwords(hotwords: Iterable[str] | None) -> tuple[str, ...]:
         return ()
     if isinstance(hotwords, str):
         raise TypeError(
-            f"hotwords must be a list of strings; got the string {hotwords!r}. "
-            f"Use [{hotwords!r}]."
+            f"hotwords must be a list of strings; got the string {hotwords!r}. Use [{hotwords!r}]."
         )
     out = []
     for i, h in enumerate(hotwords):
@@ -489,7 +605,7 @@ class KernelTables:
         self._n_words_in_table = len(self.words) - 2
         self._version = getattr(lm, "_version", 0)
         if self.native:
-            self._State = import_kenlm().State
+            self._State = lm._State  # type: ignore[attr-defined]
             self._spare_state = self._State()  # KenLM writes answers' next states here
             self._scratch_state = self._State()
         self._new_score_tables()
@@ -533,9 +649,23 @@ class KernelTables:
         return sid
 
     def start_state_id(self, state: Any = None) -> int:
-        """Id of ``state`` or of the model's start state."""
+        """Id of ``state`` or of the model's start state.
+
+        Raises
+        ------
+        TypeError
+            ``state`` is not a state of the :class:`LanguageModel`'s kind (``kenlm.State`` or
+            :class:`~fastctc.ngram.NgramState`).
+        """
         if state is None:
             state = self.lm.get_start_state()
+        elif self.native and not isinstance(state, self._State):
+            kind = f"{self._State.__module__}.{self._State.__name__}"
+            backend = self.lm.backend  # type: ignore[attr-defined]
+            raise TypeError(
+                f"lm_start_state must be a {kind} (the {backend!r} backend's state, e.g. a "
+                f"beam's last_lm_state); got {type(state).__name__}."
+            )
         with self.lock:
             return self.state_id(state)
 

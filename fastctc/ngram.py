@@ -2,7 +2,9 @@
 
 :func:`read_arpa` parses an ARPA file (the text format KenLM's ``lmplz`` writes) into an
 :class:`NgramTables`; :func:`fastctc.kernels.ngram.log10_prob` then gives KenLM's
-``BaseScore`` for any context without Python or the GIL.
+``BaseScore`` for any context without Python or the GIL. :class:`NgramModel` puts the tables
+behind the part of ``kenlm.Model``'s interface that the decoder uses, so that ARPA files and
+KenLM trie binaries need no ``kenlm`` package; its states are :class:`NgramState`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,6 +22,12 @@ from .kernels.lm_cache import capacity, make_set
 _COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
 #: KenLM's probability for ``<unk>`` when the file has none.
 MISSING_UNK_LOG10 = -100.0
+
+
+class NeedsKenLMError(ValueError):
+    """A well-formed model file that fastctc's readers do not mirror; the ``kenlm`` package
+    reads it (KenLM hash-table binaries, ARPA files whose n-grams lack their context
+    n-grams)."""
 
 
 class NgramTables:
@@ -65,6 +74,147 @@ class NgramTables:
         ids = np.array([self.id_of(w) for w in words], dtype=np.int64)
         start = np.array([meta[kn.M_BOS]], dtype=np.int64)
         return kn.score_sequence(ids, start, int(bos), uni, keys, vals, meta)
+
+
+class NgramState:
+    """State of an :class:`NgramModel`: the words that condition the next one.
+
+    fastctc's counterpart of ``kenlm.State``: hashable, compared by value, and written in
+    place by :meth:`NgramModel.BeginSentenceWrite`, :meth:`NgramModel.NullContextWrite` and
+    :meth:`NgramModel.BaseScore`. ``words`` holds the last ``order - 1`` words in text order,
+    ``<s>`` first at a sentence start and ``<unk>`` for a word the model does not know.
+    (KenLM's state may keep fewer words: only those that can still change a score. The scores
+    are the same.)
+
+    Parameters
+    ----------
+    words : tuple of str
+        The context, oldest word first.
+
+    Examples
+    --------
+    >>> from fastctc.ngram import NgramState
+    >>> NgramState(("<s>", "the")) == NgramState(("<s>", "the"))
+    True
+    >>> NgramState().words
+    ()
+    """
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: Sequence[str] = ()) -> None:
+        self.words: tuple[str, ...] = tuple(words)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NgramState):
+            return NotImplemented
+        return self.words == other.words
+
+    def __hash__(self) -> int:
+        return hash(self.words)
+
+    def __repr__(self) -> str:
+        return f"NgramState({self.words!r})"
+
+
+class NgramModel:
+    r"""A word n-gram model scored from :class:`NgramTables`, with ``kenlm.Model``'s interface.
+
+    The decoder uses it in place of ``kenlm.Model`` when the ``kenlm`` package is missing (see
+    :func:`fastctc.lm.load_model`, which reads the file). It offers what the decoder and
+    code written for KenLM's Python module use: ``order``, ``path``, ``word in model``,
+    :meth:`BeginSentenceWrite`, :meth:`NullContextWrite`, :meth:`BaseScore` and
+    :meth:`score`, with the same values as KenLM on the same file, bit for bit. States are
+    :class:`NgramState` objects.
+
+    Parameters
+    ----------
+    tables : NgramTables
+        The model, as :func:`read_arpa` or :func:`fastctc.kenlm_binary.read_kenlm_trie`
+        return it.
+    path : str, optional
+        The file the tables were read from.
+
+    Examples
+    --------
+    >>> from fastctc.ngram import NgramModel, NgramState, read_arpa_bytes
+    >>> arpa = (b"\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1.0\t<s>\t-0.5\n"
+    ...         b"-0.5\t</s>\n-0.3\tcat\n\n\\2-grams:\n-0.1\t<s> cat\n\n\\end\\\n")
+    >>> model = NgramModel(read_arpa_bytes(arpa))
+    >>> start, after = NgramState(), NgramState()
+    >>> model.BeginSentenceWrite(start)
+    >>> round(model.BaseScore(start, "cat", after), 6), after
+    (-0.1, NgramState(('cat',)))
+    >>> "cat" in model, "dog" in model
+    (True, False)
+    """
+
+    def __init__(self, tables: NgramTables, path: str | None = None) -> None:
+        self.tables = tables
+        self.path = path
+        self._uni, self._keys, self._vals, self._meta = tables.arrays(True)
+        self._keep = tables.order - 1
+        has_bos = tables.meta[kn.M_BOS] >= 0
+        self._start: tuple[str, ...] = ("<s>",) if has_bos and self._keep else ()
+
+    @property
+    def order(self) -> int:
+        """Order of the model (the longest n-gram)."""
+        return self.tables.order
+
+    def __contains__(self, word: object) -> bool:
+        """Whether the model knows ``word`` (``<unk>`` is not a known word, as in KenLM)."""
+        return self.tables.ids.get(word, 0) != 0  # type: ignore[call-overload]
+
+    def __repr__(self) -> str:
+        return f"NgramModel(order={self.order}, words={len(self.tables.words)}, path={self.path!r})"
+
+    def BeginSentenceWrite(self, state: NgramState) -> None:  # noqa: N802 - KenLM's name
+        """Set ``state`` to the sentence start (``<s>``)."""
+        state.words = self._start
+
+    def NullContextWrite(self, state: NgramState) -> None:  # noqa: N802 - KenLM's name
+        """Set ``state`` to the empty context."""
+        state.words = ()
+
+    def BaseScore(self, in_state: NgramState, word: str,  # noqa: N802 - KenLM's name
+                  out_state: NgramState) -> float:  # fmt: skip
+        """log10 probability of ``word`` after ``in_state``; writes the next state into
+        ``out_state``.
+
+        Raises
+        ------
+        TypeError
+            ``in_state`` is not an :class:`NgramState` (a ``kenlm.State``, for instance).
+        """
+        if not isinstance(in_state, NgramState):
+            raise TypeError(
+                f"in_state must be an NgramState of this model; got {type(in_state).__name__}."
+            )
+        ids = self.tables.ids
+        wid = ids.get(word, 0)
+        ctx = np.array([ids.get(w, 0) for w in reversed(in_state.words)], dtype=np.int64)
+        p = kn.log10_prob(ctx, ctx.size, wid, self._uni, self._keys, self._vals, self._meta)
+        out_state.words = self._push(in_state.words, (self.tables.words[wid],))
+        return float(p)
+
+    def state_after(self, state: NgramState, words: Sequence[str]) -> NgramState:
+        """The state after ``words`` from ``state``, without scoring them."""
+        known, ids = self.tables.words, self.tables.ids
+        return NgramState(self._push(state.words, tuple(known[ids.get(w, 0)] for w in words)))
+
+    def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
+        """log10 probability of the space-separated ``sentence`` (KenLM's ``Model.score``:
+        from ``<s>`` if ``bos``, with ``</s>`` if ``eos``, summed in float32)."""
+        words = sentence.split()
+        if eos:
+            words.append("</s>")
+        if not words:
+            return 0.0
+        return float(np.cumsum(self.tables.log10_scores(words, bos), dtype=np.float32)[-1])
+
+    def _push(self, context: tuple[str, ...], words: tuple[str, ...]) -> tuple[str, ...]:
+        return (context + words)[-self._keep :] if self._keep else ()
 
 
 def _read_bytes(path: str, limit: int = -1) -> bytes:
@@ -216,7 +366,7 @@ def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarra
         missing = kn.count_unclosed(ids, keys, meta)
         if missing:
             n = ids.shape[1]
-            raise ValueError(
+            raise NeedsKenLMError(
                 f"{name!r}: {missing} {n}-grams lack their first or last {n - 1} words as an "
                 "n-gram of their own; such files are read through KenLM, which fills the gaps in."
             )

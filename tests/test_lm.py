@@ -131,10 +131,15 @@ def test_model_without_needed_vocabulary(tiny_model):
         LanguageModel(tiny_model, ["zebra", "yak"])
 
 
-def test_missing_kenlm_package(monkeypatch):
+def test_missing_kenlm_package(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "kenlm", None)  # makes `import kenlm` raise ImportError
-    with pytest.raises(ImportError, match=r'pip install "fastctc\[kenlm\]"'):
-        fastctc.build_ctcdecoder(["", " ", "a"], kenlm_model_path=str(TINY))
+    dec = fastctc.build_ctcdecoder(["", " ", "a"], kenlm_model_path=str(TINY))
+    assert dec.language_model.backend == "fastctc"  # ARPA models need no kenlm
+    gap = tmp_path / "gap.arpa"  # a 3-gram whose last two words are no 2-gram: only KenLM reads it
+    text = TINY.read_text().replace("ngram 2=9\n", "ngram 2=9\nngram 3=1\n")
+    gap.write_text(text.replace("\\end\\", "\\3-grams:\n-0.1\ta dog sat\n\n\\end\\"))
+    with pytest.raises(ImportError, match=r'gap.arpa.*pip install "fastctc\[kenlm\]"'):
+        fastctc.build_ctcdecoder(["", " ", "a"], kenlm_model_path=str(gap))
 
 
 def test_reset_params_type_checked(tiny_model):
