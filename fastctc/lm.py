@@ -63,11 +63,21 @@ BACKENDS = ("auto", "kenlm", "fastctc")
 
 
 def import_kenlm() -> Any:
-    """Import and return the ``kenlm`` module, or raise ``ImportError`` with the install hint."""
+    """Import and return the ``kenlm`` module, or raise ``ImportError`` with the install hint.
+
+    A ``kenlm`` without ``Model`` (say, a folder named ``kenlm`` in the working directory,
+    imported as a namespace package) counts as missing.
+    """
     try:
         import kenlm  # noqa: PLC0415
     except ImportError as err:
         raise ImportError(KENLM_HINT) from err
+    if not hasattr(kenlm, "Model"):
+        where = getattr(kenlm, "__file__", None) or list(getattr(kenlm, "__path__", []))
+        raise ImportError(
+            f"kenlm is not installed (the kenlm module found at {where} is not KenLM); "
+            'pip install "fastctc[kenlm]".'
+        )
     return kenlm
 
 

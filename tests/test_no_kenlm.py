@@ -459,3 +459,21 @@ def test_cli_names_the_kenlm_only_model(work):
                              "--lm", str(hash_bin), "-q")  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "hash_cli.bin" in proc.stderr and re.search(KENLM_HINT, proc.stderr)
+
+
+def test_a_folder_named_kenlm_is_not_kenlm(monkeypatch):
+    """A ``kenlm`` without ``Model`` (a folder of that name imported as a namespace package)
+    counts as missing: models load with fastctc's reader."""
+    import types
+
+    from fastctc.lm import import_kenlm, kenlm_installed
+
+    fake = types.ModuleType("kenlm")
+    fake.__path__ = ["/somewhere/kenlm"]
+    monkeypatch.setitem(sys.modules, "kenlm", fake)
+    assert not kenlm_installed()
+    with pytest.raises(ImportError, match=r"somewhere/kenlm.*is not KenLM"):
+        import_kenlm()
+    lm = fastctc.data.default_lm()
+    dec = fastctc.build_ctcdecoder(lm.labels, kenlm_model_path=lm.path, unigrams=lm.unigrams)
+    assert dec.language_model.backend == "fastctc"
