@@ -265,7 +265,8 @@ def ctc_loss(
         ws = _scratch.take(int(sizes[items].max()))
         ctc_loss_items(
             lpf, st_t, st_n, V, args.targets, args.offsets, il, args.blank, items, scales,
-            return_grad, mode, bool(zero_infinity), uidx, coff, buf, ws, losses, status, gradf,
+            return_grad, mode, bool(zero_infinity), cols, coff_u, uidx, coff, buf, ws, losses,
+            status, gradf,
         )
         _scratch.give(ws)
 

@@ -12,3 +12,8 @@ jit = functools.partial(numba.njit, cache=True, nogil=True)
 jit_reassoc = functools.partial(
     numba.njit, cache=True, nogil=True, fastmath={"reassoc", "contract"}
 )
+
+#: As ``jit``, with NumPy's error model: a float division by zero gives inf or NaN instead of
+#: raising, so the division needs no test and loops around it vectorise. For code whose
+#: divisors cannot be zero.
+jit_nocheck = functools.partial(numba.njit, cache=True, nogil=True, error_model="numpy")

@@ -3,8 +3,11 @@
 import math
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-from ._jit import jit
+from ._jit import jit, jit_nocheck
 
 NEG_INF = -np.inf
 
@@ -93,3 +96,79 @@ def exp_into_f32(x, out, bits):
         if v != v:
             r = v
         out[i] = r
+
+
+@intrinsic
+def _f64_from_bits(typingctx, bits):
+    """Reinterpret an int64 bit pattern as float64 (a register move, so loops vectorise)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@jit_nocheck(inline="always")
+def exp_nonpos(x):
+    """``exp(x)`` for ``x <= 0`` (``-inf`` included) as straight-line code loops vectorise.
+
+    Inlined into the caller, like ``log_1_3`` and ``log_sum3``: compile the caller with
+    ``jit_nocheck`` so that the loop around it has no division test and vectorises.
+
+    The same reduction and polynomial as ``exp_into``; relative error below 1e-15, results
+    below ``exp(-708)`` flush to zero. ``x`` must not be NaN.
+    """
+    c = x if x > -708.0 else -708.0
+    k = math.floor(c * _LOG2E + 0.5)
+    r = (c - k * _LN2_HI) - k * _LN2_LO
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+        1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+            1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+                1.0 / 479001600))))))))))))
+    v = p * _f64_from_bits((np.int64(k) + 1023) << 52)
+    return 0.0 if x < -708.0 else v
+
+
+_SQRT2 = 1.4142135623730951
+_LN2 = 0.6931471805599453
+
+
+@jit_nocheck(inline="always")
+def log_1_3(x):
+    """``log(x)`` for ``1 <= x <= 3`` (a sum of three exponentials scaled by their largest).
+
+    ``x`` is brought into ``[sqrt(1/2), sqrt(2)]`` by halving at most twice, then
+    ``log(m) = 2 atanh(s)`` with ``s = (m - 1) / (m + 1)``, ``|s| <= 0.172``, summed to
+    ``s**21``: relative error below 1e-15, branch-free.
+    """
+    big = x > _SQRT2
+    m = x * 0.5 if big else x
+    k = 1.0 if big else 0.0
+    big = m > _SQRT2
+    m = m * 0.5 if big else m
+    k = k + 1.0 if big else k
+    s = (m - 1.0) / (m + 1.0)
+    z = s * s
+    p = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
+        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (
+            1.0 / 19 + z * (1.0 / 21))))))))))
+    return k * _LN2 + 2.0 * s * p
+
+
+@jit_nocheck(inline="always")
+def log_sum3(a, b, c):
+    """``log(exp(a) + exp(b) + exp(c))`` for values in ``[-inf, inf)``, branch-free.
+
+    The largest term factors out exactly, so two exponentials of non-positive numbers and
+    one ``log`` of a number in ``[1, 3]`` remain; ``-inf`` everywhere gives ``-inf``.
+    """
+    hi_ab = a if a > b else b
+    lo_ab = b if a > b else a
+    hi = hi_ab if hi_ab > c else c
+    lo = lo_ab if lo_ab < c else c
+    mid_c = lo_ab if lo_ab > c else c  # the larger of c and min(a, b) ...
+    mid = mid_c if mid_c < hi_ab else hi_ab  # ... capped by max(a, b)
+    base = hi if hi > NEG_INF else 0.0
+    return hi + log_1_3(1.0 + exp_nonpos(mid - base) + exp_nonpos(lo - base))

@@ -32,11 +32,20 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._jit import jit, jit_reassoc
-from .logmath import NEG_INF, exp_into, exp_into_f32, log_add
+from ._jit import jit, jit_nocheck, jit_reassoc
+from .logmath import NEG_INF, exp_into, exp_into_f32, exp_nonpos, log_add, log_sum3
 
 #: Largest gap (in nats) below the frame maximum that the rescaled path accepts.
 UNDERFLOW_GAP = 600.0
+#: Smallest normal float64. A positive state value below it has lost precision (and a
+#: subnormal one stops decaying), so the rescaled recursion gives the sequence up.
+TINY = 2.2250738585072014e-308
+#: Largest accepted bound on the share of the likelihood lost to flushed states (the loss
+#: is then exact to about this many nats).
+MAX_LOST = 1e-14
+#: Smallest accepted per-frame sum of alpha * beta: state products below ``TINY`` may have
+#: underflowed, and below this sum they could matter (relative error above 1e-20).
+Z_MIN = 1e-280
 
 GRAD_LOG_PROBS = 0
 GRAD_LOGITS = 1
@@ -222,19 +231,28 @@ def scatter_columns(
 
 @jit_reassoc
 def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
-    """One frame of the forward recursion over the band ``jlo..jhi``; returns the frame total.
+    """One frame of the forward recursion over the band ``jlo..jhi``.
 
-    Loops run over slices from zero so the compiler sees non-negative indices and vectorises.
+    Returns the frame total and the number of states flushed to zero: their value is
+    positive but fell below ``TINY``, where float64 loses precision (and subnormal values
+    stop decaying). Loops run over slices from zero so the compiler sees non-negative
+    indices and vectorises.
     """
     nb = min(jhi, S) + 1 - jlo
     cbs = cb[jlo + 1 : jlo + 1 + nb]
     pbs = pb[jlo + 1 : jlo + 1 + nb]
     pls = pl[jlo : jlo + nb]
     total = 0.0
+    lost = 0
+    live = eb > 0.0
     for k in range(nb):
-        v = eb * (pbs[k] + pls[k])
+        a = pbs[k] + pls[k]
+        v = eb * a
+        low = v < TINY
+        v = 0.0 if low else v
         cbs[k] = v
         total += v
+        lost += low & (a > 0.0) & live
     nl = min(jhi, S - 1) + 1 - jlo
     cls = cl[jlo + 1 : jlo + 1 + nl]
     same = pl[jlo + 1 : jlo + 1 + nl]
@@ -243,21 +261,28 @@ def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
     es = e[jlo : jlo + nl]
     sk = skip[jlo + 1 : jlo + 1 + nl]
     for k in range(nl):
-        v = es[k] * inv * (same[k] + blank[k] + sk[k] * prev[k])
+        a = same[k] + blank[k] + sk[k] * prev[k]
+        v = es[k] * inv * a
+        low = v < TINY
+        v = 0.0 if low else v
         cls[k] = v
         total += v
-    return total
+        lost += low & (a > 0.0) & (es[k] > 0.0)
+    return total, lost
 
 
 @jit_reassoc
 def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
     """One frame of the backward recursion from ``(nbb, nbl)`` (frame t + 1) into ``(bb, bl)``.
 
-    ``e`` holds frame t + 1's emissions and ``inv`` its rescaling; returns the new total.
+    ``e`` holds frame t + 1's emissions and ``inv`` its rescaling; returns the new total and
+    the number of states flushed to zero, as ``_alpha_step``.
     """
     eb = e[S] * inv
+    live = e[S] > 0.0
     n = S - jlo
     total = 0.0
+    lost = 0
     if n > 0:
         es = e[jlo:S]
         es1 = e[jlo + 1 : S + 1]
@@ -270,14 +295,40 @@ def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
         ol = bl[jlo:S]
         for k in range(n):
             ej = es[k] * inv
+            ek = sk[k] * es1[k] * inv
             vb = eb * b0[k] + ej * l0[k]
-            vl = ej * l0[k] + eb * b1[k] + sk[k] * es1[k] * inv * l1[k]
+            vl = ej * l0[k] + eb * b1[k] + ek * l1[k]
+            low_b = vb < TINY
+            low_l = vl < TINY
+            vb = 0.0 if low_b else vb
+            vl = 0.0 if low_l else vl
             ob[k] = vb
             ol[k] = vl
             total += vb + vl
-    bb[S] = nbb[S] * eb  # the final blank can only stay
+            from_label = (l0[k] > 0.0) & (es[k] > 0.0)
+            lost += low_b & (((b0[k] > 0.0) & live) | from_label)
+            lost += low_l & (
+                from_label | ((b1[k] > 0.0) & live) | ((l1[k] > 0.0) & (ek > 0.0))
+            )
+    v = nbb[S] * eb  # the final blank can only stay
+    low = v < TINY
+    bb[S] = 0.0 if low else v
     bl[S] = 0.0
-    return total + bb[S]
+    lost += low & (nbb[S] > 0.0) & live
+    return total + bb[S], lost
+
+
+@jit_reassoc
+def _band_max(vb, vl, jlo, jhi, S, pad):
+    """Largest state value of one frame's band (alpha rows have ``pad = 1`` leading zero)."""
+    m = 0.0
+    b = vb[jlo + pad : min(jhi, S) + 1 + pad]
+    for k in range(b.shape[0]):
+        m = max(m, b[k])
+    lab = vl[jlo + pad : min(jhi, S - 1) + 1 + pad]
+    for k in range(lab.shape[0]):
+        m = max(m, lab[k])
+    return m
 
 
 @jit_reassoc
@@ -304,16 +355,18 @@ def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
 def rescaled_workspace(T, S, want_grad):
     """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
     rows = T if want_grad else 2
-    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1)
+    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1) + T
 
 
 @jit
 def workspace_sizes(input_lengths, offsets, want_grad):
-    """``rescaled_workspace`` of every sequence of a batch."""
+    """Scratch entries each sequence of a batch needs (either kernel may run on it)."""
     N = input_lengths.shape[0]
     out = np.empty(N, dtype=np.int64)
     for n in range(N):
-        out[n] = rescaled_workspace(input_lengths[n], offsets[n + 1] - offsets[n], want_grad)
+        T = input_lengths[n]
+        S = offsets[n + 1] - offsets[n]
+        out[n] = max(rescaled_workspace(T, S, want_grad), logspace_workspace(T, S, want_grad))
     return out
 
 
@@ -327,8 +380,17 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     every row is overwritten by ``scale * occupancy`` of its columns (the gradient with
     respect to the log-probabilities, negated). Returns the negative log-likelihood, or NaN
     to request the log-space kernel (an input is NaN, a frame has no possible relevant label,
-    an emission would underflow, or a frame total vanished); ``blk`` is then undefined.
-    ``ws`` is float64 scratch of at least ``rescaled_workspace(...)`` entries.
+    an emission would underflow, a frame total vanished, or range was lost); ``blk`` is then
+    undefined. ``ws`` is float64 scratch of at least ``rescaled_workspace(...)`` entries.
+
+    Range: values are renormalised per frame, so a state far below the frame's largest one
+    falls under ``TINY`` and is flushed to zero. That is harmless when no path through it
+    matters, which only the backward pass can tell: a state flushed at frame t carries less
+    than ``TINY`` of the frame's alpha mass, so its share of the likelihood is at most
+    ``TINY * max(beta_t) / sum(alpha_t * beta_t)``, and likewise for flushed beta values.
+    The sum of these bounds over all frames must stay below ``MAX_LOST``, else the sequence
+    goes to the log-space kernel; without the gradient (no backward pass) any flush sends it
+    there.
 
     States are kept as two arrays: ``ab[j]`` for the blank before label ``j`` (``j = S`` is
     the final blank) and ``al[j]`` for label ``j``, each with one leading zero, so every
@@ -347,6 +409,8 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     x = sc[:UW]
     eu = sc[W : W + UW]
     bits = sc[2 * W : 2 * W + UW].view(np.int64)
+    # states flushed to zero by the forward pass at each frame
+    flushed = ws[rows * W + 2 * R + 3 * W : rows * W + 2 * R + 3 * W + T]
     # skip[j + 1] == 1 where label j may follow label j - 1 directly (they differ)
     skip = np.zeros(S + 2)
     for j in range(1, S):
@@ -404,7 +468,10 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         eb = e[S] * inv
         cb[jlo] = 0.0
         cl[jlo] = 0.0
-        total = _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S)
+        total, lost = _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S)
+        if lost and not want_grad:
+            return np.nan
+        flushed[t] = lost
         # entries just above the band must read as zero at the next frame
         cb[min(jhi, S) + 2] = 0.0
         cl[min(jhi, S - 1) + 2] = 0.0
@@ -424,6 +491,9 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     occ_u = eu[:U]
     vl = sc[:W]
     total = 1.0
+    bound = 0.0
+    flushed[0] = 0.0
+    lost = 0
     for t in range(T - 1, -1, -1):
         lo = max(2 * S + 1 - 2 * (T - t), 0)
         hi = min(2 * t + 1, 2 * S)
@@ -436,7 +506,9 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
             # rescale by the previous frame's total while computing this one
             inv = 1.0 / total
             e = ey[t + 1]
-            total = _beta_step(beta[1 - cur, 0], beta[1 - cur, 1], bb, bl, e, skip, inv, jlo, S)
+            total, lost = _beta_step(
+                beta[1 - cur, 0], beta[1 - cur, 1], bb, bl, e, skip, inv, jlo, S
+            )
             if not (total > 0.0 and total < np.inf):
                 return np.nan
         zb, zl = _state_mass(ab[t], al[t], bb, bl, vl, jlo, jhi, S)
@@ -445,14 +517,157 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         for k in range(min(jhi, S - 1) + 1 - jlo):
             occ_u[uidx[jlo + k]] += vl[k]
         z = zb + zl
-        if not z > 0.0:
+        if not z > Z_MIN:  # products of alpha and beta may have underflowed
             return np.nan
+        if lost or flushed[t]:
+            bound += (
+                TINY * (flushed[t] * _band_max(bb, bl, jlo, jhi, S, 0)
+                        + lost * _band_max(ab[t], al[t], jlo, jhi, S, 1)) / z
+            )
+            if not bound < MAX_LOST:
+                return np.nan
         w = scale / z
         r = t * UW
         for u in range(U):
             blk[r + u] = w * occ_u[u]
         blk[r + U] = w * zb
     return nll
+
+
+@jit_reassoc
+def _sum(x):
+    """Sum of a float64 array, reassociated so that it vectorises."""
+    z = 0.0
+    for k in range(x.shape[0]):
+        z += x[k]
+    return z
+
+
+@jit
+def _emissions(row, col, y):
+    """``y[k] = row[col[k]]``: one frame's emission log-probability of each state."""
+    for k in range(col.shape[0]):
+        y[k] = row[col[k]]
+
+
+@jit
+def logspace_workspace(T, S, want_grad):
+    """float64 scratch needed by ``ctc_sequence_logspace`` for one sequence."""
+    return (T if want_grad else 2) * (2 * S + 3)
+
+
+@jit_nocheck
+def ctc_sequence_logspace(blk, UW, uidx, T, tgt, want_grad, scale, ws):
+    """Loss of one sequence by forward-backward in log space; exact for any finite input.
+
+    Same arguments and results as ``ctc_sequence_rescaled``, whose fallback it is: the
+    rescaled recursion keeps about 708 nats of range per frame, and states further below the
+    frame's largest one (common on long inputs, flat or peaked) can still carry the answer.
+    Here every state keeps its own log value. Each frame is one branch-free loop over the
+    band of states, ``log_sum3`` of the (up to) three predecessors plus the emission, which
+    the compiler vectorises. Returns NaN when a relevant log-probability is NaN or ``+inf``
+    (the textbook kernel then decides), ``inf`` when no path has positive probability.
+
+    States are interleaved (``s = 2j`` the blank before label ``j``, ``s = 2j + 1`` label
+    ``j``); alpha rows carry two ``-inf`` entries in front, so state ``s`` sits at ``s + 2``.
+    Alpha includes the frame's emission, beta does not.
+    """
+    S = tgt.shape[0]
+    L = 2 * S + 1
+    U = UW - 1
+    P = L + 2
+    rows = T if want_grad else 2
+    alpha = ws[: rows * P].reshape((rows, P))
+    bad = False
+    for i in range(T * UW):
+        bad |= not blk[i] < np.inf
+    if bad:
+        return np.nan
+    # the compact column of each state, and the log-weight of skipping into it (0 or -inf)
+    col = np.empty(L, dtype=np.int64)
+    skm = np.full(L + 2, NEG_INF)
+    for j in range(S):
+        col[2 * j] = U
+        col[2 * j + 1] = uidx[j]
+        if j > 0 and tgt[j] != tgt[j - 1]:
+            skm[2 * j + 1] = 0.0
+    col[L - 1] = U
+    a = alpha[0]
+    a[:] = NEG_INF
+    a[2] = blk[U]
+    if S > 0:
+        a[3] = blk[uidx[0]]
+    y = np.empty(L)
+    for t in range(1, T):
+        lo = max(L - 2 * (T - t), 0)
+        n = min(2 * t + 1, L - 1) + 1 - lo
+        prev = alpha[(t - 1) if want_grad else (t - 1) % 2]
+        cur = alpha[t if want_grad else t % 2]
+        cur[: lo + 2] = NEG_INF
+        cur[lo + n + 2 :] = NEG_INF
+        _emissions(blk[t * UW : (t + 1) * UW], col[lo : lo + n], y)
+        # loops over slices from zero: the compiler sees non-negative indices and vectorises
+        out = cur[lo + 2 : lo + 2 + n]
+        p2 = prev[lo + 2 : lo + 2 + n]
+        p1 = prev[lo + 1 : lo + 1 + n]
+        p0 = prev[lo : lo + n]
+        sk = skm[lo : lo + n]
+        for k in range(n):
+            out[k] = y[k] + log_sum3(p2[k], p1[k], p0[k] + sk[k])
+    last = alpha[T - 1 if want_grad else (T - 1) % 2]
+    log_p = log_sum3(last[L + 1], last[L], NEG_INF)
+    if not log_p > NEG_INF:
+        return np.inf
+    if not want_grad:
+        return -log_p
+    # backward: beta at frame t (b) from c = beta + emission at frame t + 1, which two rows
+    # hold in turn; each row ends in two -inf entries so s + 1 and s + 2 exist at the top
+    b = np.full(L, NEG_INF)
+    cc = np.full((2, L + 2), NEG_INF)
+    g = np.empty(L)
+    occ = np.empty(U + 1)
+    b[L - 1] = 0.0
+    if L > 1:
+        b[L - 2] = 0.0
+    for t in range(T - 1, -1, -1):
+        lo = max(L - 2 * (T - t), 0)
+        n = min(2 * t + 1, L - 1) + 1 - lo
+        at = alpha[t, lo + 2 : lo + 2 + n]
+        row = blk[t * UW : (t + 1) * UW]
+        cl = col[lo : lo + n]
+        _emissions(row, cl, y)
+        cn = cc[t % 2]
+        cn[:lo] = NEG_INF
+        cn[lo + n :] = NEG_INF
+        ct = cn[lo : lo + n]
+        gt = g[:n]
+        bt = b[lo : lo + n]
+        if t < T - 1:
+            cp = cc[(t + 1) % 2]
+            c0 = cp[lo : lo + n]
+            c1 = cp[lo + 1 : lo + 1 + n]
+            c2 = cp[lo + 2 : lo + 2 + n]
+            sk = skm[lo + 2 : lo + 2 + n]
+            for k in range(n):
+                bt[k] = log_sum3(c0[k], c1[k], c2[k] + sk[k])
+        # short loops over few arrays: each vectorises (more arrays defeat the alias checks)
+        for k in range(n):
+            gt[k] = exp_nonpos(at[k] + bt[k] - log_p)
+        for k in range(n):
+            ct[k] = bt[k] + y[k]
+        z = _sum(gt)
+        if not z > 0.0:
+            return np.nan
+        # blanks sit at even states, labels at odd ones
+        first = lo % 2
+        occ[:U] = 0.0
+        occ[U] = _sum(gt[first::2])
+        for k in range(1 - first, n, 2):
+            occ[cl[k]] += gt[k]
+        w = scale / z  # occupancies sum to one per frame; this removes the rounding of log_p
+        for u in range(U + 1):
+            row[u] = w * occ[u]
+    return -log_p
 
 
 @jit
@@ -522,16 +737,30 @@ def ctc_sequence_log(lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, 
 
 
 @jit
+def _regather(lpf, st_t, base, T, c, blk):
+    """Copy a sequence's compact rows from ``log_probs`` again (columns ``c``)."""
+    UW = c.shape[0]
+    for t in range(T):
+        o = base + t * st_t
+        for u in range(UW):
+            blk[t * UW + u] = lpf[o + c[u]]
+
+
+@jit
 def ctc_loss_items(
     lpf, st_t, st_n, V, targets, offsets, input_lengths, blank, items, scales,
-    want_grad, mode, zero_infinity, uidx, coff, buf, ws, losses, status, gradf,
+    want_grad, mode, zero_infinity, cols, coff_u, uidx, coff, buf, ws, losses, status, gradf,
 ):
     """Losses (and gradients) of the sequences ``items`` of a batch: one thread's share.
 
+    Each sequence runs the rescaled recursion first; where that gives up (lost range, see
+    ``ctc_sequence_rescaled``) the log-space recursion runs on the same compact rows, and
+    only inputs holding NaN or ``+inf`` reach the textbook kernel.
+
     targets : int64, concatenated labels; sequence n owns ``targets[offsets[n]:offsets[n+1]]``.
-    uidx, coff, buf : from ``loss_plan`` and ``gather_columns``; sequence n reads its compact
-        rows ``buf[coff[n]:coff[n+1]]`` and, with ``want_grad``, leaves its scaled occupancies
-        there for ``scatter_columns``.
+    cols, coff_u, uidx, coff, buf : from ``loss_plan`` and ``gather_columns``; sequence n reads
+        its compact rows ``buf[coff[n]:coff[n+1]]`` and, with ``want_grad``, leaves its scaled
+        occupancies there for ``scatter_columns``.
     ws : float64 scratch of at least ``workspace_sizes(...)[n]`` entries for every item n.
     scales : float64 (N,), d(returned loss)/d(loss_n), applied to the gradient.
     losses : float64 (N,) output, per-sequence negative log-likelihood.
@@ -552,14 +781,17 @@ def ctc_loss_items(
             nll = 0.0  # empty input, empty target: the empty path has probability one
         else:
             blk = buf[coff[n] : coff[n + 1]]
-            nll = ctc_sequence_rescaled(
-                blk, blk.shape[0] // T, uidx[offsets[n] : offsets[n + 1]], T, tgt,
-                want_grad, scale, ws,
-            )
+            UW = blk.shape[0] // T
+            tu = uidx[offsets[n] : offsets[n + 1]]
+            nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, want_grad, scale, ws)
+            if nll != nll:
+                if want_grad:  # the rescaled pass may have overwritten rows with occupancies
+                    _regather(lpf, st_t, base, T, cols[coff_u[n] : coff_u[n + 1]], blk)
+                nll = ctc_sequence_logspace(blk, UW, tu, T, tgt, want_grad, scale, ws)
             if nll == nll:
-                status[n] = 1
+                status[n] = 1 if nll < np.inf else 0
             else:
-                if want_grad:  # the log-space kernel accumulates into zeroed rows
+                if want_grad:  # the textbook kernel accumulates into zeroed rows
                     _fill_rows(st_t, base, V, T, 0.0, gradf)
                 nll = ctc_sequence_log(
                     lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, gradf
