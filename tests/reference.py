@@ -5,14 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def _logsumexp(a: np.ndarray, axis=None) -> np.ndarray:
-    m = np.max(a, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
-    return np.squeeze(out, axis=axis) if axis is not None else out.reshape(())
-
-
 def ctc_loss_ref(log_probs: np.ndarray, target, blank: int = 0):
     """Negative log-likelihood and its exact gradient w.r.t. ``log_probs`` (T, V).
 
@@ -34,35 +26,39 @@ def ctc_loss_ref(log_probs: np.ndarray, target, blank: int = 0):
     alpha[0, 0] = y[0, 0]
     if L > 1:
         alpha[0, 1] = y[0, 1]
-    for t in range(1, T):
-        prev = alpha[t - 1]
-        step = np.full(L, -np.inf)
-        step[1:] = prev[:-1]
-        jump = np.full(L, -np.inf)
-        jump[2:] = prev[:-2]
-        jump[~can_skip] = -np.inf
-        alpha[t] = _logsumexp(np.stack([prev, step, jump]), axis=0) + y[t]
-    log_p = _logsumexp(alpha[T - 1, max(L - 2, 0):])
-    beta = np.full((T, L), -np.inf)
-    beta[T - 1, L - 1] = y[T - 1, L - 1]
-    if L > 1:
-        beta[T - 1, L - 2] = y[T - 1, L - 2]
-    skip_from = np.array([s + 2 < L and can_skip[s + 2] for s in range(L)], dtype=bool)
-    for t in range(T - 2, -1, -1):
-        nxt = beta[t + 1]
-        step = np.full(L, -np.inf)
-        step[:-1] = nxt[1:]
-        jump = np.full(L, -np.inf)
-        jump[:-2] = nxt[2:]
-        jump[~skip_from] = -np.inf
-        beta[t] = _logsumexp(np.stack([nxt, step, jump]), axis=0) + y[t]
+    step = np.full(L, -np.inf)  # alpha[t - 1, s - 1]
+    jump = np.full(L, -np.inf)  # alpha[t - 1, s - 2] where label s may follow label s - 2
+    with np.errstate(invalid="ignore"):  # -inf - -inf inside logaddexp
+        for t in range(1, T):
+            prev = alpha[t - 1]
+            step[1:] = prev[:-1]
+            jump[2:] = prev[:-2]
+            jump[~can_skip] = -np.inf
+            alpha[t] = np.logaddexp(np.logaddexp(prev, step), jump) + y[t]
+        log_p = np.logaddexp.reduce(alpha[T - 1, max(L - 2, 0) :])
+        beta = np.full((T, L), -np.inf)
+        beta[T - 1, L - 1] = y[T - 1, L - 1]
+        if L > 1:
+            beta[T - 1, L - 2] = y[T - 1, L - 2]
+        skip_from = np.array([s + 2 < L and can_skip[s + 2] for s in range(L)], dtype=bool)
+        step = np.full(L, -np.inf)  # beta[t + 1, s + 1]
+        jump = np.full(L, -np.inf)  # beta[t + 1, s + 2] where label s + 2 may follow label s
+        for t in range(T - 2, -1, -1):
+            nxt = beta[t + 1]
+            step[:-1] = nxt[1:]
+            jump[:-2] = nxt[2:]
+            jump[~skip_from] = -np.inf
+            beta[t] = np.logaddexp(np.logaddexp(nxt, step), jump) + y[t]
     grad = np.zeros((T, V))
     if np.isfinite(log_p):
-        with np.errstate(invalid="ignore"):
-            gamma = np.exp(alpha + beta - y - log_p)
-        gamma = np.nan_to_num(gamma, nan=0.0)
-        for s, c in enumerate(ext):
-            grad[:, c] -= gamma[:, s]
+        ext_arr = np.array(ext)
+        for t0 in range(0, T, 512):  # blocks of frames keep the temporaries small
+            rows = slice(t0, t0 + 512)
+            with np.errstate(invalid="ignore"):
+                gamma = np.exp(alpha[rows] + beta[rows] - y[rows] - log_p)
+            gamma = np.nan_to_num(gamma, nan=0.0)
+            for c in np.unique(ext_arr):
+                grad[rows, c] = -gamma[:, ext_arr == c].sum(axis=1)
     return float(-log_p), grad
 
 

@@ -76,10 +76,10 @@ def test_grid_float32(scale, T, S, C):
 
 @pytest.mark.reference
 @pytest.mark.slow
-@pytest.mark.parametrize("scale", [0.0, 3.0, 12.0])
-def test_twenty_thousand_frames(scale):
-    # 400 s of audio at 20 ms per frame, 4000 labels; these were up to 53% off once
-    lp, targets, il, tl = confident_problem(int(scale), 20_000, 4_000, 6, scale, N=1)
+@pytest.mark.parametrize("S,scale", [(4000, 12.0), (1000, 3.0)])
+def test_twenty_thousand_frames(S, scale):
+    # 400 s of audio at 20 ms per frame; S=4000 at scale 12 was once 53% too high
+    lp, targets, il, tl = confident_problem(int(scale), 20_000, S, 6, scale, N=1)
     check_against_references(lp, targets, il, tl, rtol=1e-11, atol=1e-8)
 
 
