@@ -577,3 +577,21 @@ def test_beam_error_width():
 def test_beam_error_top_paths():
     with pytest.raises(ValueError, match=r"top_paths must be in \[1, beam_width\]"):
         fc.beam_search(np.zeros((1, 2, 3)), beam_width=2, top_paths=3)
+
+
+@pytest.mark.parametrize("scale", [50.0] if SIM else [12.0, 50.0])
+def test_confident_long_input_matches_log_space_reference(scale):
+    # states drift hundreds of nats apart: the GPU recursion runs in log space throughout,
+    # so it needs no range check; it must agree with the NumPy reference
+    from tests.reference import ctc_loss_ref
+
+    rng = np.random.default_rng(int(scale))
+    T, V, S = (90, 4, 20) if SIM else (2000, 29, 400)
+    lp = _log_softmax(rng.normal(size=(T, 1, V)) * scale)
+    target = rng.integers(1, V, size=(1, S))
+    loss, grad = fc.ctc_loss(lp, target, [T], [S], reduction="sum", return_grad=True,
+                             threads_per_block=TPB)
+    ref_loss, ref_grad = ctc_loss_ref(lp[:, 0], target[0])
+    assert ref_loss > 700  # beyond the range of a rescaled float64 frame
+    assert float(_host(loss)) == pytest.approx(ref_loss, rel=1e-11)
+    np.testing.assert_allclose(_host(grad)[:, 0], ref_grad, atol=1e-9)
