@@ -201,9 +201,10 @@ def ctc_loss(
     Notes
     -----
     The forward-backward recursion runs in float64 probability space with per-frame
-    rescaling and falls back to exact log-space arithmetic for a sequence whose emissions
-    would underflow, so very long inputs and extremely peaked posteriors are handled. NaN in
-    a sequence's relevant log-probabilities makes that sequence's loss NaN only.
+    rescaling while it can prove that the states it flushes to zero carry a negligible share
+    of the likelihood (below 1e-14), and in vectorised log space otherwise, so inputs of any
+    length and peakedness give the exact loss and gradient. NaN in a sequence's relevant
+    log-probabilities makes that sequence's loss NaN only.
 
     Examples
     --------

@@ -2,13 +2,17 @@
 
 The main path works in probability space in float64 with per-frame rescaling: every frame's
 emission probabilities are shifted by the frame's largest relevant log-probability before
-``exp``, and alpha and beta are renormalised to sum to one after every frame, so neither
-long inputs nor peaked posteriors under- or overflow. The occupancy of each state is
-normalised per frame, which makes the gradient independent of the accumulated scales.
+``exp``, and alpha and beta are renormalised to sum to one after every frame. The occupancy
+of each state is normalised per frame, which makes the gradient independent of the
+accumulated scales. A frame keeps about 708 nats of range; states that fall below it are
+flushed to zero and counted, and the backward pass bounds the share of the likelihood they
+could have carried (see ``ctc_sequence_rescaled``).
 
-If a relevant emission would underflow after the shift (a log-probability more than
-``UNDERFLOW_GAP`` below the frame maximum) or a frame's total vanishes, the sequence is
-recomputed by the log-space kernel, which is exact for any finite input.
+When that bound fails, when a loss-only call flushes anything, when a relevant emission
+would underflow after the shift (a log-probability more than ``UNDERFLOW_GAP`` below the
+frame maximum) or a frame's total vanishes, the sequence is recomputed by
+``ctc_sequence_logspace``, which is exact for any finite input; inputs holding NaN or
+``+inf`` go to the textbook ``ctc_sequence_log``.
 
 Layout: ``log_probs`` is passed flattened, with element strides ``st_t`` (frames) and
 ``st_n`` (sequences), so (T, N, V) and batch-first (N, T, V) inputs share one kernel.
