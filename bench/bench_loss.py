@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -39,6 +40,20 @@ def make_inputs(N, T, V, S, scale=2.0, seed=0):
     input_lengths[0] = T
     target_lengths = rng.integers(int(S * 0.8), S + 1, size=N)
     return logits, targets, input_lengths, target_lengths
+
+
+def run_torch(lp, targets, il, tl):
+    """torch's loss ("mean") and its gradient with respect to ``lp``."""
+    lp = lp.detach().requires_grad_(True)
+    loss = torch.nn.functional.ctc_loss(lp, targets, il, tl)
+    loss.backward()
+    return lp.grad
+
+
+def run_ours(lp, targets, il, tl, mode, threads):
+    """fastctc's loss ("mean") and gradient in the convention ``mode``."""
+    return fastctc.ctc_loss(lp, targets, il, tl, return_grad=True, grad_wrt=mode,
+                            num_threads=threads)
 
 
 def best_times(fns, repeat, keep=False):
@@ -92,21 +107,11 @@ def main():
         rel = float(np.max(np.abs(ours - ref) / ref))
         for threads in args.threads:
             torch.set_num_threads(threads)
-            lp_t = torch.tensor(lp_np)
-            tg_t, il_t, tl_t = torch.tensor(targets), torch.tensor(il), torch.tensor(tl)
-
-            def run_torch():
-                lp = lp_t.detach().requires_grad_(True)
-                loss = torch.nn.functional.ctc_loss(lp, tg_t, il_t, tl_t)
-                loss.backward()
-                return lp.grad
-
-            def run_ours(mode):
-                return fastctc.ctc_loss(lp_np, targets, il, tl, return_grad=True,
-                                        grad_wrt=mode, num_threads=threads)
-
+            tensors = [torch.tensor(x) for x in (lp_np, targets, il, tl)]
+            inputs = (lp_np, targets, il, tl)
             t_torch, t_ours, t_ours_l = best_times(
-                [run_torch, lambda: run_ours("log_probs"), lambda: run_ours("logits")],
+                [partial(run_torch, *tensors), partial(run_ours, *inputs, "log_probs", threads),
+                 partial(run_ours, *inputs, "logits", threads)],
                 args.repeat, args.keep_results)
             print(f"{N:>3} {T:>5} {V:>5} {S:>4} {scale:>5g} {threads:>3} | {t_torch*1e3:9.1f} | "
                   f"{t_ours*1e3:10.1f} {t_torch/t_ours:5.1f}x | "

@@ -117,7 +117,8 @@ def test_torch_adapter_zero_logits_long():
     targets = torch.randint(1, V, (N, S), generator=torch.Generator().manual_seed(0))
     il, tl = torch.full((N,), T), torch.full((N,), S)
     grads, losses = [], []
-    for loss_fn, dtype in ((ft.ctc_loss, torch.float32), (torch.nn.functional.ctc_loss, torch.float64)):
+    cases = ((ft.ctc_loss, torch.float32), (torch.nn.functional.ctc_loss, torch.float64))
+    for loss_fn, dtype in cases:
         logits = torch.zeros(T, N, V, dtype=dtype, requires_grad=True)
         loss = loss_fn(logits.log_softmax(-1), targets, il, tl, reduction="mean")
         loss.backward()

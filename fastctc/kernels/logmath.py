@@ -29,6 +29,24 @@ _LN2_HI = 0.6931471803691238
 _LN2_LO = 1.9082149292705877e-10
 
 
+@jit_nocheck(inline="always")
+def _exp_taylor(r):
+    """``exp(r)`` for ``|r| <= ln(2) / 2``: Taylor polynomial to ``r**12 / 12!`` (Horner)."""
+    p = 1.0 / 479001600
+    p = p * r + 1.0 / 39916800
+    p = p * r + 1.0 / 3628800
+    p = p * r + 1.0 / 362880
+    p = p * r + 1.0 / 40320
+    p = p * r + 1.0 / 5040
+    p = p * r + 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 1.0 / 2
+    p = p * r + 1.0
+    return p * r + 1.0
+
+
 @jit
 def exp_into(x, out, bits):
     """``out[i] = exp(x[i])`` for float64 arrays, in loops the compiler vectorises.
@@ -42,10 +60,7 @@ def exp_into(x, out, bits):
         c = min(max(x[i], -708.0), 709.0)
         k = math.floor(c * _LOG2E + 0.5)
         r = (c - k * _LN2_HI) - k * _LN2_LO
-        p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-            1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
-                1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
-                    1.0 / 479001600))))))))))))
+        p = _exp_taylor(r)
         bits[i] = (np.int64(k) + 1023) << 52
         out[i] = p
     pow2 = bits.view(np.float64)
@@ -67,6 +82,8 @@ _LN2_HI_F = _F32(0.693359375)
 _LN2_LO_F = _F32(-2.12194440e-4)
 #: Adding and subtracting 1.5 * 2**23 rounds a float32 of magnitude below 2**22 to an integer.
 _ROUND_F = _F32(12582912.0)
+#: Taylor coefficients of exp below r**7 / 7!, highest first, in float32.
+_EXP_TAYLOR_F32 = tuple(_F32(1 / math.factorial(k)) for k in range(6, -1, -1))
 
 
 @jit
@@ -81,8 +98,9 @@ def exp_into_f32(x, out, bits):
         c = min(max(x[i], _F32(-87.0)), _F32(88.0))
         k = (c * _LOG2E_F + _ROUND_F) - _ROUND_F
         r = (c - k * _LN2_HI_F) - k * _LN2_LO_F
-        p = _F32(1.0) + r * (_F32(1.0) + r * (_F32(1 / 2) + r * (_F32(1 / 6) + r * (
-            _F32(1 / 24) + r * (_F32(1 / 120) + r * (_F32(1 / 720) + r * _F32(1 / 5040)))))))
+        p = _F32(1 / 5040)
+        for coef in _EXP_TAYLOR_F32:  # Horner, r**6 / 6! down to 1
+            p = p * r + coef
         bits[i] = (np.int32(k) + np.int32(127)) << np.int32(23)
         out[i] = p
     pow2 = bits.view(np.float32)
@@ -123,10 +141,7 @@ def exp_nonpos(x):
     c = x if x > -708.0 else -708.0
     k = math.floor(c * _LOG2E + 0.5)
     r = (c - k * _LN2_HI) - k * _LN2_LO
-    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-        1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
-            1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
-                1.0 / 479001600))))))))))))
+    p = _exp_taylor(r)
     v = p * _f64_from_bits((np.int64(k) + 1023) << 52)
     return 0.0 if x < -708.0 else v
 
@@ -151,9 +166,17 @@ def log_1_3(x):
     k = k + 1.0 if big else k
     s = (m - 1.0) / (m + 1.0)
     z = s * s
-    p = 1.0 + z * (1.0 / 3 + z * (1.0 / 5 + z * (1.0 / 7 + z * (1.0 / 9 + z * (
-        1.0 / 11 + z * (1.0 / 13 + z * (1.0 / 15 + z * (1.0 / 17 + z * (
-            1.0 / 19 + z * (1.0 / 21))))))))))
+    p = 1.0 / 21  # Horner over the odd reciprocals
+    p = p * z + 1.0 / 19
+    p = p * z + 1.0 / 17
+    p = p * z + 1.0 / 15
+    p = p * z + 1.0 / 13
+    p = p * z + 1.0 / 11
+    p = p * z + 1.0 / 9
+    p = p * z + 1.0 / 7
+    p = p * z + 1.0 / 5
+    p = p * z + 1.0 / 3
+    p = p * z + 1.0
     return k * _LN2 + 2.0 * s * p
 
 
