@@ -1,19 +1,38 @@
-"""Decorator presets shared by every kernel, so options change in one place."""
+"""Decorator presets shared by every kernel, so options change in one place.
 
-import functools
+Each preset is used bare (``@jit``) or with extra ``numba.njit`` options
+(``@jit_nocheck(inline="always")``). Every kernel is cached on disk (``cache=True``), in the
+folder :mod:`fastctc._cache` picks: Numba's default ``__pycache__`` for a source checkout or an
+editable install, Numba's user-wide cache folder for a copy installed in site-packages (so
+uninstalling it leaves no stray files behind).
+"""
 
 import numba
 
+from .._cache import enable_caching
+
+
+def _preset(**options):
+    """A ``numba.njit`` with ``options`` whose dispatchers cache to disk (``cache=True``)."""
+
+    def decorate(func=None, /, **extra):
+        if func is None:  # @preset(option=...)
+            return lambda f: decorate(f, **extra)
+        if "cache" in extra:
+            raise TypeError("fastctc's jit presets always cache; pass no 'cache' option")
+        return enable_caching(numba.njit(func, cache=False, **options, **extra))
+
+    return decorate
+
+
 #: Compiled once, cached on disk, GIL released: safe to call from worker threads.
-jit = functools.partial(numba.njit, cache=True, nogil=True)
+jit = _preset(nogil=True)
 
 #: As ``jit``, and floating-point sums may be reassociated so reductions vectorise. No
 #: ``nnan``/``ninf`` assumptions: infinities and NaN keep their meaning.
-jit_reassoc = functools.partial(
-    numba.njit, cache=True, nogil=True, fastmath={"reassoc", "contract"}
-)
+jit_reassoc = _preset(nogil=True, fastmath={"reassoc", "contract"})
 
 #: As ``jit``, with NumPy's error model: a float division by zero gives inf or NaN instead of
 #: raising, so the division needs no test and loops around it vectorise. For code whose
 #: divisors cannot be zero.
-jit_nocheck = functools.partial(numba.njit, cache=True, nogil=True, error_model="numpy")
+jit_nocheck = _preset(nogil=True, error_model="numpy")
