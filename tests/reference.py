@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def ctc_loss_ref(log_probs: np.ndarray, target, blank: int = 0):
+def ctc_loss_ref(log_probs: np.ndarray, target, blank: int = 0, grad: bool = True):
     """Negative log-likelihood and its exact gradient w.r.t. ``log_probs`` (T, V).
+
+    With ``grad=False`` only the forward recursion runs and the gradient is None.
 
     Log-space alpha (including the frame's emission) and beta (including it too), the
     occupancy ``gamma[t, s] = alpha[t, s] + beta[t, s] - y[t, s] - log p``.
@@ -36,6 +38,8 @@ def ctc_loss_ref(log_probs: np.ndarray, target, blank: int = 0):
             jump[~can_skip] = -np.inf
             alpha[t] = np.logaddexp(np.logaddexp(prev, step), jump) + y[t]
         log_p = np.logaddexp.reduce(alpha[T - 1, max(L - 2, 0) :])
+        if not grad:
+            return float(-log_p), None
         beta = np.full((T, L), -np.inf)
         beta[T - 1, L - 1] = y[T - 1, L - 1]
         if L > 1:
