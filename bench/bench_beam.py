@@ -68,28 +68,39 @@ def run_set(name, mats, sents, labels, detok, beams, tmin, prune, repeat, skip_p
     # fast-ctc-decode requires beam_cut_threshold < 1/C
     cut = min(math.exp(tmin), 0.99 / C)
     T = np.array([m.shape[0] for m in mats])
-    print(f"\n== {name}: {len(mats)} utterances, C = {C}, T mean {T.mean():.0f} "
-          f"[{T.min()}, {T.max()}], token_min_logp = {tmin:.3f} "
-          f"(fast-ctc-decode: beam_cut_threshold = {cut:.3g} = exp({math.log(cut):.3f})), "
-          f"beam_prune_logp = {prune}")
+    print(
+        f"\n== {name}: {len(mats)} utterances, C = {C}, T mean {T.mean():.0f} "
+        f"[{T.min()}, {T.max()}], token_min_logp = {tmin:.3f} "
+        f"(fast-ctc-decode: beam_cut_threshold = {cut:.3g} = exp({math.log(cut):.3f})), "
+        f"beam_prune_logp = {prune}"
+    )
     probs = [np.ascontiguousarray(np.exp(m)) for m in mats]
     fcd_alphabet = ["N"] + list(labels[1:])
     greedy = [norm(detok(fastctc.greedy_decode(m).tokens)) for m in mats]
     print(f"greedy CER {fastctc.cer(sents, greedy):.4f}")
     decoder = None if skip_pyctc else build_ctcdecoder(list(labels))
-    header = (f"{'beam':>5} {'fastctc ms':>11} {'fcd ms':>9} {'pyctc ms':>9} "
-              f"{'fcd/fastctc':>12} {'pyctc/fastctc':>14} {'CER fastctc':>12} "
-              f"{'CER fcd':>8} {'CER pyctc':>10}")
+    header = (
+        f"{'beam':>5} {'fastctc ms':>11} {'fcd ms':>9} {'pyctc ms':>9} "
+        f"{'fcd/fastctc':>12} {'pyctc/fastctc':>14} {'CER fastctc':>12} "
+        f"{'CER fcd':>8} {'CER pyctc':>10}"
+    )
     print(header)
     rows = []
     for K in beams:
         ms_f, out_f = timed(
-            lambda m, K=K: fastctc.beam_search(
-                m, beam_width=K, beam_prune_logp=prune, token_min_logp=tmin)[0].tokens,
-            mats, repeat)
+            lambda m, K=K: (
+                fastctc.beam_search(m, beam_width=K, beam_prune_logp=prune, token_min_logp=tmin)[
+                    0
+                ].tokens
+            ),
+            mats,
+            repeat,
+        )
         ms_c, out_c = timed(  # at C = 5000 it is slow: one timing run is plenty
             lambda p, K=K: fast_ctc_decode.beam_search(p, fcd_alphabet, K, cut)[0],
-            probs, repeat if C < 1000 else 1)
+            probs,
+            repeat if C < 1000 else 1,
+        )
         hyp_f = [norm(detok(t)) for t in out_f]
         hyp_c = [norm(s.replace("\u2581", " ")) for s in out_c]
         cer_f = fastctc.cer(sents, hyp_f)
@@ -97,14 +108,19 @@ def run_set(name, mats, sents, labels, detok, beams, tmin, prune, repeat, skip_p
         if decoder is not None:
             ms_p, out_p = timed(
                 lambda m, K=K: decoder.decode(
-                    m, beam_width=K, beam_prune_logp=prune, token_min_logp=tmin),
-                mats, 1)
+                    m, beam_width=K, beam_prune_logp=prune, token_min_logp=tmin
+                ),
+                mats,
+                1,
+            )
             cer_p = fastctc.cer(sents, [norm(s) for s in out_p])
             pyc = (f"{ms_p:9.3f}", f"{ms_p / ms_f:14.1f}", f"{cer_p:10.4f}")
         else:
             pyc = (f"{'-':>9}", f"{'-':>14}", f"{'-':>10}")
-        print(f"{K:5d} {ms_f:11.3f} {ms_c:9.3f} {pyc[0]} {ms_c / ms_f:12.2f} {pyc[1]} "
-              f"{cer_f:12.4f} {cer_c:8.4f} {pyc[2]}")
+        print(
+            f"{K:5d} {ms_f:11.3f} {ms_c:9.3f} {pyc[0]} {ms_c / ms_f:12.2f} {pyc[1]} "
+            f"{cer_f:12.4f} {cer_c:8.4f} {pyc[2]}"
+        )
         rows.append((K, ms_f, ms_c))
     return rows
 
@@ -118,17 +134,31 @@ def thread_scaling(name, mats, K, tmin, prune, repeat):
         batch[i, : m.shape[0]] = m
     res = {}
     for nt in (1, 2):
-        fastctc.beam_search_batch(batch[:2], lens[:2], beam_width=K, beam_prune_logp=prune,
-                                  token_min_logp=tmin, num_threads=nt)
+        fastctc.beam_search_batch(
+            batch[:2],
+            lens[:2],
+            beam_width=K,
+            beam_prune_logp=prune,
+            token_min_logp=tmin,
+            num_threads=nt,
+        )
         best = math.inf
         for _ in range(repeat):
             t0 = time.perf_counter()
-            fastctc.beam_search_batch(batch, lens, beam_width=K, beam_prune_logp=prune,
-                                      token_min_logp=tmin, num_threads=nt)
+            fastctc.beam_search_batch(
+                batch,
+                lens,
+                beam_width=K,
+                beam_prune_logp=prune,
+                token_min_logp=tmin,
+                num_threads=nt,
+            )
             best = min(best, time.perf_counter() - t0)
         res[nt] = len(mats) / best
-    print(f"{name} batch, beam {K}: 1 thread {res[1]:.0f} utt/s, 2 threads {res[2]:.0f} utt/s, "
-          f"speed-up {res[2] / res[1]:.2f}x")
+    print(
+        f"{name} batch, beam {K}: 1 thread {res[1]:.0f} utt/s, 2 threads {res[2]:.0f} utt/s, "
+        f"speed-up {res[2] / res[1]:.2f}x"
+    )
 
 
 def main():
@@ -138,11 +168,17 @@ def main():
     ap.add_argument("--beams", type=int, nargs="+", default=[16, 64, 128])
     ap.add_argument("--token-min-logp", type=float, default=-5.0)
     ap.add_argument("--beam-prune-logp", type=float, default=-10.0)
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="timing repeats, best kept (slow competitors: 1)")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timing repeats, best kept (slow competitors: 1)"
+    )
     ap.add_argument("--no-pyctcdecode", action="store_true", help="skip pyctcdecode")
-    ap.add_argument("--ocr", type=int, default=0, metavar="N",
-                    help="also decode the first N real OCR outputs (ocr_dev.npz, C = 6625)")
+    ap.add_argument(
+        "--ocr",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also decode the first N real OCR outputs (ocr_dev.npz, C = 6625)",
+    )
     args = ap.parse_args()
 
     import fast_ctc_decode  # noqa: F401
@@ -150,12 +186,16 @@ def main():
 
     try:
         from importlib.metadata import version
-        versions = ", ".join(f"{p} {version(p)}" for p in
-                             ("fast-ctc-decode", "pyctcdecode", "numba", "numpy"))
+
+        versions = ", ".join(
+            f"{p} {version(p)}" for p in ("fast-ctc-decode", "pyctcdecode", "numba", "numpy")
+        )
     except Exception:  # pragma: no cover - metadata missing
         versions = f"numba {numba.__version__}"
-    print(f"fastctc {fastctc.__version__}, {versions}; {platform.processor() or platform.machine()}"
-          f", {os.cpu_count()} CPUs; single-thread per-utterance calls, compile excluded")
+    print(
+        f"fastctc {fastctc.__version__}, {versions}; {platform.processor() or platform.machine()}"
+        f", {os.cpu_count()} CPUs; single-thread per-utterance calls, compile excluded"
+    )
 
     sim = load_simulator()
     sents_all = sim.load_test_sentences()
@@ -164,15 +204,34 @@ def main():
         sents = sents_all[: args.n_char]
         mats = sim.char_dataset(sents)
         labels = sim.CHAR_LABELS
-        run_set("characters", mats, sents, labels, lambda ids: "".join(labels[i] for i in ids),
-                args.beams, args.token_min_logp, args.beam_prune_logp, args.repeat,
-                args.no_pyctcdecode)
+        run_set(
+            "characters",
+            mats,
+            sents,
+            labels,
+            lambda ids: "".join(labels[i] for i in ids),
+            args.beams,
+            args.token_min_logp,
+            args.beam_prune_logp,
+            args.repeat,
+            args.no_pyctcdecode,
+        )
     if args.n_subword > 0:
         vocab = sim.SubwordVocab.build(5000)
         sub_sents = sents_all[: args.n_subword]
         sub_mats = sim.subword_dataset(sub_sents, vocab)
-        run_set("subwords", sub_mats, sub_sents, vocab.labels, vocab.detokenize, args.beams,
-                args.token_min_logp, args.beam_prune_logp, args.repeat, args.no_pyctcdecode)
+        run_set(
+            "subwords",
+            sub_mats,
+            sub_sents,
+            vocab.labels,
+            vocab.detokenize,
+            args.beams,
+            args.token_min_logp,
+            args.beam_prune_logp,
+            args.repeat,
+            args.no_pyctcdecode,
+        )
 
     if args.ocr:
         import json
@@ -181,23 +240,41 @@ def main():
         ocr_labels = [""] + meta["labels"]["list"][1:]
         samples = meta["samples"][: args.ocr]
         with np.load(DATA / "ocr_dev.npz") as npz:  # probs_<i>: the i-th entry of "samples"
-            ocr_mats = [np.log(np.maximum(npz[f"probs_{i}"].astype(np.float32), 1e-12))
-                        for i in range(len(samples))]
-        run_set("real OCR (PP-OCRv4)", ocr_mats, [s["text"] for s in samples], ocr_labels,
-                lambda ids: "".join(ocr_labels[i] for i in ids), args.beams,
-                args.token_min_logp, args.beam_prune_logp, args.repeat, args.no_pyctcdecode)
+            ocr_mats = [
+                np.log(np.maximum(npz[f"probs_{i}"].astype(np.float32), 1e-12))
+                for i in range(len(samples))
+            ]
+        run_set(
+            "real OCR (PP-OCRv4)",
+            ocr_mats,
+            [s["text"] for s in samples],
+            ocr_labels,
+            lambda ids: "".join(ocr_labels[i] for i in ids),
+            args.beams,
+            args.token_min_logp,
+            args.beam_prune_logp,
+            args.repeat,
+            args.no_pyctcdecode,
+        )
 
     print()
     if mats:
-        thread_scaling("characters", mats, 64, args.token_min_logp, args.beam_prune_logp,
-                       args.repeat)
+        thread_scaling(
+            "characters", mats, 64, args.token_min_logp, args.beam_prune_logp, args.repeat
+        )
     if sub_mats:
         # the timed subword set is kept small for fast-ctc-decode's sake; a batch of a few
         # utterances cannot keep two threads busy, so the thread test takes at least 100
         if len(sub_mats) < 100:
             sub_mats = sim.subword_dataset(sents_all[:100], vocab)
-        thread_scaling(f"subwords ({len(sub_mats)} utt)", sub_mats, 64, args.token_min_logp,
-                       args.beam_prune_logp, args.repeat)
+        thread_scaling(
+            f"subwords ({len(sub_mats)} utt)",
+            sub_mats,
+            64,
+            args.token_min_logp,
+            args.beam_prune_logp,
+            args.repeat,
+        )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,17 @@ def run_pyctcdecode(decoder, npz_path, out_path, beam_width):
         for uid in npz.files:
             beams = decoder.decode_beams(npz[uid].astype(np.float32), beam_width=beam_width)
             text, _, frames, logit_score, lm_score = beams[0]
-            fh.write(json.dumps({"id": uid, "text": text, "score": lm_score,
-                                 "words": [[w, s, e] for w, (s, e) in frames]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": uid,
+                        "text": text,
+                        "score": lm_score,
+                        "words": [[w, s, e] for w, (s, e) in frames],
+                    }
+                )
+                + "\n"
+            )
 
 
 def texts_of(path):
@@ -87,22 +96,44 @@ def main():
         (tmp / "labels.json").write_text(json.dumps(sim.CHAR_LABELS))
         np.savez(tmp / "warm.npz", **dict(list(arrays.items())[:2]))
         base = ["--labels", tmp / "labels.json", "--beam-width", args.beam_width, "--quiet"]
-        lm_opts = ["--lm", lm, "--unigrams", fio.default_unigrams_path(),
-                   "--alpha", args.alpha, "--beta", args.beta]
+        lm_opts = [
+            "--lm",
+            lm,
+            "--unigrams",
+            fio.default_unigrams_path(),
+            "--alpha",
+            args.alpha,
+            "--beta",
+            args.beta,
+        ]
         modes = {"greedy": ["--decoder", "greedy"], "beam": [], "beam+lm": lm_opts}
 
-        print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
-              f"fastctc {fastctc.__version__}; {len(arrays)} utterances, {frames} frames "
-              f"(RTF at {FRAME_SHIFT} s/frame), beam {args.beam_width}, LM {lm.name}, "
-              f"alpha {args.alpha}, beta {args.beta}; file in -> JSON Lines out, "
-              "LM loading included, compilation excluded")
-        print(f"{'tool':<12} {'mode':<8} {'thr':>3} | {'wall s':>7} {'utt/s':>7} "
-              f"{'RTF':>7} {'WER %':>6} | {'vs pyctcdecode':>14}")
+        print(
+            f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
+            f"fastctc {fastctc.__version__}; {len(arrays)} utterances, {frames} frames "
+            f"(RTF at {FRAME_SHIFT} s/frame), beam {args.beam_width}, LM {lm.name}, "
+            f"alpha {args.alpha}, beta {args.beta}; file in -> JSON Lines out, "
+            "LM loading included, compilation excluded"
+        )
+        print(
+            f"{'tool':<12} {'mode':<8} {'thr':>3} | {'wall s':>7} {'utt/s':>7} "
+            f"{'RTF':>7} {'WER %':>6} | {'vs pyctcdecode':>14}"
+        )
         results = {}
         for mode, opts in modes.items():
             for threads in args.threads:
-                run_fastctc(["decode", tmp / "warm.npz", *base, *opts, "--threads", threads,
-                             "-o", tmp / "warm.jsonl"])
+                run_fastctc(
+                    [
+                        "decode",
+                        tmp / "warm.npz",
+                        *base,
+                        *opts,
+                        "--threads",
+                        threads,
+                        "-o",
+                        tmp / "warm.jsonl",
+                    ]
+                )
                 out = tmp / f"{mode}_{threads}.jsonl"
                 t0 = time.perf_counter()
                 run_fastctc(["decode", npz, *base, *opts, "--threads", threads, "-o", out])
@@ -111,8 +142,9 @@ def main():
         from pyctcdecode import build_ctcdecoder
 
         t0 = time.perf_counter()  # the whole job: load the LM, decode, write
-        decoder = build_ctcdecoder(list(sim.CHAR_LABELS), str(lm), unigrams=unigrams,
-                                   alpha=args.alpha, beta=args.beta)
+        decoder = build_ctcdecoder(
+            list(sim.CHAR_LABELS), str(lm), unigrams=unigrams, alpha=args.alpha, beta=args.beta
+        )
         run_pyctcdecode(decoder, npz, tmp / "pyctc.jsonl", args.beam_width)
         t_py = time.perf_counter() - t0
         py_texts = texts_of(tmp / "pyctc.jsonl")
@@ -120,17 +152,17 @@ def main():
         def row(tool, mode, threads, wall, texts, ratio):
             ids = list(refs)
             w = 100 * fastctc.wer([refs[i] for i in ids], [texts[i] for i in ids])
-            print(f"{tool:<12} {mode:<8} {threads:>3} | {wall:7.2f} {len(ids) / wall:7.1f} "
-                  f"{wall / (frames * FRAME_SHIFT):7.4f} {w:6.2f} | {ratio:>14}")
+            print(
+                f"{tool:<12} {mode:<8} {threads:>3} | {wall:7.2f} {len(ids) / wall:7.1f} "
+                f"{wall / (frames * FRAME_SHIFT):7.4f} {w:6.2f} | {ratio:>14}"
+            )
 
         row("pyctcdecode", "beam+lm", 1, t_py, py_texts, "1.0x")
         for (mode, threads), (wall, texts) in results.items():
             ratio = f"{t_py / wall:.1f}x" if mode == "beam+lm" else ""
             row("fastctc", mode, threads, wall, texts, ratio)
-        same = np.mean([py_texts[i] == results[("beam+lm", args.threads[0])][1][i]
-                        for i in refs])
-        print(f"# beam+lm top text identical to pyctcdecode's on {100 * same:.1f}% of "
-              "utterances")
+        same = np.mean([py_texts[i] == results[("beam+lm", args.threads[0])][1][i] for i in refs])
+        print(f"# beam+lm top text identical to pyctcdecode's on {100 * same:.1f}% of utterances")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def _parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=20, help="timed calls per entry (median)")
-    p.add_argument("--smoke", action="store_true",
-                   help="tiny shapes under numba's CUDA simulator; checks the script only")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny shapes under numba's CUDA simulator; checks the script only",
+    )
     return p.parse_args()
 
 
@@ -62,7 +65,7 @@ F = torch.nn.functional
 def _no_gpu(reason: str) -> None:
     sys.exit(
         f"bench_cuda.py needs an NVIDIA GPU: {reason}.\n"
-        "Nothing was measured. Run it on a GPU machine with `pip install \"fastctc[cuda]\"` "
+        'Nothing was measured. Run it on a GPU machine with `pip install "fastctc[cuda]"` '
         "and a CUDA build of torch (or `--smoke` to check the script under the simulator)."
     )
 
@@ -131,20 +134,32 @@ def bench_loss(N: int, T: int, C: int, S: int, repeat: int) -> None:
     src = lp if DEVICE == "cuda" else lp.numpy()
 
     def ours_raw():
-        return fc.ctc_loss(src, targets.numpy(), il.numpy(), tl.numpy(), reduction="mean",
-                           return_grad=True, grad_wrt="logits", threads_per_block=tpb)
+        return fc.ctc_loss(
+            src,
+            targets.numpy(),
+            il.numpy(),
+            tl.numpy(),
+            reduction="mean",
+            return_grad=True,
+            grad_wrt="logits",
+            threads_per_block=tpb,
+        )
 
     # agreement first: losses, and fastctc's logits-convention gradient vs torch's
     loss_ref = F.ctc_loss(lp, tg_dev, il, tl, reduction="mean").item()
     t0 = time.perf_counter()
     loss_ours, grad_ours = ours_raw()
     _sync()
-    print(f"  first fastctc.cuda call (kernel compilation or cache load): "
-          f"{time.perf_counter() - t0:.2f} s")
+    print(
+        f"  first fastctc.cuda call (kernel compilation or cache load): "
+        f"{time.perf_counter() - t0:.2f} s"
+    )
     grad_ref = torch_native()
     gdiff = float(np.abs(grad_ours.copy_to_host() - grad_ref.cpu().numpy()).max())
-    print(f"  loss torch {loss_ref:.6f}  fastctc {float(loss_ours.copy_to_host()):.6f}  "
-          f"max |grad diff| {gdiff:.2e}")
+    print(
+        f"  loss torch {loss_ref:.6f}  fastctc {float(loss_ours.copy_to_host()):.6f}  "
+        f"max |grad diff| {gdiff:.2e}"
+    )
 
     entries = {
         "fastctc.torch": _time(ours_autograd, repeat),
@@ -190,8 +205,10 @@ def bench_greedy(N: int, T: int, C: int, repeat: int) -> None:
         return fc.greedy_decode(src, lens.numpy(), threads_per_block=tpb)
 
     a, b = ours(), torch_greedy()
-    same = all(np.array_equal(h.tokens, r[0]) and np.array_equal(h.timesteps, r[1])
-               for h, r in zip(a, b, strict=True))
+    same = all(
+        np.array_equal(h.tokens, r[0]) and np.array_equal(h.timesteps, r[1])
+        for h, r in zip(a, b, strict=True)
+    )
     print(f"  greedy outputs identical: {same}")
     ref = _time(torch_greedy, repeat)
     _row(f"greedy N={N} T={T} C={C}", ref, {"fastctc.cuda": _time(ours, repeat)})
@@ -199,18 +216,21 @@ def bench_greedy(N: int, T: int, C: int, repeat: int) -> None:
 
 def main() -> None:
     if ARGS.smoke:
-        print("SMOKE RUN under numba's CUDA simulator vs torch on the CPU: timings are "
-              "meaningless.")
+        print(
+            "SMOKE RUN under numba's CUDA simulator vs torch on the CPU: timings are meaningless."
+        )
         loss_shapes = [(2, 6, 4, 2)]
         greedy_shapes = [(3, 8, 5)]
     else:
         print(f"GPU: {torch.cuda.get_device_name()}")
         loss_shapes = [(32, 500, 29, 100), (32, 1000, 1000, 200)]
         greedy_shapes = [(512, 1000, 29), (64, 1000, 1000)]
-    print(f"python {platform.python_version()}, torch {torch.__version__}, numba "
-          f"{numba.__version__}, numba-cuda {importlib.metadata.version('numba-cuda')}, fastctc "
-          f"{fastctc.__version__}; float32; median of {ARGS.repeat} after a warm-up call; "
-          "ratio = torch time / fastctc time")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, numba "
+        f"{numba.__version__}, numba-cuda {importlib.metadata.version('numba-cuda')}, fastctc "
+        f"{fastctc.__version__}; float32; median of {ARGS.repeat} after a warm-up call; "
+        "ratio = torch time / fastctc time"
+    )
     for shape in loss_shapes:
         bench_loss(*shape, ARGS.repeat)
     for shape in greedy_shapes:

@@ -3,8 +3,9 @@
 Simulated ASR logits (../shared/data/simulate.py, 29 character labels) of the development
 sentences, the 4-gram KenLM model and its vocabulary as unigrams. Both decoders get the same
 logits, beam width, alpha and beta; their ``decode`` calls (prune_history on, as in
-pyctcdecode's ``decode``) alternate in blocks of 20 utterances. Prints ms per utterance, the speed ratio, hotword cost, 1 vs 2
-threads and the WER table (greedy, beam, beam + LM, beam + LM + hotwords).
+pyctcdecode's ``decode``) alternate in blocks of 20 utterances. Prints ms per utterance, the
+speed ratio, hotword cost, 1 vs 2 threads and the WER table (greedy, beam, beam + LM,
+beam + LM + hotwords).
 
     python bench/bench_lm.py                 # 200 utterances (several minutes)
     python bench/bench_lm.py --n 40          # quick: a couple of minutes
@@ -26,6 +27,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,18 +68,31 @@ def alternating(ref, ours, lps, rn, block=20, **kw):
     return r_txt, r_t, o_txt, o_t
 
 
+def _agree(texts, beam, lm, h, rn):
+    """How many of the first ``rn`` utterances both decoders gave the same text."""
+    ours = texts[("fastctc", beam, lm, h)][:rn]
+    return sum(a == b for a, b in zip(ours, texts[("pyctcdecode", beam, lm, h)], strict=True))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="utterances (max 200)")
-    ap.add_argument("--ref-n", type=int, default=None,
-                    help="utterances timed with pyctcdecode (default: all; its no-LM search "
-                    "is slow, WER columns then cover only these)")  # fmt: skip
+    ap.add_argument(
+        "--ref-n",
+        type=int,
+        default=None,
+        help="utterances timed with pyctcdecode (default: all; its no-LM search "
+        "is slow, WER columns then cover only these)",
+    )
     ap.add_argument("--beams", type=int, nargs="+", default=[100, 64])
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--beta", type=float, default=1.5)
-    ap.add_argument("--model", default=str(DATA / "lm_4gram.arpa"),
-                    help="KenLM model for both decoders (ARPA or trie binary: fastctc scores "
-                    "from n-gram tables; a hash-table binary: through KenLM and a cache)")
+    ap.add_argument(
+        "--model",
+        default=str(DATA / "lm_4gram.arpa"),
+        help="KenLM model for both decoders (ARPA or trie binary: fastctc scores "
+        "from n-gram tables; a hash-table binary: through KenLM and a cache)",
+    )
     args = ap.parse_args()
     logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
     import pyctcdecode
@@ -98,17 +113,23 @@ def main() -> None:
             break
     lm_kw = dict(kenlm_model_path=args.model, unigrams=unigrams, alpha=args.alpha, beta=args.beta)
     frames = sum(x.shape[0] for x in lps)
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; numpy "
-          f"{np.__version__}, pyctcdecode {pyctcdecode.__version__ if hasattr(pyctcdecode, '__version__') else '0.5.0'}, "
-          f"fastctc {fastctc.__version__}")  # fmt: skip
-    print(f"# {n} utterances ({frames / n:.0f} frames avg, 29 labels), pyctcdecode timed on "
-          f"{rn}; model {Path(args.model).name}, alpha={args.alpha}, beta={args.beta}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; numpy "
+        f"{np.__version__}, pyctcdecode {getattr(pyctcdecode, '__version__', '0.5.0')}, "
+        f"fastctc {fastctc.__version__}"
+    )
+    print(
+        f"# {n} utterances ({frames / n:.0f} frames avg, 29 labels), pyctcdecode timed on "
+        f"{rn}; model {Path(args.model).name}, alpha={args.alpha}, beta={args.beta}"
+    )
     _, t_ref = timed(lambda: pyctcdecode.build_ctcdecoder(labels, **lm_kw))
     _, t_ours = timed(lambda: fastctc.build_ctcdecoder(labels, **lm_kw))
     print(f"# decoder construction with the LM: pyctcdecode {t_ref:.2f} s, fastctc {t_ours:.2f} s")
     print()
-    print(f"{'beam':>4} {'LM':>3} {'hotw':>4} | {'pyctcdecode ms/utt':>18} | "
-          f"{'fastctc cold':>12} {'ratio':>6} | {'fastctc warm':>12} {'ratio':>6}")
+    print(
+        f"{'beam':>4} {'LM':>3} {'hotw':>4} | {'pyctcdecode ms/utt':>18} | "
+        f"{'fastctc cold':>12} {'ratio':>6} | {'fastctc warm':>12} {'ratio':>6}"
+    )
     texts: dict[tuple, list[str]] = {}
     cold: dict[tuple, tuple[float, float]] = {}
     for beam in args.beams:
@@ -125,20 +146,26 @@ def main() -> None:
                 None, lps[:2], beam_width=beam, hotwords=hw, num_threads=1
             )
             ours = fastctc.build_ctcdecoder(labels, **kw)
-            r_txt, r_t, o_txt, o_cold = alternating(ref, ours, lps, rn, beam_width=beam,
-                                                    hotwords=hw)  # fmt: skip
-            _, o_warm = timed(lambda: ours.decode_batch(None, lps, beam_width=beam, hotwords=hw,
-                                                        num_threads=1))  # fmt: skip
+            r_txt, r_t, o_txt, o_cold = alternating(
+                ref, ours, lps, rn, beam_width=beam, hotwords=hw
+            )
+            _, o_warm = timed(
+                partial(ours.decode_batch, None, lps, beam_width=beam, hotwords=hw, num_threads=1)
+            )
             pr, oc, ow = 1e3 * r_t / rn, 1e3 * o_cold / n, 1e3 * o_warm / n
-            print(f"{beam:>4} {'on' if use_lm else 'off':>3} {len(hw or []):>4} | {pr:>18.2f} | "
-                  f"{oc:>12.2f} {pr / oc:>6.1f} | {ow:>12.2f} {pr / ow:>6.1f}")
+            print(
+                f"{beam:>4} {'on' if use_lm else 'off':>3} {len(hw or []):>4} | {pr:>18.2f} | "
+                f"{oc:>12.2f} {pr / oc:>6.1f} | {ow:>12.2f} {pr / ow:>6.1f}"
+            )
             texts[("pyctcdecode", beam, use_lm, use_hot)] = r_txt
             texts[("fastctc", beam, use_lm, use_hot)] = o_txt
             cold[(beam, use_lm, use_hot)] = (oc, ow)
     beam = args.beams[0]
     (c0, w0), (c1, w1) = cold[(beam, True, False)], cold[(beam, True, True)]
-    print(f"\n100 hotwords, beam {beam}, LM on: fastctc {c1:.2f} vs {c0:.2f} ms/utt cold "
-          f"({c1 / c0:.2f}x), {w1:.2f} vs {w0:.2f} warm ({w1 / w0:.2f}x)")
+    print(
+        f"\n100 hotwords, beam {beam}, LM on: fastctc {c1:.2f} vs {c0:.2f} ms/utt cold "
+        f"({c1 / c0:.2f}x), {w1:.2f} vs {w0:.2f} warm ({w1 / w0:.2f}x)"
+    )
 
     # threads: same decoder, all utterances, 1 and 2 threads interleaved, best of 3 each
     dec = fastctc.build_ctcdecoder(labels, **lm_kw)
@@ -147,9 +174,11 @@ def main() -> None:
     for _ in range(3):
         t1 = min(t1, timed(lambda: dec.decode_batch(None, lps, beam_width=beam, num_threads=1))[1])
         t2 = min(t2, timed(lambda: dec.decode_batch(None, lps, beam_width=beam, num_threads=2))[1])
-    print(f"decode_batch beam {beam} LM on (best of 3): 1 thread {1e3 * t1 / n:.2f} ms/utt, "
-          f"2 threads {1e3 * t2 / n:.2f} ms/utt: speed-up {t1 / t2:.2f}x "
-          f"({fastctc.batch.available_cores()} cores available)")
+    print(
+        f"decode_batch beam {beam} LM on (best of 3): 1 thread {1e3 * t1 / n:.2f} ms/utt, "
+        f"2 threads {1e3 * t2 / n:.2f} ms/utt: speed-up {t1 / t2:.2f}x "
+        f"({fastctc.batch.available_cores()} cores available)"
+    )
 
     # WER table on the utterances both decoders ran
     refs = sents[:rn]
@@ -158,8 +187,10 @@ def main() -> None:
         h = fastctc.greedy_decode(x)
         greedy_txt.append(" ".join("".join(labels[t] for t in h.tokens.tolist()).split()))
     print(f"\nWER on {rn} utterances (beam {beam}, alpha {args.alpha}, beta {args.beta}):")
-    print(f"{'decoder':>12} | {'greedy':>7} | {'beam':>7} | {'beam+LM':>7} | {'+100 hotwords':>13}"
-          f" | same top text as pyctcdecode")
+    print(
+        f"{'decoder':>12} | {'greedy':>7} | {'beam':>7} | {'beam+LM':>7} | {'+100 hotwords':>13}"
+        f" | same top text as pyctcdecode"
+    )
     for lib in ("pyctcdecode", "fastctc"):
         w = [
             fastctc.wer(refs, texts[(lib, beam, lm, h)][:rn])
@@ -168,11 +199,17 @@ def main() -> None:
         same = ""
         if lib == "fastctc":
             same = ", ".join(
-                f"{name} {sum(a == b for a, b in zip(texts[('fastctc', beam, lm, h)][:rn], texts[('pyctcdecode', beam, lm, h)]))}/{rn}"  # noqa: E501
-                for name, lm, h in (("beam", False, False), ("LM", True, False), ("hot", True, True))
+                f"{name} {_agree(texts, beam, lm, h, rn)}/{rn}"
+                for name, lm, h in (
+                    ("beam", False, False),
+                    ("LM", True, False),
+                    ("hot", True, True),
+                )
             )
-        print(f"{lib:>12} | {100 * fastctc.wer(refs, greedy_txt):6.2f}% | {100 * w[0]:6.2f}% | "
-              f"{100 * w[1]:6.2f}% | {100 * w[2]:12.2f}% | {same}")
+        print(
+            f"{lib:>12} | {100 * fastctc.wer(refs, greedy_txt):6.2f}% | {100 * w[0]:6.2f}% | "
+            f"{100 * w[1]:6.2f}% | {100 * w[2]:12.2f}% | {same}"
+        )
 
 
 if __name__ == "__main__":

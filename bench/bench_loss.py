@@ -52,8 +52,9 @@ def run_torch(lp, targets, il, tl):
 
 def run_ours(lp, targets, il, tl, mode, threads):
     """fastctc's loss ("mean") and gradient in the convention ``mode``."""
-    return fastctc.ctc_loss(lp, targets, il, tl, return_grad=True, grad_wrt=mode,
-                            num_threads=threads)
+    return fastctc.ctc_loss(
+        lp, targets, il, tl, return_grad=True, grad_wrt=mode, num_threads=threads
+    )
 
 
 def best_times(fns, repeat, keep=False):
@@ -87,22 +88,33 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--keep-results", action="store_true",
-                    help="keep every result alive while timing: no memory reuse between calls")
+    ap.add_argument(
+        "--keep-results",
+        action="store_true",
+        help="keep every result alive while timing: no memory reuse between calls",
+    )
     args = ap.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
-          f"torch {torch.__version__}, fastctc {fastctc.__version__}; float32, "
-          "forward+backward, times exclude compilation")
-    print(f"{'N':>3} {'T':>5} {'V':>5} {'S':>4} {'scale':>5} {'thr':>3} | {'torch ms':>9} | "
-          f"{'fastctc ms':>10} {'ratio':>6} | {'fastctc logits ms':>17} {'ratio':>6} | "
-          f"{'max rel diff':>12}")
+    print(
+        f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
+        f"torch {torch.__version__}, fastctc {fastctc.__version__}; float32, "
+        "forward+backward, times exclude compilation"
+    )
+    print(
+        f"{'N':>3} {'T':>5} {'V':>5} {'S':>4} {'scale':>5} {'thr':>3} | {'torch ms':>9} | "
+        f"{'fastctc ms':>10} {'ratio':>6} | {'fastctc logits ms':>17} {'ratio':>6} | "
+        f"{'max rel diff':>12}"
+    )
     for N, T, V, S, scale in SHAPES:
         logits, targets, il, tl = make_inputs(N, T, V, S, scale)
         lp_np = fastctc.log_softmax(logits)
         # exactness on the same inputs: per-sequence losses against torch in float64
         ref = torch.nn.functional.ctc_loss(
-            torch.tensor(lp_np, dtype=torch.float64), torch.tensor(targets), torch.tensor(il),
-            torch.tensor(tl), reduction="none").numpy()
+            torch.tensor(lp_np, dtype=torch.float64),
+            torch.tensor(targets),
+            torch.tensor(il),
+            torch.tensor(tl),
+            reduction="none",
+        ).numpy()
         ours = fastctc.ctc_loss(lp_np.astype(np.float64), targets, il, tl, reduction="none")
         rel = float(np.max(np.abs(ours - ref) / ref))
         for threads in args.threads:
@@ -110,12 +122,19 @@ def main():
             tensors = [torch.tensor(x) for x in (lp_np, targets, il, tl)]
             inputs = (lp_np, targets, il, tl)
             t_torch, t_ours, t_ours_l = best_times(
-                [partial(run_torch, *tensors), partial(run_ours, *inputs, "log_probs", threads),
-                 partial(run_ours, *inputs, "logits", threads)],
-                args.repeat, args.keep_results)
-            print(f"{N:>3} {T:>5} {V:>5} {S:>4} {scale:>5g} {threads:>3} | {t_torch*1e3:9.1f} | "
-                  f"{t_ours*1e3:10.1f} {t_torch/t_ours:5.1f}x | "
-                  f"{t_ours_l*1e3:17.1f} {t_torch/t_ours_l:5.1f}x | {rel:12.1e}")
+                [
+                    partial(run_torch, *tensors),
+                    partial(run_ours, *inputs, "log_probs", threads),
+                    partial(run_ours, *inputs, "logits", threads),
+                ],
+                args.repeat,
+                args.keep_results,
+            )
+            print(
+                f"{N:>3} {T:>5} {V:>5} {S:>4} {scale:>5g} {threads:>3} | {t_torch * 1e3:9.1f} | "
+                f"{t_ours * 1e3:10.1f} {t_torch / t_ours:5.1f}x | "
+                f"{t_ours_l * 1e3:17.1f} {t_torch / t_ours_l:5.1f}x | {rel:12.1e}"
+            )
 
 
 if __name__ == "__main__":

@@ -90,10 +90,12 @@ def installed_copy_cache():
         return None
     order = [c for c in locators if c is not user_wide]
     order.insert(order.index(in_tree), user_wide)
-    impl_class = type("InstalledCopyCacheImpl", (impl,), {
-        "__module__": __name__, "_locator_classes": order})
-    return type("InstalledCopyCache", (FunctionCache,), {
-        "__module__": __name__, "_impl_class": impl_class})
+    impl_class = type(
+        "InstalledCopyCacheImpl", (impl,), {"__module__": __name__, "_locator_classes": order}
+    )
+    return type(
+        "InstalledCopyCache", (FunctionCache,), {"__module__": __name__, "_impl_class": impl_class}
+    )
 
 
 @functools.cache

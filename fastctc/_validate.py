@@ -40,7 +40,9 @@ def as_int(value: Any, name: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer; got {type(value).__name__} {value!r}.") from None
+        raise TypeError(
+            f"{name} must be an integer; got {type(value).__name__} {value!r}."
+        ) from None
 
 
 def check_blank(blank: Any, num_classes: int) -> int:
@@ -48,8 +50,7 @@ def check_blank(blank: Any, num_classes: int) -> int:
     b = as_int(blank, "blank")
     if not -num_classes <= b < num_classes:
         raise ValueError(
-            f"blank must be in [-{num_classes}, {num_classes}) for {num_classes} classes; "
-            f"got {b}."
+            f"blank must be in [-{num_classes}, {num_classes}) for {num_classes} classes; got {b}."
         )
     return b % num_classes
 
@@ -58,8 +59,11 @@ def as_int_array(x: npt.ArrayLike, name: str) -> np.ndarray:
     """Return ``x`` as a C-contiguous int64 array; non-integer dtypes raise ``TypeError``."""
     arr = np.asarray(x)
     if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) and np.all(
-            arr == np.round(arr)
+        if (
+            arr.dtype.kind == "f"
+            and arr.size
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
         ):
             pass  # integral floats (e.g. a list built with numpy floats) are accepted
         elif arr.size == 0 and arr.dtype.kind == "f":

@@ -153,9 +153,7 @@ def forced_align(
         n = int(bad[0])
         st = int(status[n])
         if st >= 0:
-            raise ValueError(
-                f"log_probs[{n}, {st}] contains NaN; cannot align utterance {n}."
-            )
+            raise ValueError(f"log_probs[{n}, {st}] contains NaN; cannot align utterance {n}.")
         raise ValueError(
             f"utterance {n} cannot be aligned: every path emitting its target has probability "
             "zero (-inf log-probabilities on the way)."
@@ -166,9 +164,7 @@ def forced_align(
     return Alignment(paths, scores)
 
 
-def merge_tokens(
-    tokens: npt.ArrayLike, scores: npt.ArrayLike, blank: int = 0
-) -> list[TokenSpan]:
+def merge_tokens(tokens: npt.ArrayLike, scores: npt.ArrayLike, blank: int = 0) -> list[TokenSpan]:
     """Merge a frame-level path into token spans (runs of one non-blank label).
 
     Parameters

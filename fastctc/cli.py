@@ -69,65 +69,155 @@ def _positive_int(text: str) -> int:
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=".npy files (one (T, C) matrix each), .npz archives (one matrix per "
-                        "member) or directories of them")
-    p.add_argument("--labels", required=True, metavar="FILE",
-                   help="labels: one per line (an empty line is the blank) or a JSON list / "
-                        "dict (label -> index, as a Hugging Face vocab.json)")
-    p.add_argument("--blank", type=int, default=None, metavar="INDEX",
-                   help="index of the blank label (default: the label named '', <pad>, "
-                        "[pad] or <blank>)")
-    p.add_argument("--input-kind", choices=fio.INPUT_KINDS, default="log-probs",
-                   help="what the matrices hold (default: log-probs); nothing is guessed")
-    p.add_argument("--frame-shift", type=_positive_float, default=None, metavar="SECONDS",
-                   help="seconds per frame (e.g. 0.02 for wav2vec2): adds times in seconds "
-                        "and the real-time factor")
-    p.add_argument("-o", "--output", default="-", metavar="FILE",
-                   help="output file (default: stdout)")
-    p.add_argument("--strict", action="store_true",
-                   help="stop at the first unreadable or malformed input instead of skipping it")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="no progress bar and no summary (problems are still reported)")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".npy files (one (T, C) matrix each), .npz archives (one matrix per "
+        "member) or directories of them",
+    )
+    p.add_argument(
+        "--labels",
+        required=True,
+        metavar="FILE",
+        help="labels: one per line (an empty line is the blank) or a JSON list / "
+        "dict (label -> index, as a Hugging Face vocab.json)",
+    )
+    p.add_argument(
+        "--blank",
+        type=int,
+        default=None,
+        metavar="INDEX",
+        help="index of the blank label (default: the label named '', <pad>, [pad] or <blank>)",
+    )
+    p.add_argument(
+        "--input-kind",
+        choices=fio.INPUT_KINDS,
+        default="log-probs",
+        help="what the matrices hold (default: log-probs); nothing is guessed",
+    )
+    p.add_argument(
+        "--frame-shift",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds per frame (e.g. 0.02 for wav2vec2): adds times in seconds "
+        "and the real-time factor",
+    )
+    p.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="output file (default: stdout)"
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable or malformed input instead of skipping it",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar and no summary (problems are still reported)",
+    )
 
 
 def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
     g = p.add_argument_group("decoding")
     if not demo:
-        g.add_argument("--decoder", choices=("beam", "greedy"), default="beam",
-                       help="beam search (default) or greedy best path")
-    g.add_argument("--beam-width", type=_positive_int, default=64 if demo else 100, metavar="N",
-                   help=f"beams kept per frame (default {64 if demo else 100})")
-    g.add_argument("--beam-prune-logp", type=float, default=-10.0, metavar="LOGP",
-                   help="drop beams this far below the best (default -10)")
-    g.add_argument("--token-min-logp", type=float, default=-5.0, metavar="LOGP",
-                   help="skip tokens below this frame log-probability (default -5)")
-    g.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="decoding threads (default: all cores)")
+        g.add_argument(
+            "--decoder",
+            choices=("beam", "greedy"),
+            default="beam",
+            help="beam search (default) or greedy best path",
+        )
+    g.add_argument(
+        "--beam-width",
+        type=_positive_int,
+        default=64 if demo else 100,
+        metavar="N",
+        help=f"beams kept per frame (default {64 if demo else 100})",
+    )
+    g.add_argument(
+        "--beam-prune-logp",
+        type=float,
+        default=-10.0,
+        metavar="LOGP",
+        help="drop beams this far below the best (default -10)",
+    )
+    g.add_argument(
+        "--token-min-logp",
+        type=float,
+        default=-5.0,
+        metavar="LOGP",
+        help="skip tokens below this frame log-probability (default -5)",
+    )
+    g.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="decoding threads (default: all cores)",
+    )
     if demo:
         return
-    g.add_argument("--nbest", type=_positive_int, default=1, metavar="K",
-                   help="hypotheses kept per utterance (default 1)")
-    g.add_argument("--batch-size", type=_positive_int, default=64, metavar="N",
-                   help="utterances decoded together (default 64)")
+    g.add_argument(
+        "--nbest",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="hypotheses kept per utterance (default 1)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=64,
+        metavar="N",
+        help="utterances decoded together (default 64)",
+    )
     lm = p.add_argument_group("language model")
-    lm.add_argument("--lm", metavar="PATH",
-                    help="word n-gram model: ARPA (plain or .gz) or KenLM binary (hash-table "
-                         "binaries need the kenlm package); 'default' for the bundled English "
-                         "4-gram (character labels a-z, apostrophe, space)")
-    lm.add_argument("--unigrams", metavar="FILE",
-                    help="the LM's vocabulary, one word a line (default: read from an ARPA "
-                         "model; the bundled list with --lm default)")
-    lm.add_argument("--alpha", type=float, default=0.5, metavar="A",
-                    help="LM weight (default 0.5, as pyctcdecode)")
-    lm.add_argument("--beta", type=float, default=1.5, metavar="B",
-                    help="word insertion bonus (default 1.5, as pyctcdecode)")
-    lm.add_argument("--unk-score-offset", type=float, default=-10.0, metavar="LOGP",
-                    help="score of a partial word no LM word starts with (default -10)")
-    lm.add_argument("--hotwords", action="append", default=None, metavar="PHRASE",
-                    help="word or phrase to favour (repeatable)")
-    lm.add_argument("--hotword-weight", type=float, default=10.0, metavar="W",
-                    help="hotword bonus (default 10)")
+    lm.add_argument(
+        "--lm",
+        metavar="PATH",
+        help="word n-gram model: ARPA (plain or .gz) or KenLM binary (hash-table "
+        "binaries need the kenlm package); 'default' for the bundled English "
+        "4-gram (character labels a-z, apostrophe, space)",
+    )
+    lm.add_argument(
+        "--unigrams",
+        metavar="FILE",
+        help="the LM's vocabulary, one word a line (default: read from an ARPA "
+        "model; the bundled list with --lm default)",
+    )
+    lm.add_argument(
+        "--alpha",
+        type=float,
+        default=0.5,
+        metavar="A",
+        help="LM weight (default 0.5, as pyctcdecode)",
+    )
+    lm.add_argument(
+        "--beta",
+        type=float,
+        default=1.5,
+        metavar="B",
+        help="word insertion bonus (default 1.5, as pyctcdecode)",
+    )
+    lm.add_argument(
+        "--unk-score-offset",
+        type=float,
+        default=-10.0,
+        metavar="LOGP",
+        help="score of a partial word no LM word starts with (default -10)",
+    )
+    lm.add_argument(
+        "--hotwords",
+        action="append",
+        default=None,
+        metavar="PHRASE",
+        help="word or phrase to favour (repeatable)",
+    )
+    lm.add_argument(
+        "--hotword-weight", type=float, default=10.0, metavar="W", help="hotword bonus (default 10)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,65 +228,107 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastctc",
         description="Fast CTC decoding on CPUs: batch decoding, forced alignment, plots.",
         epilog="Start with 'fastctc demo'. Exit status: 0 ok, 1 error, 2 usage, "
-               "3 some inputs skipped, 130 interrupted.",
+        "3 some inputs skipped, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"fastctc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("decode", help="decode CTC outputs to text (JSON Lines or TSV)",
-                       description="Decode folders of CTC outputs to transcripts.")
+    p = sub.add_parser(
+        "decode",
+        help="decode CTC outputs to text (JSON Lines or TSV)",
+        description="Decode folders of CTC outputs to transcripts.",
+    )
     _add_input_options(p)
-    p.add_argument("--format", choices=("jsonl", "tsv"), default="jsonl",
-                   help="jsonl (default): id, text, scores, word spans; tsv: id, text, score")
-    p.add_argument("--resume", action="store_true",
-                   help="keep the output file and skip the ids already in it")
-    p.add_argument("--refs", metavar="FILE",
-                   help="reference transcripts (id<TAB>text): print CER/WER at the end")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "tsv"),
+        default="jsonl",
+        help="jsonl (default): id, text, scores, word spans; tsv: id, text, score",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="keep the output file and skip the ids already in it"
+    )
+    p.add_argument(
+        "--refs",
+        metavar="FILE",
+        help="reference transcripts (id<TAB>text): print CER/WER at the end",
+    )
     _add_decoding_options(p)
     p.set_defaults(func=cmd_decode)
 
-    p = sub.add_parser("demo", help="decode the bundled example set three ways",
-                       description="Greedy, beam and beam + LM decoding of the bundled "
-                                   "example utterances, with WER and timings.")
-    p.add_argument("--show", type=int, default=3, metavar="N",
-                   help="utterances printed in full (default 3)")
-    p.add_argument("--alpha", type=float, default=0.5, metavar="A",
-                   help="LM weight (default 0.5)")
-    p.add_argument("--beta", type=float, default=1.0, metavar="B",
-                   help="word bonus (default 1.0; 0.5/1.0 were tuned with pyctcdecode on "
-                        "held-out sentences outside the bundled set)")
+    p = sub.add_parser(
+        "demo",
+        help="decode the bundled example set three ways",
+        description="Greedy, beam and beam + LM decoding of the bundled "
+        "example utterances, with WER and timings.",
+    )
+    p.add_argument(
+        "--show", type=int, default=3, metavar="N", help="utterances printed in full (default 3)"
+    )
+    p.add_argument("--alpha", type=float, default=0.5, metavar="A", help="LM weight (default 0.5)")
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=1.0,
+        metavar="B",
+        help="word bonus (default 1.0; 0.5/1.0 were tuned with pyctcdecode on "
+        "held-out sentences outside the bundled set)",
+    )
     _add_decoding_options(p, demo=True)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("align", help="forced alignment of transcripts (JSON Lines or CTM)",
-                       description="Align known transcripts to CTC outputs: token and word "
-                                   "spans in frames (and seconds with --frame-shift).")
+    p = sub.add_parser(
+        "align",
+        help="forced alignment of transcripts (JSON Lines or CTM)",
+        description="Align known transcripts to CTC outputs: token and word "
+        "spans in frames (and seconds with --frame-shift).",
+    )
     _add_input_options(p)
-    p.add_argument("--transcripts", required=True, metavar="FILE",
-                   help="transcripts to align, id<TAB>text")
-    p.add_argument("--format", choices=("jsonl", "ctm"), default="jsonl",
-                   help="jsonl (default): token and word spans; ctm: one word a line "
-                        "(needs --frame-shift)")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="threads (default: all cores)")
+    p.add_argument(
+        "--transcripts", required=True, metavar="FILE", help="transcripts to align, id<TAB>text"
+    )
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "ctm"),
+        default="jsonl",
+        help="jsonl (default): token and word spans; ctm: one word a line (needs --frame-shift)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads (default: all cores)",
+    )
     p.set_defaults(func=cmd_align)
 
-    p = sub.add_parser("plot", help="PNG of one utterance: posteriorgram, path, words",
-                       description="Draw one utterance: its posteriorgram (the most active "
-                                   "labels), the greedy path and the decoded words.")
+    p = sub.add_parser(
+        "plot",
+        help="PNG of one utterance: posteriorgram, path, words",
+        description="Draw one utterance: its posteriorgram (the most active "
+        "labels), the greedy path and the decoded words.",
+    )
     p.add_argument("input", metavar="INPUT", help=".npy file or .npz archive")
     p.add_argument("--id", default=None, help="utterance id inside an .npz (default: first)")
     p.add_argument("--labels", required=True, metavar="FILE")
     p.add_argument("--blank", type=int, default=None, metavar="INDEX")
     p.add_argument("--input-kind", choices=fio.INPUT_KINDS, default="log-probs")
     p.add_argument("--frame-shift", type=_positive_float, default=None, metavar="SECONDS")
-    p.add_argument("--top", type=_positive_int, default=30,
-                   help="labels shown: the most probable ones (default 30)")
-    p.add_argument("--lm", metavar="PATH", help="also decode with beam search + this LM "
-                                                 "('default' for the bundled one)")
-    p.add_argument("-o", "--output", default=None, metavar="PNG",
-                   help="image file (default: <id>.png)")
+    p.add_argument(
+        "--top",
+        type=_positive_int,
+        default=30,
+        help="labels shown: the most probable ones (default 30)",
+    )
+    p.add_argument(
+        "--lm",
+        metavar="PATH",
+        help="also decode with beam search + this LM ('default' for the bundled one)",
+    )
+    p.add_argument(
+        "-o", "--output", default=None, metavar="PNG", help="image file (default: <id>.png)"
+    )
     p.set_defaults(func=cmd_plot)
     return parser
 
@@ -282,8 +414,9 @@ def _pad(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out, lens
 
 
-def _words_of(vocab: fio.Vocabulary, lp: np.ndarray, tokens: np.ndarray,
-              starts: np.ndarray) -> list[tuple[str, int, int]]:
+def _words_of(
+    vocab: fio.Vocabulary, lp: np.ndarray, tokens: np.ndarray, starts: np.ndarray
+) -> list[tuple[str, int, int]]:
     ends = fio.token_ends(np.argmax(lp, axis=1), tokens.tolist(), starts.tolist())
     return vocab.words(tokens.tolist(), starts.tolist(), ends)
 
@@ -319,9 +452,16 @@ def _beam_decoder(vocab: fio.Vocabulary, args: argparse.Namespace, nbest: int) -
 
     def run(arrays: list[np.ndarray]) -> list[list[Result]]:
         lp, lens = _pad(arrays)
-        nb = search(lp, lens, beam_width=args.beam_width, blank=vocab.blank, top_paths=nbest,
-                    beam_prune_logp=args.beam_prune_logp, token_min_logp=args.token_min_logp,
-                    num_threads=args.threads)
+        nb = search(
+            lp,
+            lens,
+            beam_width=args.beam_width,
+            blank=vocab.blank,
+            top_paths=nbest,
+            beam_prune_logp=args.beam_prune_logp,
+            token_min_logp=args.token_min_logp,
+            num_threads=args.threads,
+        )
         out = []
         for a, hyps in zip(arrays, nb, strict=True):
             res = []
@@ -336,8 +476,13 @@ def _beam_decoder(vocab: fio.Vocabulary, args: argparse.Namespace, nbest: int) -
 
 
 def _lm_decoder(
-    labels: list[str], blank: int, args: argparse.Namespace, lm: str | None,
-    unigrams: list[str] | None, nbest: int, hotwords: list[str] | None,
+    labels: list[str],
+    blank: int,
+    args: argparse.Namespace,
+    lm: str | None,
+    unigrams: list[str] | None,
+    nbest: int,
+    hotwords: list[str] | None,
 ) -> Decoder:
     import fastctc
 
@@ -347,8 +492,14 @@ def _lm_decoder(
     dec_labels = list(labels)
     dec_labels[blank] = ""
     try:
-        decoder = build(dec_labels, kenlm_model_path=lm, unigrams=unigrams, alpha=args.alpha,
-                        beta=args.beta, unk_score_offset=args.unk_score_offset)
+        decoder = build(
+            dec_labels,
+            kenlm_model_path=lm,
+            unigrams=unigrams,
+            alpha=args.alpha,
+            beta=args.beta,
+            unk_score_offset=args.unk_score_offset,
+        )
     except ImportError as exc:
         raise UsageError(f"{exc}") from None
     except (ValueError, OSError) as exc:
@@ -356,9 +507,16 @@ def _lm_decoder(
 
     def run(arrays: list[np.ndarray]) -> list[list[Result]]:
         beams_list = decoder.decode_beams_batch(
-            None, arrays, beam_width=args.beam_width, beam_prune_logp=args.beam_prune_logp,
-            token_min_logp=args.token_min_logp, hotwords=hotwords,
-            hotword_weight=args.hotword_weight, num_threads=args.threads, max_beams=nbest)
+            None,
+            arrays,
+            beam_width=args.beam_width,
+            beam_prune_logp=args.beam_prune_logp,
+            token_min_logp=args.token_min_logp,
+            hotwords=hotwords,
+            hotword_weight=args.hotword_weight,
+            num_threads=args.threads,
+            max_beams=nbest,
+        )
         out = []
         for beams in beams_list:
             res = []
@@ -366,9 +524,16 @@ def _lm_decoder(
                 text, frames, logit_score, lm_score = b[0], b[1], float(b[2]), float(b[3])
                 words = [(w, int(s), int(e)) for w, (s, e) in frames]
                 conf = getattr(b, "word_confidences", None)
-                res.append(Result(text, words, lm_score, logit_score,
-                                  lm_score if lm is not None else None,
-                                  list(conf) if conf is not None else None))
+                res.append(
+                    Result(
+                        text,
+                        words,
+                        lm_score,
+                        logit_score,
+                        lm_score if lm is not None else None,
+                        list(conf) if conf is not None else None,
+                    )
+                )
             out.append(res)
         return out
 
@@ -380,8 +545,11 @@ def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tup
     vocab = fio.Vocabulary.build(labels, blank)
     lm, unigrams = _resolve_lm(args)
     if args.lm == "default" and _uppercase_only(labels):
-        print("fastctc decode: warning: the bundled language model is lowercase but the "
-              "labels are uppercase letters; its words will not match.", file=sys.stderr)
+        print(
+            "fastctc decode: warning: the bundled language model is lowercase but the "
+            "labels are uppercase letters; its words will not match.",
+            file=sys.stderr,
+        )
     hotwords = args.hotwords
     if args.decoder == "greedy":
         if lm or hotwords or args.nbest > 1:
@@ -400,16 +568,24 @@ def _uppercase_only(labels: list[str]) -> bool:
     return bool(letters) and all(lab.isupper() for lab in letters)
 
 
-def _record(uid: str, src: fio.Source, T: int, hyps: list[Result],
-            frame_shift: float | None, nbest: int) -> dict[str, Any]:
+def _record(
+    uid: str, src: fio.Source, T: int, hyps: list[Result], frame_shift: float | None, nbest: int
+) -> dict[str, Any]:
     best = hyps[0] if hyps else Result("", [], 0.0, 0.0, None)
-    rec: dict[str, Any] = {"id": uid, "text": best.text, "num_frames": T, "score": best.score,
-                           "logit_score": best.logit_score}
+    rec: dict[str, Any] = {
+        "id": uid,
+        "text": best.text,
+        "num_frames": T,
+        "score": best.score,
+        "logit_score": best.logit_score,
+    }
     if best.lm_score is not None:
         rec["lm_score"] = best.lm_score
     if best.confidences is not None and len(best.confidences) == len(best.words):
-        rec["words"] = [_span(w, s, e, frame_shift, confidence=c)
-                        for (w, s, e), c in zip(best.words, best.confidences, strict=True)]
+        rec["words"] = [
+            _span(w, s, e, frame_shift, confidence=c)
+            for (w, s, e), c in zip(best.words, best.confidences, strict=True)
+        ]
     else:
         rec["words"] = [_span(w, s, e, frame_shift) for w, s, e in best.words]
     if nbest > 1:
@@ -442,8 +618,9 @@ class _Progress:
                 from tqdm import tqdm
             except ImportError:
                 return
-            self.bar = tqdm(total=total, unit="utt", desc=desc, file=sys.stderr,
-                            dynamic_ncols=True, leave=False)
+            self.bar = tqdm(
+                total=total, unit="utt", desc=desc, file=sys.stderr, dynamic_ncols=True, leave=False
+            )
 
     def update(self, n: int) -> None:
         if self.bar is not None and n:
@@ -480,8 +657,9 @@ def _open_output(path: str, resume: bool, fmt: str) -> Iterator[tuple[TextIO, di
 class _Run:
     """Counters, problem reports and the closing summary shared by decode and align."""
 
-    def __init__(self, command: str, args: argparse.Namespace,
-                 t_start: float | None = None) -> None:
+    def __init__(
+        self, command: str, args: argparse.Namespace, t_start: float | None = None
+    ) -> None:
         self.command = command
         self.args = args
         self.t_start = time.perf_counter() if t_start is None else t_start
@@ -492,8 +670,11 @@ class _Run:
         """Report a bad input; True when the run must stop (``--strict``)."""
         self.skipped += 1
         if self.args.strict:
-            print(f"fastctc {self.command}: error: {where}: {reason}; stopping (--strict). "
-                  f"{self.utterances} utterances were written before it.", file=sys.stderr)
+            print(
+                f"fastctc {self.command}: error: {where}: {reason}; stopping (--strict). "
+                f"{self.utterances} utterances were written before it.",
+                file=sys.stderr,
+            )
             return True
         print(f"fastctc {self.command}: skipping {where}: {reason}", file=sys.stderr)
         return False
@@ -504,13 +685,17 @@ class _Run:
         now = time.perf_counter()
         wall = now - self.t_start
         setup = self.t0 - self.t_start
-        parts = [f"{self.utterances} utterances ({self.frames} frames) in {wall:.2f} s"
-                 + (f" (set-up {setup:.2f} s)" if setup >= 0.05 else ""),
-                 f"{self.utterances / wall:.1f} utt/s" if wall > 0 else ""]
+        parts = [
+            f"{self.utterances} utterances ({self.frames} frames) in {wall:.2f} s"
+            + (f" (set-up {setup:.2f} s)" if setup >= 0.05 else ""),
+            f"{self.utterances / wall:.1f} utt/s" if wall > 0 else "",
+        ]
         fs = self.args.frame_shift
         if fs and self.frames:
-            parts.append(f"RTF {wall / (self.frames * fs):.4f} "
-                         f"({self.frames * fs:.1f} s of audio at {fs:g} s/frame)")
+            parts.append(
+                f"RTF {wall / (self.frames * fs):.4f} "
+                f"({self.frames * fs:.1f} s of audio at {fs:g} s/frame)"
+            )
         if self.resumed:
             parts.append(f"{self.resumed} already done (--resume)")
         if self.skipped:
@@ -567,8 +752,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
                     continue
                 if src.uid in seen:
                     bar.update(1)
-                    if run.problem(src.where, f"duplicate id {src.uid!r} (first in "
-                                              f"{seen[src.uid]})"):
+                    if run.problem(
+                        src.where, f"duplicate id {src.uid!r} (first in {seen[src.uid]})"
+                    ):
                         stopped = True
                         break
                     continue
@@ -590,9 +776,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
                 stopped = True
         except KeyboardInterrupt:
             bar.close()
-            print(f"fastctc decode: interrupted; {run.utterances} utterances written"
-                  + ("" if args.output == "-" else f" to {args.output}; rerun with --resume"),
-                  file=sys.stderr)
+            print(
+                f"fastctc decode: interrupted; {run.utterances} utterances written"
+                + ("" if args.output == "-" else f" to {args.output}; rerun with --resume"),
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
         finally:
             reader.close()
@@ -606,9 +794,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if run.skipped else EXIT_OK
 
 
-def _decode_and_write(batch: list[tuple[fio.Source, np.ndarray]], decoder: Decoder,
-                      writer: fio.ResultWriter, run: _Run, texts: dict[str, str],
-                      args: argparse.Namespace) -> bool:
+def _decode_and_write(
+    batch: list[tuple[fio.Source, np.ndarray]],
+    decoder: Decoder,
+    writer: fio.ResultWriter,
+    run: _Run,
+    texts: dict[str, str],
+    args: argparse.Namespace,
+) -> bool:
     """Decode a batch and write it; a batch that fails is retried one by one to find the
     utterance at fault. Returns False when the run must stop."""
     todo = [(s, a) for s, a in batch if a.shape[0] > 0]
@@ -646,8 +839,9 @@ def _score_refs(refs: dict[str, str], texts: dict[str, str]) -> str:
     r = [" ".join(refs[i].split()) for i in ids]
     h = [" ".join(texts[i].split()) for i in ids]
     missing = len(texts) - len(ids)
-    return (f"CER {100 * cer(r, h):.2f}% WER {100 * wer(r, h):.2f}% over {len(ids)} "
-            f"utterances" + (f" ({missing} without a reference)" if missing else ""))
+    return f"CER {100 * cer(r, h):.2f}% WER {100 * wer(r, h):.2f}% over {len(ids)} utterances" + (
+        f" ({missing} without a reference)" if missing else ""
+    )
 
 
 # --------------------------------------------------------------------------- demo
@@ -665,9 +859,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ids, batch, ref_list, labels = ex.ids, ex.log_probs, ex.transcripts, ex.labels
     frames = sum(a.shape[0] for a in batch)
     ns = argparse.Namespace(
-        beam_width=args.beam_width, beam_prune_logp=args.beam_prune_logp,
-        token_min_logp=args.token_min_logp, threads=args.threads, alpha=args.alpha,
-        beta=args.beta, unk_score_offset=-10.0, hotword_weight=10.0)
+        beam_width=args.beam_width,
+        beam_prune_logp=args.beam_prune_logp,
+        token_min_logp=args.token_min_logp,
+        threads=args.threads,
+        alpha=args.alpha,
+        beta=args.beta,
+        unk_score_offset=-10.0,
+        hotword_weight=10.0,
+    )
     blank = ex.blank
     vocab = fio.Vocabulary.build(labels, blank)
     lm_path = bundled.path
@@ -677,20 +877,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except UsageError as exc:
         modes.append((f"beam ({args.beam_width})", str(exc)))
     try:
-        modes.append(("beam + LM", _lm_decoder(labels, blank, ns, str(lm_path),
-                                               bundled.unigrams, 1, None)))  # fmt: skip
+        modes.append(
+            ("beam + LM", _lm_decoder(labels, blank, ns, str(lm_path), bundled.unigrams, 1, None))
+        )
     except UsageError as exc:
         modes.append(("beam + LM", str(exc)))
 
-    print(f"fastctc {fastctc.__version__} demo: {len(ids)} bundled utterances "
-          f"({frames} frames, {len(labels)} character labels; simulated CTC outputs of "
-          "held-out sentences)")
+    print(
+        f"fastctc {fastctc.__version__} demo: {len(ids)} bundled utterances "
+        f"({frames} frames, {len(labels)} character labels; simulated CTC outputs of "
+        "held-out sentences)"
+    )
     reader = "kenlm" if kenlm_installed() else "fastctc, without kenlm"
-    print(f"language model: {lm_path.name} ({lm_path.stat().st_size / 1e6:.1f} MB, English "
-          f"4-gram, read by {reader}), alpha={args.alpha}, beta={args.beta}; threads: "
-          f"{args.threads or 'all cores'}")
-    print("decoding... (a first run compiles the decoders with Numba, about half a minute; "
-          "later runs load them from the cache)", flush=True)
+    print(
+        f"language model: {lm_path.name} ({lm_path.stat().st_size / 1e6:.1f} MB, English "
+        f"4-gram, read by {reader}), alpha={args.alpha}, beta={args.beta}; threads: "
+        f"{args.threads or 'all cores'}"
+    )
+    print(
+        "decoding... (a first run compiles the decoders with Numba, about half a minute; "
+        "later runs load them from the cache)",
+        flush=True,
+    )
     print()
     table = []
     texts: dict[str, list[str]] = {}
@@ -719,19 +927,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if w is None:
             print(f"  {name:<{width}}  unavailable: {note}")
             continue
-        print(f"  {name:<{width}}  {100 * w:5.1f}%  {100 * c:5.1f}%  {1e3 * wall:9.1f}  "
-              f"{1e3 * wall / len(ids):7.2f}   {first:6.2f}")
+        print(
+            f"  {name:<{width}}  {100 * w:5.1f}%  {100 * c:5.1f}%  {1e3 * wall:9.1f}  "
+            f"{1e3 * wall / len(ids):7.2f}   {first:6.2f}"
+        )
     print()
-    print("WER/CER over all bundled utterances; times are for the whole set after a first "
-          "call (which compiles, or loads Numba's cache).")
+    print(
+        "WER/CER over all bundled utterances; times are for the whole set after a first "
+        "call (which compiles, or loads Numba's cache)."
+    )
     return EXIT_OK
 
 
 # --------------------------------------------------------------------------- align
 
 
-def _align_batch(items: list[tuple[np.ndarray, list[int]]], blank: int,
-                 threads: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+def _align_batch(
+    items: list[tuple[np.ndarray, list[int]]], blank: int, threads: int | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Viterbi paths (label per frame) and per-frame log-probabilities of a batch."""
     import fastctc
 
@@ -743,20 +956,33 @@ def _align_batch(items: list[tuple[np.ndarray, list[int]]], blank: int,
     for n, (lp, t) in enumerate(items):
         lps[n, : lp.shape[0]] = lp
         tgt[n, : len(t)] = t
-    res = fastctc.forced_align(lps, tgt, [lp.shape[0] for lp, _ in items],
-                               [len(t) for _, t in items], blank=blank, num_threads=threads)
-    return [(np.asarray(res[0][n, : lp.shape[0]]),
-             np.asarray(res[1][n, : lp.shape[0]], dtype=np.float64))
-            for n, (lp, _) in enumerate(items)]
+    res = fastctc.forced_align(
+        lps,
+        tgt,
+        [lp.shape[0] for lp, _ in items],
+        [len(t) for _, t in items],
+        blank=blank,
+        num_threads=threads,
+    )
+    return [
+        (
+            np.asarray(res[0][n, : lp.shape[0]]),
+            np.asarray(res[1][n, : lp.shape[0]], dtype=np.float64),
+        )
+        for n, (lp, _) in enumerate(items)
+    ]
 
 
-def _token_spans(path: np.ndarray, scores: np.ndarray, blank: int
-                 ) -> list[tuple[int, int, int, float]]:
+def _token_spans(
+    path: np.ndarray, scores: np.ndarray, blank: int
+) -> list[tuple[int, int, int, float]]:
     """Runs of one non-blank label in a frame path: ``(token, start, end, mean prob)``."""
     import fastctc
 
-    return [(int(sp[0]), int(sp[1]), int(sp[2]), float(sp[3]))
-            for sp in fastctc.merge_tokens(path, np.exp(scores), blank=blank)]
+    return [
+        (int(sp[0]), int(sp[1]), int(sp[2]), float(sp[3]))
+        for sp in fastctc.merge_tokens(path, np.exp(scores), blank=blank)
+    ]
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -839,42 +1065,49 @@ def cmd_align(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if run.skipped else EXIT_OK
 
 
-def _alignment_record(src: fio.Source, lp: np.ndarray, res: tuple[np.ndarray, np.ndarray],
-                      vocab: fio.Vocabulary, labels: list[str],
-                      frame_shift: float | None) -> dict[str, Any]:
+def _alignment_record(
+    src: fio.Source,
+    lp: np.ndarray,
+    res: tuple[np.ndarray, np.ndarray],
+    vocab: fio.Vocabulary,
+    labels: list[str],
+    frame_shift: float | None,
+) -> dict[str, Any]:
     path, scores = res
     spans = _token_spans(path, scores, vocab.blank)
     words = vocab.words([s[0] for s in spans], [s[1] for s in spans], [s[2] for s in spans])
     word_scores = _word_scores(vocab, spans)
     return {
-        "id": src.uid, "text": " ".join(w for w, _, _ in words),
+        "id": src.uid,
+        "text": " ".join(w for w, _, _ in words),
         "num_frames": int(lp.shape[0]),
         "log_prob": float(np.sum(scores)),
-        "words": [_span(w, s, e, frame_shift, score=sc)
-                  for (w, s, e), sc in zip(words, word_scores, strict=True)],
+        "words": [
+            _span(w, s, e, frame_shift, score=sc)
+            for (w, s, e), sc in zip(words, word_scores, strict=True)
+        ],
         "tokens": [_token(labels, t, s, e, sc, frame_shift) for t, s, e, sc in spans],
         "source": src.where,
     }
 
 
-def _token(labels: list[str], t: int, s: int, e: int, sc: float,
-           frame_shift: float | None) -> dict[str, Any]:
-    d: dict[str, Any] = {"token": labels[t], "id": t, "start_frame": s, "end_frame": e,
-                         "score": sc}
+def _token(
+    labels: list[str], t: int, s: int, e: int, sc: float, frame_shift: float | None
+) -> dict[str, Any]:
+    d: dict[str, Any] = {"token": labels[t], "id": t, "start_frame": s, "end_frame": e, "score": sc}
     if frame_shift:
         d["start"] = round(s * frame_shift, 4)
         d["end"] = round(e * frame_shift, 4)
     return d
 
 
-def _word_scores(vocab: fio.Vocabulary, spans: list[tuple[int, int, int, float]]
-                 ) -> list[float]:
+def _word_scores(vocab: fio.Vocabulary, spans: list[tuple[int, int, int, float]]) -> list[float]:
     """Mean token score of each word, grouping tokens exactly as ``Vocabulary.words`` does."""
     out: list[float] = []
-    for _, s, e in vocab.words([t for t, *_ in spans], [x[1] for x in spans],
-                               [x[2] for x in spans]):
-        inside = [sc for t, ts, te, sc in spans if ts >= s and te <= e
-                  and t != vocab.delimiter]
+    for _, s, e in vocab.words(
+        [t for t, *_ in spans], [x[1] for x in spans], [x[2] for x in spans]
+    ):
+        inside = [sc for t, ts, te, sc in spans if ts >= s and te <= e and t != vocab.delimiter]
         out.append(float(np.mean(inside)) if inside else 0.0)
     return out
 
@@ -907,15 +1140,31 @@ def cmd_plot(args: argparse.Namespace) -> int:
     (greedy,) = _greedy_decoder(vocab, 1)([lp])
     words, title = greedy[0].words, "greedy"
     if args.lm:
-        ns = argparse.Namespace(lm=args.lm, unigrams=None, beam_width=100,
-                                beam_prune_logp=-10.0, token_min_logp=-5.0, threads=1,
-                                alpha=0.5, beta=1.5, unk_score_offset=-10.0,
-                                hotword_weight=10.0)
+        ns = argparse.Namespace(
+            lm=args.lm,
+            unigrams=None,
+            beam_width=100,
+            beam_prune_logp=-10.0,
+            token_min_logp=-5.0,
+            threads=1,
+            alpha=0.5,
+            beta=1.5,
+            unk_score_offset=-10.0,
+            hotword_weight=10.0,
+        )
         lm, unigrams = _resolve_lm(ns)
         (beams,) = _lm_decoder(labels, blank, ns, lm, unigrams, 1, None)([lp])
         words, title = beams[0].words, "beam + LM"
     out = args.output or f"{src.uid}.png"
-    fplot.plot_utterance(lp, labels, blank, words, out, top=args.top,
-                         frame_shift=args.frame_shift, title=f"{src.uid} ({title})")
+    fplot.plot_utterance(
+        lp,
+        labels,
+        blank,
+        words,
+        out,
+        top=args.top,
+        frame_shift=args.frame_shift,
+        title=f"{src.uid} ({title})",
+    )
     print(out)
     return EXIT_OK

@@ -31,9 +31,7 @@ class Hypothesis(NamedTuple):
     log_prob: float
 
 
-def _check_decoding_input(
-    log_probs: npt.ArrayLike, ndim: int, layout: str
-) -> np.ndarray:
+def _check_decoding_input(log_probs: npt.ArrayLike, ndim: int, layout: str) -> np.ndarray:
     arr = v.as_float_array(log_probs, "log_probs")
     v.check_ndim(arr, "log_probs", (ndim,), layout)
     return arr

@@ -155,8 +155,9 @@ class _SearchQueries:
     _live: dict[int, _SearchQueries] = {}
     _next_id = itertools.count(1)
 
-    def __init__(self, tables: KernelTables | None, q: np.ndarray, q_hash: np.ndarray,
-                 spell: Any) -> None:  # fmt: skip
+    def __init__(
+        self, tables: KernelTables | None, q: np.ndarray, q_hash: np.ndarray, spell: Any
+    ) -> None:
         self.tables = tables
         self.q = q
         self.q_hash = q_hash
@@ -515,18 +516,77 @@ class BeamSearchDecoderCTC:
                         EMPTY_TABLE[0],
                     )
                 status = kb.lm_beam_search(
-                    lp, voc.kinds, voc.codes, voc.offsets, voc.blank,
-                    K, beam_prune_logp, token_min_logp, prune_history, n_hist,
-                    have_lm, native, have_uni, unk, hotword_weight, n_uni, alpha_ln10, beta,
-                    word_table[0], word_table[1], scores[0], scores[1], scores[2], prefix,
-                    partial[0], partial[1], w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab,
-                    hw_words, hw_pre, hw_minlen, pc_keys, pc_vals,
-                    b_i, b_logit, b_phash, b_part, b_score,
-                    nb_i, nb_logit, nb_phash, nb_part, nb_score,
-                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-                    cand[0], cand[1], cand[2], cand[3], cand[4], cand[5], cand[6], cand[7],
-                    q, q_hash, io, out_i, out_f, _RESOLVER, ctx,
-                )  # fmt: skip
+                    lp,
+                    voc.kinds,
+                    voc.codes,
+                    voc.offsets,
+                    voc.blank,
+                    K,
+                    beam_prune_logp,
+                    token_min_logp,
+                    prune_history,
+                    n_hist,
+                    have_lm,
+                    native,
+                    have_uni,
+                    unk,
+                    hotword_weight,
+                    n_uni,
+                    alpha_ln10,
+                    beta,
+                    word_table[0],
+                    word_table[1],
+                    scores[0],
+                    scores[1],
+                    scores[2],
+                    prefix,
+                    partial[0],
+                    partial[1],
+                    w_info,
+                    ng_uni,
+                    ng_keys,
+                    ng_vals,
+                    ng_meta,
+                    ng_ab,
+                    hw_words,
+                    hw_pre,
+                    hw_minlen,
+                    pc_keys,
+                    pc_vals,
+                    b_i,
+                    b_logit,
+                    b_phash,
+                    b_part,
+                    b_score,
+                    nb_i,
+                    nb_logit,
+                    nb_phash,
+                    nb_part,
+                    nb_score,
+                    tn_i,
+                    tn_word,
+                    tn_hist,
+                    tn_lm,
+                    tt_keys,
+                    tt_vals,
+                    fc,
+                    tk,
+                    cand[0],
+                    cand[1],
+                    cand[2],
+                    cand[3],
+                    cand[4],
+                    cand[5],
+                    cand[6],
+                    cand[7],
+                    q,
+                    q_hash,
+                    io,
+                    out_i,
+                    out_f,
+                    _RESOLVER,
+                    ctx,
+                )
                 if status == kb.DONE:
                     break
                 if status == kb.PENDING:
@@ -660,8 +720,18 @@ class BeamSearchDecoderCTC:
             beam_width, beam_prune_logp, token_min_logp, hotword_weight
         )
         hw = hotword_tables(normalise_hotwords(hotwords))
-        return self._search(lp, k, bp, tm, bool(prune_history), hw, hw_w, lm_start_state,
-                            False, _check_max_beams(max_beams))  # fmt: skip
+        return self._search(
+            lp,
+            k,
+            bp,
+            tm,
+            bool(prune_history),
+            hw,
+            hw_w,
+            lm_start_state,
+            False,
+            _check_max_beams(max_beams),
+        )
 
     def decode(
         self,
@@ -765,8 +835,15 @@ class BeamSearchDecoderCTC:
         2
         """
         return self._batch(
-            logits_list, beam_width, beam_prune_logp, token_min_logp, bool(prune_history),
-            hotwords, hotword_weight, num_threads, _check_max_beams(max_beams),
+            logits_list,
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            bool(prune_history),
+            hotwords,
+            hotword_weight,
+            num_threads,
+            _check_max_beams(max_beams),
         )
 
     def decode_batch(
@@ -790,8 +867,17 @@ class BeamSearchDecoderCTC:
         >>> dec.decode_batch(None, [lp, lp[::-1]], num_threads=1)
         ['ab', 'ba']
         """
-        res = self._batch(logits_list, beam_width, beam_prune_logp, token_min_logp, True,
-                          hotwords, hotword_weight, num_threads, 1)  # fmt: skip
+        res = self._batch(
+            logits_list,
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            True,
+            hotwords,
+            hotword_weight,
+            num_threads,
+            1,
+        )
         return [r[0].text for r in res]
 
     # ------------------------------------------------------------------ persistence
@@ -835,8 +921,14 @@ class _WordProbs:
 
     __slots__ = ("lp", "toks", "frames", "starts", "ends")
 
-    def __init__(self, lp: np.ndarray, toks: np.ndarray, frames: np.ndarray,
-                 starts: np.ndarray, ends: np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self,
+        lp: np.ndarray,
+        toks: np.ndarray,
+        frames: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+    ) -> None:
         self.lp, self.toks, self.frames, self.starts, self.ends = lp, toks, frames, starts, ends
 
     def __call__(self) -> list[float]:
@@ -857,8 +949,9 @@ _CAND_PER_BEAM = 20
 _POOLED_BYTES = 1 << 17
 
 
-def _take(held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any,
-          zero: bool = False) -> np.ndarray:  # fmt: skip
+def _take(
+    held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any, zero: bool = False
+) -> np.ndarray:
     """An array for one search: large ones from the scratch pool (fresh ones would be mapped
     and cleared page by page on every call), noted in ``held`` for their return; small ones,
     and all when ``held`` is None, allocated."""
@@ -885,8 +978,9 @@ def _text_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarr
     )
 
 
-def _grow_text(n_used: int, cap: int, held: list[np.ndarray] | None,
-               *old: np.ndarray) -> tuple[np.ndarray, ...]:  # fmt: skip
+def _grow_text(
+    n_used: int, cap: int, held: list[np.ndarray] | None, *old: np.ndarray
+) -> tuple[np.ndarray, ...]:
     tn_i, tn_word, tn_hist, tn_lm, _, _ = old
     new = _text_pool(cap, held)
     new[0][:n_used] = tn_i[:n_used]
@@ -1009,11 +1103,21 @@ def warmup_decoder() -> None:
     lc.insert_int(keys, np.full(16, -1, dtype=np.int64), one_u, one_i)
     lc.insert_float_int(keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_u, np.ones(1), one_i)
     lc.store_answers(
-        keys.copy(), np.full(16, -1, dtype=np.int64), keys.copy(), np.zeros(16),
-        np.zeros(16, np.int64), np.array([5, 2, 1, 2, 0]), 1, np.ones(1),
-    )  # fmt: skip
-    kb.spell_queries(np.zeros((1, kb.Q_COLS), dtype=np.int64), np.zeros((1, 3), dtype=np.int64),
-                     np.zeros(1, dtype=np.int64), np.zeros(2, dtype=np.int64))
+        keys.copy(),
+        np.full(16, -1, dtype=np.int64),
+        keys.copy(),
+        np.zeros(16),
+        np.zeros(16, np.int64),
+        np.array([5, 2, 1, 2, 0]),
+        1,
+        np.ones(1),
+    )
+    kb.spell_queries(
+        np.zeros((1, kb.Q_COLS), dtype=np.int64),
+        np.zeros((1, 3), dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(2, dtype=np.int64),
+    )
     lc.table_find(keys, np.uint64(5))
     codes, offsets = encode_strings(["ab"])
     lc.hash_strings(codes, offsets, True)

@@ -105,8 +105,7 @@ def _labels_from_json(data: Any, path: Path) -> list[str]:
         n = len(index)
         if n != len(data) or sorted(index) != list(range(n)):
             raise ValueError(
-                f"labels file {path}: indices must be 0..{len(data) - 1} without holes or "
-                "repeats."
+                f"labels file {path}: indices must be 0..{len(data) - 1} without holes or repeats."
             )
         return [index[i] for i in range(n)]
     raise ValueError(

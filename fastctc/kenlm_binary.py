@@ -383,9 +383,14 @@ def _read(data: bytes, name: str) -> NgramTables | None:
             offsets = [word_bits]
             widths = [longest_bits]
         fields = np.empty((count + 1, len(offsets) + 1), dtype=np.uint64)
-        _unpack(_words64(buf, base, _packed_bytes(count, total)), count + 1, total,
-                np.array([0] + offsets, dtype=np.int64),
-                np.array([word_bits] + widths, dtype=np.int64), fields)  # fmt: skip
+        _unpack(
+            _words64(buf, base, _packed_bytes(count, total)),
+            count + 1,
+            total,
+            np.array([0] + offsets, dtype=np.int64),
+            np.array([word_bits] + widths, dtype=np.int64),
+            fields,
+        )
         ids = np.empty((count, n), dtype=np.int64)
         if not _children(first, fields[:count, 0].astype(np.int64), parent_ids, n_vocab, ids):
             return None
@@ -427,8 +432,9 @@ def _words64(buf: np.ndarray, base: int, size: int) -> np.ndarray:
     return padded.view("<u8").astype(np.uint64, copy=False)
 
 
-def _expand_pointers(data: bytes, table: tuple[int, int], inline: int,
-                     low: np.ndarray) -> np.ndarray | None:  # fmt: skip
+def _expand_pointers(
+    data: bytes, table: tuple[int, int], inline: int, low: np.ndarray
+) -> np.ndarray | None:
     """Full child pointers from their low ``inline`` bits and the offset table."""
     at, n_table = table
     starts = np.frombuffer(data, "<u8", n_table, at).astype(np.int64)

@@ -117,8 +117,13 @@ def ctc_decode(
     else:
         k, paths = check_search_args(beam_width, top_paths)
         hyps = beam_search_batch(
-            lp, lens, beam_width=k, blank=blank, top_paths=paths,
-            beam_prune_logp=beam_prune_logp, token_min_logp=token_min_logp,
+            lp,
+            lens,
+            beam_width=k,
+            blank=blank,
+            top_paths=paths,
+            beam_prune_logp=beam_prune_logp,
+            token_min_logp=token_min_logp,
             num_threads=num_threads,
         )
     decoded = []

@@ -730,8 +730,9 @@ class KernelTables:
             if pk:
                 self._insert_partial(pk, pv)
 
-    def _resolve_kenlm(self, rows: list[list[int]], q: np.ndarray, q_hash: np.ndarray,
-                       spell: Any) -> None:  # fmt: skip
+    def _resolve_kenlm(
+        self, rows: list[list[int]], q: np.ndarray, q_hash: np.ndarray, spell: Any
+    ) -> None:
         """:meth:`resolve` for the KenLM adapter, in one pass over the queries (the kernel
         sends each at most once per batch; a word query that turns out to repeat another
         query is scored twice, which stores the same entry twice)."""

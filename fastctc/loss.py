@@ -120,9 +120,7 @@ def check_loss_args(
         else:
             where = f"targets[{i}]"
         if flat[i] == b:
-            raise ValueError(
-                f"{where} == blank ({b}); targets may not contain the blank index."
-            )
+            raise ValueError(f"{where} == blank ({b}); targets may not contain the blank index.")
         raise ValueError(f"{where} = {int(flat[i])} is outside [0, {V}) for V = {V} classes.")
     return LossArgs(T, N, V, batched, flat, offsets, il, tl, b)
 
@@ -222,9 +220,7 @@ def ctc_loss(
     if grad_wrt not in _GRAD_WRT:
         raise ValueError(f"grad_wrt must be 'log_probs' or 'logits'; got {grad_wrt!r}.")
     lp = v.as_float_array(log_probs, "log_probs")
-    args = check_loss_args(
-        lp.shape, targets, input_lengths, target_lengths, blank, batch_first
-    )
+    args = check_loss_args(lp.shape, targets, input_lengths, target_lengths, blank, batch_first)
     T, N, V = args.T, args.N, args.V
     if not args.batched:
         st_t, st_n = V, 0
@@ -253,8 +249,11 @@ def ctc_loss(
     buf = _scratch.take(int(coff[-1]), lp.dtype)
     threads = v.resolve_num_threads(num_threads, N)
     frames_outer = st_t >= st_n
-    spans = [(int(c[0]), int(c[-1]) + 1)
-             for c in np.array_split(np.arange(T if frames_outer else N), threads) if c.size]
+    spans = [
+        (int(c[0]), int(c[-1]) + 1)
+        for c in np.array_split(np.arange(T if frames_outer else N), threads)
+        if c.size
+    ]
     costs = il * (2 * args.target_lengths + 1)
 
     def gather(span: tuple[int, int]) -> None:
@@ -265,16 +264,49 @@ def ctc_loss(
     def sequences(items: np.ndarray) -> None:
         ws = _scratch.take(int(sizes[items].max()))
         ctc_loss_items(
-            lpf, st_t, st_n, V, args.targets, args.offsets, il, args.blank, items, scales,
-            return_grad, mode, bool(zero_infinity), cols, coff_u, uidx, coff, buf, ws, losses,
-            status, gradf,
+            lpf,
+            st_t,
+            st_n,
+            V,
+            args.targets,
+            args.offsets,
+            il,
+            args.blank,
+            items,
+            scales,
+            return_grad,
+            mode,
+            bool(zero_infinity),
+            cols,
+            coff_u,
+            uidx,
+            coff,
+            buf,
+            ws,
+            losses,
+            status,
+            gradf,
         )
         _scratch.give(ws)
 
     def scatter(span: tuple[int, int]) -> None:
         scatter_columns(
-            lpf, st_t, st_n, V, T, cols, coff_u, coff, il, status, scales, mode, *span,
-            frames_outer, buf, gradf,
+            lpf,
+            st_t,
+            st_n,
+            V,
+            T,
+            cols,
+            coff_u,
+            coff,
+            il,
+            status,
+            scales,
+            mode,
+            *span,
+            frames_outer,
+            buf,
+            gradf,
         )
 
     chunks = balanced_chunks(costs, threads)

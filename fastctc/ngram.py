@@ -44,8 +44,15 @@ class NgramTables:
         See :mod:`fastctc.kernels.ngram`.
     """
 
-    def __init__(self, order: int, words: list[str], uni: np.ndarray, keys: np.ndarray,
-                 vals: np.ndarray, meta: np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self,
+        order: int,
+        words: list[str],
+        uni: np.ndarray,
+        keys: np.ndarray,
+        vals: np.ndarray,
+        meta: np.ndarray,
+    ) -> None:
         self.order = order
         self.words = words
         self.ids = {w: i for i, w in enumerate(words)}
@@ -177,8 +184,12 @@ class NgramModel:
         """Set ``state`` to the empty context."""
         state.words = ()
 
-    def BaseScore(self, in_state: NgramState, word: str,  # noqa: N802 - KenLM's name
-                  out_state: NgramState) -> float:  # fmt: skip
+    def BaseScore(
+        self,
+        in_state: NgramState,
+        word: str,  # noqa: N802 - KenLM's name
+        out_state: NgramState,
+    ) -> float:
         """log10 probability of ``word`` after ``in_state``; writes the next state into
         ``out_state``.
 
@@ -340,9 +351,14 @@ def _read_fast(data: bytes, name: str) -> NgramTables | None:
     return _assemble(order, vocab, u_prob, u_bow, grams, name)
 
 
-def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarray,
-              grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-              name: str = "<model>") -> NgramTables:  # fmt: skip
+def _assemble(
+    order: int,
+    words: list[str],
+    u_prob: np.ndarray,
+    u_bow: np.ndarray,
+    grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    name: str = "<model>",
+) -> NgramTables:
     """Hash the n-grams of each order >= 2 (``grams[n - 2]``: word ids, log10 probabilities
     and back-offs as float64, rounded to float32 here) into the kernel's tables."""
     uni = np.empty((len(words), 2), dtype=np.float32)
@@ -359,8 +375,9 @@ def _assemble(order: int, words: list[str], u_prob: np.ndarray, u_bow: np.ndarra
     for n, ((ids, prob, bow), cap) in enumerate(zip(grams, caps, strict=True), start=2):
         meta[2 * n] = off
         meta[2 * n + 1] = cap - 1
-        kn.fill_order(ids, prob.astype(np.float32), bow.astype(np.float32), keys, vals, off,
-                      cap - 1)  # fmt: skip
+        kn.fill_order(
+            ids, prob.astype(np.float32), bow.astype(np.float32), keys, vals, off, cap - 1
+        )
         off += cap
     for ids, _, _ in grams[1:]:
         missing = kn.count_unclosed(ids, keys, meta)
@@ -429,8 +446,9 @@ def _float(s: str, path: str, line: int) -> float:
         raise ValueError(f"{path!r} line {line + 1}: {s!r} is not a number.") from None
 
 
-def _parse_section(body: list[str], n: int, ids: dict[str, int], path: str,
-                   start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _parse_section(
+    body: list[str], n: int, ids: dict[str, int], path: str, start: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Word ids ``(count, n)``, log10 probabilities and back-offs of one order."""
     count = len(body)
     gram_ids = np.empty((count, n), dtype=np.int64)

@@ -86,12 +86,26 @@ def plot_utterance(
     gs = fig.add_gridspec(2, 1, height_ratios=[height, 1.0], hspace=0.08)
     ax = fig.add_subplot(gs[0])
     axw = fig.add_subplot(gs[1], sharex=ax)
-    ax.imshow(probs[:, rows].T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=1,
-              interpolation="nearest", extent=(-0.5, T - 0.5, -0.5, len(rows) - 0.5))
+    ax.imshow(
+        probs[:, rows].T,
+        aspect="auto",
+        origin="lower",
+        cmap="magma",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        extent=(-0.5, T - 0.5, -0.5, len(rows) - 0.5),
+    )
     on = np.array([t for t in range(T) if int(best[t]) in row_of], dtype=np.int64)
     if on.size:
-        ax.plot(on, [row_of[int(best[t])] for t in on], ".", color="cyan", markersize=3,
-                label="greedy path")
+        ax.plot(
+            on,
+            [row_of[int(best[t])] for t in on],
+            ".",
+            color="cyan",
+            markersize=3,
+            label="greedy path",
+        )
         ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([_display(labels[r], int(r), blank) for r in rows], fontsize=7)
@@ -102,8 +116,14 @@ def plot_utterance(
 
     for i, (word, s, e) in enumerate(words):
         y = i % 2
-        axw.barh(y, max(e - s, 1), left=s - 0.5, height=0.8, color="#4c72b0" if y else "#55a868",
-                 alpha=0.35)
+        axw.barh(
+            y,
+            max(e - s, 1),
+            left=s - 0.5,
+            height=0.8,
+            color="#4c72b0" if y else "#55a868",
+            alpha=0.35,
+        )
         axw.text((s + e - 1) / 2.0, y, word, ha="center", va="center", fontsize=8)
     axw.set_ylim(-0.6, 1.6)
     axw.set_yticks([])

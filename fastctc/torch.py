@@ -44,8 +44,14 @@ def _host_ints(x: Any) -> Any:
 
 
 def _cuda_forward(
-    lp: torch.Tensor, targets: Any, input_lengths: Any, target_lengths: Any,
-    blank: int, reduction: str, zero_infinity: bool, want_grad: bool,
+    lp: torch.Tensor,
+    targets: Any,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int,
+    reduction: str,
+    zero_infinity: bool,
+    want_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     from numba import cuda
 
@@ -73,29 +79,49 @@ def _cuda_forward(
             src = src.contiguous()
         # the kernels run on torch's current stream, which orders them after the producer
         out = fcuda.ctc_loss(
-            cuda.as_cuda_array(src, sync=False), ints(targets), ints(input_lengths),
-            ints(target_lengths), blank=blank, reduction=reduction,
-            zero_infinity=zero_infinity, return_grad=want_grad, stream=stream,
+            cuda.as_cuda_array(src, sync=False),
+            ints(targets),
+            ints(input_lengths),
+            ints(target_lengths),
+            blank=blank,
+            reduction=reduction,
+            zero_infinity=zero_infinity,
+            return_grad=want_grad,
+            stream=stream,
             _allocator=allocate,
         )
     if want_grad:
         loss, grad = out
-        return (torch.as_tensor(loss, device=device),
-                torch.as_tensor(grad, device=device).to(lp.dtype))
+        return (
+            torch.as_tensor(loss, device=device),
+            torch.as_tensor(grad, device=device).to(lp.dtype),
+        )
     return torch.as_tensor(out, device=device), None
 
 
 def _cpu_forward(
-    lp: torch.Tensor, targets: Any, input_lengths: Any, target_lengths: Any,
-    blank: int, reduction: str, zero_infinity: bool, want_grad: bool,
+    lp: torch.Tensor,
+    targets: Any,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int,
+    reduction: str,
+    zero_infinity: bool,
+    want_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     src = lp.detach()
     if src.dtype not in (torch.float32, torch.float64):
         src = src.float()
     out = _cpu_ctc_loss(
-        src.numpy(), _host_ints(targets), _host_ints(input_lengths),
-        _host_ints(target_lengths), blank=blank, reduction=reduction,
-        zero_infinity=zero_infinity, return_grad=want_grad, grad_wrt="log_probs",
+        src.numpy(),
+        _host_ints(targets),
+        _host_ints(input_lengths),
+        _host_ints(target_lengths),
+        blank=blank,
+        reduction=reduction,
+        zero_infinity=zero_infinity,
+        return_grad=want_grad,
+        grad_wrt="log_probs",
     )
     loss, grad = out if want_grad else (out, None)
     loss_t = torch.from_numpy(np.array(loss, dtype=src.numpy().dtype))
@@ -108,13 +134,27 @@ class _CTCLossFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, log_probs: torch.Tensor, targets: Any, input_lengths: Any,
-        target_lengths: Any, blank: int, reduction: str, zero_infinity: bool,
+        ctx: Any,
+        log_probs: torch.Tensor,
+        targets: Any,
+        input_lengths: Any,
+        target_lengths: Any,
+        blank: int,
+        reduction: str,
+        zero_infinity: bool,
     ) -> torch.Tensor:
         want_grad = bool(ctx.needs_input_grad[0])
         run = _cuda_forward if log_probs.is_cuda else _cpu_forward
-        loss, grad = run(log_probs, targets, input_lengths, target_lengths, blank, reduction,
-                         zero_infinity, want_grad)
+        loss, grad = run(
+            log_probs,
+            targets,
+            input_lengths,
+            target_lengths,
+            blank,
+            reduction,
+            zero_infinity,
+            want_grad,
+        )
         if grad is not None:
             ctx.save_for_backward(grad)
         return loss.to(log_probs.dtype) if loss.dtype != log_probs.dtype else loss
@@ -217,11 +257,17 @@ class CTCLoss(torch.nn.Module):
         self, log_probs: torch.Tensor, targets: Any, input_lengths: Any, target_lengths: Any
     ) -> torch.Tensor:
         """Loss of a batch; arguments as :func:`ctc_loss`."""
-        return ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank,
-                        self.reduction, self.zero_infinity)
+        return ctc_loss(
+            log_probs,
+            targets,
+            input_lengths,
+            target_lengths,
+            self.blank,
+            self.reduction,
+            self.zero_infinity,
+        )
 
     def extra_repr(self) -> str:
         return (
-            f"blank={self.blank}, reduction={self.reduction!r}, "
-            f"zero_infinity={self.zero_infinity}"
+            f"blank={self.blank}, reduction={self.reduction!r}, zero_infinity={self.zero_infinity}"
         )

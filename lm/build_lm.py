@@ -137,8 +137,12 @@ def normalise_corpus(
             lines_out += 1
             n_words += len(words)
             vocab.update(words)
-    return {"lines_in": lines_in, "lines_out": lines_out, "words": n_words,
-            "vocabulary": len(vocab)}
+    return {
+        "lines_in": lines_in,
+        "lines_out": lines_out,
+        "words": n_words,
+        "vocabulary": len(vocab),
+    }
 
 
 def word_counts(path: Path | str) -> collections.Counter[str]:
@@ -217,10 +221,10 @@ def run_lmplz(
     memory: str = "25%",
 ) -> None:
     """Estimate an ARPA model from a normalised corpus."""
-    with tempfile.TemporaryDirectory() as tmp, open(corpus, "rb") as fin, \
-            open(arpa, "wb") as fout:
-        subprocess.run(lmplz_command(lmplz, order, prune, memory, tmp), stdin=fin,
-                       stdout=fout, check=True)
+    with tempfile.TemporaryDirectory() as tmp, open(corpus, "rb") as fin, open(arpa, "wb") as fout:
+        subprocess.run(
+            lmplz_command(lmplz, order, prune, memory, tmp), stdin=fin, stdout=fout, check=True
+        )
 
 
 def build_binary_command(
@@ -246,7 +250,8 @@ def run_build_binary(
     """Convert an ARPA model into a KenLM binary."""
     subprocess.run(
         build_binary_command(build_binary, str(arpa), str(binary), quantize, data_structure),
-        check=True, stdout=subprocess.DEVNULL,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -324,7 +329,7 @@ def _arpa_counts(arpa: Path | str) -> dict[str, int]:
     for line in _open_text(arpa):
         line = line.strip()
         if line.startswith("ngram ") and "=" in line:
-            k, v = line[len("ngram "):].split("=")
+            k, v = line[len("ngram ") :].split("=")
             counts[k] = int(v)
         elif line.startswith("\\1-grams:"):
             break
@@ -333,23 +338,33 @@ def _arpa_counts(arpa: Path | str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("corpus", help="text corpus (.txt or .txt.gz), any layout")
     p.add_argument("--out-dir", default="build/lm", help="where the model goes")
     p.add_argument("--name", default="lm", help="file stem of the outputs")
     p.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
-    p.add_argument("--prune", type=int, nargs="*", default=None,
-                   help="lmplz --prune thresholds per order, e.g. 0 1 1")
-    p.add_argument("--quantize", type=int, default=None,
-                   help="bits for build_binary -q/-b (e.g. 8); trie only")
+    p.add_argument(
+        "--prune",
+        type=int,
+        nargs="*",
+        default=None,
+        help="lmplz --prune thresholds per order, e.g. 0 1 1",
+    )
+    p.add_argument(
+        "--quantize", type=int, default=None, help="bits for build_binary -q/-b (e.g. 8); trie only"
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--labels", help="CTC labels (JSON list or one a line): keep their chars")
     src.add_argument("--chars", help="characters to keep (space is always kept)")
     p.add_argument("--keep-arpa", action="store_true", help="keep the ARPA file")
     p.add_argument("--kenlm-bin", help="folder holding lmplz and build_binary")
-    p.add_argument("--build-kenlm", action="store_true",
-                   help="compile lmplz/build_binary with lm/build_kenlm.sh when missing")
+    p.add_argument(
+        "--build-kenlm",
+        action="store_true",
+        help="compile lmplz/build_binary with lm/build_kenlm.sh when missing",
+    )
     p.add_argument("--memory", default="25%", help="lmplz -S memory budget (default 25%%)")
     args = p.parse_args(argv)
     alphabet = ENGLISH_CHARS
@@ -358,8 +373,17 @@ def main(argv: list[str] | None = None) -> int:
     elif args.chars:
         alphabet = "".join(sorted(set(args.chars.lower()) | {" "}))
     manifest = build_model(
-        args.corpus, args.out_dir, args.name, args.order, args.prune, args.quantize, alphabet,
-        args.keep_arpa, args.kenlm_bin, args.build_kenlm, args.memory,
+        args.corpus,
+        args.out_dir,
+        args.name,
+        args.order,
+        args.prune,
+        args.quantize,
+        alphabet,
+        args.keep_arpa,
+        args.kenlm_bin,
+        args.build_kenlm,
+        args.memory,
     )
     json.dump(manifest, sys.stdout, indent=2)
     sys.stdout.write("\n")

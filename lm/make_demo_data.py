@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(meta, fh, indent=1, ensure_ascii=False)
         fh.write("\n")
     frames = sum(a.shape[0] for a in arrays.values())
-    print(f"wrote {len(arrays)} utterances, {frames} frames, "
-          f"{(out / 'demo.npz').stat().st_size} bytes")
+    print(
+        f"wrote {len(arrays)} utterances, {frames} frames, "
+        f"{(out / 'demo.npz').stat().st_size} bytes"
+    )
     return 0
 
 

@@ -46,6 +46,8 @@ def loss(log_probs: np.ndarray, target, blank: int) -> float:
 def best_path(log_probs: np.ndarray) -> tuple[tuple[int, ...], float]:
     """The single most likely path and its log-probability."""
     lp = np.asarray(log_probs, dtype=np.float64)
-    best = max(itertools.product(range(lp.shape[1]), repeat=lp.shape[0]),
-               key=lambda p: sum(lp[t, c] for t, c in enumerate(p)))
+    best = max(
+        itertools.product(range(lp.shape[1]), repeat=lp.shape[0]),
+        key=lambda p: sum(lp[t, c] for t, c in enumerate(p)),
+    )
     return best, float(sum(lp[t, c] for t, c in enumerate(best)))

@@ -95,14 +95,15 @@ def prefix_beam_ref(
         log_scale += shift + math.log(best)
     finals = [(state[pre][0] + state[pre][1], i, pre) for i, pre in enumerate(beam)]
     finals.sort(key=lambda x: (-x[0], x[1]))
-    return [(pre, run_starts(viterbi_ref(lp, pre, blank)[0], blank),
-             math.log(score) + log_scale) for score, _, pre in finals[:top_paths]]
+    return [
+        (pre, run_starts(viterbi_ref(lp, pre, blank)[0], blank), math.log(score) + log_scale)
+        for score, _, pre in finals[:top_paths]
+    ]
 
 
 def run_starts(path, blank: int) -> tuple[int, ...]:
     """First frame of every non-blank run of a frame-level path."""
-    return tuple(t for t, c in enumerate(path)
-                 if c != blank and (t == 0 or c != path[t - 1]))
+    return tuple(t for t, c in enumerate(path) if c != blank and (t == 0 or c != path[t - 1]))
 
 
 def viterbi_ref(log_probs, target, blank: int = 0):

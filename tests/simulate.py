@@ -130,13 +130,16 @@ def _error_rates() -> None:  # pragma: no cover - a report for people, not a tes
     sents = small_lm.dev_sentences()[:50]
     lps = [simulate_char(s, i) for i, s in enumerate(sents)]
     greedy = fastctc.build_ctcdecoder(CHAR_LABELS)
-    lm = fastctc.build_ctcdecoder(CHAR_LABELS, kenlm_model_path=str(small_lm.ARPA),
-                                  unigrams=small_lm.unigrams())  # fmt: skip
+    lm = fastctc.build_ctcdecoder(
+        CHAR_LABELS, kenlm_model_path=str(small_lm.ARPA), unigrams=small_lm.unigrams()
+    )
     blank = np.mean([np.mean(lp.argmax(1) == BLANK) for lp in lps])
     for name, dec in (("greedy", greedy), ("beam + small LM", lm)):
         hyps = [dec.decode(lp, beam_width=32) for lp in lps]
-        print(f"{name:16s} CER {fastctc.cer(list(sents), hyps):.3f}  "
-              f"WER {fastctc.wer(list(sents), hyps):.3f}")  # fmt: skip
+        print(
+            f"{name:16s} CER {fastctc.cer(list(sents), hyps):.3f}  "
+            f"WER {fastctc.wer(list(sents), hyps):.3f}"
+        )
     print(f"blank frames {blank:.2f}")
 
 

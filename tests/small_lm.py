@@ -222,9 +222,17 @@ def rebuild(out_dir: Path, build_lm, kenlm_bin: str | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus = out_dir / f"{NAME}.corpus.txt"
     corpus.write_text(corpus_text(), encoding="utf-8")
-    result = build_lm.build_model(corpus, out_dir, NAME, order=ORDER, prune=PRUNE,
-                                  quantize=None, keep_arpa=True, kenlm_bin=kenlm_bin,
-                                  memory="64M")  # fmt: skip
+    result = build_lm.build_model(
+        corpus,
+        out_dir,
+        NAME,
+        order=ORDER,
+        prune=PRUNE,
+        quantize=None,
+        keep_arpa=True,
+        kenlm_bin=kenlm_bin,
+        memory="64M",
+    )
     corpus.unlink()
     return result
 

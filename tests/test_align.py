@@ -80,8 +80,9 @@ def test_batch_equals_loop_of_singles_any_threads(N, seed):
     lp = np.stack([random_log_probs(rng, T, V) for _ in range(N)]).astype(np.float32)
     targets = rng.integers(1, V, size=(N, S))
     tlens = rng.integers(0, S + 1, size=N)
-    ilens = np.array([rng.integers(min_frames(list(targets[n, : tlens[n]])), T + 1)
-                      for n in range(N)])
+    ilens = np.array(
+        [rng.integers(min_frames(list(targets[n, : tlens[n]])), T + 1) for n in range(N)]
+    )
     one = fastctc.forced_align(lp, targets, ilens, tlens, num_threads=1)
     two = fastctc.forced_align(lp, targets, ilens, tlens, num_threads=2)
     np.testing.assert_array_equal(one.tokens, two.tokens)
@@ -90,7 +91,7 @@ def test_batch_equals_loop_of_singles_any_threads(N, seed):
         single = fastctc.forced_align(lp[n, : ilens[n]], targets[n, : tlens[n]])
         np.testing.assert_array_equal(one.tokens[n, : ilens[n]], single.tokens)
         np.testing.assert_array_equal(one.scores[n, : ilens[n]], single.scores)
-        assert (one.tokens[n, ilens[n]:] == -1).all() and (one.scores[n, ilens[n]:] == 0).all()
+        assert (one.tokens[n, ilens[n] :] == -1).all() and (one.scores[n, ilens[n] :] == 0).all()
 
 
 def test_single_with_lengths():
@@ -128,8 +129,11 @@ def test_simulated_utterance_spans_follow_transcript():
 
 def test_error_too_short_names_utterance():
     lp = np.log(np.full((2, 4, 3), 1 / 3))
-    with pytest.raises(ValueError, match=r"utterance 1 cannot be aligned: its 3 target tokens "
-                                         r"need at least 5 frames .* but it has 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"utterance 1 cannot be aligned: its 3 target tokens "
+        r"need at least 5 frames .* but it has 4",
+    ):
         fastctc.forced_align(lp, [[1, 2, 1], [1, 1, 1]])
 
 
@@ -167,8 +171,11 @@ def test_error_log_probs_ndim_and_dtype():
 def test_error_nan_in_used_column():
     lp = np.log(np.full((4, 3), 1 / 3))
     lp[2, 1] = np.nan
-    with pytest.raises(ValueError, match=r"log_probs\[0, 2\] contains NaN; cannot align "
-                                         r"utterance 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"log_probs\[0, 2\] contains NaN; cannot align "
+        r"utterance 0",
+    ):
         fastctc.forced_align(lp, [1])
 
 

@@ -46,17 +46,19 @@ def same(h, ref):
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    st.integers(1, 5), st.integers(2, 4), st.integers(0, 3), st.integers(0, 2**32 - 1)
-)
+@given(st.integers(1, 5), st.integers(2, 4), st.integers(0, 3), st.integers(0, 2**32 - 1))
 def test_unpruned_equals_brute_force(T, V, blank, seed):
     rng = np.random.default_rng(seed)
     lp = random_log_probs(rng, T, V)
     blank %= V
     table = labelling_log_probs(lp, blank)
     got = fastctc.beam_search(
-        lp, beam_width=V**T, blank=blank, top_paths=len(table),
-        beam_prune_logp=-INF, token_min_logp=-INF,
+        lp,
+        beam_width=V**T,
+        blank=blank,
+        top_paths=len(table),
+        beam_prune_logp=-INF,
+        token_min_logp=-INF,
     )
     assert len(got) == len(table)
     expected = sorted(table.values(), reverse=True)
@@ -87,9 +89,14 @@ def test_best_labelling_differs_from_best_path():
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.integers(1, 25), st.integers(2, 7), st.integers(1, 12), st.integers(1, 12),
-    st.sampled_from([-1.0, -4.0, -INF]), st.sampled_from([-0.7, -3.0, -INF]),
-    st.booleans(), st.integers(0, 2**32 - 1),
+    st.integers(1, 25),
+    st.integers(2, 7),
+    st.integers(1, 12),
+    st.integers(1, 12),
+    st.sampled_from([-1.0, -4.0, -INF]),
+    st.sampled_from([-0.7, -3.0, -INF]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
 )
 def test_pruned_matches_reference(T, V, K, P, prune, tmin, rounded, seed):
     rng = np.random.default_rng(seed)
@@ -104,7 +111,7 @@ def test_pruned_matches_reference(T, V, K, P, prune, tmin, rounded, seed):
         lp, beam_width=K, blank=blank, top_paths=P, beam_prune_logp=prune, token_min_logp=tmin
     )
     assert len(got) == len(ref)
-    for h, r in zip(got, ref):
+    for h, r in zip(got, ref, strict=True):
         assert same(h, r), (h, r)
 
 
@@ -123,7 +130,7 @@ def test_uniform_frames_ties_match_reference():
     for K in (1, 3, 7):
         ref = prefix_beam_ref(lp, K, 0, K, -INF, -INF)
         got = fastctc.beam_search(lp, K, top_paths=K, beam_prune_logp=-INF, token_min_logp=-INF)
-        assert all(same(h, r) for h, r in zip(got, ref)) and len(got) == len(ref)
+        assert len(got) == len(ref) and all(same(h, r) for h, r in zip(got, ref, strict=True))
 
 
 @heavy
@@ -131,9 +138,10 @@ def test_long_unpruned_grows_tree_and_matches_reference():
     rng = np.random.default_rng(7)
     lp = random_log_probs(rng, 120, 12, scale=1.0)
     ref = prefix_beam_ref(lp, 24, 3, 5, -INF, -INF)
-    got = fastctc.beam_search(lp, 24, blank=3, top_paths=5, beam_prune_logp=-INF,
-                              token_min_logp=-INF)
-    assert all(same(h, r) for h, r in zip(got, ref)) and len(got) == 5
+    got = fastctc.beam_search(
+        lp, 24, blank=3, top_paths=5, beam_prune_logp=-INF, token_min_logp=-INF
+    )
+    assert len(got) == 5 and all(same(h, r) for h, r in zip(got, ref, strict=True))
 
 
 @heavy
@@ -147,7 +155,7 @@ def test_large_vocabulary_matches_reference():
     lp = lp - np.log(np.exp(lp).sum(1, keepdims=True))
     ref = prefix_beam_ref(lp, 16, 0, 4, -10.0, -5.0)
     got = fastctc.beam_search(lp, 16, top_paths=4)
-    assert all(same(h, r) for h, r in zip(got, ref)) and len(got) == 4
+    assert len(got) == 4 and all(same(h, r) for h, r in zip(got, ref, strict=True))
 
 
 @settings(max_examples=30, deadline=None)
@@ -172,8 +180,13 @@ def test_frame_best_token_kept_when_all_below_token_min_logp():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 5), st.integers(1, 20), st.integers(2, 6), st.integers(1, 8),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.integers(1, 5),
+    st.integers(1, 20),
+    st.integers(2, 6),
+    st.integers(1, 8),
+    st.integers(0, 2**32 - 1),
+)
 def test_batch_equals_loop_of_singles_any_threads(N, T, V, K, seed):
     rng = np.random.default_rng(seed)
     lp = np.stack([random_log_probs(rng, T, V) for _ in range(N)]).astype(np.float32)
@@ -283,8 +296,9 @@ def test_error_nan_frame_named():
 
 def test_error_zero_probability():
     lp = np.full((4, 3), -INF)
-    with pytest.raises(ValueError, match="every prefix of utterance 0 has probability zero after "
-                                         "frame 0"):
+    with pytest.raises(
+        ValueError, match="every prefix of utterance 0 has probability zero after frame 0"
+    ):
         fastctc.beam_search(lp)
 
 
@@ -301,8 +315,12 @@ def test_capacity_retry_gives_the_same_result():
     T = lp.shape[0]
 
     def run(node_cap, e_cap):
-        out = (np.zeros((3, T), np.int64), np.zeros((3, T), np.int64), np.zeros(3, np.int64),
-               np.zeros(3))
+        out = (
+            np.zeros((3, T), np.int64),
+            np.zeros((3, T), np.int64),
+            np.zeros(3, np.int64),
+            np.zeros(3),
+        )
         count, status = _search(lp, T, 0, 8, 3, -INF, -INF, *out, node_cap, e_cap)
         return status, out
 

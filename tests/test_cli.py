@@ -20,15 +20,20 @@ from fastctc import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
-heavy = pytest.mark.skipif(NO_JIT, reason="too slow with NUMBA_DISABLE_JIT=1 (kernels "
-                           "interpreted)")
+heavy = pytest.mark.skipif(NO_JIT, reason="too slow with NUMBA_DISABLE_JIT=1 (kernels interpreted)")
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "fastctc", *map(str, args)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fastctc", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------- independent references
@@ -94,16 +99,27 @@ def read_jsonl(path: Path) -> list[dict]:
 def test_decode_jsonl_schema_text_and_refs(tmp_path, corpus):
     d, ids, arrays, refs, labels = corpus
     out = tmp_path / "out.jsonl"
-    r = run_cli("decode", d, "--labels", tmp_path / "labels.json", "--decoder", "greedy",
-                "--refs", tmp_path / "refs.tsv", "--frame-shift", "0.02", "-o", out)
+    r = run_cli(
+        "decode",
+        d,
+        "--labels",
+        tmp_path / "labels.json",
+        "--decoder",
+        "greedy",
+        "--refs",
+        tmp_path / "refs.tsv",
+        "--frame-shift",
+        "0.02",
+        "-o",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     recs = read_jsonl(out)
     # directory order: sorted paths, .npz members in stored order
     assert [x["id"] for x in recs] == [ids[3], ids[4], ids[5], ids[0], ids[1], ids[2]]
     hyps = {}
     for rec in recs:
-        assert set(rec) == {"id", "text", "num_frames", "score", "logit_score", "words",
-                            "source"}
+        assert set(rec) == {"id", "text", "num_frames", "score", "logit_score", "words", "source"}
         lp = arrays[rec["id"]].astype(np.float32)
         assert rec["num_frames"] == lp.shape[0]
         assert rec["text"] == greedy_ref(lp, labels)
@@ -140,8 +156,18 @@ def test_bad_inputs_skipped_strict_stops_and_resume(tmp_path, corpus):
     bad_nan = d / "sub" / "d_nan.npy"
     np.save(bad_nan, nan)
     out = tmp_path / "out.tsv"
-    common = ["--labels", tmp_path / "labels.json", "--decoder", "greedy", "--format", "tsv",
-              "--batch-size", "2", "-o", out]
+    common = [
+        "--labels",
+        tmp_path / "labels.json",
+        "--decoder",
+        "greedy",
+        "--format",
+        "tsv",
+        "--batch-size",
+        "2",
+        "-o",
+        out,
+    ]
 
     # --strict: stops at the first bad file (second in sorted order, after a_more.npz) and
     # keeps the three utterances read before it
@@ -179,8 +205,19 @@ def test_input_kinds_and_stdout(tmp_path, demo):
     np.save(tmp_path / "l.npy", logits.astype(np.float32))
     texts = []
     for kind, f in (("probs", "p.npy"), ("logits", "l.npy")):
-        r = run_cli("decode", tmp_path / f, "--labels", tmp_path / "labels.txt", "--decoder",
-                    "greedy", "--input-kind", kind, "--format", "tsv", "--quiet")
+        r = run_cli(
+            "decode",
+            tmp_path / f,
+            "--labels",
+            tmp_path / "labels.txt",
+            "--decoder",
+            "greedy",
+            "--input-kind",
+            kind,
+            "--format",
+            "tsv",
+            "--quiet",
+        )
         assert r.returncode == 0, r.stderr
         assert r.stderr == ""  # --quiet: no summary
         texts.append(r.stdout.split("\t")[1])
@@ -196,11 +233,11 @@ def test_demo_runs(demo):
     hyps = [greedy_ref(arrays[i].astype(np.float32), labels) for i in ids]
     c, w = rates([refs[i] for i in ids], hyps)
     lines = r.stdout.splitlines()
-    table = lines[next(i for i, x in enumerate(lines) if x.split()[:2] == ["mode", "WER"]):]
+    table = lines[next(i for i, x in enumerate(lines) if x.split()[:2] == ["mode", "WER"]) :]
     greedy = next(x.split() for x in table if x.split()[:1] == ["greedy"])
     assert greedy[1:3] == [f"{100 * w:.1f}%", f"{100 * c:.1f}%"]
     first = lines.index(ids[0])
-    block = lines[first + 1: lines.index("", first)]
+    block = lines[first + 1 : lines.index("", first)]
     shown = {x.split()[0]: " ".join(x.split()[1:]) for x in block}
     assert shown["reference"] == refs[ids[0]] and shown["greedy"] == hyps[0]
     beam = next(x.split() for x in table if x.split()[:2] == ["beam", "(64)"])
@@ -220,18 +257,36 @@ def test_usage_errors(tmp_path, capsys, demo):
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     lab = ["--labels", str(tmp_path / "labels.json")]
     cases = [
-        (["decode", str(tmp_path / "a.npy"), "--labels", str(tmp_path / "nolabel.txt")],
-         "cannot tell which of the 2 labels"),
+        (
+            ["decode", str(tmp_path / "a.npy"), "--labels", str(tmp_path / "nolabel.txt")],
+            "cannot tell which of the 2 labels",
+        ),
         (["decode", str(tmp_path / "a.npy"), *lab, "--resume"], "--resume needs an output"),
-        (["decode", str(tmp_path / "a.npy"), *lab, "--decoder", "greedy", "--lm", "default"],
-         "need --decoder beam"),
-        (["decode", str(tmp_path / "a.npy"), *lab, "--lm", str(tmp_path / "nope.bin")],
-         "no such file"),
+        (
+            ["decode", str(tmp_path / "a.npy"), *lab, "--decoder", "greedy", "--lm", "default"],
+            "need --decoder beam",
+        ),
+        (
+            ["decode", str(tmp_path / "a.npy"), *lab, "--lm", str(tmp_path / "nope.bin")],
+            "no such file",
+        ),
         (["decode", str(tmp_path / "a.npy"), *lab, "--blank", "40"], "outside the 29 labels"),
-        (["decode", str(tmp_path / "a.npy"), *lab, "--nbest", "5", "--beam-width", "2"],
-         "exceeds --beam-width"),
-        (["align", str(tmp_path / "a.npy"), *lab, "--transcripts", str(tmp_path / "a.npy"),
-          "--format", "ctm"], "--transcripts"),
+        (
+            ["decode", str(tmp_path / "a.npy"), *lab, "--nbest", "5", "--beam-width", "2"],
+            "exceeds --beam-width",
+        ),
+        (
+            [
+                "align",
+                str(tmp_path / "a.npy"),
+                *lab,
+                "--transcripts",
+                str(tmp_path / "a.npy"),
+                "--format",
+                "ctm",
+            ],
+            "--transcripts",
+        ),
     ]
     for argv, message in cases:
         assert cli.main(argv) == cli.EXIT_USAGE, argv
@@ -289,15 +344,42 @@ def test_plot_writes_png(tmp_path, demo):
     np.savez(tmp_path / "u.npz", **{k: arrays[k] for k in list(arrays)[:2]})
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     png = tmp_path / "p.png"
-    assert cli.main(["plot", str(tmp_path / "u.npz"), "--labels", str(tmp_path / "labels.json"),
-                     "--id", "dev001", "--frame-shift", "0.02", "--top", "12",
-                     "-o", str(png)]) == 0
+    assert (
+        cli.main(
+            [
+                "plot",
+                str(tmp_path / "u.npz"),
+                "--labels",
+                str(tmp_path / "labels.json"),
+                "--id",
+                "dev001",
+                "--frame-shift",
+                "0.02",
+                "--top",
+                "12",
+                "-o",
+                str(png),
+            ]
+        )
+        == 0
+    )
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > 600 and height > 300
-    assert cli.main(["plot", str(tmp_path / "u.npz"), "--labels", str(tmp_path / "labels.json"),
-                     "--id", "nope"]) == cli.EXIT_USAGE
+    assert (
+        cli.main(
+            [
+                "plot",
+                str(tmp_path / "u.npz"),
+                "--labels",
+                str(tmp_path / "labels.json"),
+                "--id",
+                "nope",
+            ]
+        )
+        == cli.EXIT_USAGE
+    )
 
 
 def viterbi_ref(lp: np.ndarray, target: list[int], blank: int = 0) -> float:
@@ -331,8 +413,16 @@ def test_align_jsonl_and_ctm(tmp_path, demo):
     # the third utterance gets a transcript far too long for its frames
     texts = {ids[0]: refs[ids[0]], ids[1]: refs[ids[1]], ids[2]: "abab" * 200}
     (tmp_path / "t.tsv").write_text("".join(f"{i}\t{t}\n" for i, t in texts.items()))
-    common = ["align", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
-              "--transcripts", tmp_path / "t.tsv", "--frame-shift", "0.02"]
+    common = [
+        "align",
+        tmp_path / "u.npz",
+        "--labels",
+        tmp_path / "labels.json",
+        "--transcripts",
+        tmp_path / "t.tsv",
+        "--frame-shift",
+        "0.02",
+    ]
     r = run_cli(*common, "-o", tmp_path / "a.jsonl")
     assert r.returncode == 3 and f"skipping {tmp_path / 'u.npz'}[{ids[2]}]" in r.stderr
     recs = read_jsonl(tmp_path / "a.jsonl")
@@ -368,23 +458,36 @@ def test_decode_beam_nbest_matches_the_api(tmp_path, demo):
     np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     lps = [arrays[i].astype(np.float32) for i in ids]
-    common = ["decode", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
-              "--beam-width", "16", "--threads", "2"]
+    common = [
+        "decode",
+        tmp_path / "u.npz",
+        "--labels",
+        tmp_path / "labels.json",
+        "--beam-width",
+        "16",
+        "--threads",
+        "2",
+    ]
 
     r = run_cli(*common, "--nbest", "3", "-o", tmp_path / "b.jsonl")
     assert r.returncode == 0, r.stderr
     pad = np.zeros((3, max(a.shape[0] for a in lps), len(labels)), np.float32)
     for n, a in enumerate(lps):
         pad[n, : a.shape[0]] = a
-    api = fastctc.beam_search_batch(pad, [a.shape[0] for a in lps], beam_width=16,
-                                    top_paths=3, beam_prune_logp=-10.0, token_min_logp=-5.0)
+    api = fastctc.beam_search_batch(
+        pad,
+        [a.shape[0] for a in lps],
+        beam_width=16,
+        top_paths=3,
+        beam_prune_logp=-10.0,
+        token_min_logp=-5.0,
+    )
     for rec, hyps in zip(read_jsonl(tmp_path / "b.jsonl"), api, strict=True):
         texts = [" ".join("".join(labels[t] for t in h.tokens).split()) for h in hyps]
         assert [x["text"] for x in rec["nbest"]] == texts and rec["text"] == texts[0]
         scores = [x["score"] for x in rec["nbest"]]
         assert scores == pytest.approx([h.log_prob for h in hyps], abs=1e-3)
         assert scores == sorted(scores, reverse=True) and scores[0] <= 0
-
 
 
 def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
@@ -396,15 +499,39 @@ def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
     np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     lps = [arrays[i].astype(np.float32) for i in ids]
-    common = ["decode", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
-              "--beam-width", "16", "--threads", "2"]
+    common = [
+        "decode",
+        tmp_path / "u.npz",
+        "--labels",
+        tmp_path / "labels.json",
+        "--beam-width",
+        "16",
+        "--threads",
+        "2",
+    ]
     hot = ["van gogh", "jewels"]
-    r = run_cli(*common, "--lm", "default", "--alpha", "0.5", "--beta", "1.0", "--nbest", "2",
-                "--hotwords", hot[0], "--hotwords", hot[1], "-o", tmp_path / "lm.jsonl")
+    r = run_cli(
+        *common,
+        "--lm",
+        "default",
+        "--alpha",
+        "0.5",
+        "--beta",
+        "1.0",
+        "--nbest",
+        "2",
+        "--hotwords",
+        hot[0],
+        "--hotwords",
+        hot[1],
+        "-o",
+        tmp_path / "lm.jsonl",
+    )
     assert r.returncode == 0, r.stderr
     uni = fio.default_unigrams_path().read_text().split()
-    dec = fastctc.build_ctcdecoder(labels, str(fio.default_lm_path()), unigrams=uni,
-                                   alpha=0.5, beta=1.0)
+    dec = fastctc.build_ctcdecoder(
+        labels, str(fio.default_lm_path()), unigrams=uni, alpha=0.5, beta=1.0
+    )
     api = dec.decode_beams_batch(None, lps, beam_width=16, hotwords=hot)
     for rec, beams in zip(read_jsonl(tmp_path / "lm.jsonl"), api, strict=True):
         assert rec["text"] == beams[0].text
@@ -412,7 +539,8 @@ def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
         assert rec["logit_score"] == pytest.approx(beams[0].logit_score, abs=1e-3)
         assert [x["text"] for x in rec["nbest"]] == [b.text for b in beams[:2]]
         assert [(w["word"], w["start_frame"], w["end_frame"]) for w in rec["words"]] == [
-            (w, s, e) for w, (s, e) in beams[0].text_frames]
+            (w, s, e) for w, (s, e) in beams[0].text_frames
+        ]
         conf = [w["confidence"] for w in rec["words"]]
         assert conf == pytest.approx(beams[0].word_confidences, abs=1e-4)
         assert all(0 <= c <= 1 for c in conf)
@@ -430,14 +558,33 @@ def test_interrupted_run_resumes(tmp_path, demo):
     np.savez(tmp_path / "u.npz", **{f"u{i:03d}": src[i % len(src)] for i in range(n)})
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     out = tmp_path / "o.jsonl"
-    argv = [sys.executable, "-m", "fastctc", "decode", tmp_path / "u.npz", "--labels",
-            tmp_path / "labels.json", "--beam-width", "64", "--threads", "1",
-            "--batch-size", "4", "-o", out]
+    argv = [
+        sys.executable,
+        "-m",
+        "fastctc",
+        "decode",
+        tmp_path / "u.npz",
+        "--labels",
+        tmp_path / "labels.json",
+        "--beam-width",
+        "64",
+        "--threads",
+        "1",
+        "--batch-size",
+        "4",
+        "-o",
+        out,
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen(list(map(str, argv)), cwd=ROOT, env=env, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
-                                                                        signal.SIG_DFL))
+    proc = subprocess.Popen(
+        list(map(str, argv)),
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if out.exists() and out.read_text().count("\n") >= 8:
@@ -449,8 +596,19 @@ def test_interrupted_run_resumes(tmp_path, demo):
     assert "rerun with --resume" in err
     first = read_jsonl(out)  # every line complete and valid
     assert 8 <= len(first) < n
-    r = run_cli("decode", tmp_path / "u.npz", "--labels", tmp_path / "labels.json",
-                "--beam-width", "64", "--batch-size", "4", "--resume", "-o", out)
+    r = run_cli(
+        "decode",
+        tmp_path / "u.npz",
+        "--labels",
+        tmp_path / "labels.json",
+        "--beam-width",
+        "64",
+        "--batch-size",
+        "4",
+        "--resume",
+        "-o",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     assert f"{len(first)} already done (--resume)" in r.stderr
     recs = read_jsonl(out)
@@ -466,9 +624,21 @@ def test_progress_bar_only_on_a_terminal(tmp_path, demo):
 
     arrays, refs, labels = demo
     (tmp_path / "labels.json").write_text(json.dumps(labels))
-    argv = [sys.executable, "-m", "fastctc", "decode", str(fio.DATA_DIR / "demo.npz"),
-            "--labels", str(tmp_path / "labels.json"), "--decoder", "greedy",
-            "--batch-size", "4", "-o", str(tmp_path / "o.jsonl")]
+    argv = [
+        sys.executable,
+        "-m",
+        "fastctc",
+        "decode",
+        str(fio.DATA_DIR / "demo.npz"),
+        "--labels",
+        str(tmp_path / "labels.json"),
+        "--decoder",
+        "greedy",
+        "--batch-size",
+        "4",
+        "-o",
+        str(tmp_path / "o.jsonl"),
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     master, slave = pty.openpty()

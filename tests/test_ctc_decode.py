@@ -30,10 +30,12 @@ def softmax_batch(rng, N, T, C):
 
 def test_greedy_by_hand():
     # blank = 2; sample 0: 0 0 b 1 -> [0, 1]; sample 1 (3 valid frames): 1 b b -> [1]
-    y = np.array([
-        [[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3]],
-        [[0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.3, 0.1, 0.6], [0.9, 0.05, 0.05]],
-    ])
+    y = np.array(
+        [
+            [[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3]],
+            [[0.1, 0.6, 0.3], [0.2, 0.2, 0.6], [0.3, 0.1, 0.6], [0.9, 0.05, 0.05]],
+        ]
+    )
     decoded, log_probs = fastctc.ctc_decode(y, np.array([4, 3]), greedy=True)
     assert len(decoded) == 1
     assert decoded[0].tolist() == [[0, 1], [1, -1]]
@@ -41,8 +43,10 @@ def test_greedy_by_hand():
     best_path = [math.log(0.7 * 0.6 * 0.8 * 0.5), math.log(0.6 * 0.6 * 0.6)]
     np.testing.assert_allclose(log_probs[:, 0], best_path, rtol=1e-6)
     # Keras' greedy log_prob is the negated sum of the per-frame max log-probabilities
-    keras_greedy = [-sum(math.log(p) for p in (0.7, 0.6, 0.8, 0.5)),
-                    -sum(math.log(p) for p in (0.6, 0.6, 0.6))]
+    keras_greedy = [
+        -sum(math.log(p) for p in (0.7, 0.6, 0.8, 0.5)),
+        -sum(math.log(p) for p in (0.6, 0.6, 0.6)),
+    ]
     np.testing.assert_allclose(-log_probs[:, 0], keras_greedy, rtol=1e-6)
     assert (log_probs <= 0).all()
 
@@ -79,8 +83,7 @@ def test_beam_exact_on_tiny_inputs(N, T, C, seed):
     y = softmax_batch(rng, N, T, C)
     lens = rng.integers(0, T + 1, size=N)
     P = 3
-    decoded, log_probs = fastctc.ctc_decode(y, lens, greedy=False, beam_width=C**T + 1,
-                                            top_paths=P)
+    decoded, log_probs = fastctc.ctc_decode(y, lens, greedy=False, beam_width=C**T + 1, top_paths=P)
     assert len(decoded) == P and log_probs.shape == (N, P)
     for n in range(N):
         table = labelling_log_probs(np.log(y[n, : lens[n]]), C - 1) if lens[n] else {(): 0.0}
@@ -91,7 +94,7 @@ def test_beam_exact_on_tiny_inputs(N, T, C, seed):
                 lab = tuple(row[row >= 0].tolist())
                 assert log_probs[n, j] == pytest.approx(want[j][1], rel=1e-9, abs=1e-12)
                 assert table[lab] == pytest.approx(log_probs[n, j], rel=1e-9, abs=1e-12)
-                assert (row[len(lab):] == -1).all()
+                assert (row[len(lab) :] == -1).all()
             else:
                 assert np.isneginf(log_probs[n, j]) and (decoded[j][n] == -1).all()
     for j in range(P):  # max_len is the longest sequence of that rank
@@ -100,14 +103,20 @@ def test_beam_exact_on_tiny_inputs(N, T, C, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 12), st.integers(2, 5), st.integers(1, 4),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 12),
+    st.integers(2, 5),
+    st.integers(1, 4),
+    st.integers(0, 2**32 - 1),
+)
 def test_beam_matches_reference(N, T, C, K, seed):
     rng = np.random.default_rng(seed)
     y = softmax_batch(rng, N, T, C)
     lens = rng.integers(1, T + 1, size=N)
-    decoded, log_probs = fastctc.ctc_decode(y, lens[:, None], greedy=False, beam_width=K,
-                                            top_paths=K)
+    decoded, log_probs = fastctc.ctc_decode(
+        y, lens[:, None], greedy=False, beam_width=K, top_paths=K
+    )
     for n in range(N):
         ref = prefix_beam_ref(np.log(y[n, : lens[n]]), K, C - 1, K, -math.inf, -math.inf)
         for j, (tokens, _times, score) in enumerate(ref):
@@ -140,8 +149,7 @@ def test_merge_repeated_like_keras_beam_output():
     y = np.array([[[0.9, 0.05, 0.05], [0.05, 0.05, 0.9], [0.9, 0.05, 0.05]]])
     decoded, lp_plain = fastctc.ctc_decode(y, [3], greedy=False, beam_width=4)
     assert decoded[0].tolist() == [[0, 0]]
-    decoded, lp_merged = fastctc.ctc_decode(y, [3], greedy=False, beam_width=4,
-                                            merge_repeated=True)
+    decoded, lp_merged = fastctc.ctc_decode(y, [3], greedy=False, beam_width=4, merge_repeated=True)
     assert decoded[0].tolist() == [[0]]
     assert lp_merged.tolist() == lp_plain.tolist()
     # greedy merges by the CTC rule only: "0 b 0" stays [0, 0], as in Keras
@@ -158,9 +166,15 @@ def _one_hot_path(path, C, p=0.94):
 def test_pruning_thresholds_pass_through():
     rng = np.random.default_rng(4)
     y = softmax_batch(rng, 2, 15, 6)
-    decoded, log_probs = fastctc.ctc_decode(y, [15, 11], greedy=False, beam_width=3,
-                                            top_paths=2, beam_prune_logp=-2.0,
-                                            token_min_logp=-1.5)
+    decoded, log_probs = fastctc.ctc_decode(
+        y,
+        [15, 11],
+        greedy=False,
+        beam_width=3,
+        top_paths=2,
+        beam_prune_logp=-2.0,
+        token_min_logp=-1.5,
+    )
     for n, L in enumerate((15, 11)):
         ref = prefix_beam_ref(np.log(y[n, :L]), 3, 5, 2, -2.0, -1.5)
         for j, (tokens, _times, score) in enumerate(ref):

@@ -143,8 +143,7 @@ def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp, top_
         stay = {}
         for pre in order:
             pb, pnb = probs[pre]
-            stay[pre] = [_lse([pb, pnb]) + row[blank],
-                         pnb + row[pre[-1]] if pre else -math.inf]
+            stay[pre] = [_lse([pb, pnb]) + row[blank], pnb + row[pre[-1]] if pre else -math.inf]
         for pre in order:  # extensions that land on a prefix of the beam: any token
             if pre and pre[:-1] in members:
                 pb, pnb = probs[pre[:-1]]
@@ -162,14 +161,17 @@ def prefix_beam_ref(lp, beam_width, blank, token_min_logp, beam_prune_logp, top_
         best = max(e[0] for e in entries)
         if best == -math.inf:
             raise ValueError("dead beam")
-        alive = [i for i, e in enumerate(entries) if e[0] > -math.inf
-                 and e[0] >= best + beam_prune_logp]
+        alive = [
+            i for i, e in enumerate(entries) if e[0] > -math.inf and e[0] >= best + beam_prune_logp
+        ]
         alive = sorted(sorted(alive, key=lambda i: (-entries[i][0], i))[:beam_width])
         order = [entries[i][1] for i in alive]
         probs = {entries[i][1]: entries[i][2] for i in alive}
     ranked = sorted(range(len(order)), key=lambda i: (-_lse(probs[order[i]]), i))
-    return [(order[i], viterbi_starts_ref(lp, order[i], blank) if T else (),
-             _lse(probs[order[i]])) for i in ranked[:top_paths]]
+    return [
+        (order[i], viterbi_starts_ref(lp, order[i], blank) if T else (), _lse(probs[order[i]]))
+        for i in ranked[:top_paths]
+    ]
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -219,8 +221,7 @@ def test_viterbi_reference_matches_brute_force():
     rng = np.random.default_rng(11)
     for target in [(1,), (1, 1), (2, 1, 2)]:
         lp = _log_softmax(rng.normal(size=(6, 3)) * 2)
-        paths = [p for p in itertools.product(range(3), repeat=6)
-                 if brute.collapse(p, 0) == target]
+        paths = [p for p in itertools.product(range(3), repeat=6) if brute.collapse(p, 0) == target]
         best = max(paths, key=lambda p: sum(lp[t, c] for t, c in enumerate(p)))
         starts = tuple(t for t, c in enumerate(best) if c != 0 and (t == 0 or c != best[t - 1]))
         assert viterbi_starts_ref(lp, target, 0) == starts
@@ -260,8 +261,14 @@ def test_loss_and_grad_match_reference(reduction, layout, grad_wrt):
     lp, targets, il, tl = _batch(rng, T=7, N=3, V=5, S=3)
     tg = targets if layout == "padded" else np.concatenate([targets[n, : tl[n]] for n in range(3)])
     loss, grad = fc.ctc_loss(
-        cuda.to_device(lp), tg, il, tl, reduction=reduction, return_grad=True,
-        grad_wrt=grad_wrt, threads_per_block=TPB,
+        cuda.to_device(lp),
+        tg,
+        il,
+        tl,
+        reduction=reduction,
+        return_grad=True,
+        grad_wrt=grad_wrt,
+        threads_per_block=TPB,
     )
     ref_loss, ref_grad = batch_ref(lp, targets, il, tl, 0, reduction, False, grad_wrt == "logits")
     assert loss.shape == ((3,) if reduction == "none" else ())
@@ -273,8 +280,9 @@ def test_loss_and_grad_match_reference(reduction, layout, grad_wrt):
 def test_small_odd_blocks_stride_over_states_and_classes(tpb):
     rng = np.random.default_rng(tpb)
     lp, targets, il, tl = _batch(rng, T=6, N=2, V=6, S=4)
-    loss, grad = fc.ctc_loss(lp, targets, il, tl, reduction="sum", return_grad=True,
-                             threads_per_block=tpb)
+    loss, grad = fc.ctc_loss(
+        lp, targets, il, tl, reduction="sum", return_grad=True, threads_per_block=tpb
+    )
     ref_loss, ref_grad = batch_ref(lp, targets, il, tl, 0, "sum", False, False)
     assert float(_host(loss)) == pytest.approx(ref_loss, rel=1e-10)
     np.testing.assert_allclose(_host(grad), ref_grad, rtol=1e-9, atol=1e-12)
@@ -285,7 +293,13 @@ def test_batch_first_float32_blank_last_matches_cpu():
     lp, targets, il, tl = _batch(rng, T=6, N=2, V=4, S=2, dtype=np.float32, blank=3)
     lp_bf = np.ascontiguousarray(lp.transpose(1, 0, 2))
     loss, grad = fc.ctc_loss(
-        lp_bf, targets, il, tl, blank=-1, batch_first=True, return_grad=True,
+        lp_bf,
+        targets,
+        il,
+        tl,
+        blank=-1,
+        batch_first=True,
+        return_grad=True,
         threads_per_block=TPB,
     )
     cpu_loss, cpu_grad = fastctc.ctc_loss(
@@ -320,12 +334,27 @@ def test_loss_matches_cpu_kernels(T, V, S, seed, reduction, wrt, zero_infinity):
     il = rng.integers(0, T + 1, size=N)
     tl = rng.integers(0, S + 1, size=N)
     loss, grad = fc.ctc_loss(
-        lp, targets, il, tl, blank=blank, reduction=reduction, zero_infinity=zero_infinity,
-        return_grad=True, grad_wrt=wrt, threads_per_block=TPB,
+        lp,
+        targets,
+        il,
+        tl,
+        blank=blank,
+        reduction=reduction,
+        zero_infinity=zero_infinity,
+        return_grad=True,
+        grad_wrt=wrt,
+        threads_per_block=TPB,
     )
     cpu_loss, cpu_grad = fastctc.ctc_loss(
-        lp, targets, il, tl, blank=blank, reduction=reduction, zero_infinity=zero_infinity,
-        return_grad=True, grad_wrt=wrt,
+        lp,
+        targets,
+        il,
+        tl,
+        blank=blank,
+        reduction=reduction,
+        zero_infinity=zero_infinity,
+        return_grad=True,
+        grad_wrt=wrt,
     )
     np.testing.assert_allclose(_host(loss), cpu_loss, rtol=1e-9)
     np.testing.assert_allclose(_host(grad), cpu_grad, rtol=1e-8, atol=1e-12)
@@ -337,13 +366,22 @@ def test_infinite_loss_nan_gradient_and_zero_infinity():
     targets = np.array([[1, 1, 2], [1, 2, 0]])  # sequence 0 needs 4 frames, has 3
     tl = np.array([3, 2])
     il = np.array([3, 2])
-    loss, grad = fc.ctc_loss(lp, targets, il, tl, reduction="none", return_grad=True,
-                             threads_per_block=TPB)
+    loss, grad = fc.ctc_loss(
+        lp, targets, il, tl, reduction="none", return_grad=True, threads_per_block=TPB
+    )
     g = _host(grad)
     assert _host(loss)[0] == np.inf and np.isfinite(_host(loss)[1])
     assert np.isnan(g[:, 0]).all() and np.isfinite(g[:, 1]).all()
-    loss, grad = fc.ctc_loss(lp, targets, il, tl, reduction="sum", zero_infinity=True,
-                             return_grad=True, threads_per_block=TPB)
+    loss, grad = fc.ctc_loss(
+        lp,
+        targets,
+        il,
+        tl,
+        reduction="sum",
+        zero_infinity=True,
+        return_grad=True,
+        threads_per_block=TPB,
+    )
     ref_loss, ref_grad = batch_ref(lp, targets, il, tl, 0, "sum", True, False)
     assert float(_host(loss)) == pytest.approx(ref_loss, rel=1e-10)
     np.testing.assert_allclose(_host(grad), ref_grad, rtol=1e-9, atol=1e-12)
@@ -354,8 +392,9 @@ def test_nan_input_poisons_only_its_sequence():
     rng = np.random.default_rng(5)
     lp = _log_softmax(rng.normal(size=(4, 2, 3)))
     lp[3, 1, 0] = np.nan
-    loss = _host(fc.ctc_loss(lp, [[1, 2], [2, 1]], [4, 4], [2, 2], reduction="none",
-                             threads_per_block=TPB))
+    loss = _host(
+        fc.ctc_loss(lp, [[1, 2], [2, 1]], [4, 4], [2, 2], reduction="none", threads_per_block=TPB)
+    )
     assert np.isfinite(loss[0]) and np.isnan(loss[1])
     assert loss[0] == pytest.approx(ctc_ref(lp[:, 0], [1, 2], 0)[0], rel=1e-10)
 
@@ -363,22 +402,30 @@ def test_nan_input_poisons_only_its_sequence():
 def test_unbatched_and_empty_targets():
     rng = np.random.default_rng(6)
     lp = _log_softmax(rng.normal(size=(5, 3)))
-    loss, grad = fc.ctc_loss(lp, np.array([2, 1]), 5, 2, reduction="none", return_grad=True,
-                             threads_per_block=TPB)
+    loss, grad = fc.ctc_loss(
+        lp, np.array([2, 1]), 5, 2, reduction="none", return_grad=True, threads_per_block=TPB
+    )
     nll, g = ctc_ref(lp, [2, 1], 0)
     assert loss.shape == () and grad.shape == (5, 3)
     assert float(_host(loss)) == pytest.approx(nll, rel=1e-10)
     np.testing.assert_allclose(_host(grad), g, rtol=1e-9, atol=1e-12)
-    loss = fc.ctc_loss(lp, np.zeros(0, dtype=np.int64), 5, 0, reduction="sum",
-                       threads_per_block=TPB)
+    loss = fc.ctc_loss(
+        lp, np.zeros(0, dtype=np.int64), 5, 0, reduction="sum", threads_per_block=TPB
+    )
     assert float(_host(loss)) == pytest.approx(-lp[:, 0].sum(), rel=1e-12)
 
 
 def test_device_lengths_and_targets_are_accepted():
     rng = np.random.default_rng(7)
     lp, targets, il, tl = _batch(rng, T=5, N=2, V=3, S=2)
-    loss = fc.ctc_loss(cuda.to_device(lp), cuda.to_device(targets), cuda.to_device(il),
-                       cuda.to_device(tl), reduction="sum", threads_per_block=TPB)
+    loss = fc.ctc_loss(
+        cuda.to_device(lp),
+        cuda.to_device(targets),
+        cuda.to_device(il),
+        cuda.to_device(tl),
+        reduction="sum",
+        threads_per_block=TPB,
+    )
     ref, _ = batch_ref(lp, targets, il, tl, 0, "sum", False, False)
     assert cuda.devicearray.is_cuda_ndarray(loss)
     assert float(_host(loss)) == pytest.approx(ref, rel=1e-10)
@@ -423,8 +470,11 @@ def _greedy_ref(lp, length, blank):
 
 @settings(max_examples=10, deadline=None)
 @given(
-    N=st.integers(1, 3), T=st.integers(0, 8), V=st.integers(1, 20),
-    seed=st.integers(0, 2**31 - 1), f32=st.booleans(),
+    N=st.integers(1, 3),
+    T=st.integers(0, 8),
+    V=st.integers(1, 20),
+    seed=st.integers(0, 2**31 - 1),
+    f32=st.booleans(),
 )
 def test_greedy_matches_reference_and_cpu(N, T, V, seed, f32):
     rng = np.random.default_rng(seed)
@@ -473,28 +523,45 @@ def test_unpruned_beam_finds_brute_force_best(T, V, seed):
     blank = int(rng.integers(0, V))
     table = brute.labelling_log_probs(lp[0], blank)
     ranked = sorted(table, key=lambda lab: -table[lab])[:2]
-    hyps = fc.beam_search(lp, beam_width=V**T, blank=blank, top_paths=min(2, len(table)),
-                          token_min_logp=-np.inf, beam_prune_logp=-np.inf,
-                          threads_per_block=TPB)[0]
+    hyps = fc.beam_search(
+        lp,
+        beam_width=V**T,
+        blank=blank,
+        top_paths=min(2, len(table)),
+        token_min_logp=-np.inf,
+        beam_prune_logp=-np.inf,
+        threads_per_block=TPB,
+    )[0]
     assert [tuple(h.tokens.tolist()) for h in hyps] == ranked
     for h in hyps:
         assert h.log_prob == pytest.approx(table[tuple(h.tokens.tolist())], rel=1e-10)
 
 
-@pytest.mark.parametrize("beam_width, token_min_logp, beam_prune_logp", [
-    (1, -5.0, -10.0), (3, -1.5, -10.0), (4, -5.0, -2.0), (5, -0.5, -3.0),
-])
+@pytest.mark.parametrize(
+    "beam_width, token_min_logp, beam_prune_logp",
+    [
+        (1, -5.0, -10.0),
+        (3, -1.5, -10.0),
+        (4, -5.0, -2.0),
+        (5, -0.5, -3.0),
+    ],
+)
 def test_pruned_beam_matches_reference(beam_width, token_min_logp, beam_prune_logp):
     rng = np.random.default_rng(beam_width)
     lp = _log_softmax(rng.normal(size=(3, 10, 5)) * 1.5)
     lens = np.array([10, 7, 0])
     top = min(beam_width, 3)
-    got = fc.beam_search(lp, lens, beam_width=beam_width, token_min_logp=token_min_logp,
-                         beam_prune_logp=beam_prune_logp, top_paths=top,
-                         threads_per_block=TPB)
+    got = fc.beam_search(
+        lp,
+        lens,
+        beam_width=beam_width,
+        token_min_logp=token_min_logp,
+        beam_prune_logp=beam_prune_logp,
+        top_paths=top,
+        threads_per_block=TPB,
+    )
     for n in range(3):
-        ref = prefix_beam_ref(lp[n, : lens[n]], beam_width, 0, token_min_logp,
-                              beam_prune_logp, top)
+        ref = prefix_beam_ref(lp[n, : lens[n]], beam_width, 0, token_min_logp, beam_prune_logp, top)
         assert len(got[n]) == len(ref)
         for h, (prefix, starts, score) in zip(got[n], ref, strict=True):
             assert tuple(h.tokens.tolist()) == prefix
@@ -504,9 +571,13 @@ def test_pruned_beam_matches_reference(beam_width, token_min_logp, beam_prune_lo
 
 @settings(max_examples=30, deadline=None)
 @given(
-    T=st.integers(1, 9), V=st.integers(2, 5), K=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
+    T=st.integers(1, 9),
+    V=st.integers(2, 5),
+    K=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
     tmin=st.sampled_from([-np.inf, -3.0, -1.0, -0.3]),
-    prune=st.sampled_from([-np.inf, -4.0, -1.0, 0.0]), f32=st.booleans(),
+    prune=st.sampled_from([-np.inf, -4.0, -1.0, 0.0]),
+    f32=st.booleans(),
 )
 def test_beam_matches_reference_property(T, V, K, seed, tmin, prune, f32):
     rng = np.random.default_rng(seed)
@@ -514,21 +585,30 @@ def test_beam_matches_reference_property(T, V, K, seed, tmin, prune, f32):
     lp = lp.astype(np.float32) if f32 else lp
     blank = int(rng.integers(0, V))
     top = int(rng.integers(1, K + 1))
-    got = fc.beam_search(lp, beam_width=K, blank=blank, top_paths=top, token_min_logp=tmin,
-                         beam_prune_logp=prune, threads_per_block=TPB)
+    got = fc.beam_search(
+        lp,
+        beam_width=K,
+        blank=blank,
+        top_paths=top,
+        token_min_logp=tmin,
+        beam_prune_logp=prune,
+        threads_per_block=TPB,
+    )
     for n in range(2):
         ref = prefix_beam_ref(lp[n], K, blank, tmin, prune, top)
         assert [(tuple(h.tokens.tolist()), tuple(h.timesteps.tolist())) for h in got[n]] == [
             (r[0], r[1]) for r in ref
         ]
-        np.testing.assert_allclose([h.log_prob for h in got[n]], [r[2] for r in ref],
-                                   rtol=1e-10)
+        np.testing.assert_allclose([h.log_prob for h in got[n]], [r[2] for r in ref], rtol=1e-10)
 
 
 @settings(max_examples=25, deadline=None)
 @given(
-    T=st.integers(0, 10), V=st.integers(1, 6), K=st.integers(1, 5),
-    seed=st.integers(0, 2**31 - 1), f32=st.booleans(),
+    T=st.integers(0, 10),
+    V=st.integers(1, 6),
+    K=st.integers(1, 5),
+    seed=st.integers(0, 2**31 - 1),
+    f32=st.booleans(),
     tmin=st.sampled_from([-np.inf, -4.0, -1.0, -0.2]),
     prune=st.sampled_from([-np.inf, -5.0, -1.0, 0.0]),
 )
@@ -539,8 +619,7 @@ def test_beam_equals_cpu_beam_search(T, V, K, seed, f32, tmin, prune):
     lens = rng.integers(0, T + 1, size=3)
     blank = int(rng.integers(0, V))
     top = int(rng.integers(1, K + 1))
-    kw = dict(beam_width=K, blank=blank, top_paths=top, beam_prune_logp=prune,
-              token_min_logp=tmin)
+    kw = dict(beam_width=K, blank=blank, top_paths=top, beam_prune_logp=prune, token_min_logp=tmin)
     cpu = fastctc.beam_search_batch(lp, lens, **kw)
     gpu = fc.beam_search(cuda.to_device(lp), lens, threads_per_block=TPB, **kw)
     for n in range(3):
@@ -550,8 +629,12 @@ def test_beam_equals_cpu_beam_search(T, V, K, seed, f32, tmin, prune):
         # float32 rows: the CPU kernel run as plain Python (NUMBA_DISABLE_JIT) differs from
         # its compiled self by about 1e-8 relative; a log-probability next to zero (a certain
         # path) is compared in absolute terms
-        np.testing.assert_allclose([h.log_prob for h in gpu[n]], [h.log_prob for h in cpu[n]],
-                                   rtol=1e-6 if f32 else 1e-10, atol=1e-7 if f32 else 1e-14)
+        np.testing.assert_allclose(
+            [h.log_prob for h in gpu[n]],
+            [h.log_prob for h in cpu[n]],
+            rtol=1e-6 if f32 else 1e-10,
+            atol=1e-7 if f32 else 1e-14,
+        )
 
 
 def test_beam_nan_frame_raises():
@@ -564,8 +647,9 @@ def test_beam_nan_frame_raises():
 def test_beam_dead_raises():
     lp = np.full((1, 2, 3), -np.inf)
     lp[0, 0, 1] = 0.0
-    with pytest.raises(ValueError, match="every prefix of utterance 0 has probability zero "
-                                         "after frame 1"):
+    with pytest.raises(
+        ValueError, match="every prefix of utterance 0 has probability zero after frame 1"
+    ):
         fc.beam_search(lp, beam_width=2, threads_per_block=TPB)
 
 
@@ -589,8 +673,9 @@ def test_confident_long_input_matches_log_space_reference(scale):
     T, V, S = (90, 4, 20) if SIM else (2000, 29, 400)
     lp = _log_softmax(rng.normal(size=(T, 1, V)) * scale)
     target = rng.integers(1, V, size=(1, S))
-    loss, grad = fc.ctc_loss(lp, target, [T], [S], reduction="sum", return_grad=True,
-                             threads_per_block=TPB)
+    loss, grad = fc.ctc_loss(
+        lp, target, [T], [S], reduction="sum", return_grad=True, threads_per_block=TPB
+    )
     ref_loss, ref_grad = ctc_loss_ref(lp[:, 0], target[0])
     assert ref_loss > 700  # beyond the range of a rescaled float64 frame
     assert float(_host(loss)) == pytest.approx(ref_loss, rel=1e-11)

@@ -90,10 +90,12 @@ def test_random_logits_match_pyctcdecode(seed, T, lm, hot, prune_history):
     hotwords = ["cat", "dog the"] if hot else None
     ref = _cached_ref(tuple(CHARS), lm)
     ours = _cached_ours(tuple(CHARS), lm)
-    r = ref.decode_beams(lp, beam_width=8, token_min_logp=-4.0, hotwords=hotwords,
-                         prune_history=prune_history)  # fmt: skip
-    o = ours.decode_beams(lp, beam_width=8, token_min_logp=-4.0, hotwords=hotwords,
-                          prune_history=prune_history)  # fmt: skip
+    r = ref.decode_beams(
+        lp, beam_width=8, token_min_logp=-4.0, hotwords=hotwords, prune_history=prune_history
+    )
+    o = ours.decode_beams(
+        lp, beam_width=8, token_min_logp=-4.0, hotwords=hotwords, prune_history=prune_history
+    )
     _same_beams(o, r)
 
 

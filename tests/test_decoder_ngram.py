@@ -144,8 +144,9 @@ def test_prune_history(sim, pairs):
 def test_wide_beam_and_loose_pruning(sim, pairs):
     _, lps, _ = sim
     native, callback = pairs("half")
-    _assert_same(native, callback, lps[:8], beam_width=100, token_min_logp=-8.0,
-                 beam_prune_logp=-20.0)  # fmt: skip
+    _assert_same(
+        native, callback, lps[:8], beam_width=100, token_min_logp=-8.0, beam_prune_logp=-20.0
+    )
 
 
 def test_batch_on_threads(sim, pairs):
@@ -194,9 +195,7 @@ def test_binary_model_gives_the_same_beams(sim, pairs):
     labels, lps, vocab = sim
     native, _ = pairs("full")
     binaries = [
-        fastctc.build_ctcdecoder(
-            labels, kenlm_model_path=str(small_lm.BINARY), unigrams=vocab
-        )
+        fastctc.build_ctcdecoder(labels, kenlm_model_path=str(small_lm.BINARY), unigrams=vocab)
         for _ in range(2)
     ]
     assert binaries[0].language_model.ngram_tables is not None
@@ -231,8 +230,9 @@ def test_bundled_model_native_equals_callback():
     never saw: the same beams as asking KenLM, with and without hotwords."""
     sents = demo_sentences()[:6]
     lps = [simulate_char(s, 100 + i) for i, s in enumerate(sents)]
-    native, callback = (_decoder(CHAR_LABELS, list(bundled_unigrams()), BUNDLED_LM)
-                        for _ in range(2))  # fmt: skip
+    native, callback = (
+        _decoder(CHAR_LABELS, list(bundled_unigrams()), BUNDLED_LM) for _ in range(2)
+    )
     assert native._tables.ngram is not None
     callback._tables.ngram = None
     _assert_same(native, callback, lps, beam_width=WIDTH)

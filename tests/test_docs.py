@@ -7,8 +7,16 @@ import importlib
 
 import pytest
 
-MODULES = ["fastctc.loss", "fastctc.decode", "fastctc.metrics", "fastctc.ops", "fastctc.beam",
-           "fastctc.keras", "fastctc.align", "fastctc.io"]
+MODULES = [
+    "fastctc.loss",
+    "fastctc.decode",
+    "fastctc.metrics",
+    "fastctc.ops",
+    "fastctc.beam",
+    "fastctc.keras",
+    "fastctc.align",
+    "fastctc.io",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -17,8 +17,12 @@ from tests.reference import greedy_ref
 
 @settings(max_examples=50, deadline=None)
 @given(
-    N=st.integers(1, 4), T=st.integers(0, 25), V=st.integers(1, 6), blank_sel=st.integers(0, 5),
-    seed=st.integers(0, 2**32 - 1), threads=st.integers(1, 3),
+    N=st.integers(1, 4),
+    T=st.integers(0, 25),
+    V=st.integers(1, 6),
+    blank_sel=st.integers(0, 5),
+    seed=st.integers(0, 2**32 - 1),
+    threads=st.integers(1, 3),
 )
 def test_batch_matches_reference(N, T, V, blank_sel, seed, threads):
     rng = np.random.default_rng(seed)
@@ -57,13 +61,25 @@ def test_float32_input(rng):
 
 
 def test_repeats_need_a_blank_between():
-    lp = np.log(np.array([
-        [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8],
-    ]))
+    lp = np.log(
+        np.array(
+            [
+                [0.1, 0.8, 0.1],
+                [0.1, 0.8, 0.1],
+                [0.7, 0.2, 0.1],
+                [0.1, 0.8, 0.1],
+                [0.1, 0.1, 0.8],
+            ]
+        )
+    )
     h = fastctc.greedy_decode(lp)
     assert h.tokens.tolist() == [1, 1, 2]
     assert h.timesteps.tolist() == [0, 3, 4]
-    assert isinstance(h, fastctc.Hypothesis) and h._fields[:3] == ("tokens", "timesteps", "log_prob")
+    assert isinstance(h, fastctc.Hypothesis) and h._fields[:3] == (
+        "tokens",
+        "timesteps",
+        "log_prob",
+    )
 
 
 def test_kernel_callable_from_user_jit_code(rng):

@@ -47,8 +47,11 @@ print(json.dumps({
 def copy_package(site: Path, *, dist_info: bool) -> Path:
     """A copy of the package in ``site`` (no caches), with installer metadata if asked."""
     site.mkdir(parents=True)
-    shutil.copytree(ROOT / "fastctc", site / "fastctc",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    shutil.copytree(
+        ROOT / "fastctc",
+        site / "fastctc",
+        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"),
+    )
     if dist_info:
         meta = site / "fastctc-0.1.0.dist-info"
         meta.mkdir()
@@ -57,12 +60,21 @@ def copy_package(site: Path, *, dist_info: bool) -> Path:
 
 
 def run_child(site: Path, cwd: Path, xdg: Path, *args: str) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NUMBA_CACHE_DIR", "NUMBA_CACHE_LOCATOR_CLASSES")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("NUMBA_CACHE_DIR", "NUMBA_CACHE_LOCATOR_CLASSES")
+    }
     env["PYTHONPATH"] = str(site)
     env["XDG_CACHE_HOME"] = str(xdg)
-    r = subprocess.run([sys.executable, "-c", CHILD, *args], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -79,8 +91,10 @@ def test_numba_has_the_expected_cache_classes():
     assert names[0] == "UserProvidedCacheLocator"  # NUMBA_CACHE_DIR still comes first
     assert names.index("UserWideCacheLocator") < names.index("InTreeCacheLocator")
     from numba.core.caching import FunctionCache
+
     assert FunctionCache._impl_class._locator_classes[1].__name__.lstrip("_") == (
-        "InTreeCacheLocator")  # Numba's own order is left alone
+        "InTreeCacheLocator"
+    )  # Numba's own order is left alone
 
 
 def test_installed_copy_caches_outside_its_folder(tmp_path):

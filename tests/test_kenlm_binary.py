@@ -52,8 +52,9 @@ VARIANTS = {
 
 
 def build(arpa: Path, out: Path, *options: str, kind: str = "trie") -> Path:
-    subprocess.run([BUILD_BINARY, *options, kind, str(arpa), str(out)], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [BUILD_BINARY, *options, kind, str(arpa), str(out)], check=True, capture_output=True
+    )
     return out
 
 
@@ -103,8 +104,9 @@ def test_bundled_quantised_trie_matches_kenlm():
     sents = demo_sentences() + small_lm.dev_sentences()[: 200 - len(demo_sentences())]
     tables = read_kenlm_trie(BUNDLED_LM)
     assert tables is not None and tables.order == 4
-    assert_matches_kenlm(tables, kenlm.Model(str(BUNDLED_LM)),
-                         score_sentences(sents, bundled_unigrams()))  # fmt: skip
+    assert_matches_kenlm(
+        tables, kenlm.Model(str(BUNDLED_LM)), score_sentences(sents, bundled_unigrams())
+    )
 
 
 def _captured(monkeypatch, module, read, path):
@@ -151,8 +153,10 @@ def test_trie_tables_agree_with_arpa(monkeypatch, sentences):
         assert np.array_equal(f32(b_bow)[ob], f32(a_b)[oa])
     for words_ in sentences[:100]:
         for bos in (True, False):
-            assert (bin_tables.log10_scores(words_, bos).tolist()
-                    == arpa_tables.log10_scores(words_, bos).tolist())  # fmt: skip
+            assert (
+                bin_tables.log10_scores(words_, bos).tolist()
+                == arpa_tables.log10_scores(words_, bos).tolist()
+            )
 
 
 # ---------------------------------------------------------------------------- variants
@@ -201,8 +205,10 @@ def test_tiny_bigram_variants(tmp_path, name):
 def stored_counts(tables) -> list[int]:
     """Number of n-grams in the hash table of each order from 2."""
     meta = tables.meta
-    return [int(np.count_nonzero(tables.keys[meta[2 * n] : meta[2 * n] + meta[2 * n + 1] + 1]))
-            for n in range(2, tables.order + 1)]  # fmt: skip
+    return [
+        int(np.count_nonzero(tables.keys[meta[2 * n] : meta[2 * n] + meta[2 * n + 1] + 1]))
+        for n in range(2, tables.order + 1)
+    ]
 
 
 def random_arpa(seed: int) -> tuple[str, list[str], bool]:
@@ -235,8 +241,9 @@ def random_arpa(seed: int) -> tuple[str, list[str], bool]:
     contexts = {g[:-1] for n in range(2, order + 1) for g in grams[n]}
 
     def number(lo, hi):
-        return r.choice([f"{r.uniform(lo, hi):.{r.randint(1, 7)}f}", f"{r.uniform(lo, hi):.3g}",
-                         "0", "-0"])  # fmt: skip
+        return r.choice(
+            [f"{r.uniform(lo, hi):.{r.randint(1, 7)}f}", f"{r.uniform(lo, hi):.3g}", "0", "-0"]
+        )
 
     lines = ["\\data\\", *(f"ngram {n}={len(grams[n])}" for n in grams), ""]
     for n in range(1, order + 1):

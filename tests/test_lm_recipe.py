@@ -45,7 +45,8 @@ ngram 2=2
 
 def test_normalise_line():
     assert lm.normalise_line("\u201cDon\u2019t!\u201d said \u00c9lise -- twice.") == (
-        "don't said elise twice")
+        "don't said elise twice"
+    )
     assert lm.normalise_line("  'Tis the 3rd   of May, 1815 ") == "tis the rd of may"
     assert lm.normalise_line("rock'n'roll caf\u00e9") == "rock'n'roll cafe"
     assert lm.normalise_line("abc xyz", alphabet=" abc") == "abc"
@@ -81,12 +82,31 @@ def test_unigrams_from_arpa(tmp_path):
 
 def test_commands():
     assert lm.lmplz_command("lmplz", 3, [0, 1, 1], "10%", "/t") == [
-        "lmplz", "-o", "3", "-S", "10%", "-T", "/t", "--discount_fallback",
-        "--prune", "0", "1", "1"]
+        "lmplz",
+        "-o",
+        "3",
+        "-S",
+        "10%",
+        "-T",
+        "/t",
+        "--discount_fallback",
+        "--prune",
+        "0",
+        "1",
+        "1",
+    ]
     with pytest.raises(ValueError, match="at most 2"):
         lm.lmplz_command("lmplz", 2, [0, 1, 1], "10%", "/t")
     assert lm.build_binary_command("bb", "a.arpa", "a.bin", 8, "trie") == [
-        "bb", "-q", "8", "-b", "8", "trie", "a.arpa", "a.bin"]
+        "bb",
+        "-q",
+        "8",
+        "-b",
+        "8",
+        "trie",
+        "a.arpa",
+        "a.bin",
+    ]
     with pytest.raises(ValueError, match="trie"):
         lm.build_binary_command("bb", "a.arpa", "a.bin", 8, "probing")
 
@@ -228,10 +248,19 @@ def test_recipe_builds_a_model(tmp_path):
     import kenlm
 
     corpus = tmp_path / "tiny.txt"
-    corpus.write_text("The cat sat on the mat.\nThe dog sat on the log!\n" * 20
-                      + "A cat and a dog.\n" * 5)
-    manifest = lm.build_model(corpus, tmp_path / "out", "tiny", order=3, quantize=None,
-                              keep_arpa=True, kenlm_bin=KENLM_BIN, memory="64M")
+    corpus.write_text(
+        "The cat sat on the mat.\nThe dog sat on the log!\n" * 20 + "A cat and a dog.\n" * 5
+    )
+    manifest = lm.build_model(
+        corpus,
+        tmp_path / "out",
+        "tiny",
+        order=3,
+        quantize=None,
+        keep_arpa=True,
+        kenlm_bin=KENLM_BIN,
+        memory="64M",
+    )
     assert manifest["normalisation"]["lines_out"] == 45
     uni = (tmp_path / "out" / "tiny.unigrams.txt").read_text().split()
     assert sorted(uni) == sorted({"the", "cat", "sat", "on", "mat", "dog", "log", "a", "and"})

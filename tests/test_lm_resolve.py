@@ -147,8 +147,9 @@ class _FailingLM(AbstractLanguageModel):
 
 def test_language_model_error_propagates(rng):
     labels = ["", " ", "a", "b"]
-    dec = fastctc.BeamSearchDecoderCTC(fastctc.alphabet.Alphabet.build_alphabet(labels),
-                                       _FailingLM())  # fmt: skip
+    dec = fastctc.BeamSearchDecoderCTC(
+        fastctc.alphabet.Alphabet.build_alphabet(labels), _FailingLM()
+    )
     p = np.full((5, 4), 0.01)
     for t, c in enumerate([3, 2, 1, 2, 0]):  # "ba a"
         p[t, c] = 0.97

@@ -20,8 +20,12 @@ torch.set_num_threads(1)
 
 def torch_loss(lp, targets, il, tl, blank=0, reduction="mean", zero_infinity=False):
     return torch.nn.functional.ctc_loss(
-        torch.tensor(lp), torch.tensor(np.asarray(targets)), torch.tensor(np.asarray(il)),
-        torch.tensor(np.asarray(tl)), blank=blank, reduction=reduction,
+        torch.tensor(lp),
+        torch.tensor(np.asarray(targets)),
+        torch.tensor(np.asarray(il)),
+        torch.tensor(np.asarray(tl)),
+        blank=blank,
+        reduction=reduction,
         zero_infinity=zero_infinity,
     )
 
@@ -71,8 +75,15 @@ def test_loss_and_gradient_match_numpy_reference(problem, grad_wrt):
     lp, target, blank = problem
     ref_loss, ref_grad = ctc_loss_ref(lp, target, blank)
     loss, grad = fastctc.ctc_loss(
-        lp, target, None, None, blank=blank, reduction="sum", return_grad=True,
-        grad_wrt=grad_wrt, zero_infinity=False,
+        lp,
+        target,
+        None,
+        None,
+        blank=blank,
+        reduction="sum",
+        return_grad=True,
+        grad_wrt=grad_wrt,
+        zero_infinity=False,
     )
     if math.isinf(ref_loss):
         assert loss == np.inf
@@ -88,8 +99,9 @@ def test_float32_close_to_float64(rng):
     lp = random_log_probs(rng, 60, 4, 9)
     targets = rng.integers(1, 9, size=(4, 15))
     l64, g64 = fastctc.ctc_loss(lp, targets, None, None, reduction="none", return_grad=True)
-    l32, g32 = fastctc.ctc_loss(lp.astype(np.float32), targets, None, None, reduction="none",
-                                return_grad=True)
+    l32, g32 = fastctc.ctc_loss(
+        lp.astype(np.float32), targets, None, None, reduction="none", return_grad=True
+    )
     assert l32.dtype == np.float32 and g32.dtype == np.float32
     np.testing.assert_allclose(l32, l64, rtol=1e-5)
     np.testing.assert_allclose(g32, g64, atol=1e-5)
@@ -106,12 +118,13 @@ def test_loss_matches_torch(rng, dtype, rtol, reduction, layout, zero_infinity):
     padded = rng.integers(1, V, size=(N, S))
     il = np.array([40, 33, 6, 40, 25])
     tl = np.array([12, 9, 8, 0, 5])  # sequence 2 is infeasible (6 frames < 8 labels)
-    targets = padded if layout == "padded" else np.concatenate(
-        [padded[n, : tl[n]] for n in range(N)])
-    expected = torch_loss(lp, targets, il, tl, reduction=reduction,
-                          zero_infinity=zero_infinity).numpy()
-    got = fastctc.ctc_loss(lp, targets, il, tl, reduction=reduction,
-                           zero_infinity=zero_infinity)
+    targets = (
+        padded if layout == "padded" else np.concatenate([padded[n, : tl[n]] for n in range(N)])
+    )
+    expected = torch_loss(
+        lp, targets, il, tl, reduction=reduction, zero_infinity=zero_infinity
+    ).numpy()
+    got = fastctc.ctc_loss(lp, targets, il, tl, reduction=reduction, zero_infinity=zero_infinity)
     assert np.asarray(got).dtype == dtype
     np.testing.assert_allclose(got, expected, rtol=rtol)
 
@@ -131,17 +144,24 @@ def test_logits_gradient_matches_torch_autograd(rng, dtype, atol, reduction, bla
     x = torch.tensor(logits, requires_grad=True)
     lp_t = torch.log_softmax(x, -1)
     loss_t = torch.nn.functional.ctc_loss(
-        lp_t, torch.tensor(targets), torch.tensor(il), torch.tensor(tl), blank=blank,
-        reduction=reduction)
+        lp_t,
+        torch.tensor(targets),
+        torch.tensor(il),
+        torch.tensor(tl),
+        blank=blank,
+        reduction=reduction,
+    )
     loss_t.sum().backward()
     lp = lp_t.detach().numpy()
-    loss, grad = fastctc.ctc_loss(lp, targets, il, tl, blank=blank, reduction=reduction,
-                                  return_grad=True, grad_wrt="logits")
+    loss, grad = fastctc.ctc_loss(
+        lp, targets, il, tl, blank=blank, reduction=reduction, return_grad=True, grad_wrt="logits"
+    )
     np.testing.assert_allclose(loss, loss_t.detach().numpy(), rtol=1e-5)
     np.testing.assert_allclose(grad, x.grad.numpy(), atol=atol)
     # the exact log_probs gradient, chained through log_softmax by hand, agrees as well
-    _, g_lp = fastctc.ctc_loss(lp, targets, il, tl, blank=blank, reduction=reduction,
-                               return_grad=True)
+    _, g_lp = fastctc.ctc_loss(
+        lp, targets, il, tl, blank=blank, reduction=reduction, return_grad=True
+    )
     g_lp = g_lp.astype(np.float64)
     chained = g_lp - np.exp(lp.astype(np.float64)) * g_lp.sum(-1, keepdims=True)
     np.testing.assert_allclose(chained, x.grad.numpy(), atol=max(atol, 1e-9) * 10)
@@ -155,10 +175,18 @@ def test_zero_infinity_gradient_matches_torch(rng):
     il, tl = np.array([6, 4, 6]), np.array([6, 3, 2])  # sequence 1 needs 5 frames
     x = torch.tensor(logits, requires_grad=True)
     lp_t = torch.log_softmax(x, -1)
-    torch.nn.functional.ctc_loss(lp_t, torch.tensor(targets), torch.tensor(il),
-                                 torch.tensor(tl), zero_infinity=True).backward()
-    loss, grad = fastctc.ctc_loss(lp_t.detach().numpy(), targets, il, tl, zero_infinity=True,
-                                  return_grad=True, grad_wrt="logits")
+    torch.nn.functional.ctc_loss(
+        lp_t, torch.tensor(targets), torch.tensor(il), torch.tensor(tl), zero_infinity=True
+    ).backward()
+    loss, grad = fastctc.ctc_loss(
+        lp_t.detach().numpy(),
+        targets,
+        il,
+        tl,
+        zero_infinity=True,
+        return_grad=True,
+        grad_wrt="logits",
+    )
     np.testing.assert_allclose(grad, x.grad.numpy(), atol=1e-10)
     assert np.all(grad[:, 1] == 0)
 
@@ -176,8 +204,10 @@ def test_log_probs_gradient_matches_finite_differences(rng):
             up, dn = lp.copy(), lp.copy()
             up[t, c] += eps
             dn[t, c] -= eps
-            num[t, c] = (fastctc.ctc_loss(up, target, None, None, reduction="sum")
-                         - fastctc.ctc_loss(dn, target, None, None, reduction="sum")) / (2 * eps)
+            num[t, c] = (
+                fastctc.ctc_loss(up, target, None, None, reduction="sum")
+                - fastctc.ctc_loss(dn, target, None, None, reduction="sum")
+            ) / (2 * eps)
     np.testing.assert_allclose(grad, num, atol=1e-6)
 
 
@@ -196,13 +226,15 @@ def test_batch_first_and_unbatched_agree_with_time_major(rng):
     targets = rng.integers(1, 6, size=(3, 7))
     il, tl = np.array([25, 20, 18]), np.array([7, 4, 6])
     ref, gref = fastctc.ctc_loss(lp, targets, il, tl, reduction="none", return_grad=True)
-    bf, gbf = fastctc.ctc_loss(lp.transpose(1, 0, 2), targets, il, tl, reduction="none",
-                               batch_first=True, return_grad=True)
+    bf, gbf = fastctc.ctc_loss(
+        lp.transpose(1, 0, 2), targets, il, tl, reduction="none", batch_first=True, return_grad=True
+    )
     np.testing.assert_array_equal(bf, ref)
     np.testing.assert_array_equal(gbf, gref.transpose(1, 0, 2))
     for n in range(3):
-        one, g1 = fastctc.ctc_loss(lp[: il[n], n], targets[n], il[n], tl[n], reduction="none",
-                                   return_grad=True)
+        one, g1 = fastctc.ctc_loss(
+            lp[: il[n], n], targets[n], il[n], tl[n], reduction="none", return_grad=True
+        )
         assert one.shape == ()
         assert float(one) == ref[n]
         np.testing.assert_array_equal(g1, gref[: il[n], n])
@@ -213,8 +245,10 @@ def test_results_do_not_depend_on_thread_count(rng):
     targets = rng.integers(1, 12, size=(9, 20))
     il = rng.integers(50, 81, size=9)
     tl = rng.integers(0, 21, size=9)
-    runs = [fastctc.ctc_loss(lp, targets, il, tl, reduction="none", return_grad=True,
-                             num_threads=k) for k in (1, 2, 3)]
+    runs = [
+        fastctc.ctc_loss(lp, targets, il, tl, reduction="none", return_grad=True, num_threads=k)
+        for k in (1, 2, 3)
+    ]
     for loss, grad in runs[1:]:
         np.testing.assert_array_equal(loss, runs[0][0])
         np.testing.assert_array_equal(grad, runs[0][1])
@@ -222,16 +256,18 @@ def test_results_do_not_depend_on_thread_count(rng):
 
 def test_gradient_rows_past_input_length_are_zero(rng):
     lp = random_log_probs(rng, 10, 2, 4)
-    _, grad = fastctc.ctc_loss(lp, [[1, 2], [3, 3]], [6, 10], [2, 2], return_grad=True,
-                               grad_wrt="logits")
+    _, grad = fastctc.ctc_loss(
+        lp, [[1, 2], [3, 3]], [6, 10], [2, 2], return_grad=True, grad_wrt="logits"
+    )
     assert np.all(grad[6:, 0] == 0) and np.any(grad[:6, 0] != 0)
 
 
 @pytest.mark.parametrize("grad_wrt", ["log_probs", "logits"])
 @pytest.mark.parametrize("batch_first", [False, True])
 @pytest.mark.parametrize("zero_infinity", [False, True])
-def test_reused_memory_gives_the_same_gradient(rng, monkeypatch, grad_wrt, batch_first,
-                                               zero_infinity):
+def test_reused_memory_gives_the_same_gradient(
+    rng, monkeypatch, grad_wrt, batch_first, zero_infinity
+):
     """Gradients come from recycled buffers: every entry must be written, whatever it held.
 
     The batch mixes ordinary sequences, padded frames, an impossible target, a NaN input
@@ -247,8 +283,13 @@ def test_reused_memory_gives_the_same_gradient(rng, monkeypatch, grad_wrt, batch
     tl = np.array([6, 6, 4, 5, 3])
     if batch_first:
         lp = np.ascontiguousarray(lp.transpose(1, 0, 2))
-    kw = dict(reduction="none", return_grad=True, grad_wrt=grad_wrt, batch_first=batch_first,
-              zero_infinity=zero_infinity)
+    kw = dict(
+        reduction="none",
+        return_grad=True,
+        grad_wrt=grad_wrt,
+        batch_first=batch_first,
+        zero_infinity=zero_infinity,
+    )
     from fastctc import _scratch
 
     monkeypatch.setattr(_scratch, "_free", [])
@@ -298,7 +339,8 @@ def test_impossible_labels_give_infinite_loss():
     assert fastctc.ctc_loss(lp, [2], None, None, reduction="sum") == np.inf
     assert fastctc.ctc_loss(lp, [2], None, None, reduction="sum", zero_infinity=True) == 0.0
     assert fastctc.ctc_loss(lp, [1], None, None, reduction="sum") == pytest.approx(
-        brute.loss(lp, [1], 0))
+        brute.loss(lp, [1], 0)
+    )
 
 
 def test_nan_propagates_to_its_sequence_only(rng):
@@ -329,7 +371,8 @@ def test_nan_matches_torch(rng):
 def test_empty_target_is_sum_of_blank_log_probs(rng):
     lp = random_log_probs(rng, 9, 4)
     assert fastctc.ctc_loss(lp, [], None, None, reduction="sum") == pytest.approx(
-        -lp[:, 0].sum(), rel=1e-12)
+        -lp[:, 0].sum(), rel=1e-12
+    )
     batch = random_log_probs(rng, 9, 2, 4)
     got = fastctc.ctc_loss(batch, np.zeros((2, 0), dtype=np.int64), None, None, reduction="none")
     np.testing.assert_allclose(got, -batch[:, :, 0].sum(0), rtol=1e-12)

@@ -81,7 +81,10 @@ def test_twenty_thousand_frames_confident_loss():
     # gradients at this length are checked with 1000 labels below)
     lp, targets, il, tl = confident_problem(12, 20_000, 4_000, 6, 12.0, N=1)
     t_loss = torch.nn.functional.ctc_loss(
-        torch.tensor(lp), torch.tensor(targets), torch.tensor(il), torch.tensor(tl),
+        torch.tensor(lp),
+        torch.tensor(targets),
+        torch.tensor(il),
+        torch.tensor(tl),
         reduction="none",
     ).numpy()
     got = fastctc.ctc_loss(lp, targets, il, tl, reduction="none")
@@ -111,8 +114,9 @@ def test_zero_logits_give_no_nan_gradient():
     T, V, S = 4000, 29, 200
     lp = fastctc.log_softmax(np.zeros((T, 1, V)))
     target = np.random.default_rng(0).integers(1, V, size=(1, S))
-    loss, grad = fastctc.ctc_loss(lp, target, [T], [S], reduction="sum", return_grad=True,
-                                  grad_wrt="logits")
+    loss, grad = fastctc.ctc_loss(
+        lp, target, [T], [S], reduction="sum", return_grad=True, grad_wrt="logits"
+    )
     t_loss, t_grad = torch_reference(lp, target, np.array([T]), np.array([S]))
     assert loss == pytest.approx(t_loss[0], rel=1e-11)
     assert not np.isnan(grad).any()

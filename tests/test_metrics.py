@@ -13,14 +13,24 @@ def levenshtein(a, b):
     d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
     for i in range(1, len(a) + 1):
         for j in range(1, len(b) + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            d[i][j] = min(
+                d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+            )
     return d[-1][-1]
 
 
 @pytest.mark.parametrize(
     "a,b,d",
-    [("kitten", "sitting", 3), ("", "", 0), ("", "abc", 3), ("abc", "", 3), ("flaw", "lawn", 2),
-     ("ünïcödé", "unicode", 4), ([1, 2, 3], [1, 3], 1), (["the", "cat"], ["a", "cat"], 1)],
+    [
+        ("kitten", "sitting", 3),
+        ("", "", 0),
+        ("", "abc", 3),
+        ("abc", "", 3),
+        ("flaw", "lawn", 2),
+        ("ünïcödé", "unicode", 4),
+        ([1, 2, 3], [1, 3], 1),
+        (["the", "cat"], ["a", "cat"], 1),
+    ],
 )
 def test_edit_distance_hand_cases(a, b, d):
     assert fastctc.edit_distance(a, b) == d

@@ -173,8 +173,18 @@ def test_tiny_vocabulary():
     tables = read_arpa(TINY)
     assert tables.order == 2
     assert tables.words[0] == "<unk>"
-    assert set(tables.words) == {"<unk>", "<s>", "</s>", "the", "cat", "sat", "on", "mat",
-                                 "a", "dog"}  # fmt: skip
+    assert set(tables.words) == {
+        "<unk>",
+        "<s>",
+        "</s>",
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "mat",
+        "a",
+        "dog",
+    }
     assert tables.id_of("zebra") == 0 and tables.words[tables.id_of("dog")] == "dog"
 
 
@@ -213,8 +223,15 @@ def test_trigram_random_sequences(trigram, words, bos):
 
 
 # ---------------------------------------------------------------------------- number formats
-_FORMATS = [repr, "{:.7f}".format, "{:.9g}".format, "{:e}".format, "{:.3E}".format,
-            "{:.0f}".format, "{:.17f}".format]  # fmt: skip
+_FORMATS = [
+    repr,
+    "{:.7f}".format,
+    "{:.9g}".format,
+    "{:e}".format,
+    "{:.3E}".format,
+    "{:.0f}".format,
+    "{:.17f}".format,
+]
 _LETTERS = ["a", "b", "c", "d"]
 
 
@@ -229,11 +246,20 @@ def bigram_models(draw):
     num = lambda lo, hi: _number(draw, lo, hi)  # noqa: E731
     uni = [f"{num(-8, 0)}\t<unk>\t{num(-2, 1)}", f"-99\t<s>\t{num(-2, 1)}", f"{num(-8, 0)}\t</s>"]
     uni += [f"{num(-8, 0)}\t{w}\t{num(-2, 1)}" for w in _LETTERS]
-    pairs = draw(st.sets(st.tuples(st.sampled_from(["<s>"] + _LETTERS),
-                                   st.sampled_from(_LETTERS + ["</s>"])), min_size=1))  # fmt: skip
+    pairs = draw(
+        st.sets(
+            st.tuples(st.sampled_from(["<s>"] + _LETTERS), st.sampled_from(_LETTERS + ["</s>"])),
+            min_size=1,
+        )
+    )
     bi = [f"{num(-8, 0)}\t{a} {b}" for a, b in sorted(pairs)]
-    return (f"\\data\\\nngram 1={len(uni)}\nngram 2={len(bi)}\n\n\\1-grams:\n"
-            + "\n".join(uni) + "\n\n\\2-grams:\n" + "\n".join(bi) + "\n\n\\end\\\n")  # fmt: skip
+    return (
+        f"\\data\\\nngram 1={len(uni)}\nngram 2={len(bi)}\n\n\\1-grams:\n"
+        + "\n".join(uni)
+        + "\n\n\\2-grams:\n"
+        + "\n".join(bi)
+        + "\n\n\\end\\\n"
+    )
 
 
 @settings(max_examples=40, deadline=None)

@@ -52,7 +52,7 @@ sys.meta_path.insert(0, _NoKenLM())
 
 #: Decodes with each model and records everything that must not depend on kenlm; run in a
 #: subprocess without kenlm and in this process (``run(models, out_dir)`` -> JSON-able dict).
-WORKER = r'''
+WORKER = r"""
 import json
 import os
 import sys
@@ -112,10 +112,10 @@ def run(models, out_dir):
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         print(json.dumps(run(json.load(f), sys.argv[2])))
-'''
+"""
 
 #: Files only KenLM reads, and a start state of the wrong kind: the messages.
-ERRORS = r'''
+ERRORS = r"""
 import json
 import sys
 
@@ -137,7 +137,7 @@ try:
 except TypeError as err:
     out["start_state"] = ["TypeError", str(err)]
 print(json.dumps(out))
-'''
+"""
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -147,8 +147,11 @@ def small_arpa(sentences: list[str], seed: int = 0) -> str:
     """A closed word 3-gram back-off model of ``sentences`` (every n-gram's context and
     suffix are n-grams), with arbitrary but valid probabilities and back-offs."""
     rnd = random.Random(seed)
-    grams: dict[int, set[tuple[str, ...]]] = {1: {("<unk>",), ("<s>",), ("</s>",)}, 2: set(),
-                                              3: set()}  # fmt: skip
+    grams: dict[int, set[tuple[str, ...]]] = {
+        1: {("<unk>",), ("<s>",), ("</s>",)},
+        2: set(),
+        3: set(),
+    }
     for s in sentences:
         words = ["<s>", *s.split(), "</s>"]
         for n in (1, 2, 3):
@@ -178,8 +181,9 @@ def with_gap(arpa: str) -> str:
     gap = next(" ".join(t[1:]) for t in trigrams if " ".join(t[1:]) not in contexts)
     assert gap in bigrams
     out = [ln for ln in lines if not ("\t" in ln and ln.split("\t")[1] == gap)]
-    return "\n".join(f"ngram 2={len(bigrams) - 1}" if ln.startswith("ngram 2=") else ln
-                     for ln in out)  # fmt: skip
+    return "\n".join(
+        f"ngram 2={len(bigrams) - 1}" if ln.startswith("ngram 2=") else ln for ln in out
+    )
 
 
 def hash_table_header() -> bytes:
@@ -212,8 +216,9 @@ def _env(tmp: Path) -> dict[str, str]:
 
 def run_without_kenlm(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     """``python *args`` in ``tmp`` with kenlm blocked."""
-    return subprocess.run([sys.executable, *args], env=_env(tmp), cwd=tmp, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args], env=_env(tmp), cwd=tmp, capture_output=True, text=True, timeout=600
+    )
 
 
 def _script(tmp: Path, name: str, text: str) -> str:
@@ -299,8 +304,10 @@ def test_models_decode_without_kenlm(without, name):
     best = [b[0][0] for b in r["beams"]]
     assert len(best) == len(demo.ids) and all(best)
     if name == "trie":  # the real model halves the greedy WER (the small one is random)
-        greedy = [" ".join("".join(demo.labels[t] for t in fastctc.greedy_decode(lp).tokens)
-                           .split()) for lp in demo.log_probs]  # fmt: skip
+        greedy = [
+            " ".join("".join(demo.labels[t] for t in fastctc.greedy_decode(lp).tokens).split())
+            for lp in demo.log_probs
+        ]
         assert fastctc.wer(demo.transcripts, best) < 0.6 * fastctc.wer(demo.transcripts, greedy)
     # the beams' states are fastctc's: the last order - 1 words, <s> first at the start
     words = ["<s>", *r["last_words"]][-(r["order"] - 1) :]
@@ -332,8 +339,9 @@ def test_same_texts_as_pyctcdecode(without, models, name):
         pytest.skip("pyctcdecode needs kenlm")
     demo = fastctc.data.demo()
     path, unigrams = models[name]
-    ref = pyctcdecode.build_ctcdecoder(demo.labels, kenlm_model_path=path, unigrams=unigrams,
-                                       alpha=0.6, beta=1.2)  # fmt: skip
+    ref = pyctcdecode.build_ctcdecoder(
+        demo.labels, kenlm_model_path=path, unigrams=unigrams, alpha=0.6, beta=1.2
+    )
     for i, lp in enumerate(demo.log_probs[:8]):
         r = ref.decode_beams(lp)
         o = without[name]["beams"][i]
@@ -360,8 +368,12 @@ def errors(work) -> dict:
     gap.write_text(with_gap(small_arpa(fastctc.data.demo().transcripts)))
     text = work / "notes.arpa"
     text.write_text("these are not n-grams\n")
-    files = {"hash": str(hash_bin), "gap": str(gap), "text": str(text),
-             "missing": str(work / "nowhere.arpa")}  # fmt: skip
+    files = {
+        "hash": str(hash_bin),
+        "gap": str(gap),
+        "text": str(text),
+        "missing": str(work / "nowhere.arpa"),
+    }
     script = _script(work, "errors.py", ERRORS)
     return json.loads(_checked(run_without_kenlm(work, script, json.dumps(files))))
 
@@ -409,8 +421,10 @@ def _build_binary() -> str | None:
 def test_real_hash_table_binary(work, models):
     tool = _build_binary()
     if tool is None:
-        pytest.skip("KenLM's build_binary not found (PATH, build/kenlm/bin or $KENLM_BIN); "
-                    "lm/build_kenlm.sh builds it")  # fmt: skip
+        pytest.skip(
+            "KenLM's build_binary not found (PATH, build/kenlm/bin or $KENLM_BIN); "
+            "lm/build_kenlm.sh builds it"
+        )
     out = work / "probing.bin"
     subprocess.run([tool, models["arpa"][0], str(out)], check=True, capture_output=True)
     script = _script(work, "errors_real.py", ERRORS)
@@ -440,10 +454,22 @@ def test_cli_decodes_with_a_gzipped_arpa(work, models, without):
     unigrams.write_text("\n".join(models["arpa_gz"][1]))
     out = work / "hyps.jsonl"
     npz = str(fastctc.data.DATA_DIR / "demo.npz")
-    args = ["--lm", models["arpa_gz"][0], "--unigrams", str(unigrams), "--alpha", "0.6",
-            "--beta", "1.2", "-q", "-o", str(out)]  # fmt: skip
-    _checked(run_without_kenlm(work, "-m", "fastctc", "decode", npz, "--labels", str(labels),
-                               *args))  # fmt: skip
+    args = [
+        "--lm",
+        models["arpa_gz"][0],
+        "--unigrams",
+        str(unigrams),
+        "--alpha",
+        "0.6",
+        "--beta",
+        "1.2",
+        "-q",
+        "-o",
+        str(out),
+    ]
+    _checked(
+        run_without_kenlm(work, "-m", "fastctc", "decode", npz, "--labels", str(labels), *args)
+    )
     texts = {r["id"]: r["text"] for r in map(json.loads, out.read_text().splitlines())}
     assert [texts[i] for i in demo.ids] == [b[0][0] for b in without["arpa_gz"]["beams"]]
 
@@ -455,8 +481,9 @@ def test_cli_names_the_kenlm_only_model(work):
     hash_bin = work / "hash_cli.bin"
     hash_bin.write_bytes(hash_table_header())
     npz = str(fastctc.data.DATA_DIR / "demo.npz")
-    proc = run_without_kenlm(work, "-m", "fastctc", "decode", npz, "--labels", str(labels),
-                             "--lm", str(hash_bin), "-q")  # fmt: skip
+    proc = run_without_kenlm(
+        work, "-m", "fastctc", "decode", npz, "--labels", str(labels), "--lm", str(hash_bin), "-q"
+    )
     assert proc.returncode == 2, proc.stderr
     assert "hash_cli.bin" in proc.stderr and re.search(KENLM_HINT, proc.stderr)
 

@@ -39,9 +39,12 @@ def snippets() -> list[tuple[str, str]]:
 def _needs(code: str) -> list[str]:
     """Optional modules the snippet imports that are not installed."""
     wanted = {"torch": "torch", "fastctc.cuda": "numba.cuda", "pyctcdecode": "pyctcdecode"}
-    return [mod for key, mod in wanted.items()
-            if re.search(rf"\bimport [\w., ]*\b{re.escape(key)}\b", code)
-            and importlib.util.find_spec(mod.split(".")[0]) is None]  # fmt: skip
+    return [
+        mod
+        for key, mod in wanted.items()
+        if re.search(rf"\bimport [\w., ]*\b{re.escape(key)}\b", code)
+        and importlib.util.find_spec(mod.split(".")[0]) is None
+    ]
 
 
 def test_readme_has_snippets():
@@ -57,8 +60,14 @@ def test_snippet_runs_alone(tmp_path, heading, code):
     env.setdefault("NUMBA_ENABLE_CUDASIM", "1")
     extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *extra])
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, (
         f"README snippet under {heading!r} failed (exit {proc.returncode}):\n{code}\n"
         f"--- stderr ---\n{proc.stderr[-4000:]}"

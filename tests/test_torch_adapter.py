@@ -91,8 +91,10 @@ def test_gradient_on_log_probs_is_exact_not_torchs():
     up, dn = lp.clone(), lp.clone()
     up[1, 0, 2] += eps
     dn[1, 0, 2] -= eps
-    fd = (F.ctc_loss(up, targets, il, tl, reduction="sum")
-          - F.ctc_loss(dn, targets, il, tl, reduction="sum")) / (2 * eps)
+    fd = (
+        F.ctc_loss(up, targets, il, tl, reduction="sum")
+        - F.ctc_loss(dn, targets, il, tl, reduction="sum")
+    ) / (2 * eps)
     assert ours.grad[1, 0, 2].item() == pytest.approx(fd.item(), rel=1e-6)
 
 
@@ -116,8 +118,9 @@ def test_zero_infinity_and_infinite_loss_match_torch():
         grads, losses = [], []
         for fn in (ft.ctc_loss, F.ctc_loss):
             x = logits.clone().requires_grad_()
-            loss = fn(x.log_softmax(-1), targets, il, tl, reduction="sum",
-                      zero_infinity=zero_infinity)
+            loss = fn(
+                x.log_softmax(-1), targets, il, tl, reduction="sum", zero_infinity=zero_infinity
+            )
             loss.backward()
             losses.append(loss.detach())
             grads.append(x.grad)

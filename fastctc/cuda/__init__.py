@@ -91,9 +91,7 @@ def _to_host(x: Any) -> Any:
 def _check_float_device(x: Any, name: str) -> Any:
     dtype = np.dtype(x.dtype)
     if dtype not in (np.float32, np.float64):
-        raise TypeError(
-            f"{name} must be a float32 or float64 device array; got dtype {dtype}."
-        )
+        raise TypeError(f"{name} must be a float32 or float64 device array; got dtype {dtype}.")
     return x
 
 
@@ -283,12 +281,28 @@ def ctc_loss(
         beta = alloc((N, max(T, 1), width), dtype) if return_grad else alpha
         tpb = _threads(threads_per_block, width, 512)
         _launch_quiet(
-            k.ctc_alpha_beta_kernel, ((2 if return_grad else 1) * N, tpb, stream or 0),
-            lp3, bf, d_flat, d_off, d_il, d_tl, b, alpha, beta, nll,
+            k.ctc_alpha_beta_kernel,
+            ((2 if return_grad else 1) * N, tpb, stream or 0),
+            lp3,
+            bf,
+            d_flat,
+            d_off,
+            d_il,
+            d_tl,
+            b,
+            alpha,
+            beta,
+            nll,
         )
     _launch_quiet(
-        k.reduce_loss_kernel, (1, 1, stream or 0),
-        nll[:N], d_tl, red, bool(zero_infinity), losses, total,
+        k.reduce_loss_kernel,
+        (1, 1, stream or 0),
+        nll[:N],
+        d_tl,
+        red,
+        bool(zero_infinity),
+        losses,
+        total,
     )
     if reduction == "none":
         loss = losses.reshape(()) if unbatched else losses[:N]
@@ -302,9 +316,22 @@ def ctc_loss(
     if N and T and C:
         tpb = _threads(threads_per_block, C, 256)
         _launch_quiet(
-            k.ctc_grad_kernel, ((T, N), tpb, stream or 0),
-            lp3, bf, d_il, d_tl, b, d[4], d[5], alpha, beta, nll,
-            red, grad_wrt == "logits", bool(zero_infinity), grad3,
+            k.ctc_grad_kernel,
+            ((T, N), tpb, stream or 0),
+            lp3,
+            bf,
+            d_il,
+            d_tl,
+            b,
+            d[4],
+            d[5],
+            alpha,
+            beta,
+            nll,
+            red,
+            grad_wrt == "logits",
+            bool(zero_infinity),
+            grad3,
         )
     return loss, grad
 
@@ -390,11 +417,28 @@ def greedy_decode(
         return []
     if T:
         blocks = (N * T + frames - 1) // frames
-        _launch_quiet(k.greedy_argmax_kernel, (blocks, (lanes, frames), s), lp, d_len, best_idx,
-                      best_val, nan_at)
+        _launch_quiet(
+            k.greedy_argmax_kernel,
+            (blocks, (lanes, frames), s),
+            lp,
+            d_len,
+            best_idx,
+            best_val,
+            nan_at,
+        )
     tpb = min(total, 128)
-    _launch_quiet(k.greedy_collapse_kernel, ((N + tpb - 1) // tpb, tpb, s), best_idx, best_val,
-                  d_len, b, tokens, times, counts, scores)
+    _launch_quiet(
+        k.greedy_collapse_kernel,
+        ((N + tpb - 1) // tpb, tpb, s),
+        best_idx,
+        best_val,
+        d_len,
+        b,
+        tokens,
+        times,
+        counts,
+        scores,
+    )
     bad = int(nan_at.copy_to_host(stream=stream)[0])
     if bad != np.iinfo(np.int64).max:
         n, t = divmod(bad, T)
@@ -493,14 +537,35 @@ def beam_search(
     counts, status = dev(N, i8), dev(N, i8)
     d_lens = cuda.to_device(lens, stream=stream)
     _launch_quiet(
-        k.prefix_beam_kernel, ((N + tpb - 1) // tpb, tpb, stream or 0),
-        lp, d_lens, b, K, P, prune, tmin,
-        dev((N, nodes), i8), dev((N, nodes), i8), dev((N, nodes), i8), dev((N, nodes), i8),
-        dev((N, K), i8), dev((N, K), np.float64), dev((N, K), np.float64),
-        dev((N, cands), i8), dev((N, cands), i8), dev((N, cands), i8),
-        dev((N, cands), np.float64), dev((N, cands), np.float64), dev((N, cands), np.float64),
-        dev((N, cands), np.int8), dev((N, V), i8),
-        tokens, out_lens, scores, counts, status,
+        k.prefix_beam_kernel,
+        ((N + tpb - 1) // tpb, tpb, stream or 0),
+        lp,
+        d_lens,
+        b,
+        K,
+        P,
+        prune,
+        tmin,
+        dev((N, nodes), i8),
+        dev((N, nodes), i8),
+        dev((N, nodes), i8),
+        dev((N, nodes), i8),
+        dev((N, K), i8),
+        dev((N, K), np.float64),
+        dev((N, K), np.float64),
+        dev((N, cands), i8),
+        dev((N, cands), i8),
+        dev((N, cands), i8),
+        dev((N, cands), np.float64),
+        dev((N, cands), np.float64),
+        dev((N, cands), np.float64),
+        dev((N, cands), np.int8),
+        dev((N, V), i8),
+        tokens,
+        out_lens,
+        scores,
+        counts,
+        status,
     )
     check_status(status.copy_to_host(stream=stream))
     # timesteps: run starts of each hypothesis' Viterbi alignment, as the CPU search gives
@@ -508,16 +573,23 @@ def beam_search(
     valid = np.arange(P)[None, :] < cnt[:, None]
     width = 2 * int(ln[valid].max(initial=0)) + 1
     _launch_quiet(
-        k.viterbi_starts_kernel, ((N * P + tpb - 1) // tpb, tpb, stream or 0),
-        lp, d_lens, b, tokens, out_lens, counts, dev((N * P, width), np.float64),
-        dev((N * P, T1, width), np.int8), times,
+        k.viterbi_starts_kernel,
+        ((N * P + tpb - 1) // tpb, tpb, stream or 0),
+        lp,
+        d_lens,
+        b,
+        tokens,
+        out_lens,
+        counts,
+        dev((N * P, width), np.float64),
+        dev((N * P, T1, width), np.int8),
+        times,
     )
     tok, tim = tokens.copy_to_host(stream=stream), times.copy_to_host(stream=stream)
     sc = scores.copy_to_host(stream=stream)
     return [
         [
-            Hypothesis(tok[n, j, : ln[n, j]].copy(), tim[n, j, : ln[n, j]].copy(),
-                       float(sc[n, j]))
+            Hypothesis(tok[n, j, : ln[n, j]].copy(), tim[n, j, : ln[n, j]].copy(), float(sc[n, j]))
             for j in range(cnt[n])
         ]
         for n in range(N)

@@ -52,8 +52,16 @@ def _label(targets, off, s, blank):
 
 @kernel
 def ctc_alpha_beta_kernel(
-    log_probs, batch_first, targets, target_offsets, input_lengths, target_lengths, blank,
-    alpha, beta, nll,
+    log_probs,
+    batch_first,
+    targets,
+    target_offsets,
+    input_lengths,
+    target_lengths,
+    blank,
+    alpha,
+    beta,
+    nll,
 ):
     """Forward (alpha) and backward (beta) variables of every sequence, in log space.
 
@@ -145,8 +153,20 @@ def ctc_alpha_beta_kernel(
 
 @kernel
 def ctc_grad_kernel(
-    log_probs, batch_first, input_lengths, target_lengths, blank, class_start, class_pos,
-    alpha, beta, nll, reduction, wrt_logits, zero_infinity, grad,
+    log_probs,
+    batch_first,
+    input_lengths,
+    target_lengths,
+    blank,
+    class_start,
+    class_pos,
+    alpha,
+    beta,
+    nll,
+    reduction,
+    wrt_logits,
+    zero_infinity,
+    grad,
 ):
     """Gradient of the (scaled) loss for every ``(t, n, c)``; grid ``(T, N)``, threads over C.
 
@@ -338,11 +358,33 @@ def _child(first_child, next_sibling, node_token, n, parent, token):
 
 @kernel
 def prefix_beam_kernel(
-    log_probs, lengths, blank, beam_width, top_paths, beam_prune_logp, token_min_logp,
-    node_parent, node_token, first_child, next_sibling,
-    beam_node, beam_pb, beam_pnb, cand_node, cand_parent, cand_token, cand_pb, cand_pnb,
-    cand_score, cand_keep, frame_tokens,
-    out_tokens, out_lens, out_scores, out_counts, status,
+    log_probs,
+    lengths,
+    blank,
+    beam_width,
+    top_paths,
+    beam_prune_logp,
+    token_min_logp,
+    node_parent,
+    node_token,
+    first_child,
+    next_sibling,
+    beam_node,
+    beam_pb,
+    beam_pnb,
+    cand_node,
+    cand_parent,
+    cand_token,
+    cand_pb,
+    cand_pnb,
+    cand_score,
+    cand_keep,
+    frame_tokens,
+    out_tokens,
+    out_lens,
+    out_scores,
+    out_counts,
+    status,
 ):
     """CTC prefix beam search without a language model, one thread per utterance.
 

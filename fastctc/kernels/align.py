@@ -87,8 +87,9 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
 
 
 @jit
-def viterbi_batch(log_probs, input_lengths, targets, target_lengths, blank, items, paths, scores,
-                  status):
+def viterbi_batch(
+    log_probs, input_lengths, targets, target_lengths, blank, items, paths, scores, status
+):
     """Forced-align the utterances ``items`` (one thread's share).
 
     log_probs : (N, T, V); targets : int64 (N, S); paths : int64 (N, T); scores : float64
@@ -97,6 +98,10 @@ def viterbi_batch(log_probs, input_lengths, targets, target_lengths, blank, item
     for i in range(items.shape[0]):
         n = items[i]
         status[n] = viterbi_one(
-            log_probs[n], input_lengths[n], targets[n, : target_lengths[n]], blank, paths[n],
-            scores[n]
+            log_probs[n],
+            input_lengths[n],
+            targets[n, : target_lengths[n]],
+            blank,
+            paths[n],
+            scores[n],
         )

@@ -153,8 +153,13 @@ def add_query(q, q_hash, io, kind, state, wid, tnode, ntok, h, eos):
     again after the others are answered)."""
     n = io[IO_NQ]
     for r in range(n):
-        if (q[r, 0] == kind and q[r, 1] == state and q[r, 2] == wid and q[r, 5] == eos
-                and (kind == Q_LM or q_hash[r] == h)):  # fmt: skip
+        if (
+            q[r, 0] == kind
+            and q[r, 1] == state
+            and q[r, 2] == wid
+            and q[r, 5] == eos
+            and (kind == Q_LM or q_hash[r] == h)
+        ):
             return
     if n < q.shape[0]:
         q[n, 0] = kind
@@ -190,8 +195,9 @@ def lookup_lm(lm_keys, lm_score, lm_next, state, wid, eos):
 
 
 @jit
-def ng_word_score(parent, wid, eos, tn_i, w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx,
-                  unk_offset, ng_ab):  # fmt: skip
+def ng_word_score(
+    parent, wid, eos, tn_i, w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab
+):
     """(weighted score, vocabulary id) of word ``wid`` after text node ``parent``, from the
     n-gram tables: the context is the words of the last ``order - 1`` nodes (their
     vocabulary ids are kept in ``N_STATE``), then ``<s>`` at the root. The arithmetic is
@@ -216,18 +222,40 @@ def ng_word_score(parent, wid, eos, tn_i, w_info, ng_uni, ng_keys, ng_vals, ng_m
         s += unk_offset
     if eos and ng_meta[M_BOUNDARY]:
         n = push_word(ng_ctx, n, lmid, order - 1)
-        s = s + np.float64(log10_prob(ng_ctx, n, ng_meta[M_EOS], ng_uni, ng_keys, ng_vals,
-                                      ng_meta))  # fmt: skip
+        s = s + np.float64(log10_prob(ng_ctx, n, ng_meta[M_EOS], ng_uni, ng_keys, ng_vals, ng_meta))
     return ng_ab[0] * s * LOG10_TO_LN + ng_ab[1], lmid
 
 
 @jit
 def child_text(
-    parent, h, src_tnode, src_ntok,
-    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-    have_lm, n_hist, hw_weight, hw_word_keys,
-    word_keys, word_vals, lm_keys, lm_score, lm_next,
-    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
+    parent,
+    h,
+    src_tnode,
+    src_ntok,
+    tn_i,
+    tn_word,
+    tn_hist,
+    tn_lm,
+    tt_keys,
+    tt_vals,
+    io,
+    have_lm,
+    n_hist,
+    hw_weight,
+    hw_word_keys,
+    word_keys,
+    word_vals,
+    lm_keys,
+    lm_score,
+    lm_next,
+    w_info,
+    ng_uni,
+    ng_keys,
+    ng_vals,
+    ng_meta,
+    ng_ctx,
+    unk_offset,
+    ng_ab,
 ):
     """``(node, word id)`` for text ``parent`` + word ``h``; the node is created on first use.
 
@@ -249,8 +277,20 @@ def child_text(
         if ng_meta[M_ORDER] > 0:  # n-gram tables: scored here (every model word has an id)
             if wid < 0:
                 wid = 1
-            score, state = ng_word_score(parent, wid, 0, tn_i, w_info, ng_uni, ng_keys,
-                                         ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab)  # fmt: skip
+            score, state = ng_word_score(
+                parent,
+                wid,
+                0,
+                tn_i,
+                w_info,
+                ng_uni,
+                ng_keys,
+                ng_vals,
+                ng_meta,
+                ng_ctx,
+                unk_offset,
+                ng_ab,
+            )
         else:
             if wid < 0:
                 return -1, -1
@@ -285,8 +325,18 @@ def child_text(
 
 @jit
 def partial_score(
-    plen, phash, have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
-    hw_pre_keys, hw_pre_minlen, pre_keys, part_keys, part_vals,
+    plen,
+    phash,
+    have_lm,
+    native_partial,
+    have_unigrams,
+    unk_offset,
+    hw_weight,
+    hw_pre_keys,
+    hw_pre_minlen,
+    pre_keys,
+    part_keys,
+    part_vals,
 ):
     """Score of the unfinished word; NaN when a custom LM's score is not cached yet."""
     if plen == 0:
@@ -313,17 +363,76 @@ def partial_score(
 
 @jit
 def lm_beam_search(
-    logp, tok_kind, tok_codes, tok_off, blank,
-    beam_width, beam_prune_logp, token_min_logp, prune_history, n_hist,
-    have_lm, native_partial, have_unigrams, unk_offset, hw_weight,
-    n_unigrams, alpha_ln10, beta,
-    word_keys, word_vals, lm_keys, lm_score, lm_next, pre_keys, part_keys, part_vals,
-    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab,
-    hw_word_keys, hw_pre_keys, hw_pre_minlen, pc_keys, pc_vals,
-    b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
-    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, fc, tk,
-    cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
-    out_i, out_f, resolver, ctx,
+    logp,
+    tok_kind,
+    tok_codes,
+    tok_off,
+    blank,
+    beam_width,
+    beam_prune_logp,
+    token_min_logp,
+    prune_history,
+    n_hist,
+    have_lm,
+    native_partial,
+    have_unigrams,
+    unk_offset,
+    hw_weight,
+    n_unigrams,
+    alpha_ln10,
+    beta,
+    word_keys,
+    word_vals,
+    lm_keys,
+    lm_score,
+    lm_next,
+    pre_keys,
+    part_keys,
+    part_vals,
+    w_info,
+    ng_uni,
+    ng_keys,
+    ng_vals,
+    ng_meta,
+    ng_ab,
+    hw_word_keys,
+    hw_pre_keys,
+    hw_pre_minlen,
+    pc_keys,
+    pc_vals,
+    b_i,
+    b_logit,
+    b_phash,
+    b_part,
+    b_score,
+    nb_i,
+    nb_logit,
+    nb_phash,
+    nb_part,
+    nb_score,
+    tn_i,
+    tn_word,
+    tn_hist,
+    tn_lm,
+    tt_keys,
+    tt_vals,
+    fc,
+    tk,
+    cd_i,
+    cd_logit,
+    cd_score,
+    cd_phash,
+    cd_part,
+    cd_last,
+    mt_keys,
+    mt_vals,
+    q,
+    q_hash,
+    io,
+    out_i,
+    out_f,
+    resolver,
+    ctx,
 ):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
 
@@ -348,10 +457,32 @@ def lm_beam_search(
             m = io[IO_RESUME]
             io[IO_RESUME] = 0
             _reattach_deferred(
-                m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-                have_lm, n_hist, hw_weight, hw_word_keys,
-                word_keys, word_vals, lm_keys, lm_score, lm_next,
-                w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
+                m,
+                cd_i,
+                tn_i,
+                tn_word,
+                tn_hist,
+                tn_lm,
+                tt_keys,
+                tt_vals,
+                io,
+                have_lm,
+                n_hist,
+                hw_weight,
+                hw_word_keys,
+                word_keys,
+                word_vals,
+                lm_keys,
+                lm_score,
+                lm_next,
+                w_info,
+                ng_uni,
+                ng_keys,
+                ng_vals,
+                ng_meta,
+                ng_ctx,
+                unk_offset,
+                ng_ab,
             )
         else:
             nb = io[IO_NBEAMS]
@@ -421,12 +552,34 @@ def lm_beam_search(
                                     ts = (ts + 1) & tmask
                                 if nt == -3:
                                     nt, dwid = child_text(
-                                        text, phash, b_i[i, B_TNODE], pntok,
-                                        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-                                        have_lm, n_hist, hw_weight, hw_word_keys,
-                                        word_keys, word_vals, lm_keys, lm_score, lm_next,
-                                        w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx,
-                                        unk_offset, ng_ab,
+                                        text,
+                                        phash,
+                                        b_i[i, B_TNODE],
+                                        pntok,
+                                        tn_i,
+                                        tn_word,
+                                        tn_hist,
+                                        tn_lm,
+                                        tt_keys,
+                                        tt_vals,
+                                        io,
+                                        have_lm,
+                                        n_hist,
+                                        hw_weight,
+                                        hw_word_keys,
+                                        word_keys,
+                                        word_vals,
+                                        lm_keys,
+                                        lm_score,
+                                        lm_next,
+                                        w_info,
+                                        ng_uni,
+                                        ng_keys,
+                                        ng_vals,
+                                        ng_meta,
+                                        ng_ctx,
+                                        unk_offset,
+                                        ng_ab,
                                     )
                                 if nt < 0:
                                     # deferred: scored by an upper bound, resolved only if it
@@ -464,8 +617,17 @@ def lm_beam_search(
                             ps = pc_vals[ci]
                         else:
                             ps = partial_score(
-                                plen, phash, have_lm, native_partial, have_unigrams, unk_offset,
-                                hw_weight, hw_pre_keys, hw_pre_minlen, pre_keys, part_keys,
+                                plen,
+                                phash,
+                                have_lm,
+                                native_partial,
+                                have_unigrams,
+                                unk_offset,
+                                hw_weight,
+                                hw_pre_keys,
+                                hw_pre_minlen,
+                                pre_keys,
+                                part_keys,
                                 part_vals,
                             )
                             if ps == ps:
@@ -473,8 +635,18 @@ def lm_beam_search(
                                 pc_keys[ci] = phash
                         if ps != ps:
                             # custom LM: the part is the beam's last pntok - 1 tokens plus c
-                            add_query(q, q_hash, io, Q_PARTIAL, b_i[i, B_TNODE], -1, -2 - c,
-                                      pntok, phash, 0)
+                            add_query(
+                                q,
+                                q_hash,
+                                io,
+                                Q_PARTIAL,
+                                b_i[i, B_TNODE],
+                                -1,
+                                -2 - c,
+                                pntok,
+                                phash,
+                                0,
+                            )
                             pending = True
                             continue
                     logit = b_logit[i] + p
@@ -546,9 +718,26 @@ def lm_beam_search(
             if n_def == 0:
                 break
             pending = _resolve_deferred(
-                m, mx + beam_prune_logp, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i,
-                tn_lm, have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight,
-                hw_word_keys, q, q_hash, io, vals,
+                m,
+                mx + beam_prune_logp,
+                beam_width,
+                cd_i,
+                cd_logit,
+                cd_score,
+                cd_part,
+                tn_i,
+                tn_lm,
+                have_unigrams,
+                n_unigrams,
+                unk_offset,
+                alpha_ln10,
+                beta,
+                hw_weight,
+                hw_word_keys,
+                q,
+                q_hash,
+                io,
+                vals,
             )
             if not pending:
                 break
@@ -558,28 +747,110 @@ def lm_beam_search(
                 return PENDING
             io[IO_RESUME] = 0
             _reattach_deferred(
-                m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-                have_lm, n_hist, hw_weight, hw_word_keys,
-                word_keys, word_vals, lm_keys, lm_score, lm_next,
-                w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
+                m,
+                cd_i,
+                tn_i,
+                tn_word,
+                tn_hist,
+                tn_lm,
+                tt_keys,
+                tt_vals,
+                io,
+                have_lm,
+                n_hist,
+                hw_weight,
+                hw_word_keys,
+                word_keys,
+                word_vals,
+                lm_keys,
+                lm_score,
+                lm_next,
+                w_info,
+                ng_uni,
+                ng_keys,
+                ng_vals,
+                ng_meta,
+                ng_ctx,
+                unk_offset,
+                ng_ab,
             )
         n_new = _select_and_commit(
-            t, m, mx + beam_prune_logp, beam_width, prune_history,
-            cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
-            b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
-            fc, tk, io, kept, hks, used, vals,
+            t,
+            m,
+            mx + beam_prune_logp,
+            beam_width,
+            prune_history,
+            cd_i,
+            cd_logit,
+            cd_score,
+            cd_phash,
+            cd_part,
+            mt_keys,
+            mt_vals,
+            tn_hist,
+            b_i,
+            b_logit,
+            b_phash,
+            b_part,
+            b_score,
+            nb_i,
+            nb_logit,
+            nb_phash,
+            nb_part,
+            nb_score,
+            fc,
+            tk,
+            io,
+            kept,
+            hks,
+            used,
+            vals,
         )
         io[IO_NBEAMS] = n_new
         t += 1
     io[IO_T] = T
     while True:
         status = _finish(
-            have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
-            word_keys, word_vals, lm_keys, lm_score, lm_next,
-            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
-            b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-            fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
-            out_i, out_f,
+            have_lm,
+            hw_weight,
+            hw_word_keys,
+            beam_width,
+            beam_prune_logp,
+            word_keys,
+            word_vals,
+            lm_keys,
+            lm_score,
+            lm_next,
+            w_info,
+            ng_uni,
+            ng_keys,
+            ng_vals,
+            ng_meta,
+            ng_ctx,
+            unk_offset,
+            ng_ab,
+            b_i,
+            b_logit,
+            b_phash,
+            b_score,
+            tn_i,
+            tn_lm,
+            tt_keys,
+            tt_vals,
+            tn_word,
+            fc,
+            cd_i,
+            cd_logit,
+            cd_score,
+            cd_part,
+            cd_last,
+            mt_keys,
+            mt_vals,
+            q,
+            q_hash,
+            io,
+            out_i,
+            out_f,
         )
         if status != PENDING or not _ask(resolver, ctx, io):
             return status
@@ -603,10 +874,32 @@ def _ask(resolver, ctx, io):
 
 @jit
 def _reattach_deferred(
-    m, cd_i, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-    have_lm, n_hist, hw_weight, hw_word_keys,
-    word_keys, word_vals, lm_keys, lm_score, lm_next,
-    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
+    m,
+    cd_i,
+    tn_i,
+    tn_word,
+    tn_hist,
+    tn_lm,
+    tt_keys,
+    tt_vals,
+    io,
+    have_lm,
+    n_hist,
+    hw_weight,
+    hw_word_keys,
+    word_keys,
+    word_vals,
+    lm_keys,
+    lm_score,
+    lm_next,
+    w_info,
+    ng_uni,
+    ng_keys,
+    ng_vals,
+    ng_meta,
+    ng_ctx,
+    unk_offset,
+    ng_ab,
 ):
     """Give deferred candidates whose LM score is now cached their text node.
 
@@ -618,11 +911,34 @@ def _reattach_deferred(
         if cd_i[j, C_TEXT] != DEFERRED:
             continue
         node, wid = child_text(
-            cd_i[j, C_DPARENT], np.uint64(cd_i[j, C_DHASH]), cd_i[j, C_DTN], cd_i[j, C_DNT],
-            tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals, io,
-            have_lm, n_hist, hw_weight, hw_word_keys,
-            word_keys, word_vals, lm_keys, lm_score, lm_next,
-            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
+            cd_i[j, C_DPARENT],
+            np.uint64(cd_i[j, C_DHASH]),
+            cd_i[j, C_DTN],
+            cd_i[j, C_DNT],
+            tn_i,
+            tn_word,
+            tn_hist,
+            tn_lm,
+            tt_keys,
+            tt_vals,
+            io,
+            have_lm,
+            n_hist,
+            hw_weight,
+            hw_word_keys,
+            word_keys,
+            word_vals,
+            lm_keys,
+            lm_score,
+            lm_next,
+            w_info,
+            ng_uni,
+            ng_keys,
+            ng_vals,
+            ng_meta,
+            ng_ctx,
+            unk_offset,
+            ng_ab,
         )
         if node >= 0:
             cd_i[j, C_TEXT] = node
@@ -645,9 +961,26 @@ def _kth_scored(m, beam_width, cd_i, cd_score, vals):
 
 @jit
 def _resolve_deferred(
-    m, thr, beam_width, cd_i, cd_logit, cd_score, cd_part, tn_i, tn_lm,
-    have_unigrams, n_unigrams, unk_offset, alpha_ln10, beta, hw_weight, hw_word_keys,
-    q, q_hash, io, vals,
+    m,
+    thr,
+    beam_width,
+    cd_i,
+    cd_logit,
+    cd_score,
+    cd_part,
+    tn_i,
+    tn_lm,
+    have_unigrams,
+    n_unigrams,
+    unk_offset,
+    alpha_ln10,
+    beta,
+    hw_weight,
+    hw_word_keys,
+    q,
+    q_hash,
+    io,
+    vals,
 ):
     """Bound each deferred word completion from above; query those that could survive.
 
@@ -747,10 +1080,36 @@ def sort_desc(idx, n, score, tmp):
 
 @jit
 def _select_and_commit(
-    t, m, thr, beam_width, prune_history,
-    cd_i, cd_logit, cd_score, cd_phash, cd_part, mt_keys, mt_vals, tn_hist,
-    b_i, b_logit, b_phash, b_part, b_score, nb_i, nb_logit, nb_phash, nb_part, nb_score,
-    fc, tk, io, kept, hks, used, vals,
+    t,
+    m,
+    thr,
+    beam_width,
+    prune_history,
+    cd_i,
+    cd_logit,
+    cd_score,
+    cd_phash,
+    cd_part,
+    mt_keys,
+    mt_vals,
+    tn_hist,
+    b_i,
+    b_logit,
+    b_phash,
+    b_part,
+    b_score,
+    nb_i,
+    nb_logit,
+    nb_phash,
+    nb_part,
+    nb_score,
+    fc,
+    tk,
+    io,
+    kept,
+    hks,
+    used,
+    vals,
 ):
     """Keep candidates >= ``thr``, then the best ``beam_width`` (ties: first candidates),
     then (``prune_history``) the best per history key; commit them as the new beams.
@@ -847,12 +1206,46 @@ def _select_and_commit(
 
 @jit
 def _finish(
-    have_lm, hw_weight, hw_word_keys, beam_width, beam_prune_logp,
-    word_keys, word_vals, lm_keys, lm_score, lm_next,
-    w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab,
-    b_i, b_logit, b_phash, b_score, tn_i, tn_lm, tt_keys, tt_vals, tn_word,
-    fc, cd_i, cd_logit, cd_score, cd_part, cd_last, mt_keys, mt_vals, q, q_hash, io,
-    out_i, out_f,
+    have_lm,
+    hw_weight,
+    hw_word_keys,
+    beam_width,
+    beam_prune_logp,
+    word_keys,
+    word_vals,
+    lm_keys,
+    lm_score,
+    lm_next,
+    w_info,
+    ng_uni,
+    ng_keys,
+    ng_vals,
+    ng_meta,
+    ng_ctx,
+    unk_offset,
+    ng_ab,
+    b_i,
+    b_logit,
+    b_phash,
+    b_score,
+    tn_i,
+    tn_lm,
+    tt_keys,
+    tt_vals,
+    tn_word,
+    fc,
+    cd_i,
+    cd_logit,
+    cd_score,
+    cd_part,
+    cd_last,
+    mt_keys,
+    mt_vals,
+    q,
+    q_hash,
+    io,
+    out_i,
+    out_f,
 ):
     """Final step: complete each beam's last word, add end-of-sentence LM scores, rank.
 
@@ -885,22 +1278,45 @@ def _finish(
             wid = 0
             if plen > 0:
                 wid = max(lookup_word(word_keys, word_vals, phash), 1)
-            score, state = ng_word_score(text, wid, 1, tn_i, w_info, ng_uni, ng_keys, ng_vals,
-                                         ng_meta, ng_ctx, unk_offset, ng_ab)  # fmt: skip
+            score, state = ng_word_score(
+                text,
+                wid,
+                1,
+                tn_i,
+                w_info,
+                ng_uni,
+                ng_keys,
+                ng_vals,
+                ng_meta,
+                ng_ctx,
+                unk_offset,
+                ng_ab,
+            )
         elif have_lm:
             pstate = tn_i[text, N_STATE]
             wid = 0
             if plen > 0:
                 wid = lookup_word(word_keys, word_vals, phash)
                 if wid < 0:
-                    add_query(q, q_hash, io, Q_WORD, pstate, -1, b_i[i, B_TNODE],
-                              b_i[i, B_PNTOK], phash, 1)
+                    add_query(
+                        q,
+                        q_hash,
+                        io,
+                        Q_WORD,
+                        pstate,
+                        -1,
+                        b_i[i, B_TNODE],
+                        b_i[i, B_PNTOK],
+                        phash,
+                        1,
+                    )
                     pending = True
                     continue
             score, state = lookup_lm(lm_keys, lm_score, lm_next, pstate, wid, 1)
             if state < 0:
-                add_query(q, q_hash, io, Q_LM, pstate, wid, b_i[i, B_TNODE],
-                          b_i[i, B_PNTOK], phash, 1)
+                add_query(
+                    q, q_hash, io, Q_LM, pstate, wid, b_i[i, B_TNODE], b_i[i, B_PNTOK], phash, 1
+                )
                 pending = True
                 continue
         is_hw = 0

@@ -166,9 +166,7 @@ def loss_plan(targets, offsets, input_lengths, blank, V):
 
 
 @jit
-def gather_columns(
-    lpf, st_t, st_n, cols, coff_u, coff, input_lengths, lo, hi, frames_outer, buf
-):
+def gather_columns(lpf, st_t, st_n, cols, coff_u, coff, input_lengths, lo, hi, frames_outer, buf):
     """Copy every sequence's columns into the compact buffer, outer index ``lo <= i < hi``.
 
     The outer index is the frame when ``frames_outer`` (layout (T, N, V)), else the sequence,
@@ -189,8 +187,23 @@ def gather_columns(
 
 @jit
 def scatter_columns(
-    lpf, st_t, st_n, V, T, cols, coff_u, coff, input_lengths, status, scales, mode,
-    lo, hi, frames_outer, buf, gradf,
+    lpf,
+    st_t,
+    st_n,
+    V,
+    T,
+    cols,
+    coff_u,
+    coff,
+    input_lengths,
+    status,
+    scales,
+    mode,
+    lo,
+    hi,
+    frames_outer,
+    buf,
+    gradf,
 ):
     """Write the gradient rows with outer index in [lo, hi) (see ``gather_columns``).
 
@@ -311,9 +324,7 @@ def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
             total += vb + vl
             from_label = (l0[k] > 0.0) & (es[k] > 0.0)
             lost += low_b & (((b0[k] > 0.0) & live) | from_label)
-            lost += low_l & (
-                from_label | ((b1[k] > 0.0) & live) | ((l1[k] > 0.0) & (ek > 0.0))
-            )
+            lost += low_l & (from_label | ((b1[k] > 0.0) & live) | ((l1[k] > 0.0) & (ek > 0.0)))
     v = nbb[S] * eb  # the final blank can only stay
     low = v < TINY
     bb[S] = 0.0 if low else v
@@ -525,8 +536,12 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
             return np.nan
         if lost or flushed[t]:
             bound += (
-                TINY * (flushed[t] * _band_max(bb, bl, jlo, jhi, S, 0)
-                        + lost * _band_max(ab[t], al[t], jlo, jhi, S, 1)) / z
+                TINY
+                * (
+                    flushed[t] * _band_max(bb, bl, jlo, jhi, S, 0)
+                    + lost * _band_max(ab[t], al[t], jlo, jhi, S, 1)
+                )
+                / z
             )
             if not bound < MAX_LOST:
                 return np.nan
@@ -752,8 +767,28 @@ def _regather(lpf, st_t, base, T, c, blk):
 
 @jit
 def ctc_loss_items(
-    lpf, st_t, st_n, V, targets, offsets, input_lengths, blank, items, scales,
-    want_grad, mode, zero_infinity, cols, coff_u, uidx, coff, buf, ws, losses, status, gradf,
+    lpf,
+    st_t,
+    st_n,
+    V,
+    targets,
+    offsets,
+    input_lengths,
+    blank,
+    items,
+    scales,
+    want_grad,
+    mode,
+    zero_infinity,
+    cols,
+    coff_u,
+    uidx,
+    coff,
+    buf,
+    ws,
+    losses,
+    status,
+    gradf,
 ):
     """Losses (and gradients) of the sequences ``items`` of a batch: one thread's share.
 

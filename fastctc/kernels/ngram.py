@@ -254,8 +254,13 @@ def scan_section(buf, pos, count, n, vocab_keys, vocab_vals, ids, prob, bow, spa
         prob[r] = v
         for c in range(n):
             s = pos
-            while pos < end and buf[pos] != _SPACE and buf[pos] != _TAB and buf[pos] != _NL \
-                    and buf[pos] != _CR:  # fmt: skip
+            while (
+                pos < end
+                and buf[pos] != _SPACE
+                and buf[pos] != _TAB
+                and buf[pos] != _NL
+                and buf[pos] != _CR
+            ):
                 pos += 1
             if pos == s:
                 return SCAN_UNUSUAL, r, pos

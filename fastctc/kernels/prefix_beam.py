@@ -450,8 +450,19 @@ def prefix_beam_one(
     e_cap = K * min(V, 16)
     while True:
         count, status = _search(
-            lp, length, blank, beam_width, top_paths, beam_prune_logp, token_min_logp,
-            out_tokens, out_times, out_lens, out_scores, node_cap, e_cap,
+            lp,
+            length,
+            blank,
+            beam_width,
+            top_paths,
+            beam_prune_logp,
+            token_min_logp,
+            out_tokens,
+            out_times,
+            out_lens,
+            out_scores,
+            node_cap,
+            e_cap,
         )
         if status == NEED_NODES:
             node_cap = node_bound
