@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +57,43 @@ def _positive_float(text: str) -> float:
     if not x > 0 or not math.isfinite(x):
         raise argparse.ArgumentTypeError(f"must be > 0; got {text}")
     return x
+
+
+def _finite_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text}")
+    return x
+
+
+def _logp(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if math.isnan(x):
+        raise argparse.ArgumentTypeError(f"must be a number, not {text}")
+    return x
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size(text: str) -> int:
+    t = text.strip().lower().removesuffix("b")
+    unit = t[-1:] if t[-1:] in _SIZE_UNITS else ""
+    try:
+        x = float(t[: len(t) - len(unit)]) * _SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 4G or 500M; got {text!r}"
+        ) from None
+    if not x >= 1 or not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte; got {text}")
+    return int(x)
 
 
 def _positive_int(text: str) -> int:
@@ -107,6 +145,7 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o", "--output", default="-", metavar="FILE", help="output file (default: stdout)"
     )
+    _add_max_bytes(p)
     p.add_argument(
         "--strict",
         action="store_true",
@@ -117,6 +156,18 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
         "--quiet",
         action="store_true",
         help="no progress bar and no summary (problems are still reported)",
+    )
+
+
+def _add_max_bytes(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-bytes",
+        type=_size,
+        default=fio.DEFAULT_MAX_BYTES,
+        metavar="SIZE",
+        help="largest utterance read, counted as float32 (default 2G; suffixes K, M, G, T "
+        "are powers of 1024): a larger one is refused from its .npy header, before its data is "
+        "read or decompressed",
     )
 
 
@@ -138,14 +189,14 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     )
     g.add_argument(
         "--beam-prune-logp",
-        type=float,
+        type=_logp,
         default=-10.0,
         metavar="LOGP",
         help="drop beams this far below the best (default -10)",
     )
     g.add_argument(
         "--token-min-logp",
-        type=float,
+        type=_logp,
         default=-5.0,
         metavar="LOGP",
         help="skip tokens below this frame log-probability (default -5)",
@@ -189,21 +240,21 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     )
     lm.add_argument(
         "--alpha",
-        type=float,
+        type=_finite_float,
         default=0.5,
         metavar="A",
         help="LM weight (default 0.5, as pyctcdecode)",
     )
     lm.add_argument(
         "--beta",
-        type=float,
+        type=_finite_float,
         default=1.5,
         metavar="B",
         help="word insertion bonus (default 1.5, as pyctcdecode)",
     )
     lm.add_argument(
         "--unk-score-offset",
-        type=float,
+        type=_logp,
         default=-10.0,
         metavar="LOGP",
         help="score of a partial word no LM word starts with (default -10)",
@@ -216,7 +267,11 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
         help="word or phrase to favour (repeatable)",
     )
     lm.add_argument(
-        "--hotword-weight", type=float, default=10.0, metavar="W", help="hotword bonus (default 10)"
+        "--hotword-weight",
+        type=_finite_float,
+        default=10.0,
+        metavar="W",
+        help="hotword bonus (default 10; a finite number)",
     )
 
 
@@ -326,8 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="also decode with beam search + this LM ('default' for the bundled one)",
     )
+    _add_max_bytes(p)
     p.add_argument(
-        "-o", "--output", default=None, metavar="PNG", help="image file (default: <id>.png)"
+        "-o",
+        "--output",
+        default=None,
+        metavar="PNG",
+        help="image file (default: <id>.png in the current folder, the id made a safe file "
+        "name: path separators, control and other unsafe characters become '_', no leading "
+        "dots)",
     )
     p.set_defaults(func=cmd_plot)
     return parser
@@ -631,6 +693,35 @@ class _Progress:
             self.bar.close()
 
 
+def _check_output(output: str | None, inputs: Sequence[str | Path | None]) -> None:
+    """Refuse an output file that is one of the inputs (symbolic and hard links included)."""
+    if output is None or output == "-" or not os.path.exists(output):
+        return
+    for p in inputs:
+        if p is None:
+            continue
+        try:
+            same = os.path.samefile(output, p)
+        except OSError:
+            continue
+        if same:
+            raise UsageError(
+                f"the output {output} is the input {p}; writing it would destroy it. "
+                "Choose another output file."
+            )
+
+
+def _input_files(args: argparse.Namespace, sources: Sequence[Any]) -> list[str | Path | None]:
+    """Every file a command reads: inputs (folders expanded), labels, LM, references."""
+    files: list[str | Path | None] = [s.path for s in sources if isinstance(s, fio.Source)]
+    for name in ("labels", "refs", "transcripts", "lm", "unigrams"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value != "default":
+            files.append(value)
+    files.extend(getattr(args, "inputs", None) or [getattr(args, "input", None)])
+    return files
+
+
 @contextlib.contextmanager
 def _open_output(path: str, resume: bool, fmt: str) -> Iterator[tuple[TextIO, dict[str, str]]]:
     if path == "-":
@@ -641,7 +732,12 @@ def _open_output(path: str, resume: bool, fmt: str) -> Iterator[tuple[TextIO, di
     done: dict[str, str] = {}
     mode = "w"
     if resume:
-        done, keep = fio.read_done(path, fmt)
+        try:
+            done, keep = fio.read_done(path, fmt)
+        except ValueError as exc:
+            raise UsageError(f"--resume: {exc}. Choose another output file.") from None
+        except OSError as exc:
+            raise UsageError(f"--resume: cannot read {path}: {exc}") from None
         if Path(path).exists():
             with open(path, "r+b") as fh:  # drop a last line cut short by an interruption
                 fh.truncate(keep)
@@ -722,7 +818,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise UsageError(f"--refs: {exc}") from None
     _, decoder = make_decoder(args, labels, blank)
     sources = list(fio.list_sources(args.inputs))
-    reader = fio.MatrixReader(len(labels), args.input_kind)
+    _check_output(args.output, _input_files(args, sources))
+    reader = fio.MatrixReader(len(labels), args.input_kind, args.max_bytes)
     run = _Run("decode", args, t_start)
     texts: dict[str, str] = {}
     with _open_output(args.output, args.resume, args.format) as (fh, done):
@@ -767,6 +864,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
                         stopped = True
                         break
                     continue
+                if batch and _batch_bytes(batch, arr) > _BATCH_BYTES and not flush():
+                    stopped = True
+                    break
                 batch.append((src, arr))
                 if len(batch) >= args.batch_size and not flush():
                     stopped = True
@@ -794,6 +894,15 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return EXIT_SKIPPED if run.skipped else EXIT_OK
 
 
+_BATCH_BYTES = 1 << 30  # padded batches stay below this, however long one utterance is
+
+
+def _batch_bytes(batch: list[tuple[fio.Source, np.ndarray]], arr: np.ndarray) -> int:
+    """Size of the padded float32 batch once ``arr`` joins it."""
+    longest = max(arr.shape[0], *(a.shape[0] for _, a in batch))
+    return (len(batch) + 1) * longest * arr.shape[1] * 4
+
+
 def _decode_and_write(
     batch: list[tuple[fio.Source, np.ndarray]],
     decoder: Decoder,
@@ -803,31 +912,43 @@ def _decode_and_write(
     args: argparse.Namespace,
 ) -> bool:
     """Decode a batch and write it; a batch that fails is retried one by one to find the
-    utterance at fault. Returns False when the run must stop."""
+    utterance at fault. An utterance the decoder fails on, or returns no hypothesis for, is
+    reported and skipped. Returns False when the run must stop."""
     todo = [(s, a) for s, a in batch if a.shape[0] > 0]
     results: dict[str, list[Result]] = {}
+    failed: set[str] = set()
     if todo:
         try:
             for (s, _), r in zip(todo, decoder([a for _, a in todo]), strict=True):
-                results[s.uid] = r
-        except ValueError:
+                results[s.uid] = list(r)
+        except Exception:  # find the utterance at fault, decode the others
+            results.clear()
             for s, a in todo:
                 try:
-                    results[s.uid] = decoder([a])[0]
-                except ValueError as exc:
-                    results[s.uid] = []
-                    if run.problem(s.where, str(exc)):
+                    results[s.uid] = list(decoder([a])[0])
+                except Exception as exc:
+                    failed.add(s.uid)
+                    reason = str(exc) if isinstance(exc, ValueError) else _describe(exc)
+                    if run.problem(s.where, f"id {s.uid!r}: decoding failed: {reason}"):
                         return False
     for s, a in batch:
         hyps = results.get(s.uid, [])
         if a.shape[0] > 0 and not hyps:
-            continue  # reported above
+            if s.uid not in failed and run.problem(
+                s.where, f"id {s.uid!r}: the decoder returned no hypothesis"
+            ):
+                return False
+            continue
         rec = _record(s.uid, s, a.shape[0], hyps, args.frame_shift, args.nbest)
         writer.write(rec)
         texts[s.uid] = rec["text"]
         run.utterances += 1
         run.frames += a.shape[0]
     return True
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _score_refs(refs: dict[str, str], texts: dict[str, str]) -> str:
@@ -1000,7 +1121,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     if getattr(fastctc, "forced_align", None) is None:
         raise _missing("forced alignment", "forced_align")
     sources = list(fio.list_sources(args.inputs))
-    reader = fio.MatrixReader(len(labels), args.input_kind)
+    _check_output(args.output, _input_files(args, sources))
+    reader = fio.MatrixReader(len(labels), args.input_kind, args.max_bytes)
     run = _Run("align", args)
     no_text = 0
     batch: list[tuple[fio.Source, np.ndarray, list[int]]] = []
@@ -1009,14 +1131,15 @@ def cmd_align(args: argparse.Namespace) -> int:
         items = [(lp, t) for _, lp, t in batch]
         try:
             paths: list[Any] = _align_batch(items, blank, args.threads)
-        except ValueError:  # find the utterance at fault, align the others
+        except Exception:  # find the utterance at fault, align the others
             paths = []
             for (src, _, _), item in zip(batch, items, strict=True):
                 try:
                     paths.append(_align_batch([item], blank, 1)[0])
-                except ValueError as exc:
+                except Exception as exc:
                     paths.append(None)
-                    if run.problem(src.where, str(exc)):
+                    reason = str(exc) if isinstance(exc, ValueError) else _describe(exc)
+                    if run.problem(src.where, f"id {src.uid!r}: {reason}"):
                         batch.clear()
                         return False
         for (src, lp, _), res in zip(batch, paths, strict=True):
@@ -1115,6 +1238,24 @@ def _word_scores(vocab: fio.Vocabulary, spans: list[tuple[int, int, int, float]]
 # --------------------------------------------------------------------------- plot
 
 
+def safe_file_name(uid: str, limit: int = 120) -> str:
+    """A file name made of an utterance id, safe to create in the current folder.
+
+    Letters and digits (any script), ``-``, ``_`` and ``.`` are kept; path separators,
+    control characters and everything else become ``_``; leading dots are dropped (no ``..``,
+    no hidden files) and the name is cut to ``limit`` characters. An id with nothing left
+    becomes ``utterance``.
+
+    Examples
+    --------
+    >>> safe_file_name("../../etc/x"), safe_file_name("/abs/p.npy"), safe_file_name("..")
+    ('_.._etc_x', '_abs_p.npy', 'utterance')
+    """
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+    name = name.lstrip(".")[:limit].rstrip(".")
+    return name or "utterance"
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """``fastctc plot``."""
     try:
@@ -1133,7 +1274,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             raise UsageError(f"no utterance {args.id!r} in {args.input}.")
     src = srcs[0]
     try:
-        lp = fio.load_matrix(src, len(labels), args.input_kind)
+        lp = fio.load_matrix(src, len(labels), args.input_kind, args.max_bytes)
     except ValueError as exc:
         raise UsageError(f"{src.where}: {exc}") from None
     vocab = fio.Vocabulary.build(labels, blank)
@@ -1155,7 +1296,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         lm, unigrams = _resolve_lm(ns)
         (beams,) = _lm_decoder(labels, blank, ns, lm, unigrams, 1, None)([lp])
         words, title = beams[0].words, "beam + LM"
-    out = args.output or f"{src.uid}.png"
+    out = args.output or safe_file_name(src.uid) + ".png"
+    _check_output(out, _input_files(args, sources))
     fplot.plot_utterance(
         lp,
         labels,

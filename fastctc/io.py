@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
@@ -207,40 +207,143 @@ def _file_sources(path: Path) -> Iterator[Source | InputProblem]:
         yield InputProblem(str(path), f"unsupported file type {path.suffix!r}; use .npy or .npz")
 
 
-class MatrixReader:
-    """Loads utterances one by one, keeping the current ``.npz`` archive open between them."""
+DEFAULT_MAX_BYTES = 2 << 30
+"""Largest utterance read by default: 2 GiB as float32 (or as stored, when wider)."""
 
-    def __init__(self, num_classes: int | None, kind: str = "log-probs") -> None:
+_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def read_npy_header(fp: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Shape, Fortran order and dtype from the header of a ``.npy`` stream, reading nothing else.
+
+    Raises
+    ------
+    ValueError
+        Not a ``.npy`` stream, or a header version this reader does not know.
+    """
+    version = np.lib.format.read_magic(fp)
+    read = _HEADER_READERS.get(version)
+    if read is None:
+        raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    shape, fortran, dtype = read(fp)
+    return tuple(int(n) for n in shape), bool(fortran), np.dtype(dtype)
+
+
+def check_header(
+    shape: tuple[int, ...], dtype: np.dtype, num_classes: int | None, max_bytes: int
+) -> None:
+    """Refuse, before any data is read, a matrix that cannot be used or is too large.
+
+    The size counted is ``T * C`` times the wider of float32 and the stored item size.
+
+    Examples
+    --------
+    >>> check_header((10, 29), np.dtype("<f4"), 29, 1 << 20)
+    >>> check_header((20_000_000, 29), np.dtype("<f4"), 29, DEFAULT_MAX_BYTES)
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: shape (20000000, 29) needs 2.16 GiB as float32, above the limit of 2.00 GiB; ...
+    """
+    if dtype.kind != "f":
+        raise ValueError(f"expected a floating-point array; got dtype {dtype}")
+    if len(shape) != 2:
+        raise ValueError(f"expected a 2-D (T, C) matrix; got shape {shape}")
+    if num_classes is not None and shape[1] != num_classes:
+        raise ValueError(
+            f"has {shape[1]} columns but there are {num_classes} labels; "
+            "check --labels (one label per column, blank included)"
+        )
+    size = shape[0] * shape[1] * max(4, dtype.itemsize)
+    if size > max_bytes:
+        raise ValueError(
+            f"shape {shape} needs {size / 2**30:.2f} GiB as float32, above the limit of "
+            f"{max_bytes / 2**30:.2f} GiB; raise it with --max-bytes to read this utterance"
+        )
+
+
+def _read_exact(fp: BinaryIO, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> np.ndarray:
+    nbytes = math.prod(shape) * dtype.itemsize
+    buf = bytearray(nbytes)
+    view = memoryview(buf)
+    pos = 0
+    while pos < nbytes:
+        n = fp.readinto(view[pos:])
+        if not n:
+            raise ValueError(f"data cut short: {pos} of {nbytes} bytes")
+        pos += n
+    arr = np.frombuffer(buf, dtype=dtype)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+class MatrixReader:
+    """Loads utterances one by one, keeping the current ``.npz`` archive open between them.
+
+    Every matrix's ``.npy`` header is read first: a wrong dtype, shape or column count, or a
+    size above ``max_bytes``, is refused before its data is read or decompressed. ``.npy``
+    files are memory-mapped.
+    """
+
+    def __init__(
+        self, num_classes: int | None, kind: str = "log-probs", max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         self.num_classes = num_classes
         self.kind = kind
+        self.max_bytes = max_bytes
         self._path: Path | None = None
-        self._npz: Any = None
+        self._zip: zipfile.ZipFile | None = None
+        self._names: set[str] = set()
 
     def close(self) -> None:
         """Close the open archive, if any."""
-        if self._npz is not None:
-            self._npz.close()
-        self._npz = self._path = None
+        if self._zip is not None:
+            self._zip.close()
+        self._zip = self._path = None
+        self._names = set()
+
+    def _load(self, src: Source) -> np.ndarray:
+        if src.member is None:
+            with open(src.path, "rb") as fh:
+                shape, fortran, dtype = read_npy_header(fh)
+                check_header(shape, dtype, self.num_classes, self.max_bytes)
+                if 0 in shape:
+                    return np.zeros(shape, dtype=dtype)
+            return np.load(src.path, mmap_mode="r", allow_pickle=False)
+        if self._path != src.path:
+            self.close()
+            self._zip = zipfile.ZipFile(src.path)
+            self._path = src.path
+            self._names = set(self._zip.namelist())
+        assert self._zip is not None
+        name = src.member + ".npy" if src.member + ".npy" in self._names else src.member
+        with self._zip.open(name) as fp:
+            shape, fortran, dtype = read_npy_header(fp)
+            check_header(shape, dtype, self.num_classes, self.max_bytes)
+            return _read_exact(fp, shape, fortran, dtype)
 
     def __call__(self, src: Source) -> np.ndarray:
         """Load ``src`` as float32 log-probabilities; ``ValueError`` says what is wrong."""
         try:
-            if src.member is None:
-                arr = np.load(src.path, allow_pickle=False)
-            else:
-                if self._path != src.path:
-                    self.close()
-                    self._npz = np.load(src.path, allow_pickle=False)
-                    self._path = src.path
-                arr = self._npz[src.member]
+            arr = self._load(src)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
         except Exception as exc:  # any reader failure is a property of the file
             raise ValueError(f"cannot read: {type(exc).__name__}: {exc}") from None
-        if not isinstance(arr, np.ndarray):
-            raise ValueError("not a single array (an .npz archive with a .npy name?)")
-        return to_log_probs(arr, self.num_classes, self.kind)
+        out = to_log_probs(arr, self.num_classes, self.kind)
+        if isinstance(arr, np.memmap) and np.may_share_memory(out, arr):
+            out = np.array(out)  # own the data: the file may change after this
+        return out
 
 
-def load_matrix(src: Source, num_classes: int | None, kind: str = "log-probs") -> np.ndarray:
+def load_matrix(
+    src: Source,
+    num_classes: int | None,
+    kind: str = "log-probs",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
     """Load one utterance as float32 log-probabilities ``(T, C)``.
 
     Raises
@@ -248,9 +351,10 @@ def load_matrix(src: Source, num_classes: int | None, kind: str = "log-probs") -
     ValueError
         Unreadable file, not a 2-D floating array, wrong number of columns, NaN or infinite
         values where they cannot occur, or values that do not fit ``kind`` (log-probabilities
-        above 0 or rows that do not sum to one; probabilities outside [0, 1]).
+        above 0 or rows that do not sum to one; probabilities outside [0, 1]), or larger
+        than ``max_bytes`` (see :func:`check_header`).
     """
-    reader = MatrixReader(num_classes, kind)
+    reader = MatrixReader(num_classes, kind, max_bytes)
     try:
         return reader(src)
     finally:
@@ -282,37 +386,60 @@ def to_log_probs(arr: np.ndarray, num_classes: int | None, kind: str) -> np.ndar
             "check --labels (one label per column, blank included)"
         )
     x = np.ascontiguousarray(arr, dtype=np.float32)
-    if x.shape[0] == 0:
+    T = x.shape[0]
+    if T == 0:
         return x
-    if np.isnan(x).any():
-        t = int(np.flatnonzero(np.isnan(x).any(axis=1))[0])
-        raise ValueError(f"frame {t} contains NaN")
+    if kind != "log-probs" and np.may_share_memory(x, arr):
+        x = x.copy()  # changed in place below
+    # checked in blocks of rows, so no temporary is as large as the matrix
+    step = max(1, (1 << 20) // max(1, x.shape[1]))
+    blocks = [(i, x[i : i + step]) for i in range(0, T, step)]
+    for i, b in blocks:
+        bad = np.isnan(b).any(axis=1)
+        if bad.any():
+            raise ValueError(f"frame {i + int(np.flatnonzero(bad)[0])} contains NaN")
     if kind == "logits":
-        if not np.isfinite(x).all():
+        if not all(np.isfinite(b).all() for _, b in blocks):
             raise ValueError("logits must be finite")
-        return log_softmax(x, axis=1)
+        for _, b in blocks:
+            b[...] = log_softmax(b, axis=1)
+        return x
     if kind == "probs":
-        if x.min() < 0 or x.max() > 1 + 1e-3:
+        lo = min(float(b.min()) for _, b in blocks)
+        hi = max(float(b.max()) for _, b in blocks)
+        if lo < 0 or hi > 1 + 1e-3:
             raise ValueError(
-                f"probabilities must lie in [0, 1]; got values in [{x.min():.3g}, "
-                f"{x.max():.3g}] (use --input-kind logits or log-probs)"
+                f"probabilities must lie in [0, 1]; got values in [{lo:.3g}, "
+                f"{hi:.3g}] (use --input-kind logits or log-probs)"
             )
         with np.errstate(divide="ignore"):
-            x = np.log(x)
-    if x.max() > 1e-2 or (x == np.inf).any():
+            for _, b in blocks:
+                np.log(b, out=b)
+    hi = max(float(b.max()) for _, b in blocks)
+    if hi > 1e-2:
         raise ValueError(
-            f"log-probabilities must be <= 0; the largest value is {float(x.max()):.3g} "
+            f"log-probabilities must be <= 0; the largest value is {hi:.3g} "
             "(use --input-kind logits or probs)"
         )
-    m = x.max(axis=1, keepdims=True)
-    if not np.isfinite(m).all():
-        t = int(np.flatnonzero(~np.isfinite(m[:, 0]))[0])
-        raise ValueError(f"frame {t} gives every label probability zero")
-    total = m[:, 0] + np.log(np.exp(x - m).sum(axis=1))
-    worst = int(np.argmax(np.abs(total)))
-    if abs(float(total[worst])) > 0.1:
+    zero_frame: int | None = None
+    worst, worst_total = -1, 0.0
+    for i, b in blocks:
+        m = b.max(axis=1, keepdims=True)
+        finite = np.isfinite(m[:, 0])
+        if not finite.all():
+            if zero_frame is None:
+                zero_frame = i + int(np.flatnonzero(~finite)[0])
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = m[:, 0] + np.log(np.exp(b - m).sum(axis=1))
+        k = int(np.argmax(np.abs(total)))
+        if abs(float(total[k])) > abs(worst_total) or worst < 0:
+            worst, worst_total = i + k, float(total[k])
+    if zero_frame is not None:
+        raise ValueError(f"frame {zero_frame} gives every label probability zero")
+    if abs(worst_total) > 0.1:
         raise ValueError(
-            f"frame {worst} does not sum to probability 1 (log-sum-exp {float(total[worst]):.3g});"
+            f"frame {worst} does not sum to probability 1 (log-sum-exp {worst_total:.3g});"
             " these look like unnormalised scores (use --input-kind logits)"
         )
     return x
@@ -472,11 +599,48 @@ def _clean(x: Any) -> Any:
     return x
 
 
+_TSV_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_TSV_UNESCAPE = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+def tsv_escape(text: str) -> str:
+    r"""A TSV field: backslash, tab, line feed, carriage return as ``\\``, ``\t``, ``\n``, ``\r``.
+
+    The escaping of PostgreSQL's ``COPY`` text format, undone by :func:`tsv_unescape`.
+
+    Examples
+    --------
+    >>> print(tsv_escape("a\tb\\c\nd"))
+    a\tb\\c\nd
+    >>> tsv_unescape(tsv_escape("a\tb\\c\nd")) == "a\tb\\c\nd"
+    True
+    """
+    return text.translate(_TSV_ESCAPE)
+
+
+def tsv_unescape(field: str) -> str:
+    """Undo :func:`tsv_escape`; a backslash before any other character is kept as it is."""
+    if "\\" not in field:
+        return field
+    out: list[str] = []
+    i, n = 0, len(field)
+    while i < n:
+        ch = field[i]
+        if ch == "\\" and i + 1 < n and field[i + 1] in _TSV_UNESCAPE:
+            out.append(_TSV_UNESCAPE[field[i + 1]])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
 class ResultWriter:
     """Writes one record per utterance, flushing each line, so a killed run keeps its output.
 
-    ``fmt`` is ``jsonl``, ``tsv`` (``id<TAB>text<TAB>score``) or ``ctm`` (one line per word:
-    ``id 1 start duration word score``, needs ``frame_shift``).
+    ``fmt`` is ``jsonl``, ``tsv`` (``id<TAB>text<TAB>score``, fields escaped by
+    :func:`tsv_escape`) or ``ctm`` (one line per word: ``id 1 start duration word score``,
+    needs ``frame_shift``).
     """
 
     def __init__(self, fh: TextIO, fmt: str, frame_shift: float | None = None) -> None:
@@ -493,7 +657,7 @@ class ResultWriter:
         elif self.fmt == "tsv":
             score = record.get("score")
             s = "" if score is None or not math.isfinite(score) else f"{score:.4f}"
-            line = f"{record['id']}\t{record['text']}\t{s}\n"
+            line = f"{tsv_escape(record['id'])}\t{tsv_escape(record['text'])}\t{s}\n"
         else:
             assert self.frame_shift is not None
             lines = []
@@ -508,34 +672,89 @@ class ResultWriter:
         self.fh.flush()
 
 
+def _parse_line(line: str, fmt: str) -> tuple[str, str] | None:
+    """``(id, text)`` of one complete output line; None when it is not one of ours."""
+    if fmt == "jsonl":
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        if not (isinstance(rec, dict) and isinstance(rec.get("id"), str)):
+            return None
+        text = rec.get("text", "")
+        return (rec["id"], text) if isinstance(text, str) else None
+    if fmt == "tsv":
+        parts = line.split("\t")
+        if len(parts) != 3:
+            return None
+        if parts[2]:
+            try:
+                float(parts[2])
+            except ValueError:
+                return None
+        return tsv_unescape(parts[0]), tsv_unescape(parts[1])
+    parts = line.split()
+    if len(parts) < 5:
+        return None
+    return parts[0], parts[4]
+
+
+def _plausible_tail(tail: bytes, fmt: str) -> bool:
+    """Whether bytes after the last line break can be a line cut short by an interruption."""
+    if b"\0" in tail:
+        return False
+    for cut in range(4):  # an interruption may split a multi-byte character
+        try:
+            text = tail[: len(tail) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if fmt == "jsonl":
+            start = '{"id": '
+            return text.startswith(start) or start.startswith(text)
+        return fmt != "tsv" or text.count("\t") <= 2
+    return False
+
+
 def read_done(path: str | Path, fmt: str) -> tuple[dict[str, str], int]:
     """Ids (and texts, where the format keeps them) already in an output file, for ``--resume``.
 
     A last line cut short by an interrupted write is not counted; the returned int is the byte
     length of the complete lines, to which the file should be truncated before appending.
+    TSV fields are unescaped (:func:`tsv_unescape`); lines end at line feeds only.
+
+    Raises
+    ------
+    ValueError
+        The file is not a ``fmt`` output of fastctc (a line that is not a record of ours, or
+        bytes that are not UTF-8 text): it is left as it is rather than cut and appended to.
     """
     path = Path(path)
     if not path.exists():
         return {}, 0
     data = path.read_bytes()
     keep = data.rfind(b"\n") + 1
+    what = {"jsonl": "JSON Lines", "tsv": "TSV"}.get(fmt, fmt.upper())
+    if not _plausible_tail(data[keep:], fmt):
+        raise ValueError(f"{path} is not a fastctc {what} output; its last line is not ours")
     done: dict[str, str] = {}
-    for raw in data[:keep].decode("utf-8", errors="replace").splitlines():
-        if not raw.strip():
+    for n, raw in enumerate(data[:keep].split(b"\n")[:-1], 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path} is not a fastctc {what} output; line {n} is not UTF-8"
+            ) from None
+        if fmt != "jsonl" and line.endswith("\r"):
+            line = line[:-1]
+        if not line or (fmt != "tsv" and not line.strip()):
             continue
-        if fmt == "jsonl":
-            try:
-                rec = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and "id" in rec:
-                done[str(rec["id"])] = str(rec.get("text", ""))
-        elif fmt == "tsv":
-            parts = raw.split("\t")
-            if len(parts) >= 2:
-                done[parts[0]] = parts[1]
-        else:
-            parts = raw.split()
-            if len(parts) >= 5:
-                done[parts[0]] = (done.get(parts[0], "") + " " + parts[4]).strip()
+        parsed = _parse_line(line, fmt)
+        if parsed is None:
+            raise ValueError(
+                f"{path} is not a fastctc {what} output; line {n} is not a record: {line[:60]!r}"
+            )
+        uid, text = parsed
+        if fmt == "ctm":
+            text = (done.get(uid, "") + " " + text).strip()
+        done[uid] = text
     return done, keep
