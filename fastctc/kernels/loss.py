@@ -250,18 +250,18 @@ def scatter_columns(
 def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
     """One frame of the forward recursion over the band ``jlo..jhi``.
 
-    Returns the frame total and the number of states flushed to zero: their value is
-    positive but fell below ``TINY``, where float64 loses precision (and subnormal values
-    stop decaying). Loops run over slices from zero so the compiler sees non-negative
-    indices and vectorises.
+    Values below ``TINY`` are flushed to zero: float64 loses precision there, and subnormal
+    values stop decaying. Returns the frame total and the summed inflow of the states that
+    were flushed or underflowed: positive when anything was lost (a state whose emission is
+    exactly zero counts too, which only errs on the safe side). Loops run over slices from
+    zero so the compiler sees non-negative indices and vectorises.
     """
     nb = min(jhi, S) + 1 - jlo
     cbs = cb[jlo + 1 : jlo + 1 + nb]
     pbs = pb[jlo + 1 : jlo + 1 + nb]
     pls = pl[jlo : jlo + nb]
     total = 0.0
-    lost = 0
-    live = eb > 0.0
+    lost = 0.0
     for k in range(nb):
         a = pbs[k] + pls[k]
         v = eb * a
@@ -269,7 +269,7 @@ def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
         v = 0.0 if low else v
         cbs[k] = v
         total += v
-        lost += low & (a > 0.0) & live
+        lost += a if low else 0.0
     nl = min(jhi, S - 1) + 1 - jlo
     cls = cl[jlo + 1 : jlo + 1 + nl]
     same = pl[jlo + 1 : jlo + 1 + nl]
@@ -284,7 +284,7 @@ def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
         v = 0.0 if low else v
         cls[k] = v
         total += v
-        lost += low & (a > 0.0) & (es[k] > 0.0)
+        lost += a if low else 0.0
     return total, lost
 
 
@@ -292,14 +292,12 @@ def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
 def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
     """One frame of the backward recursion from ``(nbb, nbl)`` (frame t + 1) into ``(bb, bl)``.
 
-    ``e`` holds frame t + 1's emissions and ``inv`` its rescaling; returns the new total and
-    the number of states flushed to zero, as ``_alpha_step``.
+    ``e`` holds frame t + 1's emissions and ``inv`` its rescaling; values below ``TINY`` are
+    flushed to zero, as in ``_alpha_step``. Returns the new total.
     """
     eb = e[S] * inv
-    live = e[S] > 0.0
     n = S - jlo
     total = 0.0
-    lost = 0
     if n > 0:
         es = e[jlo:S]
         es1 = e[jlo + 1 : S + 1]
@@ -312,38 +310,17 @@ def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
         ol = bl[jlo:S]
         for k in range(n):
             ej = es[k] * inv
-            ek = sk[k] * es1[k] * inv
             vb = eb * b0[k] + ej * l0[k]
-            vl = ej * l0[k] + eb * b1[k] + ek * l1[k]
-            low_b = vb < TINY
-            low_l = vl < TINY
-            vb = 0.0 if low_b else vb
-            vl = 0.0 if low_l else vl
+            vl = ej * l0[k] + eb * b1[k] + sk[k] * es1[k] * inv * l1[k]
+            vb = 0.0 if vb < TINY else vb
+            vl = 0.0 if vl < TINY else vl
             ob[k] = vb
             ol[k] = vl
             total += vb + vl
-            from_label = (l0[k] > 0.0) & (es[k] > 0.0)
-            lost += low_b & (((b0[k] > 0.0) & live) | from_label)
-            lost += low_l & (from_label | ((b1[k] > 0.0) & live) | ((l1[k] > 0.0) & (ek > 0.0)))
     v = nbb[S] * eb  # the final blank can only stay
-    low = v < TINY
-    bb[S] = 0.0 if low else v
+    bb[S] = 0.0 if v < TINY else v
     bl[S] = 0.0
-    lost += low & (nbb[S] > 0.0) & live
-    return total + bb[S], lost
-
-
-@jit_reassoc
-def _band_max(vb, vl, jlo, jhi, S, pad):
-    """Largest state value of one frame's band (alpha rows have ``pad = 1`` leading zero)."""
-    m = 0.0
-    b = vb[jlo + pad : min(jhi, S) + 1 + pad]
-    for k in range(b.shape[0]):
-        m = max(m, b[k])
-    lab = vl[jlo + pad : min(jhi, S - 1) + 1 + pad]
-    for k in range(lab.shape[0]):
-        m = max(m, lab[k])
-    return m
+    return total + bb[S]
 
 
 @jit_reassoc
@@ -370,7 +347,7 @@ def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
 def rescaled_workspace(T, S, want_grad):
     """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
     rows = T if want_grad else 2
-    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1) + T
+    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1)
 
 
 @jit
@@ -400,12 +377,13 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
 
     Range: values are renormalised per frame, so a state far below the frame's largest one
     falls under ``TINY`` and is flushed to zero. That is harmless when no path through it
-    matters, which only the backward pass can tell: a state flushed at frame t carries less
-    than ``TINY`` of the frame's alpha mass, so its share of the likelihood is at most
-    ``TINY * max(beta_t) / sum(alpha_t * beta_t)``, and likewise for flushed beta values.
-    The sum of these bounds over all frames must stay below ``MAX_LOST``, else the sequence
-    goes to the log-space kernel; without the gradient (no backward pass) any flush sends it
-    there.
+    matters, which only the backward pass can tell. Stored alpha and beta values are at most
+    3 (sums of up to three terms of a vector that sums to one, times emissions <= 1), so a
+    state flushed at frame t, in alpha or in beta, carries at most ``3 * TINY / z_t`` of the
+    likelihood, where ``z_t = sum(alpha_t * beta_t)``. The sum of these bounds over the
+    band and all frames must stay below ``MAX_LOST`` (in practice: every ``z_t`` well above
+    ``1e-280``), else the sequence goes to the log-space kernel; without the gradient (no
+    backward pass) any flush sends it there.
 
     States are kept as two arrays: ``ab[j]`` for the blank before label ``j`` (``j = S`` is
     the final blank) and ``al[j]`` for label ``j``, each with one leading zero, so every
@@ -424,8 +402,6 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     x = sc[:UW]
     eu = sc[W : W + UW]
     bits = sc[2 * W : 2 * W + UW].view(np.int64)
-    # states flushed to zero by the forward pass at each frame
-    flushed = ws[rows * W + 2 * R + 3 * W : rows * W + 2 * R + 3 * W + T]
     # skip[j + 1] == 1 where label j may follow label j - 1 directly (they differ)
     skip = np.zeros(S + 2)
     for j in range(1, S):
@@ -484,9 +460,8 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         cb[jlo] = 0.0
         cl[jlo] = 0.0
         total, lost = _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S)
-        if lost and not want_grad:
+        if lost and not want_grad:  # no backward pass to bound what the flushes lost
             return np.nan
-        flushed[t] = lost
         # entries just above the band must read as zero at the next frame
         cb[min(jhi, S) + 2] = 0.0
         cl[min(jhi, S - 1) + 2] = 0.0
@@ -507,8 +482,6 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     vl = sc[:W]
     total = 1.0
     bound = 0.0
-    flushed[0] = 0.0
-    lost = 0
     for t in range(T - 1, -1, -1):
         lo = max(2 * S + 1 - 2 * (T - t), 0)
         hi = min(2 * t + 1, 2 * S)
@@ -521,9 +494,7 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
             # rescale by the previous frame's total while computing this one
             inv = 1.0 / total
             e = ey[t + 1]
-            total, lost = _beta_step(
-                beta[1 - cur, 0], beta[1 - cur, 1], bb, bl, e, skip, inv, jlo, S
-            )
+            total = _beta_step(beta[1 - cur, 0], beta[1 - cur, 1], bb, bl, e, skip, inv, jlo, S)
             if not (total > 0.0 and total < np.inf):
                 return np.nan
         zb, zl = _state_mass(ab[t], al[t], bb, bl, vl, jlo, jhi, S)
@@ -534,17 +505,12 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         z = zb + zl
         if not z > Z_MIN:  # products of alpha and beta may have underflowed
             return np.nan
-        if lost or flushed[t]:
-            bound += (
-                TINY
-                * (
-                    flushed[t] * _band_max(bb, bl, jlo, jhi, S, 0)
-                    + lost * _band_max(ab[t], al[t], jlo, jhi, S, 1)
-                )
-                / z
-            )
-            if not bound < MAX_LOST:
-                return np.nan
+        # a state flushed at this frame, in alpha or beta, held less than TINY, and the other
+        # factor of its mass is at most 3 (a sum of up to three normalised terms times an
+        # emission <= 1): its share of the likelihood is below 3 * TINY / z
+        bound += (2 * (jhi - jlo) + 2) * 6.0 * TINY / z
+        if not bound < MAX_LOST:
+            return np.nan
         w = scale / z
         r = t * UW
         for u in range(U):
