@@ -916,7 +916,7 @@ def _decode_and_write(
     reported and skipped. Returns False when the run must stop."""
     todo = [(s, a) for s, a in batch if a.shape[0] > 0]
     results: dict[str, list[Result]] = {}
-    failed: set[str] = set()
+    failed: dict[str, str] = {}
     if todo:
         try:
             for (s, _), r in zip(todo, decoder([a for _, a in todo]), strict=True):
@@ -927,16 +927,13 @@ def _decode_and_write(
                 try:
                     results[s.uid] = list(decoder([a])[0])
                 except Exception as exc:
-                    failed.add(s.uid)
                     reason = str(exc) if isinstance(exc, ValueError) else _describe(exc)
-                    if run.problem(s.where, f"id {s.uid!r}: decoding failed: {reason}"):
-                        return False
-    for s, a in batch:
+                    failed[s.uid] = f"decoding failed: {reason}"
+    for s, a in batch:  # problems reported in input order
         hyps = results.get(s.uid, [])
         if a.shape[0] > 0 and not hyps:
-            if s.uid not in failed and run.problem(
-                s.where, f"id {s.uid!r}: the decoder returned no hypothesis"
-            ):
+            reason = failed.get(s.uid, "the decoder returned no hypothesis")
+            if run.problem(s.where, f"id {s.uid!r}: {reason}"):
                 return False
             continue
         rec = _record(s.uid, s, a.shape[0], hyps, args.frame_shift, args.nbest)
@@ -1273,6 +1270,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if not srcs:
             raise UsageError(f"no utterance {args.id!r} in {args.input}.")
     src = srcs[0]
+    out = args.output or safe_file_name(src.uid) + ".png"
+    _check_output(out, _input_files(args, sources))
     try:
         lp = fio.load_matrix(src, len(labels), args.input_kind, args.max_bytes)
     except ValueError as exc:
@@ -1296,8 +1295,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
         lm, unigrams = _resolve_lm(ns)
         (beams,) = _lm_decoder(labels, blank, ns, lm, unigrams, 1, None)([lp])
         words, title = beams[0].words, "beam + LM"
-    out = args.output or safe_file_name(src.uid) + ".png"
-    _check_output(out, _input_files(args, sources))
     fplot.plot_utterance(
         lp,
         labels,

@@ -734,7 +734,8 @@ def read_done(path: str | Path, fmt: str) -> tuple[dict[str, str], int]:
     data = path.read_bytes()
     keep = data.rfind(b"\n") + 1
     what = {"jsonl": "JSON Lines", "tsv": "TSV"}.get(fmt, fmt.upper())
-    if not _plausible_tail(data[keep:], fmt):
+    tail = data[keep:]
+    if not _plausible_tail(tail, fmt) or (fmt == "tsv" and tail and not keep):
         raise ValueError(f"{path} is not a fastctc {what} output; its last line is not ours")
     done: dict[str, str] = {}
     for n, raw in enumerate(data[:keep].split(b"\n")[:-1], 1):
