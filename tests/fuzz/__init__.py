@@ -1,0 +1,1 @@
+"""Fuzzing-derived tests: hostile inputs to the public API."""
