@@ -7,6 +7,55 @@ from .logmath import NEG_INF
 
 
 @jit
+def _frames_to_end(target, skip):
+    """``r[s]``: fewest frames after the current one that take state ``s`` to a final state.
+
+    target : int64 (S,); skip : bool (S,), ``skip[k]`` when token ``k`` may follow token
+    ``k - 1`` without a blank. ``r`` is non-increasing in ``s``; a state ``s`` at frame ``t``
+    lies on some complete alignment of ``T`` frames only if ``r[s] <= T - 1 - t``.
+    """
+    S = target.shape[0]
+    n_states = 2 * S + 1
+    r = np.zeros(n_states, np.int64)
+    for k in range(S - 2, -1, -1):
+        r[2 * k + 2] = r[2 * k + 3] + 1
+        r[2 * k + 1] = r[2 * k + 3] + (1 if skip[k + 1] else 2)
+    if S > 0:
+        r[0] = r[1] + 1
+    return r
+
+
+@jit
+def _step(row, target, skip, blank, prev, cur, lo, hi, base, back_row):
+    """One trellis frame over the states ``[lo, hi]``.
+
+    ``prev`` and ``cur`` hold states from ``base - 2`` on (index ``s - base + 2``; the two
+    padding cells stay -inf); ``back_row`` (same indexing, may be empty) gets each state's
+    back-pointer: 0 stay, 1 from the previous state, 2 skip a blank. Ties prefer staying,
+    then the previous state, then the skip.
+    """
+    e_blank = row[blank]
+    keep = back_row.shape[0] > 0
+    for s in range(lo, hi + 1):
+        i = s - base + 2
+        best = prev[i]
+        off = 0
+        if s > 0 and prev[i - 1] > best:
+            best = prev[i - 1]
+            off = 1
+        if (s & 1) == 0:
+            cur[i] = best + e_blank
+        else:
+            k = s >> 1
+            if k > 0 and skip[k] and prev[i - 2] > best:
+                best = prev[i - 2]
+                off = 2
+            cur[i] = best + row[target[k]]
+        if keep:
+            back_row[i] = off
+
+
+@jit
 def viterbi_one(lp, length, target, blank, out_path, out_scores):
     """Best alignment of ``target`` to the first ``length`` frames of ``lp``.
 
@@ -17,72 +66,121 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
     staying, then the previous state, then skipping a blank, when scores tie; at the end the
     final blank wins unless the last token is strictly better.
 
+    Memory stays far below the ``T x (2S + 1)`` back-pointer table of the textbook
+    algorithm. Only states that lie on some complete alignment are scored (a band between
+    ``frames_to_end`` and ``2t + 1``; every predecessor of such a state is one too, so the
+    scores and back-pointers there are those of the full trellis). The first pass keeps the
+    band's scores every ``B`` frames; the back-trace then recomputes one block of ``B``
+    frames at a time from its checkpoint, over the ``2B + 3`` states below the path's
+    current state (the path falls at most two states a frame, and scores that miss states
+    below the window are exact ``2j`` states above it after ``j`` frames). ``B`` is the cube
+    root of twice the band's area, which balances the checkpoints against one block's table.
+    Results, ties included, equal the full table's.
+
     Returns -1 on success, ``t`` when a frame ``t`` holds NaN in a column the trellis reads,
     or ``-2`` when no alignment has a finite score. Inputs are validated by the caller.
     """
     S = target.shape[0]
     n_states = 2 * S + 1
     T = length
+    V = lp.shape[1]
+    # the first frame with a NaN in a column the trellis reads
+    used = np.zeros(V, np.bool_)
+    used[blank] = True
+    for k in range(S):
+        used[target[k]] = True
+    n_cols = 0
+    cols = np.empty(V, np.int64)
+    for c in range(V):
+        if used[c]:
+            cols[n_cols] = c
+            n_cols += 1
+    for t in range(T):
+        for j in range(n_cols):
+            x = lp[t, cols[j]]
+            if x != x:
+                return t
     if T == 0:
         return -1 if S == 0 else -2
-    back = np.zeros((T, n_states), np.int8)
-    dp = np.full((2, n_states), NEG_INF)  # rows alternate between frames: no array swaps
     skip = np.zeros(S, np.bool_)  # token k may follow token k-1 without a blank
     for k in range(1, S):
         skip[k] = target[k] != target[k - 1]
-    emit = np.empty(S, np.float64)
+    r = _frames_to_end(target, skip)
+    if S > 0 and r[1] > T - 1:
+        return -2  # too few frames for the target
+    # band [lo[t], hi[t]] of states on some complete alignment
+    lo = np.empty(T, np.int64)
+    s = 0
+    area = 0
     for t in range(T):
-        row = lp[t]
-        e_blank = row[blank]
-        if e_blank != e_blank:
-            return t
-        for k in range(S):
-            e = row[target[k]]
-            if e != e:
-                return t
-            emit[k] = e
-        cur = dp[t & 1]
-        prev = dp[1 - (t & 1)]
-        if t == 0:
-            cur[0] = e_blank
-            if S > 0:
-                cur[1] = emit[0]
-        else:
-            bt = back[t]
-            # state 0: leading blank
-            cur[0] = prev[0] + e_blank
-            for k in range(S):
-                s = 2 * k + 1
-                # token state: stay, from the blank before it, or skip that blank
-                best = prev[s]
-                off = 0
-                if prev[s - 1] > best:
-                    best = prev[s - 1]
-                    off = 1
-                if k > 0 and skip[k] and prev[s - 2] > best:
-                    best = prev[s - 2]
-                    off = 2
-                cur[s] = best + emit[k]
-                bt[s] = off
-                # blank state after the token: stay or come from the token
-                best = prev[s + 1]
-                off = 0
-                if prev[s] > best:
-                    best = prev[s]
-                    off = 1
-                cur[s + 1] = best + e_blank
-                bt[s + 1] = off
-    prev = dp[(T - 1) & 1]
+        while r[s] > T - 1 - t:
+            s += 1
+        lo[t] = s
+        area += min(2 * t + 1, n_states - 1) - s + 1
+    B = 1
+    while B * B * B < 2 * area:
+        B += 1
+    B = max(1, min(B, T))
+    n_ck = (T - 1) // B + 1
+    ck_off = np.empty(n_ck + 1, np.int64)
+    ck_off[0] = 0
+    for c in range(n_ck):
+        t = c * B
+        ck_off[c + 1] = ck_off[c] + min(2 * t + 1, n_states - 1) - lo[t] + 1
+    ck = np.empty(ck_off[n_ck], np.float64)
+    no_back = np.empty(0, np.int8)
+
+    # first pass: full rows (states from -2), band only
+    rows = np.full((2, n_states + 2), NEG_INF)
+    cur = rows[0]
+    cur[2] = lp[0, blank]
+    if S > 0:
+        cur[3] = lp[0, target[0]]
+    for t in range(T):
+        cur = rows[t & 1]
+        hi = min(2 * t + 1, n_states - 1)
+        if t > 0:
+            _step(lp[t], target, skip, blank, rows[1 - (t & 1)], cur, lo[t], hi, 0, no_back)
+        if t % B == 0:
+            c = t // B
+            for s in range(lo[t], hi + 1):
+                ck[ck_off[c] + s - lo[t]] = cur[s + 2]
+    last = rows[(T - 1) & 1]
     s = n_states - 1
-    if S > 0 and prev[s - 1] > prev[s]:
+    if S > 0 and last[s + 1] > last[s + 2]:
         s -= 1
-    if prev[s] == NEG_INF:
+    if last[s + 2] == NEG_INF:
         return -2
-    for t in range(T - 1, -1, -1):
-        lab = blank if (s & 1) == 0 else target[s >> 1]
-        out_path[t] = lab
-        out_scores[t] = lp[t, lab]
-        s -= int(back[t, s])
+
+    # back-trace, one block of frames (ta, te] at a time, recomputed from its checkpoint
+    width = 2 * B + 3
+    win = np.empty((2, width + 2), np.float64)
+    back = np.empty((B + 1, width + 2), np.int8)
+    te = T - 1
+    while te > 0:
+        ta = ((te - 1) // B) * B
+        L = te - ta
+        base = max(0, s - 2 * L - 2)
+        top = s
+        c = ta // B
+        win[:, :] = NEG_INF
+        for x in range(base, top + 1):
+            if lo[ta] <= x <= min(2 * ta + 1, n_states - 1):
+                win[0, x - base + 2] = ck[ck_off[c] + x - lo[ta]]
+        for j in range(1, L + 1):
+            t = ta + j
+            _step(
+                lp[t], target, skip, blank, win[(j - 1) & 1], win[j & 1], base, top, base, back[j]
+            )
+        for t in range(te, ta, -1):
+            lab = blank if (s & 1) == 0 else target[s >> 1]
+            out_path[t] = lab
+            out_scores[t] = lp[t, lab]
+            s -= int(back[t - ta, s - base + 2])
+        te = ta
+    lab = blank if (s & 1) == 0 else target[s >> 1]
+    out_path[0] = lab
+    out_scores[0] = lp[0, lab]
     return -1
 
 
