@@ -24,7 +24,7 @@ fi
 SRC="$PREFIX/src"
 mkdir -p "$SRC"
 if [[ ! -f "$SRC/CMakeLists.txt" ]]; then
-    "$PYTHON" -m pip download --no-deps --no-binary kenlm --no-build-isolation "kenlm==$KENLM_VERSION" -d "$PREFIX/sdist"
+    "$PYTHON" -m pip download --no-deps --no-binary kenlm "kenlm==$KENLM_VERSION" -d "$PREFIX/sdist"
     tar -xzf "$PREFIX"/sdist/kenlm-"$KENLM_VERSION".tar.gz -C "$SRC" --strip-components=1
 fi
 
