@@ -364,3 +364,24 @@ def test_checks_in_blocks_name_the_right_frame():
     logits = np.zeros((T, 4), dtype=np.float32)
     np.testing.assert_allclose(fio.to_log_probs(logits, 4, "logits"), x)
     assert not logits.any()  # the caller's array is left alone
+
+
+def test_padded_batches_stay_under_the_cap(tmp_path, labels_file, monkeypatch):
+    """One long utterance among short ones does not make a batch of copies of its length."""
+    lengths = [3, 4, 2000, 5, 6, 7]
+    archive = write_npz(tmp_path / "in.npz", {f"u{k}": matrix(T) for k, T in enumerate(lengths)})
+    seen: list[list[int]] = []
+    inner = stub_decoder()
+
+    def spy(arrays):
+        seen.append([a.shape[0] for a in arrays])
+        return inner(arrays)
+
+    monkeypatch.setattr(cli, "make_decoder", lambda args, labels, blank: ("spy", spy))
+    monkeypatch.setattr(cli, "_BATCH_BYTES", 3 * 2000 * len(LABELS) * 4)
+    out = tmp_path / "out.jsonl"
+    argv = ["decode", str(archive), "--labels", str(labels_file), "-o", str(out), "-q"]
+    assert cli.main(argv) == cli.EXIT_OK
+    assert sorted(T for b in seen for T in b) == sorted(lengths)
+    assert all(len(b) * max(b) <= 3 * 2000 for b in seen), seen
+    assert count_records(out, "jsonl") == len(lengths)
