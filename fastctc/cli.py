@@ -1162,6 +1162,12 @@ def cmd_align(args: argparse.Namespace) -> int:
                 if src.uid not in transcripts:
                     no_text += 1
                     continue
+                if args.format == "ctm" and (not src.uid or any(c.isspace() for c in src.uid)):
+                    reason = f"id {src.uid!r} is empty or holds white space, which a CTM line "
+                    if run.problem(src.where, reason + "cannot hold; use --format jsonl"):
+                        stopped = True
+                        break
+                    continue
                 try:
                     lp = reader(src)
                     targets = vocab.encode(transcripts[src.uid])

@@ -1,6 +1,7 @@
 """Files in and out of the command line: CTC outputs, labels, references, JSONL/TSV/CTM.
 
-Inputs are ``.npy`` files (one ``(T, C)`` matrix each, id = the file name without extension),
+Inputs are ``.npy`` files (one ``(T, C)`` matrix each, id = the file name without extension;
+bytes of a file name that are not UTF-8 are written ``\\xNN``),
 ``.npz`` archives (one ``(T, C)`` matrix per member, id = the member name) and directories
 searched recursively for both. Nothing is guessed: the caller says whether the matrices hold
 log-probabilities, probabilities or logits.
@@ -154,8 +155,25 @@ class Source(NamedTuple):
 
     @property
     def where(self) -> str:
-        """Human-readable location for messages."""
-        return f"{self.path}[{self.member}]" if self.member is not None else str(self.path)
+        """Human-readable location for messages (undecodable bytes of a file name as ``\\xff``)."""
+        path = text_of_name(str(self.path))
+        return f"{path}[{self.member}]" if self.member is not None else path
+
+
+def text_of_name(name: str) -> str:
+    """A file name as text that can be written: bytes that are not UTF-8 become ``\\xNN``.
+
+    Examples
+    --------
+    >>> import os
+    >>> text_of_name(os.fsdecode(b"utt\\xff1"))
+    'utt\\\\xff1'
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class InputProblem(NamedTuple):
@@ -191,7 +209,7 @@ def list_sources(paths: Iterable[str | Path]) -> Iterator[Source | InputProblem]
 def _file_sources(path: Path) -> Iterator[Source | InputProblem]:
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        yield Source(path.stem, path, None)
+        yield Source(text_of_name(path.stem), path, None)
     elif suffix == ".npz":
         try:
             with zipfile.ZipFile(path) as zf:

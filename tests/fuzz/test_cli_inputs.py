@@ -385,3 +385,29 @@ def test_padded_batches_stay_under_the_cap(tmp_path, labels_file, monkeypatch):
     assert sorted(T for b in seen for T in b) == sorted(lengths)
     assert all(len(b) * max(b) <= 3 * 2000 for b in seen), seen
     assert count_records(out, "jsonl") == len(lengths)
+
+
+def test_ctm_refuses_ids_it_cannot_hold(tmp_path, labels_file, capsys):
+    archive = write_npz(tmp_path / "in.npz", {"a b": matrix(4), "c\u2028d": matrix(4)})
+    (tmp_path / "t.tsv").write_text("a b\tab\nc\u2028d\tab\n", encoding="utf-8")
+    out = tmp_path / "out.ctm"
+    argv = ["align", str(archive), "--labels", str(labels_file), "--transcripts"]
+    argv += [str(tmp_path / "t.tsv"), "--format", "ctm", "--frame-shift", "0.02", "-o", str(out)]
+    assert cli.main(argv) == cli.EXIT_SKIPPED
+    err = capsys.readouterr().err
+    assert "id 'a b' is empty or holds white space" in err and "'c\\u2028d'" in err
+    assert out.read_text() == ""
+
+
+def test_file_names_that_are_not_utf8(tmp_path, labels_file, stub):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(os.path.join(os.fsencode(folder), b"utt\xff.npy"), "wb") as fh:
+        np.save(fh, matrix(3))
+    for fmt in ("jsonl", "tsv"):
+        out = tmp_path / f"out.{fmt}"
+        argv = ["decode", str(folder), "--labels", str(labels_file), "--format", fmt, "-q"]
+        assert cli.main([*argv, "-o", str(out)]) == cli.EXIT_OK
+        assert set(fio.read_done(out, fmt)[0]) == {"utt\\xff"}
+        assert cli.main([*argv, "-o", str(out), "--resume"]) == cli.EXIT_OK
+        assert count_records(out, fmt) == 1
