@@ -285,15 +285,14 @@ def check_header(
 
 def _read_exact(fp: BinaryIO, shape: tuple[int, ...], fortran: bool, dtype: np.dtype) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
-    buf = bytearray(nbytes)
-    view = memoryview(buf)
+    arr = np.empty(math.prod(shape), dtype=dtype)  # pages are touched only as data arrives
+    view = memoryview(arr.view(np.uint8))
     pos = 0
     while pos < nbytes:
-        n = fp.readinto(view[pos:])
+        n = fp.readinto(view[pos : pos + (1 << 24)])
         if not n:
             raise ValueError(f"data cut short: {pos} of {nbytes} bytes")
         pos += n
-    arr = np.frombuffer(buf, dtype=dtype)
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
