@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -141,8 +142,7 @@ ids_strategy = st.lists(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_resume_writes_every_utterance_exactly_once(tmp_path, labels_file, stub, ids, fmt, cut):
-    d = Path(os.path.join(tmp_path, f"case{abs(hash((tuple(ids), fmt, cut)))}"))
-    d.mkdir()
+    d = Path(tempfile.mkdtemp(dir=tmp_path))  # one folder per example
     archive = write_npz(d / "in.npz", {uid: matrix(3 + k) for k, uid in enumerate(ids)})
     expected = {uid: text_of(3 + k) for k, uid in enumerate(ids)}
     out = d / f"out.{fmt}"
