@@ -1241,12 +1241,12 @@ def _word_scores(vocab: fio.Vocabulary, spans: list[tuple[int, int, int, float]]
 # --------------------------------------------------------------------------- plot
 
 
-def safe_file_name(uid: str, limit: int = 120) -> str:
+def safe_file_name(uid: str, limit: int = 200) -> str:
     """A file name made of an utterance id, safe to create in the current folder.
 
     Letters and digits (any script), ``-``, ``_`` and ``.`` are kept; path separators,
     control characters and everything else become ``_``; leading dots are dropped (no ``..``,
-    no hidden files) and the name is cut to ``limit`` characters. An id with nothing left
+    no hidden files) and the name is cut to ``limit`` bytes of UTF-8. An id with nothing left
     becomes ``utterance``.
 
     Examples
@@ -1255,7 +1255,10 @@ def safe_file_name(uid: str, limit: int = 120) -> str:
     ('_.._etc_x', '_abs_p.npy', 'utterance')
     """
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
-    name = name.lstrip(".")[:limit].rstrip(".")
+    name = name.lstrip(".")
+    while len(name.encode("utf-8")) > limit:
+        name = name[: len(name) - max(1, (len(name.encode("utf-8")) - limit) // 4)]
+    name = name.rstrip(".")
     return name or "utterance"
 
 
@@ -1301,15 +1304,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
         lm, unigrams = _resolve_lm(ns)
         (beams,) = _lm_decoder(labels, blank, ns, lm, unigrams, 1, None)([lp])
         words, title = beams[0].words, "beam + LM"
-    fplot.plot_utterance(
-        lp,
-        labels,
-        blank,
-        words,
-        out,
-        top=args.top,
-        frame_shift=args.frame_shift,
-        title=f"{src.uid} ({title})",
-    )
+    try:
+        fplot.plot_utterance(
+            lp,
+            labels,
+            blank,
+            words,
+            out,
+            top=args.top,
+            frame_shift=args.frame_shift,
+            title=f"{src.uid} ({title})",
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc}") from None
     print(out)
     return EXIT_OK
