@@ -107,12 +107,12 @@ def test_plot_of_crafted_member_names_writes_inside_the_folder(tmp_path, labels_
     work.mkdir(parents=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    long = "\u4e2d" * 100  # 300 bytes of UTF-8: too long for one file name
+    long = "\u00e9" * 150  # 300 bytes of UTF-8: too long for one file name
     members = {"../../x": matrix(5), f"{elsewhere}/y": matrix(6), "..": matrix(7), long: matrix(8)}
     archive = write_npz(tmp_path / "crafted.npz", members)
     monkeypatch.chdir(work)
     cases = [("../../x", "_.._x.png"), (f"{elsewhere}/y", None), ("..", "utterance.png")]
-    for uid, png in [*cases, (long, "\u4e2d" * 66 + ".png")]:
+    for uid, png in [*cases, (long, "\u00e9" * 100 + ".png")]:
         argv = ["plot", str(archive), "--labels", str(labels_file), "--id", uid]
         assert cli.main(argv) == cli.EXIT_OK
         if png is not None:
