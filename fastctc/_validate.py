@@ -55,21 +55,46 @@ def check_blank(blank: Any, num_classes: int) -> int:
     return b % num_classes
 
 
+def _check_int_dtype(arr: np.ndarray, name: str) -> None:
+    """``TypeError`` unless ``arr`` holds integers (or integral floats, or is empty)."""
+    if arr.dtype.kind in "iu":
+        return
+    if arr.dtype.kind == "f" and arr.size == 0:
+        return  # np.asarray([]) is float64
+    if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return  # integral floats (e.g. a list built with numpy floats) are accepted
+    raise TypeError(f"{name} must hold integers; got dtype {arr.dtype}.")
+
+
+def _first_outside(arr: np.ndarray, lo: int | None, hi: int | None) -> int:
+    """Flat index of the first value of ``arr`` outside ``[lo, hi]`` (-1 if none), compared
+    in ``arr``'s own dtype so that values beyond int64 do not wrap."""
+    flat = arr.reshape(-1)
+    bad = np.zeros(flat.shape, np.bool_)
+    if hi is not None:
+        bad |= flat > (float(hi) if flat.dtype.kind == "f" else hi)
+    if lo is not None and flat.dtype.kind != "u":
+        bad |= flat < (float(lo) if flat.dtype.kind == "f" else lo)
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else -1
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def as_int_array(x: npt.ArrayLike, name: str) -> np.ndarray:
-    """Return ``x`` as a C-contiguous int64 array; non-integer dtypes raise ``TypeError``."""
+    """Return ``x`` as a C-contiguous int64 array; non-integer dtypes raise ``TypeError``,
+    values outside the int64 range (large uint64 or float) ``ValueError``."""
     arr = np.asarray(x)
-    if arr.dtype.kind not in "iu":
-        if (
-            arr.dtype.kind == "f"
-            and arr.size
-            and np.all(np.isfinite(arr))
-            and np.all(arr == np.round(arr))
-        ):
-            pass  # integral floats (e.g. a list built with numpy floats) are accepted
-        elif arr.size == 0 and arr.dtype.kind == "f":
-            pass  # np.asarray([]) is float64
-        else:
-            raise TypeError(f"{name} must hold integers; got dtype {arr.dtype}.")
+    _check_int_dtype(arr, name)
+    if arr.dtype.kind in "uf" and arr.size:
+        # float 2**63 is above the int64 maximum; a float at most 2**63 - 1024 fits
+        i = _first_outside(arr, _INT64_MIN, _INT64_MAX if arr.dtype.kind == "u" else 2**63 - 1024)
+        if i >= 0:
+            raise ValueError(
+                f"{name}[{i}] = {arr.reshape(-1)[i].item()} is outside the int64 range "
+                f"[{_INT64_MIN}, {_INT64_MAX}]."
+            )
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
@@ -82,27 +107,31 @@ def as_lengths(
 ) -> np.ndarray:
     """Validate per-sequence lengths: shape ``(count,)``, each in ``[0, upper]``.
 
-    ``None`` means "all full length" and gives ``upper`` for every sequence.
+    ``None`` means "all full length" and gives ``upper`` for every sequence. Values are
+    compared before the cast to int64, so a huge uint64 or float length is reported as
+    given, not wrapped around.
     """
     if x is None:
         return np.full(count, upper, dtype=np.int64)
-    arr = as_int_array(x, name)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1 or arr.shape[0] != count:
+    raw = np.asarray(x)
+    _check_int_dtype(raw, name)
+    if raw.ndim == 0:
+        raw = raw.reshape(1)
+    if raw.ndim != 1 or raw.shape[0] != count:
         raise ValueError(
             f"{name} must have shape ({count},), one length per sequence; "
-            f"got shape {tuple(arr.shape)}."
+            f"got shape {tuple(raw.shape)}."
         )
-    if count:
-        lo, hi = int(arr.min()), int(arr.max())
-        if lo < 0:
-            i = int(np.argmin(arr))
-            raise ValueError(f"{name}[{i}] = {lo} is negative; lengths must be >= 0.")
-        if hi > upper:
-            i = int(np.argmax(arr))
-            raise ValueError(f"{name}[{i}] = {hi} exceeds {upper_name} = {upper}.")
-    return arr
+    i = _first_outside(raw, 0, upper)
+    if i >= 0:
+        value = raw[i].item()
+        if value < 0:
+            raise ValueError(f"{name}[{i}] = {value} is negative; lengths must be in [0, {upper}].")
+        raise ValueError(
+            f"{name}[{i}] = {value} exceeds {upper_name} = {upper}; "
+            f"lengths must be in [0, {upper}]."
+        )
+    return np.ascontiguousarray(raw, dtype=np.int64)
 
 
 def check_labels_range(values: np.ndarray, name: str, num_classes: int, blank: int) -> None:

@@ -49,6 +49,20 @@ def _min_frames(target: np.ndarray) -> int:
     return int(target.size + np.count_nonzero(target[1:] == target[:-1]))
 
 
+def _one_length(x: npt.ArrayLike | None, name: str) -> np.ndarray | None:
+    """The length of a single utterance as shape (1,); ``ValueError`` for several."""
+    if x is None:
+        return None
+    arr = np.asarray(x)
+    if arr.size != 1:
+        raise ValueError(
+            f"{name} must be one length (an int) for 2-D log_probs, a single utterance; "
+            f"got {arr.size} values, shape {tuple(arr.shape)}. Pass 3-D (N, T, V) log_probs "
+            "to align a batch."
+        )
+    return arr.reshape(1)
+
+
 def forced_align(
     log_probs: npt.ArrayLike,
     targets: npt.ArrayLike,
@@ -117,8 +131,8 @@ def forced_align(
             )
         lp = lp[None]
         tg = tg[None]
-        input_lengths = None if input_lengths is None else np.reshape(input_lengths, (1,))
-        target_lengths = None if target_lengths is None else np.reshape(target_lengths, (1,))
+        input_lengths = _one_length(input_lengths, "input_lengths")
+        target_lengths = _one_length(target_lengths, "target_lengths")
     elif tg.ndim != 2 or tg.shape[0] != lp.shape[0]:
         raise ValueError(
             f"targets must be 2-D (N, S) with N = {lp.shape[0]} for 3-D log_probs; "

@@ -17,6 +17,9 @@ from .kernels.prefix_beam import prefix_beam_batch
 DEFAULT_BEAM_WIDTH = 100
 DEFAULT_BEAM_PRUNE_LOGP = -10.0
 DEFAULT_TOKEN_MIN_LOGP = -5.0
+#: Widest beam accepted: a search keeps ``beam_width x min(V, 16)`` candidate extensions and
+#: up to ``T x beam_width`` prefixes, so wider beams only exhaust memory.
+MAX_BEAM_WIDTH = 1 << 20
 
 
 def _as_logp(value: Any, name: str, upper: float | None) -> float:
@@ -33,10 +36,15 @@ def _as_logp(value: Any, name: str, upper: float | None) -> float:
 
 
 def check_search_args(beam_width: Any, top_paths: Any) -> tuple[int, int]:
-    """Validate ``beam_width >= 1`` and ``1 <= top_paths <= beam_width``."""
+    """Validate ``1 <= beam_width <= MAX_BEAM_WIDTH`` and ``1 <= top_paths <= beam_width``."""
     k = v.as_int(beam_width, "beam_width")
     if k < 1:
         raise ValueError(f"beam_width must be >= 1; got {k}.")
+    if k > MAX_BEAM_WIDTH:
+        raise ValueError(
+            f"beam_width must be in [1, {MAX_BEAM_WIDTH}]; got {k}. Wider beams only "
+            "exhaust memory; the default is 100, a few thousand is already very wide."
+        )
     p = v.as_int(top_paths, "top_paths")
     if not 1 <= p <= k:
         raise ValueError(
@@ -115,7 +123,8 @@ def beam_search_batch(
         ``top_paths``; non-numeric pruning thresholds.
     ValueError
         Wrong shape, ``blank`` out of range, lengths outside ``[0, T]``,
-        ``beam_width < 1``, ``top_paths`` outside ``[1, beam_width]``, NaN thresholds,
+        ``beam_width`` outside ``[1, MAX_BEAM_WIDTH]`` (2**20), ``top_paths`` outside
+        ``[1, beam_width]``, NaN thresholds,
         ``beam_prune_logp > 0``, a frame holding NaN or +inf, or an utterance whose every
         prefix has probability zero.
 

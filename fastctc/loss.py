@@ -161,7 +161,8 @@ def ctc_loss(
         ``"mean"``: each loss divided by its target length (clamped to >= 1), averaged over
         the batch — torch's definition.
     zero_infinity : bool
-        Replace infinite losses (no valid alignment) and their gradients by zeros.
+        Replace infinite losses (no valid alignment, or a float32 loss beyond float32's
+        range, as torch computes it) and their gradients by zeros.
     batch_first : bool
         ``log_probs`` is (N, T, V).
     return_grad : bool
@@ -193,8 +194,8 @@ def ctc_loss(
     ValueError
         Wrong number of dimensions, ``blank`` out of range, lengths negative or above
         ``T``/``S``, lengths not one per sequence, targets containing ``blank`` or outside
-        ``[0, V)``, concatenated targets whose length is not ``sum(target_lengths)``, or an
-        unknown ``reduction``/``grad_wrt``.
+        ``[0, V)``, concatenated targets whose length is not ``sum(target_lengths)``, an
+        unknown ``reduction``/``grad_wrt``, or ``reduction="mean"`` of an empty batch.
 
     Notes
     -----
@@ -222,6 +223,12 @@ def ctc_loss(
     lp = v.as_float_array(log_probs, "log_probs")
     args = check_loss_args(lp.shape, targets, input_lengths, target_lengths, blank, batch_first)
     T, N, V = args.T, args.N, args.V
+    if N == 0 and reduction == "mean":
+        # a mean over no sequences is undefined; torch refuses empty batches too
+        raise ValueError(
+            "reduction='mean' needs at least one sequence; got an empty batch (N = 0). "
+            "Use reduction='sum' (0.0) or 'none' (an empty array) for empty batches."
+        )
     if not args.batched:
         st_t, st_n = V, 0
     elif batch_first:
@@ -317,11 +324,38 @@ def ctc_loss(
         run_phases(phases, threads)
     finally:
         _scratch.give(buf)
+    if lp.dtype != np.float64:
+        _overflowed_losses(losses, grad if return_grad else None, args, batch_first, zero_infinity)
     ftype = lp.dtype.type
-    if reduction == "none":
-        out: Any = losses.astype(lp.dtype) if args.batched else np.asarray(ftype(losses[0]))
-    elif reduction == "sum":
-        out = ftype(losses.sum())
-    else:
-        out = ftype(np.mean(losses / clamped))
+    with np.errstate(over="ignore"):  # a sum beyond the dtype's range is inf, as in torch
+        if reduction == "none":
+            out: Any = losses.astype(lp.dtype) if args.batched else np.asarray(ftype(losses[0]))
+        elif reduction == "sum":
+            out = ftype(losses.sum())
+        else:
+            out = ftype(np.mean(losses / clamped))
     return (out, grad) if return_grad else out
+
+
+def _overflowed_losses(
+    losses: np.ndarray,
+    grad: np.ndarray | None,
+    args: Any,
+    batch_first: bool,
+    zero_infinity: bool,
+) -> None:
+    """Treat float64 losses that are infinite in float32 as infinite losses, in place.
+
+    Torch computes a float32 loss in float32, where such a loss is inf: ``zero_infinity``
+    zeroes it and its gradient, otherwise it stays inf with a NaN gradient on its frames.
+    """
+    with np.errstate(over="ignore"):
+        over = np.flatnonzero(np.isinf(losses.astype(np.float32)) & np.isfinite(losses))
+    for n in over:
+        losses[n] = 0.0 if zero_infinity else np.inf
+        if grad is None:
+            continue
+        g = grad if not args.batched else (grad[n] if batch_first else grad[:, n])
+        g[...] = 0.0
+        if not zero_infinity:
+            g[: int(args.input_lengths[n])] = np.nan

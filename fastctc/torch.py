@@ -207,7 +207,9 @@ def ctc_loss(
 
     Raises
     ------
-    TypeError, ValueError
+    TypeError
+        As :func:`fastctc.ctc_loss`; also an integer, bool or complex ``log_probs`` tensor.
+    ValueError
         As :func:`fastctc.ctc_loss`.
 
     Examples
@@ -221,6 +223,12 @@ def ctc_loss(
     >>> lp.grad.shape
     torch.Size([4, 1, 3])
     """
+    if isinstance(log_probs, torch.Tensor) and not log_probs.is_floating_point():
+        # the loss is returned in log_probs' dtype: an integer or bool loss would be garbage
+        raise TypeError(
+            "log_probs must be a floating-point tensor (float32 or float64); "
+            f"got dtype {log_probs.dtype}."
+        )
     return _CTCLossFunction.apply(
         log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity
     )

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastctc
 from fastctc.kernels.align import viterbi_one
 from tests.conftest import ROOT, random_log_probs
 
@@ -150,3 +151,153 @@ def test_beam_search_100k_frames_bounded_memory():
     rss, seconds, n_tokens = out.stdout.split()
     assert int(rss) < 1.5e9, f"peak RSS {int(rss) / 1e9:.2f} GB"
     assert int(n_tokens) > 50_000
+
+
+# --- 2. the torch adapter refuses integer and bool log_probs -------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8", "bool", "complex64"])
+def test_torch_ctc_loss_refuses_non_float_log_probs(dtype):
+    torch = pytest.importorskip("torch")
+    import fastctc.torch as ft
+
+    lp = torch.zeros(4, 1, 3, dtype=getattr(torch, dtype))
+    with pytest.raises(TypeError, match=rf"log_probs .*floating.*{dtype}"):
+        ft.ctc_loss(lp, torch.tensor([[1, 2]]), [4], [2])
+    with pytest.raises(TypeError, match=rf"log_probs .*floating.*{dtype}"):
+        ft.CTCLoss()(lp, torch.tensor([[1, 2]]), [4], [2])
+
+
+# --- 3. a float32 loss beyond float32's range counts as infinite ---------------------------
+
+
+def _overflow_case(seed: int, n: int, T: int, V: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float32 (T, N, V) log_probs; sequences with odd index have a loss near 1e39."""
+    rng = np.random.default_rng(seed)
+    lp = random_log_probs(rng, T, n, V, dtype=np.float32)
+    lp[:, 1::2, :] = np.float32(-3e38) * rng.uniform(0.5, 1.0, (T, (n // 2), V)).astype(np.float32)
+    targets = rng.integers(1, V, (n, 2))
+    lengths = np.full(n, T)
+    return lp, targets, lengths
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 5),
+    reduction=st.sampled_from(["none", "sum", "mean"]),
+)
+def test_float32_overflowing_loss_is_infinite(seed, n, reduction):
+    lp, targets, lengths = _overflow_case(seed, n, 6, 4)
+    tl = np.full(n, 2)
+    loss, grad = fastctc.ctc_loss(
+        lp, targets, lengths, tl, reduction=reduction, zero_infinity=True, return_grad=True
+    )
+    assert np.all(np.isfinite(loss))
+    assert np.all(grad[:, 1::2] == 0)
+    assert np.any(grad[:, 0::2] != 0)
+    ref = fastctc.ctc_loss(lp[:, 0::2], targets[0::2], lengths[0::2], tl[0::2], reduction="none")
+    if reduction == "none":
+        np.testing.assert_array_equal(loss[1::2], 0.0)
+        np.testing.assert_allclose(loss[0::2], ref, rtol=1e-6)
+    elif reduction == "sum":
+        np.testing.assert_allclose(loss, ref.sum(), rtol=1e-6)
+    else:
+        np.testing.assert_allclose(loss, ref.sum() / 2 / n, rtol=1e-6)
+    # without zero_infinity the loss is inf and the gradient NaN on its frames, as torch
+    loss, grad = fastctc.ctc_loss(lp, targets, lengths, tl, reduction=reduction, return_grad=True)
+    assert np.all(np.isinf(loss[1::2] if reduction == "none" else loss))
+    assert np.all(np.isnan(grad[:, 1::2]))
+
+
+def test_float32_overflowing_loss_matches_torch():
+    torch = pytest.importorskip("torch")
+    import fastctc.torch as ft
+
+    lp, targets, lengths = _overflow_case(3, 4, 6, 4)
+    for reduction in ("none", "sum", "mean"):
+        for zero_inf in (False, True):
+            args = (torch.from_numpy(targets), torch.from_numpy(lengths), torch.full((4,), 2))
+            x = torch.from_numpy(lp).requires_grad_()
+            ours = ft.ctc_loss(x, *args, reduction=reduction, zero_infinity=zero_inf)
+            (g_ours,) = torch.autograd.grad(ours.sum(), x)
+            theirs = torch.nn.functional.ctc_loss(
+                x, *args, reduction=reduction, zero_infinity=zero_inf
+            )
+            (g_theirs,) = torch.autograd.grad(theirs.sum(), x)
+            torch.testing.assert_close(ours, theirs, equal_nan=True)
+            # the overflowing sequences' gradients agree exactly (zero or NaN)
+            torch.testing.assert_close(g_ours[:, 1::2], g_theirs[:, 1::2], equal_nan=True)
+
+
+def test_float32_overflowing_sum_has_no_warning():
+    # two finite float32 losses whose sum overflows: inf, as torch sums in float32
+    lp = np.full((4, 2, 3), np.float32(-1e38))
+    loss = fastctc.ctc_loss(lp, [[1], [1]], [4, 4], [1, 1], reduction="sum", zero_infinity=True)
+    assert loss == 0.0  # each sequence's own loss (about 4e38) overflows: zeroed
+    lp = np.full((4, 2, 3), np.float32(-5e37))
+    loss = fastctc.ctc_loss(lp, [[1], [1]], [4, 4], [1, 1], reduction="sum")
+    assert np.isinf(loss) and loss.dtype == np.float32
+
+
+# --- 4. an empty batch with reduction="mean" -----------------------------------------------
+
+
+def test_empty_batch_mean_raises_without_warnings():
+    lp = np.zeros((5, 0, 3), np.float32)
+    empty = np.zeros(0, np.int64)
+    with pytest.raises(ValueError, match=r"reduction='mean'.*empty batch \(N = 0\)"):
+        fastctc.ctc_loss(lp, np.zeros((0, 2), np.int64), empty, empty)
+    assert fastctc.ctc_loss(lp, np.zeros((0, 2), np.int64), empty, empty, reduction="sum") == 0
+    out = fastctc.ctc_loss(lp, np.zeros((0, 2), np.int64), empty, empty, reduction="none")
+    assert out.shape == (0,)
+
+
+# --- 5. messages that name the argument, the valid range and the given value --------------
+
+_HUGE = st.one_of(
+    st.integers(2**63, 2**64 - 1).map(lambda x: np.array([x], np.uint64)),
+    st.floats(2.0**63, 1e300).map(lambda x: np.array([float(np.round(x))])),
+    st.floats(-1e300, -(2.0**63)).map(lambda x: np.array([float(np.round(x))])),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lengths=_HUGE, where=st.sampled_from(["loss", "greedy", "beam", "align"]))
+def test_huge_lengths_reported_as_given(lengths, where):
+    lp = fastctc.log_softmax(np.zeros((1, 5, 3)))
+    calls = {
+        "loss": lambda: fastctc.ctc_loss(lp, [[1]], lengths, [1], batch_first=True),
+        "greedy": lambda: fastctc.greedy_decode_batch(lp, lengths),
+        "beam": lambda: fastctc.beam_search_batch(lp, lengths),
+        "align": lambda: fastctc.forced_align(lp, [[1]], input_lengths=lengths),
+    }
+    value = lengths[0].item()
+    word = "is negative" if value < 0 else "exceeds T = 5"
+    with pytest.raises(ValueError, match=r"\[0\] = (.*) " + word) as info:
+        calls[where]()
+    assert str(value) in str(info.value)
+    assert "[0, 5]" in str(info.value)
+
+
+def test_huge_targets_reported_as_given():
+    lp = fastctc.log_softmax(np.zeros((5, 1, 3)))
+    with pytest.raises(ValueError, match=r"targets\[0\] = 18446744073709551615 is outside"):
+        fastctc.ctc_loss(lp, np.array([[2**64 - 1]], np.uint64), [5], [1])
+
+
+@pytest.mark.parametrize("width", [2**62, 2**31, (1 << 20) + 1])
+def test_huge_beam_width_refused_with_limit(width):
+    lp = fastctc.log_softmax(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=rf"beam_width must be in \[1, 1048576\]; got {width}"):
+        fastctc.beam_search(lp, beam_width=width)
+    assert fastctc.beam_search(lp, beam_width=1 << 20)[0].tokens.size <= 3
+
+
+@pytest.mark.parametrize("name", ["input_lengths", "target_lengths"])
+@pytest.mark.parametrize("value", [[5, 5], [], [[1, 1]]])
+def test_forced_align_single_utterance_takes_one_length(name, value):
+    lp = fastctc.log_softmax(np.zeros((5, 3)))
+    match = rf"{name} must be one length .*got {np.size(value)} value"
+    with pytest.raises(ValueError, match=match):
+        fastctc.forced_align(lp, [1], **{name: value})
