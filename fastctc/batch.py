@@ -6,6 +6,7 @@ overhead is per thread, not per utterance, and the kernels run truly in parallel
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,40 @@ def run_chunks(fn: Callable[[np.ndarray], R], chunks: Sequence[np.ndarray]) -> l
         return [fn(c) for c in chunks]
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
         return list(pool.map(fn, chunks))
+
+
+#: Seconds the calling thread sleeps between checks on abortable workers.
+_WAIT_SLICE = 0.05
+
+
+def run_abortable(
+    fn: Callable[[np.ndarray, np.ndarray], R], chunks: Sequence[np.ndarray]
+) -> list[R]:
+    """Call ``fn(chunk, abort)`` for every chunk on worker threads, interruptibly.
+
+    A nogil kernel called from the main thread holds off Ctrl-C until it returns. Here the
+    kernels run on workers while the calling thread waits in short slices, so
+    ``KeyboardInterrupt`` (or any exception) reaches it promptly; it then sets ``abort[0]``
+    (an int64 array of one element that the kernels poll every few hundred frames), waits
+    for the workers to stop and re-raises.
+    """
+    abort = np.zeros(1, np.int64)
+    pool = ThreadPoolExecutor(max_workers=max(1, len(chunks)))
+    try:
+        futures = [pool.submit(fn, c, abort) for c in chunks]
+        for f in futures:
+            while True:
+                try:
+                    f.result(timeout=_WAIT_SLICE)
+                    break
+                except concurrent.futures.TimeoutError:
+                    continue
+    except BaseException:
+        abort[0] = 1
+        raise
+    finally:
+        pool.shutdown(wait=True)
+    return [f.result() for f in futures]
 
 
 def run_phases(

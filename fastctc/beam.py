@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
-from .batch import balanced_chunks, run_chunks
+from .batch import balanced_chunks, run_abortable
 from .decode import Hypothesis
 from .kernels.prefix_beam import prefix_beam_batch
 
@@ -154,9 +154,24 @@ def beam_search_batch(
     counts = np.zeros(N, dtype=np.int64)
     status = np.full(N, -1, dtype=np.int64)
     chunks = balanced_chunks(lens, v.resolve_num_threads(num_threads, N))
-    run_chunks(
-        lambda items: prefix_beam_batch(
-            lp, lens, b, k, p, prune, tmin, items, tokens, times, out_lens, scores, counts, status
+    # on worker threads, so that Ctrl-C interrupts a long search within a few hundred frames
+    run_abortable(
+        lambda items, abort: prefix_beam_batch(
+            lp,
+            lens,
+            b,
+            k,
+            p,
+            prune,
+            tmin,
+            items,
+            tokens,
+            times,
+            out_lens,
+            scores,
+            counts,
+            status,
+            abort,
         ),
         chunks,
     )

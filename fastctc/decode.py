@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
-from .batch import balanced_chunks, run_chunks
-from .kernels.greedy import greedy_batch
+from .batch import balanced_chunks, run_abortable
+from .kernels.greedy import greedy_items
 
 
 class Hypothesis(NamedTuple):
@@ -85,8 +85,9 @@ def greedy_decode_batch(
     counts = np.zeros(N, dtype=np.int64)
     scores = np.zeros(N, dtype=np.float64)
     chunks = balanced_chunks(lens, v.resolve_num_threads(num_threads, N))
-    codes = run_chunks(
-        lambda items: greedy_batch(lp, lens, b, items, tokens, times, counts, scores), chunks
+    codes = run_abortable(
+        lambda items, abort: greedy_items(lp, lens, b, items, tokens, times, counts, scores, abort),
+        chunks,
     )
     bad = [c for c in codes if c >= 0]
     if bad:

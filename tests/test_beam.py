@@ -321,7 +321,8 @@ def test_capacity_retry_gives_the_same_result():
             np.zeros(3, np.int64),
             np.zeros(3),
         )
-        count, status = _search(lp, T, 0, 8, 3, -INF, -INF, *out, node_cap, e_cap)
+        abort = np.zeros(1, np.int64)
+        count, status = _search(lp, T, 0, 8, 3, -INF, -INF, *out, node_cap, e_cap, abort)
         return status, out
 
     assert run(2, 8 * 40)[0] == NEED_NODES

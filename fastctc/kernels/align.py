@@ -5,6 +5,11 @@ import numpy as np
 from ._jit import jit
 from .logmath import NEG_INF
 
+#: ``viterbi_path`` status when the caller's abort flag was set.
+ABORTED = -3
+#: Frames between two reads of the abort flag.
+POLL_FRAMES = 256
+
 
 @jit
 def _frames_to_end(target, skip):
@@ -57,6 +62,13 @@ def _step(row, target, skip, blank, prev, cur, lo, hi, base, back_row):
 
 @jit
 def viterbi_one(lp, length, target, blank, out_path, out_scores):
+    """Best alignment of ``target`` to the first ``length`` frames of ``lp``; arguments and
+    result as :func:`viterbi_path`, never aborted."""
+    return viterbi_path(lp, length, target, blank, out_path, out_scores, np.zeros(1, np.int64))
+
+
+@jit
+def viterbi_path(lp, length, target, blank, out_path, out_scores, abort):
     """Best alignment of ``target`` to the first ``length`` frames of ``lp``.
 
     lp : float32/float64 (T, V); target : int64 (S,) without blanks;
@@ -78,7 +90,8 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
     Results, ties included, equal the full table's.
 
     Returns -1 on success, ``t`` when a frame ``t`` holds NaN in a column the trellis reads,
-    or ``-2`` when no alignment has a finite score. Inputs are validated by the caller.
+    ``-2`` when no alignment has a finite score, or ``ABORTED`` once ``abort[0]`` (int64
+    (1,), read every ``POLL_FRAMES`` frames) is set. Inputs are validated by the caller.
     """
     S = target.shape[0]
     n_states = 2 * S + 1
@@ -137,6 +150,8 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
     if S > 0:
         cur[3] = lp[0, target[0]]
     for t in range(T):
+        if t % POLL_FRAMES == 0 and abort[0] != 0:
+            return ABORTED
         cur = rows[t & 1]
         hi = min(2 * t + 1, n_states - 1)
         if t > 0:
@@ -158,6 +173,8 @@ def viterbi_one(lp, length, target, blank, out_path, out_scores):
     back = np.empty((B + 1, width + 2), np.int8)
     te = T - 1
     while te > 0:
+        if abort[0] != 0:
+            return ABORTED
         ta = ((te - 1) // B) * B
         L = te - ta
         base = max(0, s - 2 * L - 2)

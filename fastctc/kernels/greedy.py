@@ -2,11 +2,26 @@
 
 import math
 
+import numpy as np
+
 from ._jit import jit
+
+#: ``greedy_items`` result when the caller's abort flag was set.
+ABORTED = -2
+#: Frames between two reads of the abort flag.
+POLL_FRAMES = 1024
 
 
 @jit
 def greedy_batch(log_probs, lengths, blank, items, tokens, timesteps, counts, scores):
+    """Greedy-decode the utterances ``items`` of a batch; as :func:`greedy_items`, never
+    aborted."""
+    abort = np.zeros(1, np.int64)
+    return greedy_items(log_probs, lengths, blank, items, tokens, timesteps, counts, scores, abort)
+
+
+@jit
+def greedy_items(log_probs, lengths, blank, items, tokens, timesteps, counts, scores, abort):
     """Greedy-decode the utterances ``items`` of a batch.
 
     log_probs : float32/float64 (N, T, V), C-contiguous.
@@ -15,8 +30,10 @@ def greedy_batch(log_probs, lengths, blank, items, tokens, timesteps, counts, sc
     tokens, timesteps : int64 (N, T) outputs; row ``n`` holds ``counts[n]`` entries.
     scores : float64 (N,) output, the best path's log-probability.
 
-    Returns -1, or ``n * T + t`` for the first NaN frame found (its utterance is left
-    undecoded). Inputs are validated by the caller.
+    abort : int64 (1,), read every ``POLL_FRAMES`` frames; once set, the kernel stops.
+
+    Returns -1, ``n * T + t`` for the first NaN frame found (its utterance is left
+    undecoded), or ``ABORTED``. Inputs are validated by the caller.
     """
     T = log_probs.shape[1]
     V = log_probs.shape[2]
@@ -26,6 +43,8 @@ def greedy_batch(log_probs, lengths, blank, items, tokens, timesteps, counts, sc
         k = 0
         total = 0.0
         for t in range(lengths[n]):
+            if t % POLL_FRAMES == 0 and abort[0] != 0:
+                return ABORTED
             row = log_probs[n, t]
             best = 0
             best_v = row[0]

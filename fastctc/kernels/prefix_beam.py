@@ -17,13 +17,18 @@ import math
 import numpy as np
 
 from ._jit import jit
-from .align import viterbi_one
+from .align import ABORTED as ALIGN_ABORTED
+from .align import viterbi_path
 from .logmath import NEG_INF
 
 #: Status codes (>= 0 and <= -2 codes carry a frame, see ``prefix_beam_one``).
 OK = -1
 NEED_NODES = -(1 << 62)
 NEED_ENTRIES = -(1 << 62) + 1
+#: The caller set its abort flag (``abort[0] != 0``); outputs are incomplete.
+ABORTED = -(1 << 62) + 2
+#: Frames between two reads of the abort flag.
+POLL_FRAMES = 256
 
 
 @jit
@@ -134,6 +139,7 @@ def _search(
     out_scores,
     node_cap,
     e_cap,
+    abort,
 ):
     """Decode one utterance with at most ``node_cap`` tree nodes and ``e_cap`` extensions
     per frame (no array is reallocated, which keeps the loops free of reference counting).
@@ -147,7 +153,8 @@ def _search(
     distinct token it reads; nothing underflows while the beam is pruned.
 
     Returns ``(count, status)`` as :func:`prefix_beam_one`, or status ``NEED_NODES`` /
-    ``NEED_ENTRIES`` when a capacity was too small.
+    ``NEED_ENTRIES`` when a capacity was too small, or ``ABORTED`` when ``abort[0]`` (int64,
+    read every ``POLL_FRAMES`` frames) was set.
     """
     V = lp.shape[1]
     K = beam_width
@@ -204,6 +211,8 @@ def _search(
         coarse_min = lp.dtype.type(token_min_logp - 1e-6 * abs(token_min_logp) - 1e-30)
 
     for t in range(length):
+        if t % POLL_FRAMES == 0 and abort[0] != 0:
+            return 0, ABORTED
         row = lp[t]
         b_node = beam_node[cur]
         b_pb = beam_pb[cur]
@@ -413,7 +422,7 @@ def _search(
 
 
 @jit
-def prefix_beam_one(
+def prefix_beam_run(
     lp,
     length,
     blank,
@@ -425,8 +434,9 @@ def prefix_beam_one(
     out_times,
     out_lens,
     out_scores,
+    abort,
 ):
-    """Decode one utterance.
+    """Decode one utterance; :func:`prefix_beam_one` with an abort flag.
 
     lp : float32/float64 (T, V), C-contiguous; only the first ``length`` frames are read.
     out_tokens, out_times : int64 (P, T); out_lens : int64 (P,); out_scores : float64 (P,).
@@ -442,7 +452,8 @@ def prefix_beam_one(
 
     Returns ``(count, status)``: ``count`` hypotheses written (best first); ``status`` is -1,
     ``t`` for a NaN or +inf at frame ``t``, or ``-(t + 2)`` when every prefix has probability
-    zero after frame ``t``. Inputs are validated by the caller.
+    zero after frame ``t``, or ``ABORTED`` once ``abort[0]`` (int64 (1,), read every
+    ``POLL_FRAMES`` frames) is set. Inputs are validated by the caller.
     """
     K = beam_width
     V = lp.shape[1]
@@ -464,6 +475,7 @@ def prefix_beam_one(
             out_scores,
             node_cap,
             e_cap,
+            abort,
         )
         if status == NEED_NODES:
             node_cap = node_bound
@@ -477,7 +489,9 @@ def prefix_beam_one(
         path_scores = np.empty(length, np.float64)
         for p in range(count):
             n_tok = out_lens[p]
-            viterbi_one(lp, length, out_tokens[p, :n_tok], blank, path, path_scores)
+            st = viterbi_path(lp, length, out_tokens[p, :n_tok], blank, path, path_scores, abort)
+            if st == ALIGN_ABORTED:
+                return 0, ABORTED
             k = 0
             for t in range(length):
                 c = path[t]
@@ -485,6 +499,37 @@ def prefix_beam_one(
                     out_times[p, k] = t
                     k += 1
     return count, status
+
+
+@jit
+def prefix_beam_one(
+    lp,
+    length,
+    blank,
+    beam_width,
+    top_paths,
+    beam_prune_logp,
+    token_min_logp,
+    out_tokens,
+    out_times,
+    out_lens,
+    out_scores,
+):
+    """Decode one utterance; arguments and result as :func:`prefix_beam_run`, never aborted."""
+    return prefix_beam_run(
+        lp,
+        length,
+        blank,
+        beam_width,
+        top_paths,
+        beam_prune_logp,
+        token_min_logp,
+        out_tokens,
+        out_times,
+        out_lens,
+        out_scores,
+        np.zeros(1, np.int64),
+    )
 
 
 @jit
@@ -503,6 +548,7 @@ def prefix_beam_batch(
     out_scores,
     out_counts,
     status,
+    abort,
 ):
     """Prefix beam search over the utterances ``items`` of a batch (one thread's share).
 
@@ -511,11 +557,13 @@ def prefix_beam_batch(
     out_scores : float64 (N, P); out_counts, status : int64 (N,).
 
     ``status[n]`` is -1, ``t`` for a NaN/+inf at frame ``t`` or ``-(t + 2)`` when every
-    prefix died at frame ``t``. Inputs are validated by the caller.
+    prefix died at frame ``t``, or ``ABORTED`` (and the remaining utterances skipped) once
+    ``abort[0]`` (int64 (1,), polled every ``POLL_FRAMES`` frames) is set. Inputs are
+    validated by the caller.
     """
     for i in range(items.shape[0]):
         n = items[i]
-        count, st = prefix_beam_one(
+        count, st = prefix_beam_run(
             log_probs[n],
             lengths[n],
             blank,
@@ -527,6 +575,9 @@ def prefix_beam_batch(
             out_times[n],
             out_lens[n],
             out_scores[n],
+            abort,
         )
         out_counts[n] = count
         status[n] = st
+        if st == ABORTED:
+            return

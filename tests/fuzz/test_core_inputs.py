@@ -301,3 +301,72 @@ def test_forced_align_single_utterance_takes_one_length(name, value):
     match = rf"{name} must be one length .*got {np.size(value)} value"
     with pytest.raises(ValueError, match=match):
         fastctc.forced_align(lp, [1], **{name: value})
+
+
+# --- 6. Ctrl-C interrupts a long decode promptly --------------------------------------------
+
+_SIGINT_SCRIPT = """
+import sys, time
+import numpy as np
+import fastctc
+rng = np.random.default_rng(0)
+lp = fastctc.log_softmax(rng.standard_normal((60_000, 29)).astype(np.float32))
+fastctc.beam_search(lp[:300], beam_width=16)
+print("ready", flush=True)
+t0 = time.perf_counter()
+fastctc.beam_search(lp, beam_width=16)
+print("finished", time.perf_counter() - t0, flush=True)
+"""
+
+
+@pytest.mark.skipif(JIT_OFF, reason="needs the compiled kernels for a long decode")
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigint_interrupts_long_beam_search():
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SIGINT_SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"  # compiled and warm
+        time.sleep(1.0)  # inside the kernel: the whole search takes several seconds
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        waited = time.perf_counter() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "finished" not in out, out
+    assert "KeyboardInterrupt" in err, err
+    assert waited < 2.0, f"took {waited:.1f} s to stop"
+
+
+def test_abort_flag_stops_the_kernels():
+    from fastctc.kernels import align, greedy, prefix_beam
+
+    rng = np.random.default_rng(2)
+    T = 600
+    lp = random_log_probs(rng, 1, T, 5)
+    abort = np.ones(1, np.int64)
+    out = [np.zeros((1, T), np.int64), np.zeros((1, T), np.int64), np.zeros(1, np.int64)]
+    code = greedy.greedy_items(lp, np.array([T]), 0, np.array([0]), *out, np.zeros(1), abort)
+    assert code == greedy.ABORTED
+    beam_out = (np.zeros((1, T), np.int64), np.zeros((1, T), np.int64), np.zeros(1, np.int64))
+    count, status = prefix_beam.prefix_beam_run(
+        lp[0], T, 0, 4, 1, -10.0, -5.0, *beam_out, np.zeros(1), abort
+    )
+    assert status == prefix_beam.ABORTED
+    path = np.empty(T, np.int64)
+    status = align.viterbi_path(lp[0], T, np.array([1, 2]), 0, path, np.empty(T), abort)
+    assert status == align.ABORTED
+    # with the flag clear, the same calls finish
+    abort[0] = 0
+    assert align.viterbi_path(lp[0], T, np.array([1, 2]), 0, path, np.empty(T), abort) == -1
