@@ -20,6 +20,9 @@ DEFAULT_TOKEN_MIN_LOGP = -5.0
 #: Widest beam accepted: a search keeps ``beam_width x min(V, 16)`` candidate extensions and
 #: up to ``T x beam_width`` prefixes, so wider beams only exhaust memory.
 MAX_BEAM_WIDTH = 1 << 20
+#: Search work (frames x beam_width) run on the calling thread; more runs on a worker, so
+#: that Ctrl-C can interrupt it (see :func:`fastctc.batch.run_abortable`).
+INLINE_WORK = 20_000
 
 
 def _as_logp(value: Any, name: str, upper: float | None) -> float:
@@ -174,6 +177,7 @@ def beam_search_batch(
             abort,
         ),
         chunks,
+        inline=int(lens.sum()) * k <= INLINE_WORK,
     )
     check_status(status)
     return [

@@ -11,6 +11,10 @@ from . import _validate as v
 from .batch import balanced_chunks, run_abortable
 from .kernels.greedy import greedy_items
 
+#: Greedy work (frames x classes) decoded on the calling thread; more runs on a worker, so
+#: that Ctrl-C can interrupt it (see :func:`fastctc.batch.run_abortable`).
+INLINE_WORK = 10_000_000
+
 
 class Hypothesis(NamedTuple):
     """One decoding result.
@@ -88,6 +92,7 @@ def greedy_decode_batch(
     codes = run_abortable(
         lambda items, abort: greedy_items(lp, lens, b, items, tokens, times, counts, scores, abort),
         chunks,
+        inline=int(lens.sum()) * V <= INLINE_WORK,
     )
     bad = [c for c in codes if c >= 0]
     if bad:
