@@ -37,27 +37,87 @@ def _step(row, target, skip, blank, prev, cur, lo, hi, base, back_row):
     ``prev`` and ``cur`` hold states from ``base - 2`` on (index ``s - base + 2``; the two
     padding cells stay -inf); ``back_row`` (same indexing, may be empty) gets each state's
     back-pointer: 0 stay, 1 from the previous state, 2 skip a blank. Ties prefer staying,
-    then the previous state, then the skip.
+    then the previous state, then the skip. States go in (blank, token) pairs, which keeps
+    the parity test out of the loop.
     """
+    if back_row.shape[0] > 0:
+        _step_back(row, target, skip, blank, prev, cur, lo, hi, base, back_row)
+        return
     e_blank = row[blank]
-    keep = back_row.shape[0] > 0
-    for s in range(lo, hi + 1):
+    s = lo
+    if s & 1:  # a token state first
         i = s - base + 2
+        k = s >> 1
+        best = prev[i]
+        if prev[i - 1] > best:
+            best = prev[i - 1]
+        if skip[k] and prev[i - 2] > best:
+            best = prev[i - 2]
+        cur[i] = best + row[target[k]]
+        s += 1
+    while s < hi:  # blank state s, token state s + 1 (token k = s // 2)
+        i = s - base + 2
+        stay = prev[i]
+        before = prev[i - 1]
+        cur[i] = (before if before > stay else stay) + e_blank
+        best = prev[i + 1]
+        if stay > best:
+            best = stay
+        if skip[s >> 1] and before > best:
+            best = before
+        cur[i + 1] = best + row[target[s >> 1]]
+        s += 2
+    if s == hi:  # a blank state last
+        i = s - base + 2
+        stay = prev[i]
+        before = prev[i - 1]
+        cur[i] = (before if before > stay else stay) + e_blank
+
+
+@jit
+def _step_back(row, target, skip, blank, prev, cur, lo, hi, base, back_row):
+    """:func:`_step` that also writes the back-pointers."""
+    e_blank = row[blank]
+    s = lo
+    if s & 1:  # a token state first
+        i = s - base + 2
+        k = s >> 1
         best = prev[i]
         off = 0
-        if s > 0 and prev[i - 1] > best:
+        if prev[i - 1] > best:
             best = prev[i - 1]
             off = 1
-        if (s & 1) == 0:
-            cur[i] = best + e_blank
-        else:
-            k = s >> 1
-            if k > 0 and skip[k] and prev[i - 2] > best:
-                best = prev[i - 2]
-                off = 2
-            cur[i] = best + row[target[k]]
-        if keep:
-            back_row[i] = off
+        if skip[k] and prev[i - 2] > best:
+            best = prev[i - 2]
+            off = 2
+        cur[i] = best + row[target[k]]
+        back_row[i] = off
+        s += 1
+    while s < hi:  # blank state s, token state s + 1 (token k = s // 2)
+        i = s - base + 2
+        stay = prev[i]
+        before = prev[i - 1]
+        up = before > stay
+        cur[i] = (before if up else stay) + e_blank
+        back_row[i] = 1 if up else 0
+        best = prev[i + 1]
+        off = 0
+        if stay > best:
+            best = stay
+            off = 1
+        if skip[s >> 1] and before > best:
+            best = before
+            off = 2
+        cur[i + 1] = best + row[target[s >> 1]]
+        back_row[i + 1] = off
+        s += 2
+    if s == hi:  # a blank state last
+        i = s - base + 2
+        stay = prev[i]
+        before = prev[i - 1]
+        up = before > stay
+        cur[i] = (before if up else stay) + e_blank
+        back_row[i] = 1 if up else 0
 
 
 @jit
