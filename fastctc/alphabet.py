@@ -120,14 +120,7 @@ class Alphabet:
                 "Use list(labels) for single-character labels."
             )
         labels = list(labels)
-        for i, s in enumerate(labels):
-            if not isinstance(s, str):
-                raise TypeError(f"labels[{i}] must be a str; got {type(s).__name__} {s!r}.")
-        if not labels:
-            raise ValueError("labels must not be empty.")
-        if len(set(labels)) != len(labels):
-            dup = next(s for i, s in enumerate(labels) if s in labels[:i])
-            raise ValueError(f"labels contain the duplicate entry {dup!r}; labels must be unique.")
+        _check_labels(labels)
         bpe = _is_bpe(labels)
         if bpe:
             spaced = [s for s in labels if " " in s]
@@ -152,4 +145,33 @@ class Alphabet:
                 "alphabet JSON must be an object with exactly the keys 'labels' and 'is_bpe'; "
                 f"got {sorted(d) if isinstance(d, dict) else type(d).__name__}."
             )
-        return cls(list(d["labels"]), bool(d["is_bpe"]))
+        labels, is_bpe = d["labels"], d["is_bpe"]
+        if not isinstance(labels, list):
+            raise ValueError(f"alphabet JSON 'labels' must be a list; got {type(labels).__name__}.")
+        if not isinstance(is_bpe, bool):
+            raise ValueError(
+                f"alphabet JSON 'is_bpe' must be true or false; got {ascii(is_bpe)[:40]}."
+            )
+        _check_labels(labels)
+        if "" not in labels:
+            raise ValueError("alphabet JSON 'labels' must hold the blank label ''.")
+        return cls(labels, is_bpe)
+
+
+def _check_labels(labels: list[Any]) -> None:
+    """Labels must be unique strings of valid Unicode text (no lone surrogates)."""
+    for i, s in enumerate(labels):
+        if not isinstance(s, str):
+            raise TypeError(f"labels[{i}] must be a str; got {type(s).__name__} {s!r}.")
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"labels[{i}] = {ascii(s)} is not valid Unicode text (a lone surrogate); "
+                "decode the vocabulary with errors='strict' or fix the label."
+            ) from None
+    if not labels:
+        raise ValueError("labels must not be empty.")
+    if len(set(labels)) != len(labels):
+        dup = next(s for i, s in enumerate(labels) if s in labels[:i])
+        raise ValueError(f"labels contain the duplicate entry {dup!r}; labels must be unique.")

@@ -40,6 +40,7 @@ from .lm import (
     hotword_tables,
     load_model,
     load_unigram_set_from_arpa,
+    model_name,
     normalise_hotwords,
 )
 from .ngram import NgramModel, read_arpa_bytes
@@ -212,6 +213,19 @@ def _resolve_queries(ctx: int, n: int) -> int:
 
 #: C callback handed to the kernel: ``(search id, number of queries) -> RESOLVE_*``.
 _RESOLVER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(_resolve_queries)
+
+
+def _lm_hint(tables: Any) -> str:
+    """`` (name)`` of the tables' language model for an error message, or nothing."""
+    if tables is None:
+        return ""
+    return " (" + model_name(tables.lm).removeprefix("the language model ") + ")"
+
+
+def _check_errors(errors: Any) -> str:
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return'; got {errors!r}.")
+    return errors
 
 
 def _check_max_beams(max_beams: Any) -> int:
@@ -402,6 +416,11 @@ class BeamSearchDecoderCTC:
             vals.append(float(x))
         if vals[0] > 0:
             raise ValueError(f"beam_prune_logp must be <= 0; got {vals[0]}.")
+        if not math.isfinite(vals[2]):
+            raise ValueError(
+                f"hotword_weight must be finite; got {vals[2]}. An infinite weight scores every "
+                "beam that is not a hotword as -inf or +inf; use a large finite weight."
+            )
         return k, vals[0], vals[1], vals[2]
 
     # ------------------------------------------------------------------ the search
@@ -613,6 +632,12 @@ class BeamSearchDecoderCTC:
         finally:
             search.unregister(ctx)
         n_out = int(io[kb.IO_NOUT])
+        if n_out == 0:
+            raise ValueError(
+                "no beam survived the search: every hypothesis scored -inf or NaN. The language "
+                f"model{_lm_hint(tables)} gives every path probability 0 (log10 -inf) or a NaN "
+                "(check its probabilities), or the search arguments rule every path out."
+            )
         if keep:
             n_out = min(n_out, keep)
         labels, frames, t_off, starts, ends, w_off = kb.collect_chains(
@@ -702,8 +727,15 @@ class BeamSearchDecoderCTC:
         Raises
         ------
         TypeError, ValueError
-            Bad ``logits`` (dtype, shape, width, empty, NaN) or search arguments, or an
-            ``lm_start_state`` of another kind than the model's states.
+            Bad ``logits`` (dtype, shape, width, empty, NaN) or search arguments (a
+            non-finite ``hotword_weight``, ...), or an ``lm_start_state`` of another kind than
+            the model's states. A language model that returns NaN, +inf or a non-number
+            as a score raises at once, naming the model and the value.
+        ValueError
+            No beam survived: every path scored -inf (a language model that gives every
+            word probability 0). The list returned is never empty: where pyctcdecode would
+            return an empty list (and its ``decode`` an ``IndexError``), this raises, and so
+            do :meth:`decode` and :meth:`decode_batch` (which never raise ``IndexError``).
 
         Examples
         --------
@@ -770,35 +802,57 @@ class BeamSearchDecoderCTC:
         hotword_weight: float,
         num_threads: int | None,
         keep: int,
-    ) -> list[list[Any]]:
+        errors: str = "raise",
+    ) -> list[Any]:
         if isinstance(logits_list, np.ndarray) and logits_list.ndim == 2:
             raise ValueError(
                 "logits_list must be a list of (T, C) arrays or a 3-D array; got one 2-D array "
                 f"of shape {logits_list.shape}. Use decode/decode_beams for one utterance."
             )
-        lps = [self._check_logits(x, f"logits_list[{i}]") for i, x in enumerate(logits_list)]
+        errors = _check_errors(errors)
         k, bp, tm, hw_w = self._check_search_args(
             beam_width, beam_prune_logp, token_min_logp, hotword_weight
         )
         hw = hotword_tables(normalise_hotwords(hotwords))
+        lps: list[Any] = []
+        for i, x in enumerate(logits_list):
+            try:
+                lps.append(self._check_logits(x, f"logits_list[{i}]"))
+            except Exception as err:
+                if errors == "raise":
+                    raise
+                lps.append(err)
         n = len(lps)
         if n == 0:
             return []
-        results: list[list[Any]] = [[] for _ in range(n)]
+        results: list[Any] = [[] for _ in range(n)]
+        for i, x in enumerate(lps):
+            if isinstance(x, Exception):
+                results[i] = x
 
         def work(items: np.ndarray) -> None:
             for i in items.tolist():
-                results[i] = self._search(
-                    lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep
-                )
+                if isinstance(lps[i], Exception):
+                    continue
+                try:
+                    results[i] = self._search(
+                        lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep
+                    )
+                except Exception as err:
+                    if errors == "raise":
+                        if hasattr(err, "add_note"):  # Python >= 3.11
+                            err.add_note(f"(while decoding logits_list[{i}])")
+                        raise
+                    results[i] = err
 
         threads = v.resolve_num_threads(num_threads, n)
         if threads > 1:
             # compile (or load from cache) before the pool starts, on the shortest utterance
-            shortest = int(np.argmin([x.shape[0] for x in lps]))
+            lengths = [x.shape[0] if isinstance(x, np.ndarray) else 1 << 62 for x in lps]
+            shortest = int(np.argmin(lengths))
             work(np.array([shortest]))
             rest = np.array([i for i in range(n) if i != shortest], dtype=np.int64)
-            costs = np.array([lps[i].shape[0] for i in rest], dtype=np.float64)
+            costs = np.array([lengths[i] % (1 << 62) + 1 for i in rest], dtype=np.float64)
             chunks = [rest[c] for c in balanced_chunks(costs, threads)] if rest.size else []
         else:
             chunks = [np.arange(n, dtype=np.int64)]
@@ -818,13 +872,19 @@ class BeamSearchDecoderCTC:
         num_threads: int | None = None,
         *,
         max_beams: int | None = None,
-    ) -> list[list[OutputBeamBatch]]:
+        errors: str = "raise",
+    ) -> list[Any]:
         """``decode_beams`` over many utterances on threads.
 
         ``pool`` is accepted for pyctcdecode compatibility and ignored: the GIL-free kernel
         runs on ``num_threads`` threads (default: every available core). Beams have no LM
         state, as pyctcdecode's: ``(text, text_frames, logit_score, lm_score)``. ``max_beams``
         (fastctc's addition) keeps at most that many beams per utterance, best first.
+
+        ``errors`` (fastctc's addition) says what an utterance that cannot be decoded does:
+        ``"raise"`` (the default) raises its exception, with a note naming its index in
+        ``logits_list``, and the other results are lost; ``"return"`` puts the exception
+        object in that utterance's slot of the result and decodes the others.
 
         Examples
         --------
@@ -844,6 +904,7 @@ class BeamSearchDecoderCTC:
             hotword_weight,
             num_threads,
             _check_max_beams(max_beams),
+            errors,
         )
 
     def decode_batch(
@@ -856,8 +917,14 @@ class BeamSearchDecoderCTC:
         hotwords: Iterable[str] | None = None,
         hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
         num_threads: int | None = None,
-    ) -> list[str]:
+        *,
+        errors: str = "raise",
+    ) -> list[Any]:
         """``decode`` over many utterances on threads (``pool`` is ignored).
+
+        ``errors="return"`` (fastctc's addition) puts the exception of an utterance that
+        cannot be decoded in its slot of the result instead of raising it (``"raise"``, the
+        default, raises it with a note naming its index, as :meth:`decode` would).
 
         Examples
         --------
@@ -877,13 +944,26 @@ class BeamSearchDecoderCTC:
             hotword_weight,
             num_threads,
             1,
+            errors,
         )
-        return [r[0].text for r in res]
+        return [r if isinstance(r, Exception) else r[0].text for r in res]
 
     # ------------------------------------------------------------------ persistence
     def save_to_dir(self, filepath: str | os.PathLike[str]) -> None:
         """Write ``alphabet.json`` and, with a model, ``language_model/`` (pyctcdecode's layout)."""
         path = os.fspath(filepath)
+        lm = self._language_model
+        if lm is not None:  # check before writing anything
+            if type(lm).save_to_dir is AbstractLanguageModel.save_to_dir:
+                raise NotImplementedError(
+                    f"{type(lm).__name__} cannot be saved to a directory (it does not implement "
+                    f"save_to_dir); nothing was written to {path!r}."
+                )
+            if os.path.exists(os.path.join(path, self._LM_DIR)):
+                raise FileExistsError(
+                    f"{os.path.join(path, self._LM_DIR)!r} exists already; save to an empty "
+                    "directory. Nothing was written."
+                )
         with open(os.path.join(path, self._ALPHABET_FILE), "w", encoding="utf-8") as f:
             f.write(self._alphabet.dumps())
         if self._language_model is not None:

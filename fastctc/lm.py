@@ -43,6 +43,7 @@ from .ngram import (
     NgramModel,
     NgramState,
     NgramTables,
+    check_arpa_header,
     looks_like_arpa,
     read_arpa,
 )
@@ -107,12 +108,42 @@ def load_kenlm_model(path: str | os.PathLike[str]) -> Any:
     p = os.fspath(path)
     if not os.path.isfile(p):
         raise FileNotFoundError(f"kenlm_model_path {p!r} does not exist or is not a file.")
+    check_model_file(p)
     try:
         return kenlm.Model(p)
     except (OSError, RuntimeError, Exception) as err:  # kenlm raises OSError or its own errors
         raise ValueError(
             f"kenlm_model_path {p!r} could not be loaded as a KenLM ARPA or binary model: {err}"
         ) from err
+
+
+def check_model_file(path: str | os.PathLike[str]) -> None:
+    """Check what can be checked of a model file before KenLM reads it: KenLM crashes the
+    process on some malformed files (an ARPA header line ``ngram 2=-2``, for one).
+
+    An ARPA file (plain or gzipped) must have a well-formed ``\\data\\`` header (see
+    :func:`fastctc.ngram.check_arpa_header`); any other file must start with KenLM's binary
+    header.
+
+    Raises
+    ------
+    ValueError
+        Neither, or a malformed header; the message names the path.
+    """
+    p = os.fspath(path)
+    if looks_like_arpa(p):
+        try:
+            check_arpa_header(p)
+        except ValueError as err:
+            raise ValueError(
+                f"kenlm_model_path {p!r} is not a well-formed ARPA file: {err}"
+            ) from None
+        return
+    if describe_kenlm_binary(p) is None:
+        raise ValueError(
+            f"kenlm_model_path {p!r} is neither an ARPA file (plain or gzipped, starting with "
+            "\\data\\) nor a KenLM binary."
+        )
 
 
 def read_ngram_tables(path: str | os.PathLike[str]) -> NgramTables:
@@ -558,9 +589,53 @@ def normalise_hotwords(hotwords: Iterable[str] | None) -> tuple[str, ...]:
     for i, h in enumerate(hotwords):
         if not isinstance(h, str):
             raise TypeError(f"hotwords[{i}] must be a str; got {type(h).__name__} {h!r}.")
+        try:
+            h.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"hotwords[{i}] = {ascii(h)[:60]} is not valid Unicode text (a lone surrogate)."
+            ) from None
         if h.strip():
             out.append(h.strip())
     return tuple(out)
+
+
+def model_name(lm: Any) -> str:
+    """How error messages name a language model: its file for :class:`LanguageModel`, else
+    its class."""
+    if isinstance(lm, LanguageModel):
+        path = _model_path(lm.kenlm_model)
+        return f"the language model {path!r}" if path else "the language model"
+    return f"the language model {type(lm).__qualname__}"
+
+
+def check_score(value: Any, lm: Any, what: str) -> float:
+    """``value`` as a float when it is a usable LM score (finite, or -inf: probability 0).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a real number (a string, ``None``, ...).
+    ValueError
+        ``value`` is NaN or +inf: such a score would stall or corrupt the search.
+    """
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        v = float(value)
+        if v < math.inf:  # False for NaN and +inf
+            return v
+        raise ValueError(
+            f"{model_name(lm)} returned {v!r} from {what}; LM scores must be finite or -inf."
+        )
+    raise TypeError(
+        f"{model_name(lm)} returned {type(value).__name__} {_excerpt(value)} from {what}; "
+        "LM scores must be real numbers (float)."
+    )
+
+
+def _excerpt(value: Any, limit: int = 40) -> str:
+    """A short, printable excerpt of ``value`` for an error message."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class KernelTables:
@@ -720,7 +795,8 @@ class KernelTables:
                     word = text[off[i] : off[i + 1]]
                     if kind == kb.Q_PARTIAL:
                         pk.append(hashes[i])
-                        pv.append(float(self.lm.score_partial_token(word)))
+                        sp = self.lm.score_partial_token(word)
+                        pv.append(check_score(sp, self.lm, f"score_partial_token({word!r})"))
                         continue
                     wid = self._word_id(word)
                     new_words += (hashes[i], wid)
@@ -768,6 +844,13 @@ class KernelTables:
                 end = self._State()
             triples += (2 * state + eos, wid, sid)
         self._spare_state = end
+        if not np.all(np.array(scores) < math.inf):  # a NaN or +inf probability in the file
+            i = next(k for k, x in enumerate(scores) if not x < math.inf)
+            word = words[triples[3 * i + 1]]
+            raise ValueError(
+                f"{model_name(lm)} scored the word {word!r} as {scores[i]!r} (weighted); "
+                "its probabilities must be finite or -inf (NaN or +inf found)."
+            )
         self._insert(new_words + triples, len(new_words) // 2, scores)
 
     def _store(self, new_words: list[int], todo: Collection[tuple[int, int, int]]) -> None:
@@ -810,7 +893,7 @@ class KernelTables:
         states, words = self.states, self.words
         for state, wid, eos in todo:
             s, end = self.lm.score(states[state], words[wid], is_last_word=bool(eos))
-            scores.append(s)
+            scores.append(check_score(s, self.lm, f"score(..., {words[wid]!r})"))
             out += (2 * state + eos, wid, self.state_id(end))
         return scores
 

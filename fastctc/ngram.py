@@ -19,9 +19,21 @@ import numpy as np
 from .kernels import ngram as kn
 from .kernels.lm_cache import capacity, make_set
 
-_COUNT = re.compile(r"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
+_COUNT = re.compile(r"^ngram (\d+)=(\d+)$")
+#: A probability or back-off as KenLM reads it: a decimal number (no ``nan``, ``inf``, ``_``).
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 #: KenLM's probability for ``<unk>`` when the file has none.
 MISSING_UNK_LOG10 = -100.0
+#: Largest n-gram count an ARPA header may declare, and the largest order.
+MAX_NGRAMS = 1 << 32
+MAX_ORDER = 255
+#: The ``\\data\\`` header (after any blank lines) must end within this many bytes.
+HEAD_LIMIT = 1 << 20
+#: Bytes a gzip stream can at most expand to per compressed byte (deflate's limit is 1032).
+_GZIP_RATIO = 1100
+#: Blank or extra lines an ARPA file may hold beyond one per n-gram, section header and
+#: section end, before it is taken for a flood of blank lines.
+_SLACK_LINES = 4096
 
 
 class NeedsKenLMError(ValueError):
@@ -234,6 +246,74 @@ def _read_bytes(path: str, limit: int = -1) -> bytes:
         return f.read(limit)
 
 
+def _excerpt(line: str | bytes, limit: int = 40) -> str:
+    """A short, printable excerpt of a line of a file for an error message."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", "replace")
+    text = ascii(line[:limit])
+    return text + ("..." if len(line) > limit else "")
+
+
+def _max_bytes(path: str) -> int:
+    """An upper bound on the (decompressed) size of the file at ``path``."""
+    size = os.path.getsize(path)
+    return size * _GZIP_RATIO + 64 if path.endswith(".gz") else size
+
+
+def check_arpa_header(path: str | os.PathLike[str]) -> dict[int, int]:
+    """The n-gram counts of an ARPA file's ``\\data\\`` header, checked without reading
+    further: ``\\data\\`` first (after blank lines, within :data:`HEAD_LIMIT` bytes), then
+    ``ngram N=count`` lines for N = 1, 2, ... with non-negative counts no larger than
+    :data:`MAX_NGRAMS` and than the file could hold. Run on every ARPA file before KenLM
+    reads it (KenLM crashes on some malformed headers).
+
+    Raises
+    ------
+    ValueError
+        A malformed or implausible header; the message names the file and the line.
+    """
+    p = os.fspath(path)
+    try:
+        head = _read_bytes(p, HEAD_LIMIT)
+    except (OSError, EOFError) as err:
+        raise ValueError(f"{p!r} could not be read: {err}") from None
+    counts, _ = _header_of(head, p)
+    _check_counts_fit(counts, _max_bytes(p), p)
+    return counts
+
+
+def _header_of(data: bytes, p: str) -> tuple[dict[int, int], int]:
+    """:func:`_header` of the first :data:`HEAD_LIMIT` bytes of ``data``."""
+    head = data[:HEAD_LIMIT]
+    lines = head.decode("utf-8", "replace").split("\n")
+    if len(head) == HEAD_LIMIT and len(data) >= HEAD_LIMIT:
+        lines.pop()  # a partial line
+    return _header(lines, p, complete=len(head) < HEAD_LIMIT)
+
+
+def _check_counts_fit(counts: dict[int, int], max_bytes: int, p: str) -> None:
+    """Counts that a file of at most ``max_bytes`` bytes cannot hold (an n-gram line takes
+    at least 4 bytes: ``p<TAB>w<NL>``) are rejected before anything is allocated."""
+    total = sum(counts.values())
+    if 4 * total > max_bytes:
+        raise ValueError(
+            f"{p!r}: the \\data\\ header declares {total} n-grams, more than a file of at most "
+            f"{max_bytes} bytes can hold; the header is corrupt."
+        )
+
+
+def _check_line_count(data: bytes, counts: dict[int, int], p: str) -> None:
+    """Reject files with far more lines than their n-grams need (a flood of blank lines),
+    before they are split into lines."""
+    allowed = sum(counts.values()) + 4 * len(counts) + _SLACK_LINES
+    if data.count(b"\n", 0, HEAD_LIMIT + 8 * allowed) > allowed:
+        raise ValueError(
+            f"{p!r} holds more than {allowed} lines, far more than the {sum(counts.values())} "
+            "n-grams of its \\data\\ header need (blank lines?); it is not a well-formed ARPA "
+            "file."
+        )
+
+
 def looks_like_arpa(path: str | os.PathLike[str]) -> bool:
     """Whether the file starts (after blank lines) with the ARPA ``\\data\\`` header."""
     try:
@@ -256,12 +336,26 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
         The file is not a well-formed ARPA model (the message names the line).
     """
     p = os.fspath(path)
-    return read_arpa_bytes(_read_bytes(p), p)
+    counts = check_arpa_header(p)
+    allowed = sum(counts.values()) + 4 * len(counts) + _SLACK_LINES
+    opener = gzip.open if p.endswith(".gz") else open
+    chunks: list[bytes] = []
+    lines = 0
+    with opener(p, "rb") as f:
+        while chunk := f.read(1 << 22):
+            chunks.append(chunk)
+            lines += chunk.count(b"\n")
+            if lines > allowed:  # stop reading a flood of blank lines early
+                break
+    return read_arpa_bytes(b"".join(chunks), p)
 
 
 def read_arpa_bytes(data: bytes, name: str = "<bytes>") -> NgramTables:
     """:func:`read_arpa` of a file's contents (``name`` goes into error messages)."""
     p = name
+    counts, _ = _header_of(data, p)
+    _check_counts_fit(counts, len(data), p)
+    _check_line_count(data, counts, p)
     tables = _read_fast(data, p)
     if tables is None:
         try:
@@ -272,24 +366,47 @@ def read_arpa_bytes(data: bytes, name: str = "<bytes>") -> NgramTables:
     return tables
 
 
-def _header(lines: list[str], p: str) -> tuple[dict[int, int], int]:
-    """N-gram counts of the ``\\data\\`` header and the index of the line after it."""
+def _header(lines: list[str], p: str, complete: bool = True) -> tuple[dict[int, int], int]:
+    """N-gram counts of the ``\\data\\`` header and the index of the line after it.
+
+    As KenLM: blank lines, then ``\\data\\``, then ``ngram N=count`` lines for N = 1, 2, ...
+    up to a blank line. ``complete``: ``lines`` holds the whole file (else only its start).
+    """
     counts: dict[int, int] = {}
     i = 0
-    while i < len(lines) and lines[i].strip() != "\\data\\":
+    while i < len(lines) and not lines[i].strip():
         i += 1
-    if i == len(lines):
-        raise ValueError(f"{p!r} is not an ARPA file: no \\data\\ header.")
+    if i == len(lines) or lines[i].strip() != "\\data\\":
+        where = f"line {i + 1} is {_excerpt(lines[i])}" if i < len(lines) else "it is blank"
+        raise ValueError(
+            f"{p!r} is not an ARPA file: it does not start with a \\data\\ line ({where})."
+        )
     i += 1
     while i < len(lines) and lines[i].strip():
         m = _COUNT.match(lines[i].strip())
         if not m:
-            raise ValueError(f"{p!r} line {i + 1}: expected 'ngram N=count'; got {lines[i]!r}.")
-        counts[int(m.group(1))] = int(m.group(2))
+            raise ValueError(
+                f"{p!r} line {i + 1}: expected 'ngram N=count' (non-negative integers); got "
+                f"{_excerpt(lines[i])}."
+            )
+        n, c = int(m.group(1)), int(m.group(2))
+        if n != len(counts) + 1 or n > MAX_ORDER:
+            raise ValueError(
+                f"{p!r} line {i + 1}: the \\data\\ header must list orders 1, 2, ... in turn "
+                f"(at most {MAX_ORDER}); got order {n} after {sorted(counts)}."
+            )
+        if c > MAX_NGRAMS:
+            raise ValueError(
+                f"{p!r} line {i + 1}: ngram {n}={c} declares more than {MAX_NGRAMS} n-grams."
+            )
+        counts[n] = c
         i += 1
-    order = max(counts) if counts else 0
-    if order < 1 or sorted(counts) != list(range(1, order + 1)):
-        raise ValueError(f"{p!r}: the \\data\\ header lists orders {sorted(counts)}.")
+    if i == len(lines) and not complete:
+        raise ValueError(f"{p!r}: the \\data\\ header does not end within {HEAD_LIMIT} bytes.")
+    if not counts:
+        raise ValueError(f"{p!r}: the \\data\\ header lists no 'ngram N=count' line.")
+    if counts[1] < 1:
+        raise ValueError(f"{p!r}: the \\data\\ header declares no unigram (ngram 1=0).")
     return counts, i
 
 
@@ -322,8 +439,8 @@ def _read_fast(data: bytes, name: str) -> NgramTables | None:
         if n == 1:
             vkeys, vvals = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
         status, _, pos = kn.scan_section(buf, pos, c, n, vkeys, vvals, ids, prob, bow, spans)
-        if status != kn.SCAN_OK:
-            return None
+        if status != kn.SCAN_OK or not np.all(prob <= 0.0):
+            return None  # the line reader words the error (a positive log10 probability)
         if n == 1:
             try:
                 words = [data[a:b].decode("utf-8") for a, b in spans.tolist()]
@@ -348,6 +465,8 @@ def _read_fast(data: bytes, name: str) -> NgramTables | None:
             vkeys, vvals = make_set(hashes, row_id)
         else:
             grams.append((ids, prob, bow))
+    if not re.search(rb"(^|\n)[ \t\r]*\\end\\[ \t\r]*(\n|$)", data[pos:]):
+        return None
     return _assemble(order, vocab, u_prob, u_bow, grams, name)
 
 
@@ -361,6 +480,15 @@ def _assemble(
 ) -> NgramTables:
     """Hash the n-grams of each order >= 2 (``grams[n - 2]``: word ids, log10 probabilities
     and back-offs as float64, rounded to float32 here) into the kernel's tables."""
+    for what, values in [("unigram", u_prob), ("unigram back-off", u_bow)] + [
+        (f"{n}-gram{kind}", g[k]) for n, g in enumerate(grams, 2) for k, kind in ((1, ""),)
+    ]:
+        bad = ~(np.asarray(values) < np.inf)
+        if bad.any():
+            raise ValueError(
+                f"{name!r}: a {what} log10 probability is {float(values[bad][0])!r}; "
+                "probabilities must be finite or -inf."
+            )
     uni = np.empty((len(words), 2), dtype=np.float32)
     uni[:, 0] = u_prob
     uni[:, 1] = u_bow
@@ -409,6 +537,15 @@ def _read_lines(text: str, p: str) -> NgramTables:
             raise ValueError(f"{p!r}: the {head} section has fewer than {counts[n]} lines.")
         sections[n] = (i, body)
         i += counts[n]
+    while i < len(lines) and lines[i].strip() != "\\end\\":
+        if lines[i].strip():
+            raise ValueError(
+                f"{p!r} line {i + 1}: expected \\end\\ or the next section after the "
+                f"\\{order}-grams: section; got {_excerpt(lines[i])}."
+            )
+        i += 1
+    if i == len(lines):
+        raise ValueError(f"{p!r}: no \\end\\ line after the last section (a truncated file?).")
     del lines
 
     # unigrams: the vocabulary (<unk> first, as KenLM numbers it)
@@ -416,13 +553,20 @@ def _read_lines(text: str, p: str) -> NgramTables:
     words = ["<unk>"]
     probs = [MISSING_UNK_LOG10]
     bows = [0.0]
+    seen = set()
     for r, line in enumerate(body):
         parts = line.split()
-        if len(parts) not in (2, 3):
-            raise ValueError(f"{p!r} line {start + r + 1}: expected 'prob<TAB>word[<TAB>bow]'.")
+        if len(parts) not in (2, 3) or "\t" not in line or line.split("\t", 1)[0] != parts[0]:
+            raise ValueError(
+                f"{p!r} line {start + r + 1}: expected 'prob<TAB>word[<TAB>bow]'; got "
+                f"{_excerpt(line)}."
+            )
         w = parts[1]
-        prob = _float(parts[0], p, start + r)
-        bow = _float(parts[2], p, start + r) if len(parts) == 3 else 0.0
+        prob = _prob(parts[0], p, start + r)
+        bow = _bow(parts[2], p, start + r) if len(parts) == 3 else 0.0
+        if w in seen:  # KenLM keeps the first entry of a repeated word
+            continue
+        seen.add(w)
         if w == "<unk>":
             probs[0], bows[0] = prob, bow
             continue
@@ -430,8 +574,6 @@ def _read_lines(text: str, p: str) -> NgramTables:
         probs.append(prob)
         bows.append(bow)
     ids = {w: k for k, w in enumerate(words)}
-    if len(ids) != len(words):
-        raise ValueError(f"{p!r}: a word is listed twice in the \\1-grams: section.")
     grams = []
     for n in range(2, order + 1):
         start, body = sections[n]
@@ -440,10 +582,30 @@ def _read_lines(text: str, p: str) -> NgramTables:
 
 
 def _float(s: str, path: str, line: int) -> float:
-    try:
-        return float(s)
-    except ValueError:
-        raise ValueError(f"{path!r} line {line + 1}: {s!r} is not a number.") from None
+    """A number as KenLM reads it (decimal; ``-inf`` only where ``_prob`` allows it)."""
+    if not _NUMBER.match(s):
+        raise ValueError(
+            f"{path!r} line {line + 1}: {_excerpt(s)} is not a number KenLM reads "
+            "(decimal digits; no nan, inf or '_')."
+        )
+    return float(s)
+
+
+def _prob(s: str, path: str, line: int) -> float:
+    """A log10 probability: a number <= 0, or -inf (KenLM rejects NaN and positive ones)."""
+    if s == "-inf":
+        return -np.inf
+    v = _float(s, path, line)
+    if v > 0:
+        raise ValueError(
+            f"{path!r} line {line + 1}: positive log10 probability {s}; KenLM rejects it."
+        )
+    return v
+
+
+def _bow(s: str, path: str, line: int) -> float:
+    """A log10 back-off: any finite number."""
+    return _float(s, path, line)
 
 
 def _parse_section(
@@ -459,17 +621,17 @@ def _parse_section(
         if len(parts) not in (n + 1, n + 2):
             raise ValueError(
                 f"{path!r} line {start + r + 1}: expected 'prob<TAB>{n} words[<TAB>bow]'; "
-                f"got {line!r}."
+                f"got {_excerpt(line)}."
             )
-        prob[r] = _float(parts[0], path, start + r)
+        prob[r] = _prob(parts[0], path, start + r)
         if len(parts) == n + 2:
-            bow[r] = _float(parts[n + 1], path, start + r)
+            bow[r] = _bow(parts[n + 1], path, start + r)
         for c in range(n):
             k = ids.get(parts[1 + c])
             if k is None:
                 raise ValueError(
-                    f"{path!r} line {start + r + 1}: the word {parts[1 + c]!r} is not in the "
-                    "\\1-grams: section."
+                    f"{path!r} line {start + r + 1}: the word {_excerpt(parts[1 + c])} is not in "
+                    "the \\1-grams: section."
                 )
             gram_ids[r, c] = k
     return gram_ids, prob, bow

@@ -88,7 +88,7 @@ def fill_order(ids, prob, bow, keys, vals, off, mask):
     """Insert the n-grams ``ids`` (rows in text order) into the table at ``off``.
 
     Returns the number of rows whose key was already present (a repeated n-gram, or a 64-bit
-    key collision); the later row wins."""
+    key collision); the first row wins, as in KenLM."""
     n = ids.shape[1]
     dup = 0
     for r in range(ids.shape[0]):
@@ -98,6 +98,7 @@ def fill_order(ids, prob, bow, keys, vals, off, mask):
             slot = (slot + 1) & mask
         if keys[off + slot] == key:
             dup += 1
+            continue
         keys[off + slot] = key
         vals[off + slot, 0] = prob[r]
         vals[off + slot, 1] = bow[r]
