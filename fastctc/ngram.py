@@ -315,12 +315,16 @@ def _check_line_count(data: bytes, counts: dict[int, int], p: str) -> None:
 
 
 def looks_like_arpa(path: str | os.PathLike[str]) -> bool:
-    """Whether the file starts (after blank lines) with the ARPA ``\\data\\`` header."""
+    """Whether the file starts (after blank lines and ``#`` comments) with the ARPA
+    ``\\data\\`` header."""
     try:
         head = _read_bytes(os.fspath(path), 4096)
     except (OSError, EOFError):
         return False
-    return head.lstrip().startswith(b"\\data\\")
+    for line in head.split(b"\n"):
+        if line.strip() and not line.startswith(b"#"):
+            return line.strip() == b"\\data\\"
+    return False
 
 
 def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
@@ -369,13 +373,14 @@ def read_arpa_bytes(data: bytes, name: str = "<bytes>") -> NgramTables:
 def _header(lines: list[str], p: str, complete: bool = True) -> tuple[dict[int, int], int]:
     """N-gram counts of the ``\\data\\`` header and the index of the line after it.
 
-    As KenLM: blank lines, then ``\\data\\``, then ``ngram N=count`` lines for N = 1, 2, ...
-    up to a blank line. ``complete``: ``lines`` holds the whole file (else only its start).
+    As KenLM: blank lines (and ``#`` comments), then ``\\data\\``, then ``ngram N=count``
+    lines for N = 1, 2, ... up to a blank line. ``complete``: ``lines`` holds the whole file
+    (else only its start).
     """
     counts: dict[int, int] = {}
     i = 0
-    while i < len(lines) and not lines[i].strip():
-        i += 1
+    while i < len(lines) and (not lines[i].strip() or lines[i].startswith("#")):
+        i += 1  # KenLM skips blank lines and '#' comments before the header
     if i == len(lines) or lines[i].strip() != "\\data\\":
         where = f"line {i + 1} is {_excerpt(lines[i])}" if i < len(lines) else "it is blank"
         raise ValueError(
@@ -465,8 +470,8 @@ def _read_fast(data: bytes, name: str) -> NgramTables | None:
             vkeys, vvals = make_set(hashes, row_id)
         else:
             grams.append((ids, prob, bow))
-    if not re.search(rb"(^|\n)[ \t\r]*\\end\\[ \t\r]*(\n|$)", data[pos:]):
-        return None
+    if data[pos:].strip() != b"\\end\\":
+        return None  # the line reader words the error
     return _assemble(order, vocab, u_prob, u_bow, grams, name)
 
 
@@ -546,6 +551,12 @@ def _read_lines(text: str, p: str) -> NgramTables:
         i += 1
     if i == len(lines):
         raise ValueError(f"{p!r}: no \\end\\ line after the last section (a truncated file?).")
+    extra = next((k for k in range(i + 1, len(lines)) if lines[k].strip()), None)
+    if extra is not None:
+        raise ValueError(
+            f"{p!r} line {extra + 1}: text after \\end\\ ({_excerpt(lines[extra])}); KenLM "
+            "rejects it."
+        )
     del lines
 
     # unigrams: the vocabulary (<unk> first, as KenLM numbers it)

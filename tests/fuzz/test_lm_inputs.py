@@ -394,15 +394,31 @@ def test_numbers_as_kenlm_reads_them(tmp_path, prob, bow, accepted):
 
 @pytest.mark.parametrize(
     ("case", "accepted"),
-    [("unigram_spaces", False), ("bigram_spaces", True), ("no_end", False)],
+    [
+        ("unigram_spaces", False),
+        ("bigram_spaces", True),
+        ("no_end", False),
+        ("after_end", False),
+        ("blank_before", True),
+        ("comment_before", True),
+        ("text_before", False),
+    ],
 )
 def test_layout_as_kenlm_reads_it(tmp_path, case, accepted):
     if case == "unigram_spaces":
         text = arpa_text(UNIGRAMS[:3] + ["-0.3 a -0.2", UNIGRAMS[4]])
     elif case == "bigram_spaces":
         text = arpa_text(bi=["-0.1 <s> a", BIGRAMS[1]])
-    else:
+    elif case == "no_end":
         text = arpa_text(end=False)
+    elif case == "after_end":
+        text = arpa_text() + "junk\n"
+    elif case == "blank_before":
+        text = "\n \n" + arpa_text()
+    elif case == "comment_before":
+        text = "# a comment\n" + arpa_text()
+    else:
+        text = "a comment\n" + arpa_text()
     p = write(tmp_path, text)
     if kenlm_installed():
         assert _kenlm_accepts(p) == accepted
