@@ -235,6 +235,25 @@ def test_no_surviving_beam_is_a_clear_error(monkeypatch):
             call()
 
 
+def test_no_beam_from_a_model_of_zero_probabilities(tmp_path):
+    """alpha=0 times a log10 probability of -inf is NaN for every word: no beam survives.
+    decode_beams, decode and decode_batch raise a ValueError naming the model (before: an
+    empty list, then IndexError)."""
+    uni = ["-inf\t<unk>\t0", "-inf\t<s>\t0", "-inf\t</s>", "-inf\ta\t0", "-inf\tb\t0"]
+    p = write(tmp_path, arpa_text(uni, ["-inf\t<s> a"]))
+    lm = LanguageModel(load_model(p, backend="fastctc"), ["a", "b"], alpha=0.0)
+    dec = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), lm)
+    for call in (
+        lambda: dec.decode_beams(LP),
+        lambda: dec.decode(LP),
+        lambda: dec.decode_batch(None, [LP, LP]),
+    ):
+        with pytest.raises(ValueError, match=r"no beam survived.*m\.arpa"):
+            call()
+    out = dec.decode_batch(None, [LP], errors="return")
+    assert isinstance(out[0], ValueError)
+
+
 # ------------------------------------------------------------------ 3. batches with a bad item
 def test_decode_batch_returns_errors_per_item():
     dec = fastctc.build_ctcdecoder(LABELS)
