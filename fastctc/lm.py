@@ -849,7 +849,8 @@ class KernelTables:
             word = words[triples[3 * i + 1]]
             raise ValueError(
                 f"{model_name(lm)} scored the word {word!r} as {scores[i]!r} (weighted); "
-                "its probabilities must be finite or -inf (NaN or +inf found)."
+                "its probabilities must be finite or -inf (NaN or +inf found; alpha=0 times a "
+                "probability of 0, log10 -inf, is NaN too)."
             )
         self._insert(new_words + triples, len(new_words) // 2, scores)
 

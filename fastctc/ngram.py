@@ -337,7 +337,17 @@ def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
     Raises
     ------
     ValueError
-        The file is not a well-formed ARPA model (the message names the line).
+        The file is not a well-formed ARPA model (the message names the line and quotes at
+        most a short excerpt of it): what KenLM rejects (NaN, infinite or positive log10
+        probabilities, infinite back-offs, numbers such as ``1_0``, a unigram line without a
+        tab after its probability, a missing ``\\end\\``, text after it), a header that
+        declares more than :data:`MAX_NGRAMS` n-grams of an order or more than the file can
+        hold (checked before anything is allocated), or far more lines than the header's
+        counts need (a flood of blank lines; reading stops there).
+
+    Notes
+    -----
+    A repeated word or n-gram keeps its first entry, as in KenLM.
     """
     p = os.fspath(path)
     counts = check_arpa_header(p)
@@ -485,14 +495,16 @@ def _assemble(
 ) -> NgramTables:
     """Hash the n-grams of each order >= 2 (``grams[n - 2]``: word ids, log10 probabilities
     and back-offs as float64, rounded to float32 here) into the kernel's tables."""
-    for what, values in [("unigram", u_prob), ("unigram back-off", u_bow)] + [
-        (f"{n}-gram{kind}", g[k]) for n, g in enumerate(grams, 2) for k, kind in ((1, ""),)
-    ]:
-        bad = ~(np.asarray(values) < np.inf)
+    checks = [("unigram probability", u_prob, False), ("unigram back-off", u_bow, True)]
+    for n, (_, prob, bow) in enumerate(grams, start=2):
+        checks += [(f"{n}-gram probability", prob, False), (f"{n}-gram back-off", bow, True)]
+    for what, values, finite in checks:  # NaN would stall the search; KenLM refuses them
+        values = np.asarray(values)
+        bad = ~np.isfinite(values) if finite else ~(values < np.inf)
         if bad.any():
             raise ValueError(
-                f"{name!r}: a {what} log10 probability is {float(values[bad][0])!r}; "
-                "probabilities must be finite or -inf."
+                f"{name!r}: a log10 {what} is {float(values[bad][0])!r}; probabilities must "
+                "be finite or -inf, back-offs finite."
             )
     uni = np.empty((len(words), 2), dtype=np.float32)
     uni[:, 0] = u_prob
