@@ -443,8 +443,8 @@ def prefix_beam_run(
 
     ``out_times[p, k]`` is the first frame of token ``k``'s run on the most probable
     alignment of hypothesis ``p`` (its Viterbi path, ties broken as in
-    :func:`fastctc.kernels.align.viterbi_one`, whose memory grows with ``T`` plus a band of
-    the trellis kept every few hundred frames, not with ``T x S``).
+    :func:`fastctc.kernels.align.viterbi_path`, which keeps checkpoint rows of the trellis
+    every ``B`` frames instead of a ``T x S`` table).
 
     Capacities start from an estimate and are raised to their bounds (``length *
     beam_width + 1`` nodes, ``beam_width * V`` extensions per frame) if a first run needs
