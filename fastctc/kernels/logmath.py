@@ -2,6 +2,7 @@
 
 import math
 
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -126,6 +127,12 @@ def _f64_from_bits(typingctx, bits):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
+
+
+if numba.config.DISABLE_JIT:  # kernels run as Python: an intrinsic cannot be called there
+
+    def _f64_from_bits(bits):  # noqa: F811
+        return float(np.array(bits, dtype=np.int64).view(np.float64))
 
 
 @jit_nocheck(inline="always")
