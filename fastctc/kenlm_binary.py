@@ -280,6 +280,43 @@ def describe_kenlm_binary(path: str | os.PathLike[str]) -> str | None:
     return f"a KenLM binary of unknown model type {model_type}"
 
 
+def check_kenlm_binary(path: str | os.PathLike[str]) -> None:
+    """Check the header of a KenLM binary before KenLM reads it: KenLM crashes the process on
+    some corrupt headers (order 0; a trie whose vocabulary size disagrees with its unigram
+    count or exceeds the file). Files that are not version-5 little-endian binaries are left
+    to KenLM, which rejects them itself.
+
+    Raises
+    ------
+    ValueError
+        A corrupt header; the message names the path.
+    """
+    p = os.fspath(path)
+    size = os.path.getsize(p)
+    with open(p, "rb") as f:
+        data = f.read(len(_SANITY) + _FIXED + 8 * 256 + 16)
+    if data[: len(_SANITY)] != _SANITY or len(data) < len(_SANITY) + _FIXED:
+        return
+    at = len(_SANITY)
+    order = data[at]
+    if order < 1:
+        raise ValueError(f"{p!r} is a corrupt KenLM binary: its header gives order {order}.")
+    model_type = int(np.frombuffer(data, "<u4", 1, at + 8)[0])
+    if model_type not in (_TRIE, _QUANT_TRIE, _ARRAY_TRIE, _QUANT_ARRAY_TRIE):
+        return
+    at += _FIXED
+    vocab_at = _align8(at + 8 * order)
+    if len(data) < vocab_at + 8:
+        raise ValueError(f"{p!r} is a truncated KenLM binary ({size} bytes).")
+    n_vocab = int(np.frombuffer(data, "<u8", 1, at)[0])
+    n_hashed = int(np.frombuffer(data, "<u8", 1, vocab_at)[0])
+    if n_hashed + 1 != n_vocab or vocab_at + 8 + 8 * n_hashed > size:
+        raise ValueError(
+            f"{p!r} is a corrupt KenLM binary: its vocabulary holds {n_hashed} words, its "
+            f"header {n_vocab} unigrams, in a file of {size} bytes."
+        )
+
+
 def _read(data: bytes, name: str) -> NgramTables | None:
     if len(data) < len(_SANITY):
         if _SANITY.startswith(data):

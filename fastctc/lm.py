@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .kenlm_binary import describe_kenlm_binary, read_kenlm_trie
+from .kenlm_binary import check_kenlm_binary, describe_kenlm_binary, read_kenlm_trie
 from .kernels import lm_beam as kb
 from .kernels.lm_cache import (
     hash_strings,
@@ -123,7 +123,7 @@ def check_model_file(path: str | os.PathLike[str]) -> None:
 
     An ARPA file (plain or gzipped) must have a well-formed ``\\data\\`` header (see
     :func:`fastctc.ngram.check_arpa_header`); any other file must start with KenLM's binary
-    header.
+    header, checked by :func:`fastctc.kenlm_binary.check_kenlm_binary`.
 
     Raises
     ------
@@ -139,7 +139,9 @@ def check_model_file(path: str | os.PathLike[str]) -> None:
                 f"kenlm_model_path {p!r} is not a well-formed ARPA file: {err}"
             ) from None
         return
-    if describe_kenlm_binary(p) is None:
+    if describe_kenlm_binary(p) is not None:
+        check_kenlm_binary(p)
+    else:
         raise ValueError(
             f"kenlm_model_path {p!r} is neither an ARPA file (plain or gzipped, starting with "
             "\\data\\) nor a KenLM binary."

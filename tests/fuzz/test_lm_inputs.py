@@ -359,6 +359,23 @@ def test_crashing_header_through_every_door(tmp_path):
     assert kind == "ValueError" and "m.arpa" in msg
 
 
+@needs_kenlm
+@pytest.mark.parametrize(("offset", "value"), [(88, 0), (146, 0xFF), (147, 1)])
+def test_corrupt_binary_header_never_reaches_kenlm(tmp_path, offset, value):
+    """Bytes of a KenLM trie binary's header (the order; the vocabulary size) that crashed
+    KenLM when changed."""
+    import fastctc.data
+    from fastctc.kenlm_binary import _SANITY
+
+    data = bytearray(Path(fastctc.data.default_lm().path).read_bytes())
+    assert offset >= len(_SANITY) and data[offset] != value
+    data[offset] = value
+    p = tmp_path / "m.bin"
+    p.write_bytes(bytes(data))
+    kind, msg = _in_subprocess(p, "load")
+    assert kind == "ValueError" and "corrupt KenLM binary" in msg and str(p) in msg
+
+
 def test_non_model_file_never_reaches_kenlm(tmp_path):
     p = tmp_path / "m.bin"
     p.write_bytes(b"\x00" * 64)
