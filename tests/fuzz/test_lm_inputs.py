@@ -359,6 +359,50 @@ def test_crashing_header_through_every_door(tmp_path):
     assert kind == "ValueError" and "m.arpa" in msg
 
 
+_HEADER_FUZZ = textwrap.dedent(
+    """
+    import random, sys
+    sys.path.insert(0, sys.argv[2])
+    from fastctc.lm import load_model
+    rng = random.Random(int(sys.argv[3]))
+    body = sys.argv[4]
+    for k in range(40):
+        lines = []
+        for n in range(1, rng.randint(1, 4)):
+            c = rng.choice(["-2", "-1", "0", "1", "5", "2", str(2**40), "x", "", "5 "])
+            lines.append(f"ngram {rng.choice([n, n, n + 1, 0, -n])}={c}")
+        with open(sys.argv[1], "w") as f:
+            f.write("\\\\data\\\\\\n" + "\\n".join(lines) + body)
+        try:
+            load_model(sys.argv[1], backend="kenlm")
+        except Exception:
+            pass
+    print("survived")
+    """
+)
+
+
+@needs_kenlm
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_headers_never_crash(tmp_path, seed):
+    body = arpa_text().split("\n\n", 1)[1]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _HEADER_FUZZ,
+            str(tmp_path / "m.arpa"),
+            str(ROOT),
+            str(seed),
+            "\n\n" + body,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "survived" in r.stdout, r.stderr[-500:]
+
+
 @needs_kenlm
 @pytest.mark.parametrize(("offset", "value"), [(88, 0), (146, 0xFF), (147, 1)])
 def test_corrupt_binary_header_never_reaches_kenlm(tmp_path, offset, value):
