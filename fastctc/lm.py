@@ -371,6 +371,15 @@ class LanguageModel(AbstractLanguageModel):
             if isinstance(unigrams, str):
                 raise TypeError("unigrams must be a collection of words, not a single string.")
             words = set(unigrams)
+            for w in words:
+                if not isinstance(w, str):
+                    raise TypeError(f"unigrams must be strings; got {type(w).__name__} {w!r}.")
+                try:
+                    w.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError(
+                        f"the unigram {ascii(w)[:60]} is not valid Unicode text (a lone surrogate)."
+                    ) from None
             self._unigram_set = {w for w in words if w in kenlm_model}
             if words and not self._unigram_set:
                 raise ValueError(

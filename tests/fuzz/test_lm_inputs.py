@@ -597,6 +597,15 @@ def test_lone_surrogates_are_value_errors():
         dec.decode(LP, hotwords=["b", "a\ud800"])
 
 
+def test_lone_surrogate_unigram_is_a_value_error(tmp_path):
+    model = load_model(write(tmp_path, arpa_text()), backend="fastctc")
+    with pytest.raises(ValueError, match=r"unigram 'b\\udfff' is not valid Unicode"):
+        LanguageModel(model, ["a", "b\udfff"])
+    if kenlm_installed():
+        with pytest.raises(ValueError, match="not valid Unicode"):
+            LanguageModel(load_model(tmp_path / "m.arpa", backend="kenlm"), ["a", "b\udfff"])
+
+
 def test_save_to_dir_with_custom_model_writes_nothing(tmp_path):
     dec = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), ConstLM(-1.0, 0.0))
     with pytest.raises(NotImplementedError, match="ConstLM cannot be saved"):
