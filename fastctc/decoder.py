@@ -418,8 +418,8 @@ class BeamSearchDecoderCTC:
             raise ValueError(f"beam_prune_logp must be <= 0; got {vals[0]}.")
         if not math.isfinite(vals[2]):
             raise ValueError(
-                f"hotword_weight must be finite; got {vals[2]}. An infinite weight scores every "
-                "beam that is not a hotword as -inf or +inf; use a large finite weight."
+                f"hotword_weight must be finite; got {vals[2]}. An infinite weight makes the "
+                "scores of the beams NaN or infinite; use a large finite weight."
             )
         return k, vals[0], vals[1], vals[2]
 
