@@ -23,7 +23,7 @@ import numpy.typing as npt
 from . import _scratch
 from . import _validate as v
 from .alphabet import BPE_TOKEN, Alphabet
-from .batch import balanced_chunks, run_chunks
+from .batch import balanced_chunks, run_abortable
 from .kernels import lm_beam as kb
 from .kernels.lm_cache import FNV_OFFSET
 from .lm import (
@@ -50,6 +50,15 @@ DEFAULT_PRUNE_LOGP = -10.0
 DEFAULT_MIN_TOKEN_LOGP = -5.0
 DEFAULT_HOTWORD_WEIGHT = 10.0
 DEFAULT_PRUNE_BEAMS = False
+#: Searches of fewer frames run on the calling thread: starting a worker thread (which lets
+#: Ctrl-C stop a long search within a frame) costs about as much as a short utterance's search.
+_INLINE_FRAMES = 4096
+
+
+class SearchAborted(RuntimeError):
+    """The LM search stopped early because another thread set its abort flag (Ctrl-C)."""
+
+
 #: Floor of the log-probabilities (as pyctcdecode): log(1e-15).
 MIN_TOKEN_LOGP_CLIP = math.log(1e-15)
 #: Largest value accepted as a log-probability (rounding in float32 log_softmax).
@@ -424,6 +433,12 @@ class BeamSearchDecoderCTC:
         return k, vals[0], vals[1], vals[2]
 
     # ------------------------------------------------------------------ the search
+    def _interruptible(self, lp: np.ndarray, *args: Any) -> list[Any]:
+        """:meth:`_search` of one utterance, on a worker thread when it is long, so that
+        Ctrl-C stops it within a frame (see :func:`fastctc.batch.run_abortable`)."""
+        inline = lp.shape[0] < _INLINE_FRAMES
+        return run_abortable(lambda _, abort: self._search(lp, *args, abort), [None], inline)[0]
+
     def _search(self, *args: Any) -> list[Any]:
         """:meth:`_search_with` on scratch buffers from the pool, handed back afterwards."""
         held: list[np.ndarray] = []
@@ -446,6 +461,7 @@ class BeamSearchDecoderCTC:
         lm_start_state: Any,
         batch_form: bool,
         keep: int,
+        abort: np.ndarray,
     ) -> list[Any]:
         T = lp.shape[0]
         K = beam_width
@@ -605,9 +621,12 @@ class BeamSearchDecoderCTC:
                     out_f,
                     _RESOLVER,
                     ctx,
+                    abort,
                 )
                 if status == kb.DONE:
                     break
+                if status == kb.ABORTED:
+                    raise SearchAborted("the search was asked to stop")
                 if status == kb.PENDING:
                     assert tables is not None
                     search.raise_error()
@@ -752,7 +771,7 @@ class BeamSearchDecoderCTC:
             beam_width, beam_prune_logp, token_min_logp, hotword_weight
         )
         hw = hotword_tables(normalise_hotwords(hotwords))
-        return self._search(
+        return self._interruptible(
             lp,
             k,
             bp,
@@ -789,7 +808,7 @@ class BeamSearchDecoderCTC:
             beam_width, beam_prune_logp, token_min_logp, hotword_weight
         )
         hw = hotword_tables(normalise_hotwords(hotwords))
-        return self._search(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, 1)[0].text
+        return self._interruptible(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, 1)[0].text
 
     def _batch(
         self,
@@ -830,13 +849,13 @@ class BeamSearchDecoderCTC:
             if isinstance(x, Exception):
                 results[i] = x
 
-        def work(items: np.ndarray) -> None:
+        def work(items: np.ndarray, abort: np.ndarray) -> None:
             for i in items.tolist():
                 if isinstance(lps[i], Exception):
                     continue
                 try:
                     results[i] = self._search(
-                        lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep
+                        lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep, abort
                     )
                 except Exception as err:
                     if errors == "raise":
@@ -850,13 +869,14 @@ class BeamSearchDecoderCTC:
             # compile (or load from cache) before the pool starts, on the shortest utterance
             lengths = [x.shape[0] if isinstance(x, np.ndarray) else 1 << 62 for x in lps]
             shortest = int(np.argmin(lengths))
-            work(np.array([shortest]))
+            work(np.array([shortest]), np.zeros(1, dtype=np.int64))
             rest = np.array([i for i in range(n) if i != shortest], dtype=np.int64)
             costs = np.array([lengths[i] % (1 << 62) + 1 for i in rest], dtype=np.float64)
             chunks = [rest[c] for c in balanced_chunks(costs, threads)] if rest.size else []
         else:
             chunks = [np.arange(n, dtype=np.int64)]
-        run_chunks(work, chunks)
+        total = sum(x.shape[0] for x in lps if isinstance(x, np.ndarray))
+        run_abortable(work, chunks, inline=threads <= 1 and total < _INLINE_FRAMES)
         return results
 
     def decode_beams_batch(

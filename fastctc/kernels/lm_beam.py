@@ -51,6 +51,7 @@ DONE = 0
 PENDING = 1
 GROW_TEXT = 2
 GROW_CAND = 3
+ABORTED = 4  # the caller set abort[0] (Ctrl-C): stopped at the start of frame io[IO_T]
 
 # token kinds
 K_BLANK = 0
@@ -433,6 +434,7 @@ def lm_beam_search(
     out_f,
     resolver,
     ctx,
+    abort,
 ):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
 
@@ -485,6 +487,9 @@ def lm_beam_search(
                 ng_ab,
             )
         else:
+            if abort[0] != 0:  # polled once a frame: another thread asks the search to stop
+                io[IO_T] = t
+                return ABORTED
             nb = io[IO_NBEAMS]
             best = 0
             bv = logp[t, 0]

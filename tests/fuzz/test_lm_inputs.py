@@ -221,7 +221,7 @@ def test_no_surviving_beam_is_a_clear_error(monkeypatch):
     def no_beam(*args):
         status = real(*args)
         if status == fd.kb.DONE:
-            args[-5][fd.kb.IO_NOUT] = 0  # io: (..., q, q_hash, io, out_i, out_f, cb, ctx)
+            args[-6][fd.kb.IO_NOUT] = 0  # (..., io, out_i, out_f, resolver, ctx, abort)
         return status
 
     monkeypatch.setattr(fd.kb, "lm_beam_search", no_beam)
@@ -621,3 +621,50 @@ def test_errors_quote_only_a_short_excerpt(tmp_path):
     with pytest.raises(ValueError) as info:
         read_arpa(link)
     assert "SSSS" * 20 not in str(info.value) and len(str(info.value)) < 400
+
+
+_LM_SIGINT_SCRIPT = """
+import sys, time
+import numpy as np
+import fastctc
+demo = fastctc.data.demo()
+bundled = fastctc.data.default_lm()
+dec = fastctc.build_ctcdecoder(demo.labels, kenlm_model_path=bundled.path,
+                               unigrams=bundled.unigrams)
+lp = np.concatenate([demo.log_probs[i % len(demo.log_probs)] for i in range(2000)])
+dec.decode(lp[:5000], beam_width=64)  # compiled, warm, and long enough for a worker thread
+print("ready", len(lp), flush=True)
+t0 = time.perf_counter()
+dec.decode(lp, beam_width=64)
+print("finished", time.perf_counter() - t0, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="needs the compiled kernels")
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigint_interrupts_a_long_lm_search():
+    import signal
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LM_SIGINT_SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=root,
+    )
+    try:
+        assert proc.stdout.readline().startswith("ready")
+        time.sleep(1.0)  # inside the search, which takes several seconds
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        waited = time.perf_counter() - sent
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "finished" not in out, out
+    assert "KeyboardInterrupt" in err, err
+    assert waited < 2.0, f"took {waited:.1f} s to stop"
