@@ -321,6 +321,9 @@ def test_forced_align_single_utterance_takes_one_length(name, value):
 
 _SIGINT_SCRIPT = """
 import sys, time
+import signal
+# a parent that ignores SIGINT (a background job) passes that on: restore Python's handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 import fastctc
 rng = np.random.default_rng(0)

@@ -625,6 +625,9 @@ def test_errors_quote_only_a_short_excerpt(tmp_path):
 
 _LM_SIGINT_SCRIPT = """
 import sys, time
+import signal
+# a parent that ignores SIGINT (a background job) passes that on: restore Python's handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 import fastctc
 demo = fastctc.data.demo()
