@@ -29,7 +29,6 @@ import numpy as np
 
 import fastctc
 from fastctc import cli
-from fastctc import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -87,8 +86,8 @@ def main():
     refs = {f"u{i:03d}": s for i, s in enumerate(sentences)}
     arrays = {f"u{i:03d}": sim.simulate_char(s, i) for i, s in enumerate(sentences)}
     frames = sum(a.shape[0] for a in arrays.values())
-    lm = fio.default_lm_path()
-    unigrams = fio.default_unigrams_path().read_text().split()
+    bundled = fastctc.data.default_lm()
+    lm, unigrams = bundled.path, bundled.unigrams
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         npz = tmp / "set.npz"
@@ -100,7 +99,7 @@ def main():
             "--lm",
             lm,
             "--unigrams",
-            fio.default_unigrams_path(),
+            bundled.unigrams_path,
             "--alpha",
             args.alpha,
             "--beta",

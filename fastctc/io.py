@@ -21,35 +21,8 @@ import numpy as np
 
 from .ops import log_softmax
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-
 INPUT_KINDS = ("log-probs", "probs", "logits")
 _BLANK_NAMES = ("", "<pad>", "[pad]", "<blank>")
-
-
-# --------------------------------------------------------------------------- bundled data
-
-
-def default_lm_path() -> Path:
-    """The bundled English 4-gram KenLM binary (29 character labels, see ``lm/README.md``)."""
-    return DATA_DIR / "en_4gram.bin"
-
-
-def default_unigrams_path() -> Path:
-    """The vocabulary of :func:`default_lm_path`, one word a line."""
-    return DATA_DIR / "en_4gram.unigrams.txt"
-
-
-def load_demo() -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:
-    """The bundled example set: ``(log_probs by id, transcripts by id, labels)``.
-
-    The matrices are float32 log-probabilities ``(T, 29)`` with the blank at index 0.
-    """
-    with open(DATA_DIR / "demo.json", encoding="utf-8") as fh:
-        meta = json.load(fh)
-    with np.load(DATA_DIR / "demo.npz") as npz:
-        arrays = {k: npz[k].astype(np.float32) for k in npz.files}
-    return arrays, dict(meta["transcripts"]), list(meta["labels"])
 
 
 # --------------------------------------------------------------------------- labels

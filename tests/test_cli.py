@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastctc
 from fastctc import cli
 from fastctc import io as fio
 
@@ -69,8 +70,9 @@ def rates(refs: list[str], hyps: list[str]) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def demo():
-    arrays, refs, labels = fio.load_demo()
-    return arrays, refs, labels
+    d = fastctc.data.demo()
+    arrays = dict(zip(d.ids, d.log_probs, strict=True))
+    return arrays, dict(zip(d.ids, d.transcripts, strict=True)), d.labels
 
 
 @pytest.fixture()
@@ -451,8 +453,6 @@ def test_align_jsonl_and_ctm(tmp_path, demo):
 
 def test_decode_beam_nbest_matches_the_api(tmp_path, demo):
     """The CLI writes what the Python API returns: beam search n-best lists."""
-    import fastctc
-
     arrays, refs, labels = demo
     ids = list(arrays)[:3]
     np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
@@ -492,8 +492,6 @@ def test_decode_beam_nbest_matches_the_api(tmp_path, demo):
 
 def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
     """With --lm and --hotwords the CLI writes what build_ctcdecoder's decoder returns."""
-    import fastctc
-
     arrays, refs, labels = demo
     ids = list(arrays)[:3]
     np.savez(tmp_path / "u.npz", **{i: arrays[i] for i in ids})
@@ -528,9 +526,9 @@ def test_decode_lm_hotwords_match_the_api(tmp_path, demo):
         tmp_path / "lm.jsonl",
     )
     assert r.returncode == 0, r.stderr
-    uni = fio.default_unigrams_path().read_text().split()
+    uni = fastctc.data.default_lm().unigrams
     dec = fastctc.build_ctcdecoder(
-        labels, str(fio.default_lm_path()), unigrams=uni, alpha=0.5, beta=1.0
+        labels, str(fastctc.data.default_lm().path), unigrams=uni, alpha=0.5, beta=1.0
     )
     api = dec.decode_beams_batch(None, lps, beam_width=16, hotwords=hot)
     for rec, beams in zip(read_jsonl(tmp_path / "lm.jsonl"), api, strict=True):
@@ -629,7 +627,7 @@ def test_progress_bar_only_on_a_terminal(tmp_path, demo):
         "-m",
         "fastctc",
         "decode",
-        str(fio.DATA_DIR / "demo.npz"),
+        str(fastctc.data.DATA_DIR / "demo.npz"),
         "--labels",
         str(tmp_path / "labels.json"),
         "--decoder",

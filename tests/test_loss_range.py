@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 
 import fastctc
 from fastctc.kernels.loss import ctc_sequence_rescaled, rescaled_workspace
+from tests.conftest import random_log_probs
 from tests.reference import ctc_loss_ref
 
 
 def confident_problem(seed, T, S, C, scale, N=2, dtype=np.float64):
     """``log_softmax(scale * Gaussian)`` for N sequences of full length, random targets."""
     rng = np.random.default_rng(seed)
-    z = rng.standard_normal((T, N, C)) * scale
-    lp = torch.log_softmax(torch.tensor(z), -1).numpy().astype(dtype)
+    lp = random_log_probs(rng, T, N, C, scale=scale, dtype=dtype)
     targets = rng.integers(1, C, size=(N, S))
     return lp, targets, np.full(N, T), np.full(N, S)
 
@@ -208,8 +208,7 @@ def ranged_problem(draw):
     scale = draw(st.sampled_from([0.0, 1.0, 3.0, 12.0, 30.0, 50.0]))
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    lp = rng.standard_normal((T, C)) * scale
-    lp = lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    lp = random_log_probs(rng, T, C, scale=scale)
     labels = np.array([c for c in range(C) if c != blank])
     if S and draw(st.booleans()):  # long runs of one label need blanks between repeats
         target = np.repeat(rng.choice(labels, size=(S + 2) // 3), 3)[:S]

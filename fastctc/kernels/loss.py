@@ -722,16 +722,6 @@ def ctc_sequence_log(lpf, st_t, base, V, T, tgt, blank, want_grad, mode, scale, 
 
 
 @jit
-def _regather(lpf, st_t, base, T, c, blk):
-    """Copy a sequence's compact rows from ``log_probs`` again (columns ``c``)."""
-    UW = c.shape[0]
-    for t in range(T):
-        o = base + t * st_t
-        for u in range(UW):
-            blk[t * UW + u] = lpf[o + c[u]]
-
-
-@jit
 def ctc_loss_items(
     lpf,
     st_t,
@@ -791,7 +781,9 @@ def ctc_loss_items(
             nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, want_grad, scale, ws)
             if nll != nll:
                 if want_grad:  # the rescaled pass may have overwritten rows with occupancies
-                    _regather(lpf, st_t, base, T, cols[coff_u[n] : coff_u[n + 1]], blk)
+                    gather_columns(
+                        lpf, st_t, st_n, cols, coff_u, coff, input_lengths, n, n + 1, False, buf
+                    )
                 nll = ctc_sequence_logspace(blk, UW, tu, T, tgt, want_grad, scale, ws)
             if nll == nll:
                 status[n] = 1 if nll < np.inf else 0
