@@ -2,14 +2,14 @@
 
 from . import data  # the bundled language model and example set
 from .align import Alignment, TokenSpan, forced_align, merge_tokens
-from .beam import beam_search, beam_search_batch
-from .decode import Hypothesis, greedy_decode, greedy_decode_batch
-from .decoder import BeamSearchDecoderCTC, build_ctcdecoder
+from .greedy import Hypothesis, greedy_decode, greedy_decode_batch
 from .keras import ctc_decode
 from .lm import AbstractLanguageModel, LanguageModel
+from .lm.decoder import BeamSearchDecoderCTC, build_ctcdecoder
 from .loss import ctc_loss
 from .metrics import cer, edit_distance, wer
 from .ops import log_softmax
+from .prefix_beam import beam_search, beam_search_batch
 
 __version__ = "0.1.0"
 

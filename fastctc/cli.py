@@ -484,7 +484,7 @@ def _words_of(
 
 
 def _greedy_decoder(vocab: fio.Vocabulary, threads: int | None) -> Decoder:
-    from .decode import greedy_decode_batch
+    from .greedy import greedy_decode_batch
 
     def run(arrays: list[np.ndarray]) -> list[list[Result]]:
         lp, lens = _pad(arrays)

@@ -6,8 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _validate as v
-from .beam import beam_search_batch, check_search_args
-from .decode import greedy_decode_batch
+from .greedy import greedy_decode_batch
+from .prefix_beam import beam_search_batch, check_search_args
 
 
 def ctc_decode(

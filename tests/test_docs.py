@@ -9,10 +9,10 @@ import pytest
 
 MODULES = [
     "fastctc.loss",
-    "fastctc.decode",
+    "fastctc.greedy",
     "fastctc.metrics",
     "fastctc.ops",
-    "fastctc.beam",
+    "fastctc.prefix_beam",
     "fastctc.keras",
     "fastctc.align",
     "fastctc.io",

@@ -24,7 +24,9 @@ import numpy.typing as npt
 from numba import cuda
 
 from .. import _validate as v
-from ..beam import (
+from ..greedy import Hypothesis
+from ..loss import check_loss_args
+from ..prefix_beam import (
     DEFAULT_BEAM_PRUNE_LOGP,
     DEFAULT_BEAM_WIDTH,
     DEFAULT_TOKEN_MIN_LOGP,
@@ -32,8 +34,6 @@ from ..beam import (
     check_search_args,
     check_status,
 )
-from ..decode import Hypothesis
-from ..loss import check_loss_args
 from . import kernels as k
 
 __all__ = ["beam_search", "ctc_loss", "greedy_decode", "is_available"]

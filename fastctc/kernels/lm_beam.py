@@ -42,6 +42,7 @@ import math
 
 import numpy as np
 
+from ..defaults import AVG_TOKEN_LEN, LOG10_TO_LN
 from ._jit import jit
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
 from .ngram import M_BOS, M_BOUNDARY, M_EOS, M_ORDER, log10_prob, push_word
@@ -125,11 +126,7 @@ RESOLVE_DECLINED = 0  # not answered (or failed): return the queries to the call
 RESOLVE_DONE = 1  # queries answered in the tables the kernel holds: go on
 RESOLVE_STALE = 2  # answered, but the tables were reallocated: return for the new ones
 
-LN10 = math.log(10.0)
-#: KenLM's log10 scores to natural logs (the factor pyctcdecode multiplies by).
-LOG10_TO_LN = 1.0 / math.log10(math.e)
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
-AVG_TOKEN_LEN = 6
 
 
 @jit

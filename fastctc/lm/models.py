@@ -29,15 +29,23 @@ from typing import Any
 
 import numpy as np
 
-from .kenlm_binary import check_kenlm_binary, describe_kenlm_binary, read_kenlm_trie
-from .kernels import lm_beam as kb
-from .kernels.lm_cache import (
+from ..defaults import (
+    AVG_TOKEN_LEN,
+    DEFAULT_ALPHA,
+    DEFAULT_BETA,
+    DEFAULT_SCORE_LM_BOUNDARY,
+    DEFAULT_UNK_LOGP_OFFSET,
+    LOG10_TO_LN,
+)
+from ..kernels import lm_beam as kb
+from ..kernels.lm_cache import (
     hash_strings,
     insert_float_int,
     insert_int,
     make_set,
     store_answers,
 )
+from .kenlm_binary import check_kenlm_binary, describe_kenlm_binary, read_kenlm_trie
 from .ngram import (
     NeedsKenLMError,
     NgramModel,
@@ -48,15 +56,8 @@ from .ngram import (
     read_arpa,
 )
 
-#: KenLM reports log10 probabilities; the decoder works in natural logs (the kernel's factor,
-#: so that scores computed here and in the kernel agree to the last bit).
-LOG_BASE_CHANGE_FACTOR = kb.LOG10_TO_LN
-AVG_TOKEN_LEN = 6
-
-DEFAULT_ALPHA = 0.5
-DEFAULT_BETA = 1.5
-DEFAULT_UNK_LOGP_OFFSET = -10.0
-DEFAULT_SCORE_LM_BOUNDARY = True
+#: KenLM reports log10 probabilities; the decoder works in natural logs.
+LOG_BASE_CHANGE_FACTOR = LOG10_TO_LN
 
 KENLM_HINT = 'kenlm is not installed; pip install "fastctc[kenlm]".'
 #: Values of ``backend`` in :func:`load_model`.
@@ -479,7 +480,7 @@ class LanguageModel(AbstractLanguageModel):
         starts with ``partial_token``; 0 otherwise."""
         oov = True
         if self._have_unigrams and partial_token:
-            from .kernels.lm_cache import table_find
+            from ..kernels.lm_cache import table_find
 
             oov = table_find(_prefix_table(self)[0], word_hashes([partial_token])[0]) < 0
         s = self.unk_score_offset * oov

@@ -1,0 +1,1237 @@
+"""pyctcdecode-compatible CTC beam search decoder with KenLM fusion, compiled with Numba.
+
+``build_ctcdecoder(labels, kenlm_model_path, unigrams, alpha, beta)`` returns a
+:class:`BeamSearchDecoderCTC` whose ``decode``, ``decode_beams``, ``decode_batch`` and
+``decode_beams_batch`` take the arguments and defaults of pyctcdecode 0.5.0 and return the
+same values; the search itself runs in a GIL-free kernel (:mod:`fastctc.kernels.lm_beam`), so
+batches run in parallel on threads. ARPA models and KenLM trie binaries need no ``kenlm``
+package (see :func:`fastctc.lm.load_model`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import math
+import os
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import _scratch
+from .. import _validate as v
+from ..alphabet import BPE_TOKEN, Alphabet
+from ..batch import balanced_chunks, run_abortable
+from ..defaults import (
+    DEFAULT_BEAM_PRUNE_LOGP,
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_HOTWORD_WEIGHT,
+    DEFAULT_PRUNE_BEAMS,
+    DEFAULT_TOKEN_MIN_LOGP,
+    MIN_TOKEN_LOGP_CLIP,
+)
+from ..kernels import lm_beam as kb
+from ..kernels.lm_cache import FNV_OFFSET
+from .models import (
+    DEFAULT_ALPHA,
+    DEFAULT_BETA,
+    DEFAULT_SCORE_LM_BOUNDARY,
+    DEFAULT_UNK_LOGP_OFFSET,
+    EMPTY_TABLE,
+    LOG_BASE_CHANGE_FACTOR,
+    AbstractLanguageModel,
+    KernelTables,
+    LanguageModel,
+    encode_strings,
+    hotword_tables,
+    load_model,
+    load_unigram_set_from_arpa,
+    model_name,
+    normalise_hotwords,
+)
+from .ngram import NgramModel, read_arpa_bytes
+
+#: pyctcdecode's names of the search defaults.
+DEFAULT_PRUNE_LOGP = DEFAULT_BEAM_PRUNE_LOGP
+DEFAULT_MIN_TOKEN_LOGP = DEFAULT_TOKEN_MIN_LOGP
+#: Searches of fewer frames run on the calling thread: starting a worker thread (which lets
+#: Ctrl-C stop a long search within a frame) costs about as much as a short utterance's search.
+_INLINE_FRAMES = 4096
+
+
+class SearchAborted(RuntimeError):
+    """The LM search stopped early because another thread set its abort flag (Ctrl-C)."""
+
+
+#: Largest value accepted as a log-probability (rounding in float32 log_softmax).
+LOGP_TOLERANCE = 1e-4
+#: Entries of the per-utterance cache of partial-word scores (a power of two).
+PARTIAL_CACHE = 4096
+
+WordFrames = tuple[str, tuple[int, int]]
+
+
+class _OutputBeamFields(NamedTuple):
+    text: str
+    last_lm_state: Any
+    text_frames: list[WordFrames]
+    logit_score: float
+    lm_score: float
+
+
+class _BeamExtras:
+    """fastctc's additions to pyctcdecode's beams, as attributes outside the tuple."""
+
+    tokens: np.ndarray
+    token_frames: np.ndarray
+    _word_probs: Any
+
+    @property
+    def word_confidences(self) -> list[float]:
+        """Per word of ``text_frames``: mean posterior of the word's labels at their start
+        frames (0..1)."""
+        return self._word_probs()
+
+
+class OutputBeam(_OutputBeamFields, _BeamExtras):
+    """One beam of :meth:`BeamSearchDecoderCTC.decode_beams`.
+
+    A tuple ``(text, last_lm_state, text_frames, logit_score, lm_score)`` exactly as
+    pyctcdecode's, with named fields, plus attributes ``tokens`` (label ids, repeats collapsed,
+    blanks removed, int64), ``token_frames`` (start frame of each token) and
+    ``word_confidences``. When several paths end in the same text they are merged;
+    ``text_frames`` then come from the last merged path (as pyctcdecode) and ``tokens`` from
+    the best one.
+
+    ``text_frames`` pairs each word with ``(start_frame, end_frame)`` (end exclusive);
+    ``logit_score`` is the acoustic log-score, ``lm_score`` the combined score
+    (acoustic + LM + hotwords) the beams are ranked by.
+    """
+
+
+class _OutputBeamBatchFields(NamedTuple):
+    text: str
+    text_frames: list[WordFrames]
+    logit_score: float
+    lm_score: float
+
+
+class OutputBeamBatch(_OutputBeamBatchFields, _BeamExtras):
+    """One beam of :meth:`BeamSearchDecoderCTC.decode_beams_batch`: pyctcdecode's
+    ``(text, text_frames, logit_score, lm_score)`` plus the attributes of :class:`OutputBeam`."""
+
+
+class _Vocab:
+    """Per-label arrays the kernel needs: kind, characters (code points) and rendering."""
+
+    def __init__(self, alphabet: Alphabet) -> None:
+        labels = alphabet.labels
+        kinds = np.full(len(labels), kb.K_NORMAL, dtype=np.int64)
+        clean: list[str] = []
+        render: list[str] = []
+        for i, lab in enumerate(labels):
+            if lab == "":
+                kinds[i] = kb.K_BLANK
+                clean.append("")
+                render.append("")
+            elif alphabet.is_bpe and lab.startswith(BPE_TOKEN):
+                kinds[i] = kb.K_BPE_START
+                c = lab[1:]
+                if c.endswith(BPE_TOKEN):
+                    c = c[:-1]
+                clean.append(c)
+                render.append(" " + c)
+            elif not alphabet.is_bpe and lab == " ":
+                kinds[i] = kb.K_SPACE
+                clean.append("")
+                render.append(" ")
+            else:
+                clean.append(lab)
+                render.append(lab)
+        self.kinds = kinds
+        self.codes, self.offsets = encode_strings(clean)
+        self.clean = clean
+        self.render = render
+        self.blank = alphabet.blank
+
+
+class _SearchQueries:
+    """What the resolver callback needs to answer one running search's LM queries.
+
+    The kernel calls :data:`_RESOLVER` with the id :meth:`register` gave and the number of
+    queries in ``q``; the answer (``lm_beam.RESOLVE_*``) tells it whether the tables it
+    holds (those of :meth:`snapshot`) now have them, or whether it must return for new ones.
+    An exception raised while resolving is kept for the caller and the kernel told to return.
+    """
+
+    _live: dict[int, _SearchQueries] = {}
+    _next_id = itertools.count(1)
+
+    def __init__(
+        self, tables: KernelTables | None, q: np.ndarray, q_hash: np.ndarray, spell: Any
+    ) -> None:
+        self.tables = tables
+        self.q = q
+        self.q_hash = q_hash
+        self.spell = spell
+        self.held: tuple[Any, Any, Any] = (None, None, None)
+        self.error: BaseException | None = None
+
+    def register(self) -> int:
+        ctx = next(self._next_id)
+        self._live[ctx] = self
+        return ctx
+
+    def unregister(self, ctx: int) -> None:
+        self._live.pop(ctx, None)
+
+    def snapshot(self) -> tuple[Any, Any, Any, np.ndarray]:
+        """The tables' arrays as passed to the kernel (remembered, to detect growth)."""
+        t = self.tables
+        assert t is not None
+        self.held = (t.word_table, t.scores, t.partial)
+        return t.word_table, t.scores, t.partial, t.prefix
+
+    def answer(self, n: int) -> int:
+        t = self.tables
+        assert t is not None
+        try:
+            t.resolve(self.q[:n], self.q_hash[:n], self.spell)
+        except BaseException as err:  # noqa: BLE001 - re-raised by the caller
+            self.error = err
+            return kb.RESOLVE_DECLINED
+        w, sc, pa = self.held
+        if t.word_table[0] is w[0] and t.scores[0] is sc[0] and t.partial[0] is pa[0]:
+            return kb.RESOLVE_DONE  # the same arrays (tables are regrown all at once)
+        return kb.RESOLVE_STALE
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+
+
+def _resolve_queries(ctx: int, n: int) -> int:
+    search = _SearchQueries._live.get(ctx)
+    if search is None:
+        return kb.RESOLVE_DECLINED
+    try:
+        return search.answer(n)
+    except BaseException as err:  # noqa: BLE001 - e.g. KeyboardInterrupt; re-raised by the caller
+        search.error = err
+        return kb.RESOLVE_DECLINED
+
+
+#: C callback handed to the kernel: ``(search id, number of queries) -> RESOLVE_*``.
+_RESOLVER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(_resolve_queries)
+
+
+def _lm_hint(tables: Any) -> str:
+    """`` (name)`` of the tables' language model for an error message, or nothing."""
+    if tables is None:
+        return ""
+    return " (" + model_name(tables.lm).removeprefix("the language model ") + ")"
+
+
+def _check_errors(errors: Any) -> str:
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return'; got {errors!r}.")
+    return errors
+
+
+def _check_max_beams(max_beams: Any) -> int:
+    """``max_beams`` as the search's ``keep`` argument (0: every beam)."""
+    if max_beams is None:
+        return 0
+    m = v.as_int(max_beams, "max_beams")
+    if m < 1:
+        raise ValueError(f"max_beams must be >= 1 or None; got {m}.")
+    return m
+
+
+#: Kernel arguments standing for "no n-gram tables" (order 0).
+_NO_NGRAMS = (
+    np.zeros(1, dtype=np.int64),
+    np.zeros((1, 2), dtype=np.float32),
+    np.zeros(1, dtype=np.uint64),
+    np.zeros((1, 2), dtype=np.float32),
+    np.zeros(4, dtype=np.int64),
+    np.zeros(2, dtype=np.float64),
+)
+
+
+def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> Any:
+    """LM state (``kenlm.State`` or ``NgramState``) after the words of text node ``node`` and
+    the final word (vocabulary id ``last_word``), for a search scored from n-gram tables
+    (which keeps no model states).
+
+    The state holds at most the last ``order - 1`` words, so once the text is that long
+    they are replayed from the null context; a shorter text is replayed from the start."""
+    lm = tables.lm
+    model = lm.kenlm_model
+    keep = max(int(model.order) - 1, 1)
+    ids = [last_word]
+    while node > 0 and len(ids) < keep:
+        ids.append(int(tn_i[node, kb.N_STATE]))
+        node = int(tn_i[node, kb.N_PARENT])
+    state = lm.get_start_state()
+    if node > 0:  # older words remain: they cannot reach the state
+        state = type(state)()
+        model.NullContextWrite(state)
+    words = tables.ngram.words
+    if isinstance(model, NgramModel):  # its state is the words: nothing to score
+        return model.state_after(state, [words[wid] for wid in reversed(ids)])
+    for wid in reversed(ids):
+        nxt = type(state)()
+        model.BaseScore(state, words[wid], nxt)
+        state = nxt
+    return state
+
+
+class BeamSearchDecoderCTC:
+    """CTC beam search with optional language-model fusion and hotwords.
+
+    Build it with :func:`build_ctcdecoder`. Method names, arguments, defaults and results
+    follow pyctcdecode 0.5.0; results are NamedTuples with extra attributes.
+
+    Parameters
+    ----------
+    alphabet : Alphabet
+        Normalised labels.
+    language_model : AbstractLanguageModel, optional
+        A :class:`~fastctc.lm.LanguageModel` (word n-grams) or any object with that protocol.
+    """
+
+    _ALPHABET_FILE = "alphabet.json"
+    _LM_DIR = "language_model"
+    #: Answer LM queries from inside the kernel (callback) rather than by returning them.
+    _resolve_in_kernel = True
+
+    def __init__(
+        self, alphabet: Alphabet, language_model: AbstractLanguageModel | None = None
+    ) -> None:
+        if not isinstance(alphabet, Alphabet):
+            raise TypeError(f"alphabet must be an Alphabet; got {type(alphabet).__name__}.")
+        if language_model is not None and not isinstance(language_model, AbstractLanguageModel):
+            missing = [
+                m
+                for m in ("order", "get_start_state", "score", "score_partial_token")
+                if not hasattr(language_model, m)
+            ]
+            if missing:
+                raise TypeError(
+                    "language_model must implement the AbstractLanguageModel protocol; "
+                    f"{type(language_model).__name__} lacks {missing}."
+                )
+        self._alphabet = alphabet
+        self._model_key = os.urandom(16)
+        self._vocab = _Vocab(alphabet)
+        self._language_model = language_model
+        self._tables: KernelTables | None = None
+        if language_model is not None:
+            self._tables = KernelTables(language_model)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def labels(self) -> list[str]:
+        """Normalised labels (the columns ``logits`` must have)."""
+        return self._alphabet.labels
+
+    @property
+    def model_container(self) -> dict[bytes, Any]:
+        """``{decoder._model_key: language_model}``, for code written against pyctcdecode's
+        class-level model container."""
+        return {self._model_key: self._language_model}
+
+    @property
+    def language_model(self) -> AbstractLanguageModel | None:
+        """The fused language model, if any."""
+        return self._language_model
+
+    def reset_params(
+        self,
+        alpha: float | None = None,
+        beta: float | None = None,
+        unk_score_offset: float | None = None,
+        lm_score_boundary: bool | None = None,
+    ) -> None:
+        """Change LM parameters without reloading the model (no-op without a model)."""
+        lm = self._language_model
+        if lm is None:
+            return
+        params: dict[str, Any] = {}
+        if alpha is not None:
+            params["alpha"] = alpha
+        if beta is not None:
+            params["beta"] = beta
+        if unk_score_offset is not None:
+            params["unk_score_offset"] = unk_score_offset
+        if lm_score_boundary is not None:
+            params["score_boundary"] = lm_score_boundary
+        lm.reset_params(**params)
+        assert self._tables is not None
+        self._tables.clear()
+
+    def cleanup(self) -> None:
+        """Kept for pyctcdecode compatibility; the model is freed with the decoder."""
+
+    # ------------------------------------------------------------------ validation
+    def _check_logits(self, logits: npt.ArrayLike, name: str = "logits") -> np.ndarray:
+        arr = v.as_float_array(logits, name)
+        C = len(self._vocab.kinds)
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{name} must be 2-D (T, C) log-probabilities with C = {C} labels; "
+                f"got shape {tuple(arr.shape)}. Use decode_batch for several utterances."
+            )
+        if arr.shape[1] != C:
+            raise ValueError(
+                f"{name} has {arr.shape[1]} columns but the decoder has {C} labels "
+                f"({'blank appended, ' if C else ''}see decoder.labels); "
+                f"logits must be (T, {C})."
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} is empty (T = 0 frames); nothing to decode.")
+        bad = np.isnan(arr).any(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{name}[{int(np.argmax(bad))}] contains NaN; logits must be finite "
+                "log-probabilities (apply fastctc.log_softmax to raw scores)."
+            )
+        top = float(arr.max())
+        if top > LOGP_TOLERANCE:
+            raise ValueError(
+                f"{name} must hold log-probabilities (<= 0); got a maximum of {top:.6g}. "
+                "Apply fastctc.log_softmax to raw scores, or np.log to probabilities; "
+                "fastctc never guesses which one it was given."
+            )
+        return np.maximum(arr, arr.dtype.type(MIN_TOKEN_LOGP_CLIP))
+
+    @staticmethod
+    def _check_search_args(
+        beam_width: Any, beam_prune_logp: Any, token_min_logp: Any, hotword_weight: Any
+    ) -> tuple[int, float, float, float]:
+        k = v.as_int(beam_width, "beam_width")
+        if k < 1:
+            raise ValueError(f"beam_width must be >= 1; got {k}.")
+        vals = []
+        for name, x in (
+            ("beam_prune_logp", beam_prune_logp),
+            ("token_min_logp", token_min_logp),
+            ("hotword_weight", hotword_weight),
+        ):
+            if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{name} must be a number; got {type(x).__name__} {x!r}.")
+            if math.isnan(float(x)):
+                raise ValueError(f"{name} must not be NaN.")
+            vals.append(float(x))
+        if vals[0] > 0:
+            raise ValueError(f"beam_prune_logp must be <= 0; got {vals[0]}.")
+        if not math.isfinite(vals[2]):
+            raise ValueError(
+                f"hotword_weight must be finite; got {vals[2]}. An infinite weight makes the "
+                "scores of the beams NaN or infinite; use a large finite weight."
+            )
+        return k, vals[0], vals[1], vals[2]
+
+    # ------------------------------------------------------------------ the search
+    def _interruptible(self, lp: np.ndarray, *args: Any) -> list[Any]:
+        """:meth:`_search` of one utterance, on a worker thread when it is long, so that
+        Ctrl-C stops it within a frame (see :func:`fastctc.batch.run_abortable`)."""
+        inline = lp.shape[0] < _INLINE_FRAMES
+        return run_abortable(lambda _, abort: self._search(lp, *args, abort), [None], inline)[0]
+
+    def _search(self, *args: Any) -> list[Any]:
+        """:meth:`_search_with` on scratch buffers from the pool, handed back afterwards."""
+        held: list[np.ndarray] = []
+        try:
+            return self._search_with(held, *args)
+        finally:
+            for a in held:
+                _scratch.give(a)
+
+    def _search_with(
+        self,
+        held: list[np.ndarray],
+        lp: np.ndarray,
+        beam_width: int,
+        beam_prune_logp: float,
+        token_min_logp: float,
+        prune_history: bool,
+        hw: tuple[np.ndarray, np.ndarray, np.ndarray],
+        hotword_weight: float,
+        lm_start_state: Any,
+        batch_form: bool,
+        keep: int,
+        abort: np.ndarray,
+    ) -> list[Any]:
+        T = lp.shape[0]
+        K = beam_width
+        voc = self._vocab
+        tables = self._tables
+        have_lm = tables is not None
+        if tables is not None:
+            tables.check_version()
+            start = tables.start_state_id(lm_start_state)
+            n_hist = max(1, int(tables.lm.order) - 1)
+        else:
+            start = -1
+            n_hist = 1
+        b_i = np.full((K, kb.B_COLS), -1, dtype=np.int64)
+        b_logit = np.zeros(K)
+        b_phash = np.zeros(K, dtype=np.uint64)
+        nb_i = np.empty_like(b_i)
+        nb_logit = np.empty_like(b_logit)
+        nb_phash = np.empty_like(b_phash)
+        b_part = np.zeros(K)
+        nb_part = np.empty(K)
+        b_score = np.zeros(K)
+        nb_score = np.empty(K)
+        b_i[0, kb.B_TEXT] = 0
+        b_i[0, kb.B_PLEN] = 0
+        b_i[0, kb.B_PNTOK] = 0
+        b_phash[0] = FNV_OFFSET
+        # first sizes that most searches never outgrow (growing restarts the frame)
+        text_cap = max(1024, _TEXT_PER_FRAME * T + 4 * K)
+        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _text_pool(text_cap, held)
+        tn_i[0] = (-1, start, 0, 0)
+        tn_word[0] = 0
+        tn_hist[0] = FNV_OFFSET
+        tn_lm[0] = 0.0
+        fc = _take(held, ((T + 1) * K + 1, 3), np.int64)
+        tk = _take(held, (T * K + 1, 3), np.int64)
+        cand = _cand_pool(max(1024, _CAND_PER_BEAM * K), held)
+        q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
+        q_hash = np.empty(4 * K + 64, dtype=np.uint64)
+        io = np.zeros(kb.IO_COLS, dtype=np.int64)
+        io[kb.IO_NBEAMS] = 1
+        io[kb.IO_NTEXT] = 1
+        out_i = np.empty((K, 4), dtype=np.int64)
+        out_f = np.empty((K, 2))
+        hw_words, hw_pre, hw_minlen = hw
+        pc_keys = np.zeros(PARTIAL_CACHE, dtype=np.uint64)
+        pc_vals = np.empty(PARTIAL_CACHE)
+        native = 1 if (tables is None or tables.native) else 0
+        # a model with n-gram tables (ARPA, KenLM trie) is scored in the kernel; a search from
+        # a given KenLM state (which names no words) asks KenLM instead
+        ng = tables.ngram if (tables is not None and lm_start_state is None) else None
+        if ng is not None:
+            lm_: Any = tables.lm  # type: ignore[union-attr]
+            w_info = tables.w_info  # type: ignore[union-attr]
+            ng_uni, ng_keys, ng_vals, ng_meta = ng.arrays(bool(lm_.score_boundary))
+            ng_ab = np.array([lm_.alpha, lm_.beta], dtype=np.float64)
+        else:
+            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab = _NO_NGRAMS
+        have_uni = 1 if (tables is not None and tables.have_unigrams) else 0
+        unk = float(getattr(tables.lm, "unk_score_offset", 0.0)) if tables is not None else 0.0
+        # upper bounds of word scores, for skipping hopeless LM queries (KenLM adapter only)
+        alpha_ln10, beta, n_uni = math.nan, 0.0, 0
+        if tables is not None and tables.native:
+            lm_: Any = tables.lm
+            if lm_.alpha >= 0:
+                alpha_ln10 = float(lm_.alpha) * LOG_BASE_CHANGE_FACTOR
+                beta = float(lm_.beta)
+            n_uni = tables.n_unigrams
+
+        def spell(qq: np.ndarray) -> tuple[str, list[int]]:
+            codes, off = kb.spell_queries(qq, tk, voc.codes, voc.offsets)
+            return codes.tobytes().decode("utf-32-le"), off.tolist()
+
+        # missing LM scores are asked for through a callback that takes the GIL only for them;
+        # for a search that is not registered it declines, and the kernel returns the queries
+        search = _SearchQueries(tables, q, q_hash, spell)
+        ctx = search.register() if (tables is not None and self._resolve_in_kernel) else 0
+        try:
+            while True:
+                if tables is not None:
+                    word_table, scores, partial, prefix = search.snapshot()
+                else:
+                    word_table, scores, partial, prefix = (
+                        EMPTY_TABLE,
+                        (EMPTY_TABLE[0], np.zeros(1), EMPTY_TABLE[1]),
+                        (EMPTY_TABLE[0], np.zeros(1)),
+                        EMPTY_TABLE[0],
+                    )
+                status = kb.lm_beam_search(
+                    lp,
+                    voc.kinds,
+                    voc.codes,
+                    voc.offsets,
+                    voc.blank,
+                    K,
+                    beam_prune_logp,
+                    token_min_logp,
+                    prune_history,
+                    n_hist,
+                    have_lm,
+                    native,
+                    have_uni,
+                    unk,
+                    hotword_weight,
+                    n_uni,
+                    alpha_ln10,
+                    beta,
+                    word_table[0],
+                    word_table[1],
+                    scores[0],
+                    scores[1],
+                    scores[2],
+                    prefix,
+                    partial[0],
+                    partial[1],
+                    w_info,
+                    ng_uni,
+                    ng_keys,
+                    ng_vals,
+                    ng_meta,
+                    ng_ab,
+                    hw_words,
+                    hw_pre,
+                    hw_minlen,
+                    pc_keys,
+                    pc_vals,
+                    b_i,
+                    b_logit,
+                    b_phash,
+                    b_part,
+                    b_score,
+                    nb_i,
+                    nb_logit,
+                    nb_phash,
+                    nb_part,
+                    nb_score,
+                    tn_i,
+                    tn_word,
+                    tn_hist,
+                    tn_lm,
+                    tt_keys,
+                    tt_vals,
+                    fc,
+                    tk,
+                    cand[0],
+                    cand[1],
+                    cand[2],
+                    cand[3],
+                    cand[4],
+                    cand[5],
+                    cand[6],
+                    cand[7],
+                    q,
+                    q_hash,
+                    io,
+                    out_i,
+                    out_f,
+                    _RESOLVER,
+                    ctx,
+                    abort,
+                )
+                if status == kb.DONE:
+                    break
+                if status == kb.ABORTED:
+                    raise SearchAborted("the search was asked to stop")
+                if status == kb.PENDING:
+                    assert tables is not None
+                    search.raise_error()
+                    n = int(io[kb.IO_NQ])
+                    if n:  # else answered already, into tables that have grown since
+                        tables.resolve(q[:n], q_hash[:n], spell)
+                elif status == kb.GROW_TEXT:
+                    n_used = int(io[kb.IO_NTEXT])
+                    cap = tn_i.shape[0]
+                    while cap < int(io[kb.IO_NEED]) + 1:
+                        cap *= 2
+                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _grow_text(
+                        n_used, cap, held, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
+                    )
+                elif status == kb.GROW_CAND:
+                    cap = cand[0].shape[0]
+                    while cap < int(io[kb.IO_NEED]):
+                        cap *= 2
+                    cand = _cand_pool(cap, held)
+                else:  # pragma: no cover - the kernel returns only the codes above
+                    raise RuntimeError(f"unexpected kernel status {status}")
+        finally:
+            search.unregister(ctx)
+        n_out = int(io[kb.IO_NOUT])
+        if n_out == 0:
+            raise ValueError(
+                "no beam survived the search: every hypothesis scored -inf or NaN. The language "
+                f"model{_lm_hint(tables)} gives every path probability 0 (log10 -inf) or a NaN "
+                "(check its probabilities), or the search arguments rule every path out."
+            )
+        if keep:
+            n_out = min(n_out, keep)
+        labels, frames, t_off, starts, ends, w_off = kb.collect_chains(
+            0, np.ascontiguousarray(out_i[:n_out, :2]), tk, fc
+        )
+        render = voc.render
+        lab_list = labels.tolist()
+        st_list = starts.tolist()
+        en_list = ends.tolist()
+        beams = []
+        for a in range(n_out):
+            text = " ".join("".join([render[x] for x in lab_list[t_off[a] : t_off[a + 1]]]).split())
+            w0, w1 = int(w_off[a]), int(w_off[a + 1])
+            spans = zip(st_list[w0:w1], en_list[w0:w1], strict=True)
+            text_frames = list(zip(text.split(), spans, strict=False))
+            logit_score = float(out_f[a, 0])
+            lm_score = float(out_f[a, 1])
+            if batch_form:
+                beam: Any = OutputBeamBatch(text, text_frames, logit_score, lm_score)
+            else:
+                state = None
+                if ng is not None:
+                    state = _replay_state(tables, tn_i, int(out_i[a, 3]), int(out_i[a, 2]))
+                elif tables is not None and out_i[a, 2] >= 0:
+                    state = tables.states[int(out_i[a, 2])]
+                beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
+            toks = labels[t_off[a] : t_off[a + 1]]
+            tfr = frames[t_off[a] : t_off[a + 1]]
+            beam.tokens = toks
+            beam.token_frames = tfr
+            beam._word_probs = _WordProbs(lp, toks, tfr, starts[w0:w1], ends[w0:w1])
+            beams.append(beam)
+        return beams
+
+    # ------------------------------------------------------------------ public API
+    def decode_beams(
+        self,
+        logits: npt.ArrayLike,
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        prune_history: bool = DEFAULT_PRUNE_BEAMS,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        lm_start_state: Any = None,
+        *,
+        max_beams: int | None = None,
+    ) -> list[OutputBeam]:
+        """Beam search one utterance; return the final beams, best first.
+
+        Parameters
+        ----------
+        logits : array_like of shape (T, C)
+            Log-probabilities, ``C == len(decoder.labels)``; never guessed from
+            probabilities (use :func:`fastctc.log_softmax` on raw scores). Values are
+            floored at ``log(1e-15)`` as pyctcdecode does.
+        beam_width : int
+            Beams kept per frame.
+        beam_prune_logp : float
+            Beams scoring below ``best + beam_prune_logp`` are dropped.
+        token_min_logp : float
+            Labels below this log-probability are not tried (the frame's best always is).
+        prune_history : bool
+            Keep only the best beam per (last ``order - 1`` words, word part, last label).
+        hotwords : iterable of str, optional
+            Words or phrases to favour; ``hotword_weight`` per matched word, partial matches
+            scaled by the matched length.
+        hotword_weight : float
+            Score added per hotword.
+        lm_start_state : optional
+            LM state to start from (default: the model's start state): a beam's
+            ``last_lm_state`` from this decoder, i.e. a ``kenlm.State`` or, without the
+            ``kenlm`` package, a :class:`fastctc.ngram.NgramState`.
+        max_beams : int, optional
+            Return at most this many beams (fastctc's addition; the others are not built).
+
+        Returns
+        -------
+        list of OutputBeam
+            ``(text, last_lm_state, text_frames, logit_score, lm_score)`` plus ``tokens``,
+            ``token_frames`` and ``word_confidences`` attributes. ``last_lm_state`` is
+            ``None`` without a language model; with one it is the state after the beam's
+            last word: a ``kenlm.State`` when the ``kenlm`` package is installed (as
+            pyctcdecode's), else a :class:`fastctc.ngram.NgramState` holding the last
+            ``order - 1`` words. Either can be passed back as ``lm_start_state``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad ``logits`` (dtype, shape, width, empty, NaN) or search arguments (a
+            non-finite ``hotword_weight``, ...), or an ``lm_start_state`` of another kind than
+            the model's states. A language model that returns NaN, +inf or a non-number
+            as a score raises at once, naming the model and the value.
+        ValueError
+            No beam survived: every path scored -inf (a language model that gives every
+            word probability 0). The list returned is never empty: where pyctcdecode would
+            return an empty list (and its ``decode`` an ``IndexError``), this raises, and so
+            do :meth:`decode` and :meth:`decode_batch` (which never raise ``IndexError``).
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> a, blank, b = [.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]
+        >>> lp = np.log(np.array([a, blank, b]))
+        >>> beams = dec.decode_beams(lp)
+        >>> beams[0].text, beams[0].tokens.tolist(), beams[0].token_frames.tolist()
+        ('ab', [2, 3], [0, 2])
+        """
+        lp = self._check_logits(logits)
+        k, bp, tm, hw_w = self._check_search_args(
+            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        )
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        return self._interruptible(
+            lp,
+            k,
+            bp,
+            tm,
+            bool(prune_history),
+            hw,
+            hw_w,
+            lm_start_state,
+            False,
+            _check_max_beams(max_beams),
+        )
+
+    def decode(
+        self,
+        logits: npt.ArrayLike,
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        lm_start_state: Any = None,
+    ) -> str:
+        """Best text of one utterance (``decode_beams`` with ``prune_history=True``).
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> dec.decode(np.log(np.array([[.1, .1, .7, .1], [.1, .7, .1, .1], [.1, .1, .1, .7]])))
+        'a b'
+        """
+        lp = self._check_logits(logits)
+        k, bp, tm, hw_w = self._check_search_args(
+            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        )
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        return self._interruptible(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, 1)[0].text
+
+    def _batch(
+        self,
+        logits_list: Sequence[npt.ArrayLike],
+        beam_width: int,
+        beam_prune_logp: float,
+        token_min_logp: float,
+        prune_history: bool,
+        hotwords: Iterable[str] | None,
+        hotword_weight: float,
+        num_threads: int | None,
+        keep: int,
+        errors: str = "raise",
+    ) -> list[Any]:
+        if isinstance(logits_list, np.ndarray) and logits_list.ndim == 2:
+            raise ValueError(
+                "logits_list must be a list of (T, C) arrays or a 3-D array; got one 2-D array "
+                f"of shape {logits_list.shape}. Use decode/decode_beams for one utterance."
+            )
+        errors = _check_errors(errors)
+        k, bp, tm, hw_w = self._check_search_args(
+            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        )
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        lps: list[Any] = []
+        for i, x in enumerate(logits_list):
+            try:
+                lps.append(self._check_logits(x, f"logits_list[{i}]"))
+            except Exception as err:
+                if errors == "raise":
+                    raise
+                lps.append(err)
+        n = len(lps)
+        if n == 0:
+            return []
+        results: list[Any] = [[] for _ in range(n)]
+        for i, x in enumerate(lps):
+            if isinstance(x, Exception):
+                results[i] = x
+
+        def work(items: np.ndarray, abort: np.ndarray) -> None:
+            for i in items.tolist():
+                if isinstance(lps[i], Exception):
+                    continue
+                try:
+                    results[i] = self._search(
+                        lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep, abort
+                    )
+                except Exception as err:
+                    if errors == "raise":
+                        if hasattr(err, "add_note"):  # Python >= 3.11
+                            err.add_note(f"(while decoding logits_list[{i}])")
+                        raise
+                    results[i] = err
+
+        threads = v.resolve_num_threads(num_threads, n)
+        if threads > 1:
+            # compile (or load from cache) before the pool starts, on the shortest utterance
+            lengths = [x.shape[0] if isinstance(x, np.ndarray) else 1 << 62 for x in lps]
+            shortest = int(np.argmin(lengths))
+            work(np.array([shortest]), np.zeros(1, dtype=np.int64))
+            rest = np.array([i for i in range(n) if i != shortest], dtype=np.int64)
+            costs = np.array([lengths[i] % (1 << 62) + 1 for i in rest], dtype=np.float64)
+            chunks = [rest[c] for c in balanced_chunks(costs, threads)] if rest.size else []
+        else:
+            chunks = [np.arange(n, dtype=np.int64)]
+        total = sum(x.shape[0] for x in lps if isinstance(x, np.ndarray))
+        run_abortable(work, chunks, inline=threads <= 1 and total < _INLINE_FRAMES)
+        return results
+
+    def decode_beams_batch(
+        self,
+        pool: Any,
+        logits_list: Sequence[npt.ArrayLike],
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        prune_history: bool = DEFAULT_PRUNE_BEAMS,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        num_threads: int | None = None,
+        *,
+        max_beams: int | None = None,
+        errors: str = "raise",
+    ) -> list[Any]:
+        """``decode_beams`` over many utterances on threads.
+
+        ``pool`` is accepted for pyctcdecode compatibility and ignored: the GIL-free kernel
+        runs on ``num_threads`` threads (default: every available core). Beams have no LM
+        state, as pyctcdecode's: ``(text, text_frames, logit_score, lm_score)``. ``max_beams``
+        (fastctc's addition) keeps at most that many beams per utterance, best first.
+
+        ``errors`` (fastctc's addition) says what an utterance that cannot be decoded does:
+        ``"raise"`` (the default) raises its exception, with a note naming its index in
+        ``logits_list``, and the other results are lost; ``"return"`` puts the exception
+        object in that utterance's slot of the result and decodes the others.
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> lp = np.log(np.full((2, 4), 0.25))
+        >>> len(dec.decode_beams_batch(None, [lp, lp], num_threads=2))
+        2
+        """
+        return self._batch(
+            logits_list,
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            bool(prune_history),
+            hotwords,
+            hotword_weight,
+            num_threads,
+            _check_max_beams(max_beams),
+            errors,
+        )
+
+    def decode_batch(
+        self,
+        pool: Any,
+        logits_list: Sequence[npt.ArrayLike],
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        num_threads: int | None = None,
+        *,
+        errors: str = "raise",
+    ) -> list[Any]:
+        """``decode`` over many utterances on threads (``pool`` is ignored).
+
+        ``errors="return"`` (fastctc's addition) puts the exception of an utterance that
+        cannot be decoded in its slot of the result instead of raising it (``"raise"``, the
+        default, raises it with a note naming its index, as :meth:`decode` would).
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> lp = np.log(np.array([[.1, .1, .7, .1], [.1, .1, .1, .7]]))
+        >>> dec.decode_batch(None, [lp, lp[::-1]], num_threads=1)
+        ['ab', 'ba']
+        """
+        res = self._batch(
+            logits_list,
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            True,
+            hotwords,
+            hotword_weight,
+            num_threads,
+            1,
+            errors,
+        )
+        return [r if isinstance(r, Exception) else r[0].text for r in res]
+
+    # ------------------------------------------------------------------ persistence
+    def save_to_dir(self, filepath: str | os.PathLike[str]) -> None:
+        """Write ``alphabet.json`` and, with a model, ``language_model/`` (pyctcdecode's layout)."""
+        path = os.fspath(filepath)
+        lm = self._language_model
+        if lm is not None:  # check before writing anything
+            if type(lm).save_to_dir is AbstractLanguageModel.save_to_dir:
+                raise NotImplementedError(
+                    f"{type(lm).__name__} cannot be saved to a directory (it does not implement "
+                    f"save_to_dir); nothing was written to {path!r}."
+                )
+            if os.path.exists(os.path.join(path, self._LM_DIR)):
+                raise FileExistsError(
+                    f"{os.path.join(path, self._LM_DIR)!r} exists already; save to an empty "
+                    "directory. Nothing was written."
+                )
+        with open(os.path.join(path, self._ALPHABET_FILE), "w", encoding="utf-8") as f:
+            f.write(self._alphabet.dumps())
+        if self._language_model is not None:
+            lm_path = os.path.join(path, self._LM_DIR)
+            os.makedirs(lm_path)
+            self._language_model.save_to_dir(lm_path)
+
+    @classmethod
+    def load_from_dir(cls, filepath: str | os.PathLike[str]) -> BeamSearchDecoderCTC:
+        """Load a decoder written by :meth:`save_to_dir` (ours or pyctcdecode's).
+
+        Raises
+        ------
+        ValueError
+            ``alphabet.json`` missing or unexpected files in the directory.
+        """
+        path = os.fspath(filepath)
+        contents = [c for c in os.listdir(path) if not c.startswith((".", "__"))]
+        if cls._ALPHABET_FILE not in contents:
+            raise ValueError(f"{path!r} holds no {cls._ALPHABET_FILE}; found {sorted(contents)}.")
+        contents.remove(cls._ALPHABET_FILE)
+        if contents and contents != [cls._LM_DIR]:
+            raise ValueError(
+                f"{path!r} may hold only {cls._ALPHABET_FILE} and {cls._LM_DIR}/; "
+                f"found also {sorted(contents)}."
+            )
+        with open(os.path.join(path, cls._ALPHABET_FILE), encoding="utf-8") as f:
+            alphabet = Alphabet.loads(f.read())
+        lm = LanguageModel.load_from_dir(os.path.join(path, cls._LM_DIR)) if contents else None
+        return cls(alphabet, lm)
+
+
+class _WordProbs:
+    """Lazy per-word confidence: mean posterior of the word's tokens at their start frames."""
+
+    __slots__ = ("lp", "toks", "frames", "starts", "ends")
+
+    def __init__(
+        self,
+        lp: np.ndarray,
+        toks: np.ndarray,
+        frames: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+    ) -> None:
+        self.lp, self.toks, self.frames, self.starts, self.ends = lp, toks, frames, starts, ends
+
+    def __call__(self) -> list[float]:
+        if self.starts.size == 0:
+            return []
+        p = np.exp(self.lp[self.frames, self.toks].astype(np.float64))
+        cs = np.concatenate([[0.0], np.cumsum(p)])
+        lo = np.searchsorted(self.frames, self.starts, side="left")
+        hi = np.searchsorted(self.frames, self.ends, side="left")
+        n = np.maximum(hi - lo, 1)
+        return ((cs[hi] - cs[lo]) / n).tolist()
+
+
+#: First sizes of the text-node and candidate pools, per frame and per beam.
+_TEXT_PER_FRAME = 16
+_CAND_PER_BEAM = 20
+#: Per-search arrays at least this large come from the scratch pool.
+_POOLED_BYTES = 1 << 17
+
+
+def _take(
+    held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any, zero: bool = False
+) -> np.ndarray:
+    """An array for one search: large ones from the scratch pool (fresh ones would be mapped
+    and cleared page by page on every call), noted in ``held`` for their return; small ones,
+    and all when ``held`` is None, allocated."""
+    n = int(np.prod(shape))
+    if held is None or n * np.dtype(dtype).itemsize < _POOLED_BYTES:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    a = _scratch.take(n, dtype)
+    held.append(a)
+    a = a.reshape(shape)
+    if zero:
+        a.fill(0)
+    return a
+
+
+def _text_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    tcap = 1 << (2 * cap - 1).bit_length()
+    return (
+        _take(held, (cap, kb.N_COLS), np.int64),
+        _take(held, (cap,), np.uint64),
+        _take(held, (cap,), np.uint64),
+        _take(held, (cap,), np.float64),
+        _take(held, (tcap,), np.uint64, zero=True),
+        _take(held, (tcap,), np.int64),
+    )
+
+
+def _grow_text(
+    n_used: int, cap: int, held: list[np.ndarray] | None, *old: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    tn_i, tn_word, tn_hist, tn_lm, _, _ = old
+    new = _text_pool(cap, held)
+    new[0][:n_used] = tn_i[:n_used]
+    new[1][:n_used] = tn_word[:n_used]
+    new[2][:n_used] = tn_hist[:n_used]
+    new[3][:n_used] = tn_lm[:n_used]
+    kb.rebuild_text_table(new[0], new[1], n_used, new[4], new[5])
+    return new
+
+
+def _cand_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    mcap = 1 << (2 * cap - 1).bit_length()
+    return (
+        _take(held, (cap, kb.C_COLS), np.int64),
+        _take(held, (cap,), np.float64),
+        _take(held, (cap,), np.float64),
+        _take(held, (cap,), np.uint64),
+        _take(held, (cap,), np.float64),
+        _take(held, (cap,), np.float64),
+        _take(held, (mcap,), np.uint64, zero=True),
+        _take(held, (mcap,), np.int64),
+    )
+
+
+def build_ctcdecoder(
+    labels: Sequence[str],
+    kenlm_model_path: str | os.PathLike[str] | None = None,
+    unigrams: Collection[str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+    unk_score_offset: float = DEFAULT_UNK_LOGP_OFFSET,
+    lm_score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY,
+) -> BeamSearchDecoderCTC:
+    """Build a decoder, as ``pyctcdecode.build_ctcdecoder``.
+
+    Parameters
+    ----------
+    labels : list of str
+        The model's labels, one per logits column (see :class:`fastctc.alphabet.Alphabet`
+        for the blank, delimiter and BPE conventions).
+    kenlm_model_path : str or path, optional
+        Word n-gram model: an ARPA file (plain or gzipped) or a KenLM binary. ARPA files and
+        KenLM trie binaries (``build_binary ... trie``) are read by fastctc itself; KenLM
+        hash-table binaries, and ARPA files whose n-grams lack their context n-grams, need
+        the ``kenlm`` package (``pip install "fastctc[kenlm]"``). When ``kenlm`` is installed
+        it loads every model (see :func:`fastctc.lm.load_model`).
+    unigrams : collection of str, optional
+        Known words; read from the ARPA file when omitted.
+    alpha, beta, unk_score_offset, lm_score_boundary
+        As pyctcdecode (LM weight, word bonus, unknown-word offset, sentence boundaries).
+
+    Returns
+    -------
+    BeamSearchDecoderCTC
+
+    Raises
+    ------
+    ImportError
+        The model needs the ``kenlm`` package, which is not installed (the message names
+        the file and the install command).
+    FileNotFoundError
+        ``kenlm_model_path`` does not exist.
+    ValueError
+        Unreadable model, unigrams that the model does not know, bad labels.
+
+    Examples
+    --------
+    >>> import fastctc
+    >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+    >>> dec.labels
+    ['', ' ', 'a', 'b']
+
+    With the bundled English 4-gram and example:
+
+    >>> lm, demo = fastctc.data.default_lm(), fastctc.data.demo()
+    >>> dec = fastctc.build_ctcdecoder(lm.labels, kenlm_model_path=lm.path, unigrams=lm.unigrams)
+    >>> dec.decode(demo.log_probs[1])
+    'i only know what i read in the papers'
+    """
+    alphabet = Alphabet.build_alphabet(labels)
+    lm = None
+    if kenlm_model_path is not None:
+        model = load_model(kenlm_model_path)
+        path = os.fspath(kenlm_model_path)
+        if unigrams is None and path.endswith(".arpa"):
+            unigrams = load_unigram_set_from_arpa(path)
+        lm = LanguageModel(
+            model,
+            unigrams,
+            alpha=alpha,
+            beta=beta,
+            unk_score_offset=unk_score_offset,
+            score_boundary=lm_score_boundary,
+        )
+    return BeamSearchDecoderCTC(alphabet, lm)
+
+
+_WARMUP_ARPA = (
+    b"\\data\\\nngram 1=2\nngram 2=1\n\n\\1-grams:\n-1.5\t<s>\t-0.5\n-1\ta\n\n"
+    b"\\2-grams:\n-0.25\t<s> a\n\n\\end\\\n"
+)
+
+
+def warmup_decoder() -> None:
+    """Compile (or load from the disk cache) every kernel the LM decoder uses, on tiny inputs.
+
+    The first decode of a process otherwise pays this while it runs, spread over the first
+    utterances (table resizes and pool growth reach their helpers only later).
+
+    Examples
+    --------
+    >>> from fastctc.lm.decoder import warmup_decoder
+    >>> warmup_decoder()
+    """
+    from ..kernels import lm_cache as lc
+
+    keys = np.zeros(16, dtype=np.uint64)
+    one_u = np.array([5], dtype=np.uint64)
+    one_i = np.array([1], dtype=np.int64)
+    lc.insert_int(keys, np.full(16, -1, dtype=np.int64), one_u, one_i)
+    lc.insert_float_int(keys.copy(), np.zeros(16), np.zeros(16, np.int64), one_u, np.ones(1), one_i)
+    lc.store_answers(
+        keys.copy(),
+        np.full(16, -1, dtype=np.int64),
+        keys.copy(),
+        np.zeros(16),
+        np.zeros(16, np.int64),
+        np.array([5, 2, 1, 2, 0]),
+        1,
+        np.ones(1),
+    )
+    kb.spell_queries(
+        np.zeros((1, kb.Q_COLS), dtype=np.int64),
+        np.zeros((1, 3), dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(2, dtype=np.int64),
+    )
+    lc.table_find(keys, np.uint64(5))
+    codes, offsets = encode_strings(["ab"])
+    lc.hash_strings(codes, offsets, True)
+    lc.hash_strings(codes, offsets, False)
+    tn_i, tn_word, _, _, tt_keys, tt_vals = _text_pool(4)
+    tn_i[:2] = 0
+    tn_word[:2] = 1
+    kb.rebuild_text_table(tn_i, tn_word, 2, tt_keys, tt_vals)
+    read_arpa_bytes(_WARMUP_ARPA)
+    dec = build_ctcdecoder(["", " ", "a"])
+    for dtype in (np.float32, np.float64):
+        lp = np.log(np.full((3, 3), 1 / 3, dtype=dtype))
+        dec.decode_beams(lp, beam_width=2)
