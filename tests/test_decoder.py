@@ -376,31 +376,19 @@ def _key(beam):
     return tuple(beam)[::2] + tuple(beam)[3:]
 
 
-def test_pools_grown_mid_search_give_the_same_beams(sim_utts, monkeypatch):
+def test_pools_grown_mid_search_give_the_same_beams(sim_utts):
     """Text-node and candidate pools that start small and grow during the search (the search
     stops, the caller reallocates, the frame restarts) change nothing."""
-    import fastctc.decoder as fd
+    from fastctc.lm.search import SearchSizes
 
     labels, lps, _ = sim_utts
     dec = fastctc.build_ctcdecoder(labels, kenlm_model_path=TINY, unigrams=TINY_WORDS)
     want = [dec.decode_beams(x, beam_width=100) for x in lps[:3]]
-    grown = {"text": 0, "cand": 0}
-    grow_text, cand_pool = fd._grow_text, fd._cand_pool
-
-    def counting_grow_text(*args):
-        grown["text"] += 1
-        return grow_text(*args)
-
-    def counting_cand_pool(cap, held=None):
-        grown["cand"] += cap > 1024
-        return cand_pool(cap, held)
-
-    monkeypatch.setattr(fd, "_grow_text", counting_grow_text)
-    monkeypatch.setattr(fd, "_cand_pool", counting_cand_pool)
-    monkeypatch.setattr(fd, "_TEXT_PER_FRAME", 0)
-    monkeypatch.setattr(fd, "_CAND_PER_BEAM", 0)
-    got = [dec.decode_beams(x, beam_width=100) for x in lps[:3]]
-    assert grown["text"] > 0 and grown["cand"] > 0
+    small = fastctc.build_ctcdecoder(labels, kenlm_model_path=TINY, unigrams=TINY_WORDS)
+    small.search_sizes = SearchSizes(text_per_frame=0, cand_per_beam=0, min_pool=8)
+    got = [small.decode_beams(x, beam_width=100) for x in lps[:3]]
+    # more than 8 beams survive: 8 candidates and 8 text nodes cannot have held them
+    assert max(len(w) for w in want) > 8
     for g, w in zip(got, want, strict=True):
         assert [_key(b) for b in g] == [_key(b) for b in w]
         assert [b.tokens.tolist() for b in g] == [b.tokens.tolist() for b in w]

@@ -36,17 +36,17 @@ def sim():
     return CHAR_LABELS, lps, small_lm.unigrams()
 
 
-def _decoder(labels, unigrams, path=small_lm.ARPA, **kw):
+def _decoder(labels, unigrams, path=small_lm.ARPA, lm_scoring="auto", **kw):
     lm = LanguageModel(str(path), unigrams, **kw)
-    return fastctc.BeamSearchDecoderCTC(Alphabet.build_alphabet(labels), lm)
+    alphabet = Alphabet.build_alphabet(labels)
+    return fastctc.BeamSearchDecoderCTC(alphabet, lm, lm_scoring=lm_scoring)
 
 
-def _pair(labels, unigrams, **kw):
-    """(native, callback): the same model, the second with its n-gram tables switched off."""
-    native = _decoder(labels, unigrams, **kw)
-    callback = _decoder(labels, unigrams, **kw)
-    assert native._tables.ngram is not None
-    callback._tables.ngram = None
+def _pair(labels, unigrams, path=small_lm.ARPA, **kw):
+    """(native, callback): the same model, the second scored through the callback path."""
+    native = _decoder(labels, unigrams, path, **kw)
+    callback = _decoder(labels, unigrams, path, lm_scoring="callback", **kw)
+    assert native.lm_scoring.name == "ngram" and callback.lm_scoring.name == "callback"
     return native, callback
 
 
@@ -117,8 +117,8 @@ def test_paths_really_differ(sim):
     for lp in lps[:3]:
         native.decode_beams(lp, beam_width=WIDTH)
         callback.decode_beams(lp, beam_width=WIDTH)
-    assert native._tables._n_scores == 0 and len(native._tables.states) == 1
-    assert callback._tables._n_scores > 0 and len(callback._tables.states) > 1
+    assert native.lm_tables.n_cached_scores == 0 and len(native.lm_tables.states) == 1
+    assert callback.lm_tables.n_cached_scores > 0 and len(callback.lm_tables.states) > 1
 
 
 def test_no_sentence_boundary(sim, pairs):
@@ -187,7 +187,7 @@ def test_given_start_state_uses_kenlm(sim):
         b = native.decode_beams(lp, beam_width=WIDTH, lm_start_state=start)
         assert [_key(x) for x in a] == [_key(x) for x in b]
         assert [x.last_lm_state for x in a] == [x.last_lm_state for x in b]
-    assert native._tables._n_scores > 0
+    assert native.lm_tables.n_cached_scores > 0
 
 
 def test_binary_model_gives_the_same_beams(sim, pairs):
@@ -195,18 +195,20 @@ def test_binary_model_gives_the_same_beams(sim, pairs):
     labels, lps, vocab = sim
     native, _ = pairs("full")
     binaries = [
-        fastctc.build_ctcdecoder(labels, kenlm_model_path=str(small_lm.BINARY), unigrams=vocab)
-        for _ in range(2)
+        fastctc.build_ctcdecoder(
+            labels, kenlm_model_path=str(small_lm.BINARY), unigrams=vocab, lm_scoring=scoring
+        )
+        for scoring in ("auto", "callback")
     ]
-    assert binaries[0].language_model.ngram_tables is not None
-    binaries[1]._tables.ngram = None
+    assert binaries[0].lm_scoring.name == "ngram"
     for lp in lps[:10]:
         a = native.decode_beams(lp, beam_width=WIDTH)
         b, c = (binary.decode_beams(lp, beam_width=WIDTH) for binary in binaries)
         assert [_key(x) for x in a] == [_key(x) for x in b] == [_key(x) for x in c]
         # KenLM states name words by the ids of their own model file
         assert [x.last_lm_state for x in b] == [x.last_lm_state for x in c]
-    assert binaries[0]._tables._n_scores == 0 and binaries[1]._tables._n_scores > 0
+    assert binaries[0].lm_tables.n_cached_scores == 0
+    assert binaries[1].lm_tables.n_cached_scores > 0
 
 
 @pytest.mark.reference
@@ -230,11 +232,7 @@ def test_bundled_model_native_equals_callback():
     never saw: the same beams as asking KenLM, with and without hotwords."""
     sents = demo_sentences()[:6]
     lps = [simulate_char(s, 100 + i) for i, s in enumerate(sents)]
-    native, callback = (
-        _decoder(CHAR_LABELS, list(bundled_unigrams()), BUNDLED_LM) for _ in range(2)
-    )
-    assert native._tables.ngram is not None
-    callback._tables.ngram = None
+    native, callback = _pair(CHAR_LABELS, list(bundled_unigrams()), BUNDLED_LM)
     _assert_same(native, callback, lps, beam_width=WIDTH)
     _assert_same(native, callback, lps[:2], beam_width=WIDTH, hotwords=["van goghs", "papers"])
-    assert native._tables._n_scores == 0 and callback._tables._n_scores > 0
+    assert native.lm_tables.n_cached_scores == 0 and callback.lm_tables.n_cached_scores > 0

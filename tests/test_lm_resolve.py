@@ -14,29 +14,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastctc
-from fastctc.decoder import BeamSearchDecoderCTC, _SearchQueries
 from fastctc.kernels.lm_beam import RESOLVE_DONE, RESOLVE_STALE
 from fastctc.kernels.prefix_beam import kth_smallest
 from fastctc.lm import AbstractLanguageModel, KernelTables
+from fastctc.lm.queries import SearchQueries
 from tests.conftest import BUNDLED_LM, bundled_unigrams, demo_sentences, random_log_probs
 from tests.simulate import CHAR_LABELS, simulate_char
 
 logging.getLogger("pyctcdecode").setLevel(logging.ERROR)
 
 
-@pytest.fixture(autouse=True)
-def _kenlm_queries(monkeypatch):
-    """Every model here is scored through KenLM, not from n-gram tables read off its file."""
-    monkeypatch.setattr(fastctc.lm, "_ngram_tables", lambda model: None)
-
-
 @pytest.fixture(scope="module")
 def sim():
-    """Four simulated English utterances and the bundled model (asked through KenLM)."""
+    """Four simulated English utterances and the bundled model. Every decoder here asks the
+    model for scores (``lm_scoring="callback"`` or ``"resume"``) rather than scoring from the
+    n-gram tables read off its file."""
     sents = demo_sentences()[10:14]
     lps = [simulate_char(s, 10 + i) for i, s in enumerate(sents)]
     kw = dict(kenlm_model_path=str(BUNDLED_LM), unigrams=list(bundled_unigrams()))
     return CHAR_LABELS, lps, kw
+
+
+def _build(labels, kw, lm_scoring="callback"):
+    dec = fastctc.build_ctcdecoder(labels, **kw, lm_scoring=lm_scoring)
+    assert dec.lm_scoring.name == lm_scoring
+    return dec
 
 
 def _beams(dec, lps, **kw):
@@ -45,13 +47,13 @@ def _beams(dec, lps, **kw):
 
 def _count_answers(monkeypatch):
     calls = []
-    orig = _SearchQueries.answer
+    orig = SearchQueries.answer
 
     def answer(self, n):
         calls.append(n)
         return orig(self, n)
 
-    monkeypatch.setattr(_SearchQueries, "answer", answer)
+    monkeypatch.setattr(SearchQueries, "answer", answer)
     return calls
 
 
@@ -61,11 +63,9 @@ def test_callback_and_returned_queries_agree(sim, monkeypatch):
 
     labels, lps, kw = sim
     calls = _count_answers(monkeypatch)
-    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", False)
-    returned = _beams(fastctc.build_ctcdecoder(labels, **kw), lps, beam_width=32)
+    returned = _beams(_build(labels, kw, "resume"), lps, beam_width=32)
     assert calls == []  # queries came back to the caller
-    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", True)
-    in_kernel = _beams(fastctc.build_ctcdecoder(labels, **kw), lps, beam_width=32)
+    in_kernel = _beams(_build(labels, kw), lps, beam_width=32)
     assert len(calls) > len(lps)  # answered from inside the kernel
     assert in_kernel == returned  # texts, frames and scores, exactly
     ref = pyctcdecode.build_ctcdecoder(labels, **kw)
@@ -77,35 +77,32 @@ def test_callback_and_returned_queries_agree(sim, monkeypatch):
 
 def _shrink(tables: KernelTables) -> None:
     """Start from the smallest score table, so that answers regrow it during the search."""
-    tables.scores = tables._empty_scores(16)
-    tables._n_scores = 0
+    tables.clear(capacity=16)
 
 
 def test_tables_regrown_during_search(sim, monkeypatch):
     labels, lps, kw = sim
-    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", False)
-    want = _beams(fastctc.build_ctcdecoder(labels, **kw), lps[:2], beam_width=24)
-    monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", True)
+    want = _beams(_build(labels, kw, "resume"), lps[:2], beam_width=24)
     answers = []
-    orig = _SearchQueries.answer
+    orig = SearchQueries.answer
 
     def answer(self, n):
         answers.append(orig(self, n))
         return answers[-1]
 
-    monkeypatch.setattr(_SearchQueries, "answer", answer)
-    dec = fastctc.build_ctcdecoder(labels, **kw)
-    _shrink(dec._tables)
+    monkeypatch.setattr(SearchQueries, "answer", answer)
+    dec = _build(labels, kw)
+    _shrink(dec.lm_tables)
     assert _beams(dec, lps[:2], beam_width=24) == want
     assert RESOLVE_STALE in answers and RESOLVE_DONE in answers  # regrown and not
-    assert dec._tables.scores[0].size > 16
+    assert dec.lm_tables.scores[0].size > 16
 
 
 def test_threads_share_growing_tables(sim):
     labels, lps, kw = sim
-    one = fastctc.build_ctcdecoder(labels, **kw)
-    two = fastctc.build_ctcdecoder(labels, **kw)
-    _shrink(two._tables)
+    one = _build(labels, kw)
+    two = _build(labels, kw)
+    _shrink(two.lm_tables)
     want = one.decode_batch(None, lps, beam_width=24, num_threads=1)
     assert two.decode_batch(None, lps, beam_width=24, num_threads=2) == want
 
@@ -121,7 +118,7 @@ def test_no_query_repeated_within_a_batch(sim, monkeypatch):
         return orig(self, q, q_hash, spell)
 
     monkeypatch.setattr(KernelTables, "resolve", resolve)
-    fastctc.build_ctcdecoder(labels, **kw).decode(lps[0], beam_width=24)
+    _build(labels, kw).decode(lps[0], beam_width=24)
     assert batches
     for rows in batches:
         keys = [(k, s, w, e) if k == 1 else (k, s, w, e, h) for k, s, w, e, h in rows]
@@ -155,13 +152,13 @@ def test_language_model_error_propagates(rng):
         p[t, c] = 0.97
     with pytest.raises(RuntimeError, match="cannot score 'ba'"):
         dec.decode(np.log(p), beam_width=4)
-    assert not _SearchQueries._live  # the failed search unregistered itself
+    assert SearchQueries.n_live() == 0  # the failed search unregistered itself
     ok = np.log(np.full((3, 4), 0.25))
     ok[:, 3] = np.log(0.01)  # no "b": "ba" never appears
     assert isinstance(dec.decode(ok, beam_width=4), str)
 
 
-def test_custom_model_paths_agree(rng, monkeypatch):
+def test_custom_model_paths_agree(rng):
     labels = ["", " ", "a", "q", "b"]
     alphabet = fastctc.alphabet.Alphabet.build_alphabet(labels)
 
@@ -171,10 +168,10 @@ def test_custom_model_paths_agree(rng, monkeypatch):
 
     lps = [random_log_probs(rng, 10, len(labels), scale=3.0) for _ in range(4)]
     out = {}
-    for flag in (False, True):
-        monkeypatch.setattr(BeamSearchDecoderCTC, "_resolve_in_kernel", flag)
-        out[flag] = _beams(fastctc.BeamSearchDecoderCTC(alphabet, LenLM()), lps, beam_width=8)
-    assert out[True] == out[False]
+    for scoring in ("resume", "callback"):
+        dec = fastctc.BeamSearchDecoderCTC(alphabet, LenLM(), lm_scoring=scoring)
+        out[scoring] = _beams(dec, lps, beam_width=8)
+    assert out["resume"] == out["callback"]
 
 
 @settings(max_examples=50, deadline=None)

@@ -1,7 +1,7 @@
 """CTC beam search with word-level language-model fusion (pyctcdecode's algorithm), nopython.
 
 A beam is ``(text, word part, last label)``: ``text`` is a node of a per-utterance word trie
-(each node one more word, with its LM state and cumulative LM score), the word part is the
+(each node one more word, with its LM context and cumulative LM score), the word part is the
 unfinished word (its FNV hash and length in characters) and ``last label`` the last label of
 the path (blank included), so a repeated label collapses and a blank separates repeats.
 Every frame each beam is extended by every label whose log-probability reaches
@@ -11,121 +11,145 @@ acoustic + LM(text) + partial-word score; candidates below ``best + beam_prune_l
 dropped and the best ``K`` kept (ties by candidate order). ``prune_history`` additionally keeps
 only the best beam per (last ``n - 1`` words, part, last label).
 
-With n-gram tables (``ng_meta[M_ORDER] > 0``: an ARPA or KenLM trie model read by
-``fastctc.ngram`` / ``fastctc.kenlm_binary``) every word is scored in the kernel
-(:func:`ng_word_score`): the LM context of a text node is the words of its last
-``order - 1`` ancestors, whose vocabulary ids the nodes keep in ``N_STATE``, and nothing
-below is needed.
+The search's state is in the bundles of :mod:`fastctc.kernels.lm_state`, which also
+describes the statuses it returns; scores come from :mod:`fastctc.kernels.lm_score`.
 
-Otherwise LM scores come from hash tables keyed by (LM state id, word id). A word
-completion whose score is missing is first bounded from above; if even the bound cannot
-survive the pruning it is dropped (exactly what scoring it would have done), otherwise it is
-queried before the frame is committed: the missing queries (each once) go into ``q`` and the
-kernel calls ``resolver(ctx, n)``, a C callback that takes the GIL only for that call, fills
-the tables (KenLM) and answers ``RESOLVE_DONE``; the frame then goes on with the new scores.
-If the tables had to be reallocated (``RESOLVE_STALE``) or the resolver declines
-(``RESOLVE_DECLINED``: no callback registered, or the model raised), the kernel stops
-instead, with the frame's state and the queries (if unanswered) in place; the caller resolves
-them, passes the current tables and calls again, and the frame resumes. Capacity shortfalls
-stop it the same way.
+On the n-gram path every word is scored in the kernel. On the cache path a word completion
+whose score is missing is first bounded from above; if even the bound cannot survive the
+pruning it is dropped (exactly what scoring it would have done), otherwise it is queried
+before the frame is committed: the missing queries (each once) go into ``Queries`` and the
+kernel calls ``resolver(ctx, n)``, a C callback that takes the GIL only for that call (see
+:mod:`fastctc.lm.queries`), and goes on with the new scores, or returns ``PENDING``.
 
 Beams are kept unsorted (only the final ones are sorted). Where pyctcdecode's result depends on
 its beam order (a merged candidate takes the frames of the path merged last, i.e. from the
 lowest-ranked beam) the kernel uses the source beam's score instead, which gives the same
 result except on exact ties.
 
-Inputs are validated by the caller. Status codes: ``DONE``, ``PENDING``, ``GROW_TEXT``,
-``GROW_CAND``.
+Inputs are validated by the caller.
 """
 
 import math
 
 import numpy as np
 
-from ..defaults import AVG_TOKEN_LEN, LOG10_TO_LN
 from ._jit import jit
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
-from .ngram import M_BOS, M_BOUNDARY, M_EOS, M_ORDER, log10_prob, push_word
+from .lm_score import (
+    FOUND,
+    MISS_WORD,
+    child_text,
+    find_child,
+    is_hotword,
+    partial_score,
+    rebuild_text_table,
+    word_score,
+    word_score_bound,
+)
+from .lm_state import (
+    ABORTED,
+    B_COLS,
+    B_FNODE,
+    B_LAST,
+    B_PEND,
+    B_PLEN,
+    B_PNTOK,
+    B_PSTART,
+    B_TEXT,
+    B_TNODE,
+    C_COLS,
+    C_DHASH,
+    C_DNT,
+    C_DPARENT,
+    C_DTN,
+    C_DWID,
+    C_FAPPEND,
+    C_LAST,
+    C_NEWTOK,
+    C_PEND,
+    C_PLEN,
+    C_PNTOK,
+    C_PSTART,
+    C_SLOT,
+    C_SRC,
+    C_TEXT,
+    C_TNEW,
+    C_TSRC,
+    DEFERRED,
+    DONE,
+    DROPPED,
+    F_LMSTATE,
+    F_SLOT,
+    F_SRC,
+    F_TOKNODE,
+    F_VOCAB,
+    GROW_CAND,
+    GROW_TEXT,
+    IO_COLS,
+    IO_NBEAMS,
+    IO_NEED,
+    IO_NFC,
+    IO_NOUT,
+    IO_NQ,
+    IO_NTEXT,
+    IO_NTK,
+    IO_RESUME,
+    IO_T,
+    K_BLANK,
+    K_BPE_START,
+    K_NORMAL,
+    K_SPACE,
+    N_COLS,
+    N_LMSTATE,
+    N_PARENT,
+    O_COLS,
+    O_FNODE,
+    O_LMSTATE,
+    O_TEXT,
+    O_TOKNODE,
+    O_VOCAB,
+    PENDING,
+    Q_COLS,
+    Q_LM,
+    Q_PARTIAL,
+    Q_WORD,
+    RESOLVE_DECLINED,
+    RESOLVE_DONE,
+    RESOLVE_STALE,
+)
+from .ngram import M_ORDER
 from .prefix_beam import kth_smallest
 
-DONE = 0
-PENDING = 1
-GROW_TEXT = 2
-GROW_CAND = 3
-ABORTED = 4  # the caller set abort[0] (Ctrl-C): stopped at the start of frame io[IO_T]
+__all__ = [  # the kernels, and the constants callers use with them
+    "ABORTED",
+    "B_COLS",
+    "C_COLS",
+    "DONE",
+    "GROW_CAND",
+    "GROW_TEXT",
+    "IO_COLS",
+    "K_BLANK",
+    "K_BPE_START",
+    "K_NORMAL",
+    "K_SPACE",
+    "N_COLS",
+    "O_COLS",
+    "PENDING",
+    "Q_COLS",
+    "Q_LM",
+    "Q_PARTIAL",
+    "Q_WORD",
+    "RESOLVE_DECLINED",
+    "RESOLVE_DONE",
+    "RESOLVE_STALE",
+    "collect_chains",
+    "lm_beam_search",
+    "rebuild_text_table",
+    "sort_desc",
+    "spell_queries",
+]
 
-# token kinds
-K_BLANK = 0
-K_SPACE = 1  # word delimiter of a character vocabulary: ends the word, adds no character
-K_BPE_START = 2  # "▁xx": ends the previous word and starts a new one with "xx"
-K_NORMAL = 3
-
-# beam integer columns
-B_TEXT = 0
-B_PLEN = 1
-B_PNTOK = 2
-B_LAST = 3
-B_PSTART = 4
-B_PEND = 5
-B_FNODE = 6
-B_TNODE = 7
-B_COLS = 8
-
-# text-node integer columns
-N_PARENT = 0
-N_STATE = 1
-N_HW = 2
-N_NWORDS = 3
-N_COLS = 4
-
-# candidate integer columns
-C_TEXT = 0
-C_PLEN = 1
-C_PNTOK = 2
-C_LAST = 3
-C_PSTART = 4
-C_PEND = 5
-C_SRC = 6
-C_FAPPEND = 7
-C_NEWTOK = 8
-C_SLOT = 9
-C_TSRC = 10  # path whose tokens the beam keeps: the merged path with the best acoustic score
-C_TNEW = 11
-# C_TEXT of a word completion whose LM score is not cached yet, and of one dropped for good
-DEFERRED = -1
-DROPPED = -2
-# a word completion whose LM score is not cached: parent text, word id (-1 unknown),
-# token node and token count of the word, word hash (bits of a uint64)
-C_DPARENT = 12
-C_DWID = 13
-C_DTN = 14
-C_DNT = 15
-C_DHASH = 16
-C_COLS = 17
-
-# query columns: kind, state, word id, token node, tokens in the word
-Q_WORD = 0  # word hash unknown: resolve the string to a word id (then score it)
-Q_LM = 1  # (state, word id, eos) score missing
-Q_PARTIAL = 2  # partial-word score missing (custom language models only)
-Q_COLS = 6
-
-# io slots
-IO_T = 0
-IO_NBEAMS = 1
-IO_NTEXT = 2
-IO_NFC = 3
-IO_NTK = 4
-IO_NQ = 5
-IO_NEED = 6
-IO_NOUT = 7
-IO_RESUME = 8  # > 0: resume the stopped frame from its io[IO_RESUME] candidates
-IO_COLS = 9
-
-# answers of the resolver callback (0, what a failed ctypes callback returns, declines)
-RESOLVE_DECLINED = 0  # not answered (or failed): return the queries to the caller
-RESOLVE_DONE = 1  # queries answered in the tables the kernel holds: go on
-RESOLVE_STALE = 2  # answered, but the tables were reallocated: return for the new ones
-
+#: Mixed into the merge key of a deferred completion (it has no text node yet).
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
 
 
@@ -145,10 +169,12 @@ def extend_hash(h, tok, tok_codes, tok_off):
 
 
 @jit
-def add_query(q, q_hash, io, kind, state, wid, tnode, ntok, h, eos):
+def add_query(queries, io, kind, state, wid, tnode, ntok, h, eos):
     """Append a query unless the same one is pending already (same kind, state, word id,
-    end-of-sentence flag and, for word texts, hash); dropped when ``q`` is full (it is asked
-    again after the others are answered)."""
+    end-of-sentence flag and, for word texts, hash); dropped when the rows are full (it is
+    asked again after the others are answered)."""
+    q = queries.rows
+    q_hash = queries.hashes
     n = io[IO_NQ]
     for r in range(n):
         if (
@@ -171,691 +197,283 @@ def add_query(q, q_hash, io, kind, state, wid, tnode, ntok, h, eos):
 
 
 @jit
-def lookup_word(word_keys, word_vals, h):
-    """Word id of the word with hash ``h``, or -1 when the table does not know it yet."""
-    slot = table_find(word_keys, h)
-    if slot < 0:
-        return -1
-    return word_vals[slot]
+def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
+    """Run (or resume) the LM-fused beam search of one utterance from frame ``ws.io[IO_T]``.
 
-
-@jit
-def lookup_lm(lm_keys, lm_score, lm_next, state, wid, eos):
-    """(score, next state) for ``wid`` after ``state``; next state -1 on a miss."""
-    slot = table_find(lm_keys, pair_key(state * 2 + eos, wid))
-    if slot < 0:
-        return 0.0, -1
-    nxt = lm_next[slot]
-    sc = lm_score[slot]
-    if nxt < 0 or sc != sc:
-        return 0.0, -1
-    return sc, nxt
-
-
-@jit
-def ng_word_score(
-    parent, wid, eos, tn_i, w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ctx, unk_offset, ng_ab
-):
-    """(weighted score, vocabulary id) of word ``wid`` after text node ``parent``, from the
-    n-gram tables: the context is the words of the last ``order - 1`` nodes (their
-    vocabulary ids are kept in ``N_STATE``), then ``<s>`` at the root. The arithmetic is
-    that of the KenLM adapter: ``alpha * (log10 p + oov offset [+ log10 p(</s>)]) * ln 10 +
-    beta``."""
-    order = ng_meta[M_ORDER]
-    n = 0
-    cur = parent
-    while n < order - 1:
-        if cur <= 0:
-            if ng_meta[M_BOS] >= 0:
-                ng_ctx[n] = ng_meta[M_BOS]
-                n += 1
-            break
-        ng_ctx[n] = tn_i[cur, N_STATE]
-        n += 1
-        cur = tn_i[cur, N_PARENT]
-    info = w_info[wid]
-    lmid = info >> 1
-    s = np.float64(log10_prob(ng_ctx, n, lmid, ng_uni, ng_keys, ng_vals, ng_meta))
-    if info & 1:
-        s += unk_offset
-    if eos and ng_meta[M_BOUNDARY]:
-        n = push_word(ng_ctx, n, lmid, order - 1)
-        s = s + np.float64(log10_prob(ng_ctx, n, ng_meta[M_EOS], ng_uni, ng_keys, ng_vals, ng_meta))
-    return ng_ab[0] * s * LOG10_TO_LN + ng_ab[1], lmid
-
-
-@jit
-def child_text(
-    parent,
-    h,
-    src_tnode,
-    src_ntok,
-    tn_i,
-    tn_word,
-    tn_hist,
-    tn_lm,
-    tt_keys,
-    tt_vals,
-    io,
-    have_lm,
-    n_hist,
-    hw_weight,
-    hw_word_keys,
-    word_keys,
-    word_vals,
-    lm_keys,
-    lm_score,
-    lm_next,
-    w_info,
-    ng_uni,
-    ng_keys,
-    ng_vals,
-    ng_meta,
-    ng_ctx,
-    unk_offset,
-    ng_ab,
-):
-    """``(node, word id)`` for text ``parent`` + word ``h``; the node is created on first use.
-
-    ``node`` is -1 while the word id or its LM score is not in the tables yet (``word id``
-    -1 when the word itself is unknown); the caller decides whether to query it.
+    ``logp`` is ``(T, C)`` float32/float64 log-probabilities; ``tokens``, ``params``,
+    ``model`` and ``ws`` are the bundles of :mod:`fastctc.kernels.lm_state`, owned by the
+    caller, who validates inputs. ``resolver(ctx, n)`` answers LM queries (``ctx`` 0: none is
+    registered, the queries are returned); ``abort[0] != 0`` stops the search at the next
+    frame. Returns a status code (see :mod:`fastctc.kernels.lm_state`).
     """
-    key = pair_key(parent, h)
-    slot = table_slot_for_insert(tt_keys, key)
-    if tt_keys[slot] == key:
-        node = tt_vals[slot]
-        if tn_i[node, N_PARENT] == parent and tn_word[node] == h:
-            return node, -2
-        slot = -1  # two pairs share a 64-bit key (practically never): keep the node private
-    state = -1
-    score = 0.0
-    wid = -2
-    if have_lm:
-        wid = lookup_word(word_keys, word_vals, h)
-        if ng_meta[M_ORDER] > 0:  # n-gram tables: scored here (every model word has an id)
-            if wid < 0:
-                wid = 1
-            score, state = ng_word_score(
-                parent,
-                wid,
-                0,
-                tn_i,
-                w_info,
-                ng_uni,
-                ng_keys,
-                ng_vals,
-                ng_meta,
-                ng_ctx,
-                unk_offset,
-                ng_ab,
-            )
-        else:
-            if wid < 0:
-                return -1, -1
-            score, state = lookup_lm(lm_keys, lm_score, lm_next, tn_i[parent, N_STATE], wid, 0)
-            if state < 0:
-                return -1, wid
-    is_hw = 0
-    if hw_word_keys.size > 1 and table_find(hw_word_keys, h) >= 0:
-        is_hw = 1
-    node = io[IO_NTEXT]
-    io[IO_NTEXT] = node + 1
-    tn_i[node, N_PARENT] = parent
-    tn_i[node, N_STATE] = state
-    tn_i[node, N_HW] = tn_i[parent, N_HW] + is_hw
-    tn_i[node, N_NWORDS] = tn_i[parent, N_NWORDS] + 1
-    tn_word[node] = h
-    tn_lm[node] = tn_lm[parent] + score + hw_weight * is_hw
-    # history key: hash of the last n_hist words (pyctcdecode's prune_history)
-    hh = FNV_OFFSET
-    cur = node
-    for _ in range(n_hist):
-        if cur <= 0:
-            break
-        hh = fnv_extend(hh ^ tn_word[cur], 0x2F)
-        cur = tn_i[cur, N_PARENT]
-    tn_hist[node] = hh
-    if slot >= 0:
-        tt_vals[slot] = node
-        tt_keys[slot] = key
-    return node, wid
-
-
-@jit
-def partial_score(
-    plen,
-    phash,
-    have_lm,
-    native_partial,
-    have_unigrams,
-    unk_offset,
-    hw_weight,
-    hw_pre_keys,
-    hw_pre_minlen,
-    pre_keys,
-    part_keys,
-    part_vals,
-):
-    """Score of the unfinished word; NaN when a custom LM's score is not cached yet."""
-    if plen == 0:
-        return 0.0
-    if hw_pre_keys.size > 1:
-        slot = table_find(hw_pre_keys, phash)
-        if slot >= 0:
-            return hw_weight * plen / hw_pre_minlen[slot]
-    if not have_lm:
-        return 0.0
-    if native_partial:
-        oov = 1.0
-        if have_unigrams and table_find(pre_keys, phash) >= 0:
-            oov = 0.0
-        s = unk_offset * oov
-        if plen > AVG_TOKEN_LEN:
-            s = s * plen / AVG_TOKEN_LEN
-        return s
-    slot = table_find(part_keys, phash)
-    if slot < 0:
-        return np.nan
-    return part_vals[slot]
-
-
-@jit
-def lm_beam_search(
-    logp,
-    tok_kind,
-    tok_codes,
-    tok_off,
-    blank,
-    beam_width,
-    beam_prune_logp,
-    token_min_logp,
-    prune_history,
-    n_hist,
-    have_lm,
-    native_partial,
-    have_unigrams,
-    unk_offset,
-    hw_weight,
-    n_unigrams,
-    alpha_ln10,
-    beta,
-    word_keys,
-    word_vals,
-    lm_keys,
-    lm_score,
-    lm_next,
-    pre_keys,
-    part_keys,
-    part_vals,
-    w_info,
-    ng_uni,
-    ng_keys,
-    ng_vals,
-    ng_meta,
-    ng_ab,
-    hw_word_keys,
-    hw_pre_keys,
-    hw_pre_minlen,
-    pc_keys,
-    pc_vals,
-    b_i,
-    b_logit,
-    b_phash,
-    b_part,
-    b_score,
-    nb_i,
-    nb_logit,
-    nb_phash,
-    nb_part,
-    nb_score,
-    tn_i,
-    tn_word,
-    tn_hist,
-    tn_lm,
-    tt_keys,
-    tt_vals,
-    fc,
-    tk,
-    cd_i,
-    cd_logit,
-    cd_score,
-    cd_phash,
-    cd_part,
-    cd_last,
-    mt_keys,
-    mt_vals,
-    q,
-    q_hash,
-    io,
-    out_i,
-    out_f,
-    resolver,
-    ctx,
-    abort,
-):
-    """Run (or resume) the LM-fused beam search of one utterance from frame ``io[IO_T]``.
-
-    ``logp`` is ``(T, C)`` float32/float64 log-probabilities; every other array is a
-    workspace or table described in the module docstring and owned by the caller, who
-    validates inputs. Returns a status code; on ``DONE`` the final beams, best first, are
-    ``out_i[:io[IO_NOUT]]`` (columns: token node, word-frame node, last LM state, text node)
-    and ``out_f`` (acoustic score, combined score).
-    """
-    T, C = logp.shape
+    T = logp.shape[0]
+    io = ws.io
+    cand = ws.cand
     io[IO_NQ] = 0
     t0 = io[IO_T]
-    ng_ctx = np.empty(max(ng_meta[M_ORDER], 1), dtype=np.int64)
-    kept = np.empty(cd_i.shape[0], dtype=np.int64)
-    hks = np.empty(cd_i.shape[0], dtype=np.uint64)
-    used = np.empty(cd_i.shape[0], dtype=np.int64)
-    vals = np.empty(cd_i.shape[0])  # scratch for order statistics of candidate scores
+    ng_ctx = np.empty(max(model.ngrams.meta[M_ORDER], 1), dtype=np.int64)
+    n_cand = cand.i.shape[0]
+    scratch = (
+        np.empty(n_cand, dtype=np.int64),  # kept candidates
+        np.empty(n_cand, dtype=np.uint64),  # their history keys
+        np.empty(n_cand, dtype=np.int64),  # merge-table slots used
+        np.empty(n_cand),  # order statistics of candidate scores
+    )
     t = t0
+    m = 0
     while t < T:
         if t == t0 and io[IO_RESUME] > 0:
             # the frame's candidates are still in place from the call that stopped on it
             m = io[IO_RESUME]
             io[IO_RESUME] = 0
-            _reattach_deferred(
-                m,
-                cd_i,
-                tn_i,
-                tn_word,
-                tn_hist,
-                tn_lm,
-                tt_keys,
-                tt_vals,
-                io,
-                have_lm,
-                n_hist,
-                hw_weight,
-                hw_word_keys,
-                word_keys,
-                word_vals,
-                lm_keys,
-                lm_score,
-                lm_next,
-                w_info,
-                ng_uni,
-                ng_keys,
-                ng_vals,
-                ng_meta,
-                ng_ctx,
-                unk_offset,
-                ng_ab,
-            )
+            _reattach_deferred(m, model, params, ws, ng_ctx)
         else:
             if abort[0] != 0:  # polled once a frame: another thread asks the search to stop
                 io[IO_T] = t
                 return ABORTED
-            nb = io[IO_NBEAMS]
-            best = 0
-            bv = logp[t, 0]
-            for c in range(1, C):
-                if logp[t, c] > bv:
-                    bv = logp[t, c]
-                    best = c
-            nsel = 0
-            for c in range(C):
-                if logp[t, c] >= token_min_logp or c == best:
-                    nsel += 1
-            need = nsel * nb
-            if need > cd_i.shape[0] or 2 * need > mt_keys.size:
-                io[IO_T] = t
-                io[IO_NEED] = need
-                return GROW_CAND
-            if io[IO_NTEXT] + need > tn_i.shape[0] or 2 * (io[IO_NTEXT] + need) > tt_keys.size:
-                io[IO_T] = t
-                io[IO_NEED] = io[IO_NTEXT] + need
-                return GROW_TEXT
-            pending = False
-            m = 0
-            for c in range(C):
-                p = logp[t, c]
-                if not (p >= token_min_logp or c == best):
-                    continue
-                kind = tok_kind[c]
-                for i in range(nb):
-                    last = b_i[i, B_LAST]
-                    text = b_i[i, B_TEXT]
-                    plen = b_i[i, B_PLEN]
-                    pntok = b_i[i, B_PNTOK]
-                    pstart = b_i[i, B_PSTART]
-                    pend = b_i[i, B_PEND]
-                    phash = b_phash[i]
-                    fappend = 0
-                    newtok = 0
-                    dparent = -1
-                    dwid = -1
-                    dtn = -1
-                    dnt = 0
-                    dhash = FNV_OFFSET
-                    ps = b_part[i]
-                    if c == blank or c == last:
-                        if c != blank:
-                            pend = t + 1
-                    else:
-                        newtok = 1
-                        if kind == K_SPACE or kind == K_BPE_START:
-                            if plen > 0:
-                                # fast path (no call): the text node usually exists already
-                                key = pair_key(text, phash)
-                                tmask = tt_keys.size - 1
-                                ts = np.int64(mix64(key) & np.uint64(tmask))
-                                nt = -3
-                                while True:
-                                    tkey = tt_keys[ts]
-                                    if tkey == key:
-                                        node = tt_vals[ts]
-                                        if tn_i[node, N_PARENT] == text and tn_word[node] == phash:
-                                            nt = node
-                                        break
-                                    if tkey == 0:
-                                        break
-                                    ts = (ts + 1) & tmask
-                                if nt == -3:
-                                    nt, dwid = child_text(
-                                        text,
-                                        phash,
-                                        b_i[i, B_TNODE],
-                                        pntok,
-                                        tn_i,
-                                        tn_word,
-                                        tn_hist,
-                                        tn_lm,
-                                        tt_keys,
-                                        tt_vals,
-                                        io,
-                                        have_lm,
-                                        n_hist,
-                                        hw_weight,
-                                        hw_word_keys,
-                                        word_keys,
-                                        word_vals,
-                                        lm_keys,
-                                        lm_score,
-                                        lm_next,
-                                        w_info,
-                                        ng_uni,
-                                        ng_keys,
-                                        ng_vals,
-                                        ng_meta,
-                                        ng_ctx,
-                                        unk_offset,
-                                        ng_ab,
-                                    )
-                                if nt < 0:
-                                    # deferred: scored by an upper bound, resolved only if it
-                                    # could survive the pruning
-                                    dparent = text
-                                    dhash = phash
-                                    dtn = b_i[i, B_TNODE]
-                                    dnt = pntok
-                                    text = DEFERRED
-                                else:
-                                    text = nt
-                                fappend = 1
-                            if kind == K_SPACE:
-                                phash = FNV_OFFSET
-                                plen = 0
-                                pntok = 0
-                                pstart = -1
-                                pend = -1
-                            else:
-                                phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
-                                plen = tok_off[c + 1] - tok_off[c]
-                                pntok = 1
-                                pstart = t
-                                pend = t + 1
-                        else:
-                            phash = extend_hash(phash, c, tok_codes, tok_off)
-                            plen += tok_off[c + 1] - tok_off[c]
-                            pntok += 1
-                            if pstart < 0:
-                                pstart = t
-                            pend = t + 1
-                        # per-utterance cache of partial scores (hotwords are fixed per call)
-                        ci = np.int64(phash & np.uint64(pc_keys.size - 1))
-                        if pc_keys[ci] == phash:
-                            ps = pc_vals[ci]
-                        else:
-                            ps = partial_score(
-                                plen,
-                                phash,
-                                have_lm,
-                                native_partial,
-                                have_unigrams,
-                                unk_offset,
-                                hw_weight,
-                                hw_pre_keys,
-                                hw_pre_minlen,
-                                pre_keys,
-                                part_keys,
-                                part_vals,
-                            )
-                            if ps == ps:
-                                pc_vals[ci] = ps
-                                pc_keys[ci] = phash
-                        if ps != ps:
-                            # custom LM: the part is the beam's last pntok - 1 tokens plus c
-                            add_query(
-                                q,
-                                q_hash,
-                                io,
-                                Q_PARTIAL,
-                                b_i[i, B_TNODE],
-                                -1,
-                                -2 - c,
-                                pntok,
-                                phash,
-                                0,
-                            )
-                            pending = True
-                            continue
-                    logit = b_logit[i] + p
-                    if text >= 0:
-                        key = pair_key(pair_key(text, phash), c)
-                    else:
-                        key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
-                    mmask = mt_keys.size - 1
-                    slot = np.int64(mix64(key) & np.uint64(mmask))
-                    while mt_keys[slot] != key and mt_keys[slot] != 0:
-                        slot = (slot + 1) & mmask
-                    if mt_keys[slot] == key:
-                        j = mt_vals[slot]
-                        cd_logit[j] = sum_log_scores(cd_logit[j], logit)
-                        if logit > cd_score[j]:
-                            cd_score[j] = logit
-                            cd_i[j, C_TSRC] = i
-                            cd_i[j, C_TNEW] = newtok
-                        if b_score[i] > cd_last[j]:
-                            continue
-                    else:
-                        j = m
-                        m += 1
-                        mt_vals[slot] = j
-                        mt_keys[slot] = key
-                        cd_i[j, C_SLOT] = slot
-                        cd_i[j, C_TEXT] = text
-                        if text < 0:
-                            cd_i[j, C_DPARENT] = dparent
-                            cd_i[j, C_DWID] = dwid
-                            cd_i[j, C_DTN] = dtn
-                            cd_i[j, C_DNT] = dnt
-                            cd_i[j, C_DHASH] = np.int64(dhash)
-                        cd_i[j, C_PLEN] = plen
-                        cd_i[j, C_LAST] = c
-                        cd_phash[j] = phash
-                        cd_logit[j] = logit
-                        cd_part[j] = ps
-                        cd_score[j] = logit
-                        cd_i[j, C_TSRC] = i
-                        cd_i[j, C_TNEW] = newtok
-                    # pyctcdecode keeps the fields of the merged path met last, i.e. the one from
-                    # the lowest-ranked beam: here, the source beam with the lowest score
-                    cd_last[j] = b_score[i]
-                    cd_i[j, C_PNTOK] = pntok
-                    cd_i[j, C_PSTART] = pstart
-                    cd_i[j, C_PEND] = pend
-                    cd_i[j, C_SRC] = i
-                    cd_i[j, C_FAPPEND] = fappend
-                    cd_i[j, C_NEWTOK] = newtok
-            for j in range(m):
-                mt_keys[cd_i[j, C_SLOT]] = 0
+            status, m, pending = _expand_frame(logp, t, tokens, params, model, ws, ng_ctx)
+            if status != DONE:
+                return status
             if pending:
                 io[IO_T] = t
                 if not _ask(resolver, ctx, io):
                     return PENDING
                 continue  # answered: the frame is recomputed with the new scores
         while True:
-            mx = -np.inf
-            n_def = 0
-            for j in range(m):
-                if cd_i[j, C_TEXT] < 0:
-                    n_def += cd_i[j, C_TEXT] == DEFERRED
-                    continue
-                sc = cd_logit[j] + tn_lm[cd_i[j, C_TEXT]] + cd_part[j]
-                cd_score[j] = sc
-                if sc > mx:
-                    mx = sc
+            mx, n_def = _score_candidates(m, cand, ws.text.lm)
             if n_def == 0:
                 break
-            pending = _resolve_deferred(
-                m,
-                mx + beam_prune_logp,
-                beam_width,
-                cd_i,
-                cd_logit,
-                cd_score,
-                cd_part,
-                tn_i,
-                tn_lm,
-                have_unigrams,
-                n_unigrams,
-                unk_offset,
-                alpha_ln10,
-                beta,
-                hw_weight,
-                hw_word_keys,
-                q,
-                q_hash,
-                io,
-                vals,
-            )
-            if not pending:
+            if not _resolve_deferred(m, mx + params.beam_prune_logp, params, model, ws, scratch[3]):
                 break
             io[IO_T] = t
             io[IO_RESUME] = m
             if not _ask(resolver, ctx, io):
                 return PENDING
             io[IO_RESUME] = 0
-            _reattach_deferred(
-                m,
-                cd_i,
-                tn_i,
-                tn_word,
-                tn_hist,
-                tn_lm,
-                tt_keys,
-                tt_vals,
-                io,
-                have_lm,
-                n_hist,
-                hw_weight,
-                hw_word_keys,
-                word_keys,
-                word_vals,
-                lm_keys,
-                lm_score,
-                lm_next,
-                w_info,
-                ng_uni,
-                ng_keys,
-                ng_vals,
-                ng_meta,
-                ng_ctx,
-                unk_offset,
-                ng_ab,
-            )
-        n_new = _select_and_commit(
-            t,
-            m,
-            mx + beam_prune_logp,
-            beam_width,
-            prune_history,
-            cd_i,
-            cd_logit,
-            cd_score,
-            cd_phash,
-            cd_part,
-            mt_keys,
-            mt_vals,
-            tn_hist,
-            b_i,
-            b_logit,
-            b_phash,
-            b_part,
-            b_score,
-            nb_i,
-            nb_logit,
-            nb_phash,
-            nb_part,
-            nb_score,
-            fc,
-            tk,
-            io,
-            kept,
-            hks,
-            used,
-            vals,
-        )
-        io[IO_NBEAMS] = n_new
+            _reattach_deferred(m, model, params, ws, ng_ctx)
+        io[IO_NBEAMS] = _select_and_commit(t, m, mx + params.beam_prune_logp, params, ws, scratch)
         t += 1
     io[IO_T] = T
     while True:
-        status = _finish(
-            have_lm,
-            hw_weight,
-            hw_word_keys,
-            beam_width,
-            beam_prune_logp,
-            word_keys,
-            word_vals,
-            lm_keys,
-            lm_score,
-            lm_next,
-            w_info,
-            ng_uni,
-            ng_keys,
-            ng_vals,
-            ng_meta,
-            ng_ctx,
-            unk_offset,
-            ng_ab,
-            b_i,
-            b_logit,
-            b_phash,
-            b_score,
-            tn_i,
-            tn_lm,
-            tt_keys,
-            tt_vals,
-            tn_word,
-            fc,
-            cd_i,
-            cd_logit,
-            cd_score,
-            cd_part,
-            cd_last,
-            mt_keys,
-            mt_vals,
-            q,
-            q_hash,
-            io,
-            out_i,
-            out_f,
-        )
+        status = _finish(params, model, ws, ng_ctx)
         if status != PENDING or not _ask(resolver, ctx, io):
             return status
+
+
+@jit
+def _expand_frame(logp, t, tokens, params, model, ws, ng_ctx):
+    """Extend every beam by every label tried at frame ``t`` and merge the candidates.
+
+    Returns ``(status, candidates, pending)``: ``GROW_CAND`` / ``GROW_TEXT`` when a pool is
+    too small (nothing touched yet), else ``DONE``; ``pending`` when a custom model's
+    partial-word score is missing (queried; the frame is recomputed once it is answered).
+    """
+    C = logp.shape[1]
+    io = ws.io
+    tok_kind, tok_codes, tok_off = tokens.kind, tokens.codes, tokens.offsets
+    blank = params.blank
+    token_min_logp = params.token_min_logp
+    beams, text, cand = ws.beams, ws.text, ws.cand
+    b_i, b_logit, b_phash, b_part, b_score = (
+        beams.i,
+        beams.logit,
+        beams.phash,
+        beams.part,
+        beams.score,
+    )
+    tn_i, tn_word, tt_keys, tt_vals = text.i, text.word, text.table_keys, text.table_vals
+    cd_i, cd_logit, cd_score, cd_phash, cd_part, cd_last = (
+        cand.i,
+        cand.logit,
+        cand.score,
+        cand.phash,
+        cand.part,
+        cand.last,
+    )
+    mt_keys, mt_vals = cand.merge_keys, cand.merge_vals
+    pc_keys, pc_vals = ws.pc_keys, ws.pc_vals
+    nb = io[IO_NBEAMS]
+    best = 0
+    bv = logp[t, 0]
+    for c in range(1, C):
+        if logp[t, c] > bv:
+            bv = logp[t, c]
+            best = c
+    nsel = 0
+    for c in range(C):
+        if logp[t, c] >= token_min_logp or c == best:
+            nsel += 1
+    need = nsel * nb
+    if need > cd_i.shape[0] or 2 * need > mt_keys.size:
+        io[IO_T] = t
+        io[IO_NEED] = need
+        return GROW_CAND, 0, False
+    if io[IO_NTEXT] + need > tn_i.shape[0] or 2 * (io[IO_NTEXT] + need) > tt_keys.size:
+        io[IO_T] = t
+        io[IO_NEED] = io[IO_NTEXT] + need
+        return GROW_TEXT, 0, False
+    pending = False
+    m = 0
+    for c in range(C):
+        p = logp[t, c]
+        if not (p >= token_min_logp or c == best):
+            continue
+        kind = tok_kind[c]
+        for i in range(nb):
+            last = b_i[i, B_LAST]
+            txt = b_i[i, B_TEXT]
+            plen = b_i[i, B_PLEN]
+            pntok = b_i[i, B_PNTOK]
+            pstart = b_i[i, B_PSTART]
+            pend = b_i[i, B_PEND]
+            phash = b_phash[i]
+            fappend = 0
+            newtok = 0
+            dparent = -1
+            dwid = -1
+            dtn = -1
+            dnt = 0
+            dhash = FNV_OFFSET
+            ps = b_part[i]
+            if c == blank or c == last:
+                if c != blank:
+                    pend = t + 1
+            else:
+                newtok = 1
+                if kind == K_SPACE or kind == K_BPE_START:
+                    if plen > 0:
+                        # fast path (no call): the text node usually exists already
+                        key = pair_key(txt, phash)
+                        tmask = tt_keys.size - 1
+                        ts = np.int64(mix64(key) & np.uint64(tmask))
+                        nt = -3
+                        while True:
+                            tkey = tt_keys[ts]
+                            if tkey == key:
+                                node = tt_vals[ts]
+                                if tn_i[node, N_PARENT] == txt and tn_word[node] == phash:
+                                    nt = node
+                                break
+                            if tkey == 0:
+                                break
+                            ts = (ts + 1) & tmask
+                        if nt == -3:
+                            nt, dwid = child_text(model, params, text, io, txt, phash, ng_ctx)
+                        if nt < 0:
+                            # deferred: scored by an upper bound, resolved only if it could
+                            # survive the pruning
+                            dparent = txt
+                            dhash = phash
+                            dtn = b_i[i, B_TNODE]
+                            dnt = pntok
+                            txt = DEFERRED
+                        else:
+                            txt = nt
+                        fappend = 1
+                    if kind == K_SPACE:
+                        phash = FNV_OFFSET
+                        plen = 0
+                        pntok = 0
+                        pstart = -1
+                        pend = -1
+                    else:
+                        phash = extend_hash(FNV_OFFSET, c, tok_codes, tok_off)
+                        plen = tok_off[c + 1] - tok_off[c]
+                        pntok = 1
+                        pstart = t
+                        pend = t + 1
+                else:
+                    phash = extend_hash(phash, c, tok_codes, tok_off)
+                    plen += tok_off[c + 1] - tok_off[c]
+                    pntok += 1
+                    if pstart < 0:
+                        pstart = t
+                    pend = t + 1
+                # per-search cache of partial scores (hotwords are fixed per call)
+                ci = np.int64(phash & np.uint64(pc_keys.size - 1))
+                if pc_keys[ci] == phash:
+                    ps = pc_vals[ci]
+                else:
+                    ps = partial_score(model, params, plen, phash)
+                    if ps == ps:
+                        pc_vals[ci] = ps
+                        pc_keys[ci] = phash
+                if ps != ps:
+                    # custom LM: the part is the beam's last pntok - 1 tokens plus c
+                    add_query(
+                        ws.queries, io, Q_PARTIAL, b_i[i, B_TNODE], -1, -2 - c, pntok, phash, 0
+                    )
+                    pending = True
+                    continue
+            logit = b_logit[i] + p
+            if txt >= 0:
+                key = pair_key(pair_key(txt, phash), c)
+            else:
+                key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
+            mmask = mt_keys.size - 1
+            slot = np.int64(mix64(key) & np.uint64(mmask))
+            while mt_keys[slot] != key and mt_keys[slot] != 0:
+                slot = (slot + 1) & mmask
+            if mt_keys[slot] == key:
+                j = mt_vals[slot]
+                cd_logit[j] = sum_log_scores(cd_logit[j], logit)
+                if logit > cd_score[j]:
+                    cd_score[j] = logit
+                    cd_i[j, C_TSRC] = i
+                    cd_i[j, C_TNEW] = newtok
+                if b_score[i] > cd_last[j]:
+                    continue
+            else:
+                j = m
+                m += 1
+                mt_vals[slot] = j
+                mt_keys[slot] = key
+                cd_i[j, C_SLOT] = slot
+                cd_i[j, C_TEXT] = txt
+                if txt < 0:
+                    cd_i[j, C_DPARENT] = dparent
+                    cd_i[j, C_DWID] = dwid
+                    cd_i[j, C_DTN] = dtn
+                    cd_i[j, C_DNT] = dnt
+                    cd_i[j, C_DHASH] = np.int64(dhash)
+                cd_i[j, C_PLEN] = plen
+                cd_i[j, C_LAST] = c
+                cd_phash[j] = phash
+                cd_logit[j] = logit
+                cd_part[j] = ps
+                cd_score[j] = logit
+                cd_i[j, C_TSRC] = i
+                cd_i[j, C_TNEW] = newtok
+            # pyctcdecode keeps the fields of the merged path met last, i.e. the one from
+            # the lowest-ranked beam: here, the source beam with the lowest score
+            cd_last[j] = b_score[i]
+            cd_i[j, C_PNTOK] = pntok
+            cd_i[j, C_PSTART] = pstart
+            cd_i[j, C_PEND] = pend
+            cd_i[j, C_SRC] = i
+            cd_i[j, C_FAPPEND] = fappend
+            cd_i[j, C_NEWTOK] = newtok
+    for j in range(m):
+        mt_keys[cd_i[j, C_SLOT]] = 0
+    return DONE, m, pending
+
+
+@jit
+def _score_candidates(m, cand, tn_lm):
+    """Combined score of every candidate with a text node; returns the best score and the
+    number of deferred candidates."""
+    cd_i = cand.i
+    mx = -np.inf
+    n_def = 0
+    for j in range(m):
+        if cd_i[j, C_TEXT] < 0:
+            n_def += cd_i[j, C_TEXT] == DEFERRED
+            continue
+        sc = cand.logit[j] + tn_lm[cd_i[j, C_TEXT]] + cand.part[j]
+        cand.score[j] = sc
+        if sc > mx:
+            mx = sc
+    return mx, n_def
 
 
 @jit
@@ -875,73 +493,20 @@ def _ask(resolver, ctx, io):
 
 
 @jit
-def _reattach_deferred(
-    m,
-    cd_i,
-    tn_i,
-    tn_word,
-    tn_hist,
-    tn_lm,
-    tt_keys,
-    tt_vals,
-    io,
-    have_lm,
-    n_hist,
-    hw_weight,
-    hw_word_keys,
-    word_keys,
-    word_vals,
-    lm_keys,
-    lm_score,
-    lm_next,
-    w_info,
-    ng_uni,
-    ng_keys,
-    ng_vals,
-    ng_meta,
-    ng_ctx,
-    unk_offset,
-    ng_ab,
-):
+def _reattach_deferred(m, model, params, ws, ng_ctx):
     """Give deferred candidates whose LM score is now cached their text node.
 
     Candidates are visited in creation order, as recomputing the frame would visit them, so
     nodes get the same ids; deferred candidates merged by (parent, word), which is what
     merging by their text node does. The rest stays deferred with a refreshed word id.
     """
+    cd_i = ws.cand.i
     for j in range(m):
         if cd_i[j, C_TEXT] != DEFERRED:
             continue
-        node, wid = child_text(
-            cd_i[j, C_DPARENT],
-            np.uint64(cd_i[j, C_DHASH]),
-            cd_i[j, C_DTN],
-            cd_i[j, C_DNT],
-            tn_i,
-            tn_word,
-            tn_hist,
-            tn_lm,
-            tt_keys,
-            tt_vals,
-            io,
-            have_lm,
-            n_hist,
-            hw_weight,
-            hw_word_keys,
-            word_keys,
-            word_vals,
-            lm_keys,
-            lm_score,
-            lm_next,
-            w_info,
-            ng_uni,
-            ng_keys,
-            ng_vals,
-            ng_meta,
-            ng_ctx,
-            unk_offset,
-            ng_ab,
-        )
+        parent = cd_i[j, C_DPARENT]
+        h = np.uint64(cd_i[j, C_DHASH])
+        node, wid = child_text(model, params, ws.text, ws.io, parent, h, ng_ctx)
         if node >= 0:
             cd_i[j, C_TEXT] = node
         else:
@@ -962,37 +527,18 @@ def _kth_scored(m, beam_width, cd_i, cd_score, vals):
 
 
 @jit
-def _resolve_deferred(
-    m,
-    thr,
-    beam_width,
-    cd_i,
-    cd_logit,
-    cd_score,
-    cd_part,
-    tn_i,
-    tn_lm,
-    have_unigrams,
-    n_unigrams,
-    unk_offset,
-    alpha_ln10,
-    beta,
-    hw_weight,
-    hw_word_keys,
-    q,
-    q_hash,
-    io,
-    vals,
-):
+def _resolve_deferred(m, thr, params, model, ws, vals):
     """Bound each deferred word completion from above; query those that could survive.
 
-    KenLM's log10 probabilities are <= 0 (a margin of 0.5 is allowed), and a word outside
-    the unigrams carries ``unk_score_offset``, so a completion scores at most
-    ``acoustic + LM(parent) + alpha*ln10*(0.5 + offset) + beta (+ hotword)``. One whose bound is
-    below the pruning threshold, or below ``beam_width`` scored candidates, cannot survive
-    whatever its LM score: it is dropped (score -inf) without a query, which leaves the
-    result exactly as if it had been scored. Returns whether queries were added.
+    A completion scores at most ``acoustic + LM(parent) + word_score_bound (+ hotword)``.
+    One whose bound is below the pruning threshold ``thr``, or below ``beam_width`` scored
+    candidates, cannot survive whatever its LM score: it is dropped (score -inf) without a
+    query, which leaves the result exactly as if it had been scored. Without a bound
+    (``params.can_bound`` false) every deferred completion above the threshold is queried.
+    Returns whether queries were added.
     """
+    cand, tn_i, tn_lm = ws.cand, ws.text.i, ws.text.lm
+    cd_i, cd_score = cand.i, cand.score
     pending = False
     # the beam_width-th best scored candidate (a bound below it cannot reach the top K),
     # found when a bound first passes the pruning threshold
@@ -1004,29 +550,21 @@ def _resolve_deferred(
         h = np.uint64(cd_i[j, C_DHASH])
         parent = cd_i[j, C_DPARENT]
         ub = np.inf
-        if alpha_ln10 == alpha_ln10:  # NaN: no bound available (custom model or alpha < 0)
-            if wid < 0:
-                oov = unk_offset if have_unigrams else max(unk_offset, 0.0)
-            elif wid <= 1 or (wid >= 2 + n_unigrams and have_unigrams):
-                oov = unk_offset
-            else:
-                oov = 0.0
-            ub = alpha_ln10 * (0.5 + oov) + beta
-            if hw_word_keys.size > 1 and table_find(hw_word_keys, h) >= 0:
-                ub += hw_weight
-        ub += cd_logit[j] + tn_lm[parent] + cd_part[j]
+        if params.can_bound:
+            ub = word_score_bound(params, wid)
+            if is_hotword(model.hotwords, h):
+                ub += params.hw_weight
+        ub += cand.logit[j] + tn_lm[parent] + cand.part[j]
         cd_score[j] = -np.inf
         if kth != kth and ub >= thr:
-            kth = _kth_scored(m, beam_width, cd_i, cd_score, vals)
+            kth = _kth_scored(m, params.beam_width, cd_i, cd_score, vals)
         if ub < thr or kth > ub:  # pruned, or beam_width scored candidates beat even the bound
             # final for this frame: answers to other queries only raise both thresholds
             cd_i[j, C_TEXT] = DROPPED
             continue
-        pstate = tn_i[parent, N_STATE]
-        if wid < 0:
-            add_query(q, q_hash, io, Q_WORD, pstate, -1, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
-        else:
-            add_query(q, q_hash, io, Q_LM, pstate, wid, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
+        pstate = tn_i[parent, N_LMSTATE]
+        kind = Q_WORD if wid < 0 else Q_LM
+        add_query(ws.queries, ws.io, kind, pstate, wid, cd_i[j, C_DTN], cd_i[j, C_DNT], h, 0)
         pending = True
     return pending
 
@@ -1081,44 +619,25 @@ def sort_desc(idx, n, score, tmp):
 
 
 @jit
-def _select_and_commit(
-    t,
-    m,
-    thr,
-    beam_width,
-    prune_history,
-    cd_i,
-    cd_logit,
-    cd_score,
-    cd_phash,
-    cd_part,
-    mt_keys,
-    mt_vals,
-    tn_hist,
-    b_i,
-    b_logit,
-    b_phash,
-    b_part,
-    b_score,
-    nb_i,
-    nb_logit,
-    nb_phash,
-    nb_part,
-    nb_score,
-    fc,
-    tk,
-    io,
-    kept,
-    hks,
-    used,
-    vals,
-):
+def _select_and_commit(t, m, thr, params, ws, scratch):
     """Keep candidates >= ``thr``, then the best ``beam_width`` (ties: first candidates),
-    then (``prune_history``) the best per history key; commit them as the new beams.
+    then (``prune_history``) the best per history key; commit them as the new beams and
+    return their number.
 
     The beams are not sorted: pyctcdecode's order only decides ties and which merged path
     supplies the frames, and the kernel decides the latter by score (see the merge).
     """
+    beam_width = params.beam_width
+    prune_history = params.prune_history
+    io = ws.io
+    kept, hks, used, vals = scratch
+    cand, beams, nbeams = ws.cand, ws.beams, ws.next_beams
+    cd_i, cd_score = cand.i, cand.score
+    mt_keys, mt_vals = cand.merge_keys, cand.merge_vals
+    b_i = beams.i
+    nb_i = nbeams.i
+    fc, tk = ws.chains.frames, ws.chains.tokens
+    tn_hist = ws.text.hist
     nk = 0
     for j in range(m):
         if cd_score[j] >= thr:
@@ -1146,7 +665,7 @@ def _select_and_commit(
     if prune_history:
         for a in range(nk):
             j = kept[a]
-            hk = pair_key(pair_key(tn_hist[cd_i[j, C_TEXT]], cd_phash[j]), cd_i[j, C_LAST])
+            hk = pair_key(pair_key(tn_hist[cd_i[j, C_TEXT]], cand.phash[j]), cd_i[j, C_LAST])
             hks[a] = hk
             slot = table_slot_for_insert(mt_keys, hk)
             if mt_keys[slot] == hk:
@@ -1189,186 +708,116 @@ def _select_and_commit(
         nb_i[n_new, B_PEND] = cd_i[j, C_PEND]
         nb_i[n_new, B_FNODE] = fnode
         nb_i[n_new, B_TNODE] = tnode
-        nb_logit[n_new] = cd_logit[j]
-        nb_phash[n_new] = cd_phash[j]
-        nb_part[n_new] = cd_part[j]
-        nb_score[n_new] = cd_score[j]
+        nbeams.logit[n_new] = cand.logit[j]
+        nbeams.phash[n_new] = cand.phash[j]
+        nbeams.part[n_new] = cand.part[j]
+        nbeams.score[n_new] = cd_score[j]
         n_new += 1
     for a in range(n_used):
         mt_keys[used[a]] = 0
     for a in range(n_new):
         for col in range(B_COLS):
             b_i[a, col] = nb_i[a, col]
-        b_logit[a] = nb_logit[a]
-        b_phash[a] = nb_phash[a]
-        b_part[a] = nb_part[a]
-        b_score[a] = nb_score[a]
+        beams.logit[a] = nbeams.logit[a]
+        beams.phash[a] = nbeams.phash[a]
+        beams.part[a] = nbeams.part[a]
+        beams.score[a] = nbeams.score[a]
     return n_new
 
 
 @jit
-def _finish(
-    have_lm,
-    hw_weight,
-    hw_word_keys,
-    beam_width,
-    beam_prune_logp,
-    word_keys,
-    word_vals,
-    lm_keys,
-    lm_score,
-    lm_next,
-    w_info,
-    ng_uni,
-    ng_keys,
-    ng_vals,
-    ng_meta,
-    ng_ctx,
-    unk_offset,
-    ng_ab,
-    b_i,
-    b_logit,
-    b_phash,
-    b_score,
-    tn_i,
-    tn_lm,
-    tt_keys,
-    tt_vals,
-    tn_word,
-    fc,
-    cd_i,
-    cd_logit,
-    cd_score,
-    cd_part,
-    cd_last,
-    mt_keys,
-    mt_vals,
-    q,
-    q_hash,
-    io,
-    out_i,
-    out_f,
-):
+def _finish(params, model, ws, ng_ctx):
     """Final step: complete each beam's last word, add end-of-sentence LM scores, rank.
 
     As pyctcdecode, a beam without an unfinished word is scored with the empty word (an
     unknown word to KenLM) before the sentence end; beams that yield the same text merge.
+    The candidate arrays serve as the final candidates (columns ``F_*``): ``logit`` holds
+    the merged acoustic score, ``part`` the best merged path's, ``last`` the lowest merged
+    beam score (that beam's fields are kept, as pyctcdecode keeps the last one merged),
+    ``score`` the LM and hotword score, then the combined score.
     """
+    io = ws.io
+    beams, text, cand = ws.beams, ws.text, ws.cand
+    b_i = beams.i
+    tn_i, tn_lm = text.i, text.lm
+    f_i, f_logit, f_score = cand.i, cand.logit, cand.score
+    best_logit, low_score = cand.part, cand.last
+    mt_keys, mt_vals = cand.merge_keys, cand.merge_vals
     nb = io[IO_NBEAMS]
     pending = False
     m = 0
     for i in range(nb):
-        text = b_i[i, B_TEXT]
+        txt = b_i[i, B_TEXT]
         plen = b_i[i, B_PLEN]
-        phash = b_phash[i]
+        phash = beams.phash[i]
         if plen > 0:
-            slot = table_find(tt_keys, pair_key(text, phash))
-            node = -1
-            if slot >= 0:
-                node = tt_vals[slot]
-                if not (tn_i[node, N_PARENT] == text and tn_word[node] == phash):
-                    node = -1
+            node = find_child(text, txt, phash)
             if node >= 0:
                 key = pair_key(node, 0)
             else:
-                key = pair_key(pair_key(text, phash), 1)
+                key = pair_key(pair_key(txt, phash), 1)
         else:
-            key = pair_key(text, 0)
-        state = -1
-        score = 0.0
-        if have_lm and ng_meta[M_ORDER] > 0:
-            wid = 0
-            if plen > 0:
-                wid = max(lookup_word(word_keys, word_vals, phash), 1)
-            score, state = ng_word_score(
-                text,
-                wid,
-                1,
-                tn_i,
-                w_info,
-                ng_uni,
-                ng_keys,
-                ng_vals,
-                ng_meta,
-                ng_ctx,
-                unk_offset,
-                ng_ab,
-            )
-        elif have_lm:
-            pstate = tn_i[text, N_STATE]
-            wid = 0
-            if plen > 0:
-                wid = lookup_word(word_keys, word_vals, phash)
-                if wid < 0:
-                    add_query(
-                        q,
-                        q_hash,
-                        io,
-                        Q_WORD,
-                        pstate,
-                        -1,
-                        b_i[i, B_TNODE],
-                        b_i[i, B_PNTOK],
-                        phash,
-                        1,
-                    )
-                    pending = True
-                    continue
-            score, state = lookup_lm(lm_keys, lm_score, lm_next, pstate, wid, 1)
-            if state < 0:
-                add_query(
-                    q, q_hash, io, Q_LM, pstate, wid, b_i[i, B_TNODE], b_i[i, B_PNTOK], phash, 1
-                )
-                pending = True
-                continue
+            key = pair_key(txt, 0)
+        found, score, state, vocab, wid = word_score(
+            model, params, tn_i, txt, phash, plen > 0, 1, ng_ctx
+        )
+        if found != FOUND:
+            kind = Q_WORD if found == MISS_WORD else Q_LM
+            pstate = tn_i[txt, N_LMSTATE]
+            add_query(ws.queries, io, kind, pstate, wid, b_i[i, B_TNODE], b_i[i, B_PNTOK], phash, 1)
+            pending = True
+            continue
         is_hw = 0
-        if plen > 0 and hw_word_keys.size > 1 and table_find(hw_word_keys, phash) >= 0:
+        if plen > 0 and is_hotword(model.hotwords, phash):
             is_hw = 1
-        lmhw = tn_lm[text] + score + hw_weight * is_hw
+        lmhw = tn_lm[txt] + score + params.hw_weight * is_hw
         slot = table_slot_for_insert(mt_keys, key)
         if mt_keys[slot] == key:
             j = mt_vals[slot]
-            cd_logit[j] = sum_log_scores(cd_logit[j], b_logit[i])
-            if b_logit[i] > cd_part[j]:
-                cd_part[j] = b_logit[i]
-                cd_i[j, C_PNTOK] = b_i[i, B_TNODE]
-            if b_score[i] > cd_last[j]:
+            f_logit[j] = sum_log_scores(f_logit[j], beams.logit[i])
+            if beams.logit[i] > best_logit[j]:
+                best_logit[j] = beams.logit[i]
+                f_i[j, F_TOKNODE] = b_i[i, B_TNODE]
+            if beams.score[i] > low_score[j]:
                 continue
         else:
             j = m
             m += 1
             mt_vals[slot] = j
             mt_keys[slot] = key
-            cd_i[j, C_SLOT] = slot
-            cd_logit[j] = b_logit[i]
-            cd_i[j, C_PNTOK] = b_i[i, B_TNODE]  # tokens of the best merged path
-            cd_part[j] = b_logit[i]
-        cd_last[j] = b_score[i]
-        cd_i[j, C_SRC] = i
-        cd_i[j, C_TEXT] = state
-        cd_score[j] = lmhw
+            f_i[j, F_SLOT] = slot
+            f_logit[j] = beams.logit[i]
+            f_i[j, F_TOKNODE] = b_i[i, B_TNODE]  # tokens of the best merged path
+            best_logit[j] = beams.logit[i]
+        low_score[j] = beams.score[i]
+        f_i[j, F_SRC] = i
+        f_i[j, F_LMSTATE] = state
+        f_i[j, F_VOCAB] = vocab
+        f_score[j] = lmhw
     for j in range(m):
-        mt_keys[cd_i[j, C_SLOT]] = 0
+        mt_keys[f_i[j, F_SLOT]] = 0
     if pending:
         return PENDING
     mx = -np.inf
     for j in range(m):
-        cd_score[j] += cd_logit[j]
-        if cd_score[j] > mx:
-            mx = cd_score[j]
-    thr = mx + beam_prune_logp
+        f_score[j] += f_logit[j]
+        if f_score[j] > mx:
+            mx = f_score[j]
+    thr = mx + params.beam_prune_logp
     kept = np.empty(m, dtype=np.int64)
     tmp = np.empty(m, dtype=np.int64)
     nk = 0
     for j in range(m):
-        if cd_score[j] >= thr:
+        if f_score[j] >= thr:
             kept[nk] = j
             nk += 1
-    sort_desc(kept, nk, cd_score, tmp)
-    n_out = min(nk, beam_width)
+    sort_desc(kept, nk, f_score, tmp)
+    n_out = min(nk, params.beam_width)
+    fc = ws.chains.frames
+    out_i, out_f = ws.out_i, ws.out_f
     for a in range(n_out):
         j = kept[a]
-        i = cd_i[j, C_SRC]
+        i = f_i[j, F_SRC]
         fnode = b_i[i, B_FNODE]
         if b_i[i, B_PLEN] > 0:
             k = io[IO_NFC]
@@ -1377,12 +826,13 @@ def _finish(
             fc[k, 1] = b_i[i, B_PSTART]
             fc[k, 2] = b_i[i, B_PEND]
             fnode = k
-        out_i[a, 0] = cd_i[j, C_PNTOK]
-        out_i[a, 1] = fnode
-        out_i[a, 2] = cd_i[j, C_TEXT]
-        out_i[a, 3] = b_i[i, B_TEXT]
-        out_f[a, 0] = cd_logit[j]
-        out_f[a, 1] = cd_score[j]
+        out_i[a, O_TOKNODE] = f_i[j, F_TOKNODE]
+        out_i[a, O_FNODE] = fnode
+        out_i[a, O_LMSTATE] = f_i[j, F_LMSTATE]
+        out_i[a, O_VOCAB] = f_i[j, F_VOCAB]
+        out_i[a, O_TEXT] = b_i[i, B_TEXT]
+        out_f[a, 0] = f_logit[j]
+        out_f[a, 1] = f_score[j]
     io[IO_NOUT] = n_out
     return DONE
 
@@ -1475,14 +925,3 @@ def collect_chains(parent_col, nodes, tk, fc):
             p -= 1
             k = fc[k, parent_col]
     return labels, frames, t_off, starts, ends, w_off
-
-
-@jit
-def rebuild_text_table(tn_i, tn_word, n_used, tt_keys, tt_vals):
-    """Re-insert text nodes ``1..n_used-1`` into an empty (parent, word) table."""
-    for node in range(1, n_used):
-        key = pair_key(tn_i[node, N_PARENT], tn_word[node])
-        slot = table_slot_for_insert(tt_keys, key)
-        if tt_keys[slot] == 0:
-            tt_vals[slot] = node
-            tt_keys[slot] = key

@@ -21,26 +21,23 @@ from ..defaults import (
 )
 from .models import (
     BACKENDS,
-    EMPTY_TABLE,
     KENLM_HINT,
     LOG_BASE_CHANGE_FACTOR,
     AbstractLanguageModel,
-    KernelTables,
     LanguageModel,
     check_model_file,
     check_score,
     encode_strings,
-    hotword_tables,
     import_kenlm,
     kenlm_installed,
     load_kenlm_model,
     load_model,
     load_unigram_set_from_arpa,
     model_name,
-    normalise_hotwords,
     read_ngram_tables,
     word_hashes,
 )
+from .tables import EMPTY_TABLE, KernelTables, hotword_tables, normalise_hotwords
 
 __all__ = [
     "AVG_TOKEN_LEN",

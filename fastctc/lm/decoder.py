@@ -10,8 +10,6 @@ package (see :func:`fastctc.lm.load_model`).
 
 from __future__ import annotations
 
-import ctypes
-import itertools
 import math
 import os
 from collections.abc import Collection, Iterable, Sequence
@@ -25,33 +23,41 @@ from .. import _validate as v
 from ..alphabet import BPE_TOKEN, Alphabet
 from ..batch import balanced_chunks, run_abortable
 from ..defaults import (
+    DEFAULT_ALPHA,
     DEFAULT_BEAM_PRUNE_LOGP,
     DEFAULT_BEAM_WIDTH,
+    DEFAULT_BETA,
     DEFAULT_HOTWORD_WEIGHT,
     DEFAULT_PRUNE_BEAMS,
+    DEFAULT_SCORE_LM_BOUNDARY,
     DEFAULT_TOKEN_MIN_LOGP,
+    DEFAULT_UNK_LOGP_OFFSET,
     MIN_TOKEN_LOGP_CLIP,
 )
 from ..kernels import lm_beam as kb
-from ..kernels.lm_cache import FNV_OFFSET
+from ..kernels import lm_state as ks
+from . import search
 from .models import (
-    DEFAULT_ALPHA,
-    DEFAULT_BETA,
-    DEFAULT_SCORE_LM_BOUNDARY,
-    DEFAULT_UNK_LOGP_OFFSET,
-    EMPTY_TABLE,
-    LOG_BASE_CHANGE_FACTOR,
     AbstractLanguageModel,
-    KernelTables,
     LanguageModel,
     encode_strings,
-    hotword_tables,
     load_model,
     load_unigram_set_from_arpa,
     model_name,
-    normalise_hotwords,
 )
 from .ngram import NgramModel, read_arpa_bytes
+from .scoring import ScorePath, check_lm_scoring, choose
+from .search import SearchAborted, SearchArgs, SearchSizes
+from .tables import KernelTables, hotword_tables, normalise_hotwords
+
+__all__ = [
+    "BeamSearchDecoderCTC",
+    "OutputBeam",
+    "OutputBeamBatch",
+    "SearchAborted",
+    "build_ctcdecoder",
+    "warmup_decoder",
+]
 
 #: pyctcdecode's names of the search defaults.
 DEFAULT_PRUNE_LOGP = DEFAULT_BEAM_PRUNE_LOGP
@@ -61,14 +67,8 @@ DEFAULT_MIN_TOKEN_LOGP = DEFAULT_TOKEN_MIN_LOGP
 _INLINE_FRAMES = 4096
 
 
-class SearchAborted(RuntimeError):
-    """The LM search stopped early because another thread set its abort flag (Ctrl-C)."""
-
-
 #: Largest value accepted as a log-probability (rounding in float32 log_softmax).
 LOGP_TOLERANCE = 1e-4
-#: Entries of the per-utterance cache of partial-word scores (a power of two).
-PARTIAL_CACHE = 4096
 
 WordFrames = tuple[str, tuple[int, int]]
 
@@ -128,23 +128,23 @@ class _Vocab:
 
     def __init__(self, alphabet: Alphabet) -> None:
         labels = alphabet.labels
-        kinds = np.full(len(labels), kb.K_NORMAL, dtype=np.int64)
+        kinds = np.full(len(labels), ks.K_NORMAL, dtype=np.int64)
         clean: list[str] = []
         render: list[str] = []
         for i, lab in enumerate(labels):
             if lab == "":
-                kinds[i] = kb.K_BLANK
+                kinds[i] = ks.K_BLANK
                 clean.append("")
                 render.append("")
             elif alphabet.is_bpe and lab.startswith(BPE_TOKEN):
-                kinds[i] = kb.K_BPE_START
+                kinds[i] = ks.K_BPE_START
                 c = lab[1:]
                 if c.endswith(BPE_TOKEN):
                     c = c[:-1]
                 clean.append(c)
                 render.append(" " + c)
             elif not alphabet.is_bpe and lab == " ":
-                kinds[i] = kb.K_SPACE
+                kinds[i] = ks.K_SPACE
                 clean.append("")
                 render.append(" ")
             else:
@@ -155,77 +155,6 @@ class _Vocab:
         self.clean = clean
         self.render = render
         self.blank = alphabet.blank
-
-
-class _SearchQueries:
-    """What the resolver callback needs to answer one running search's LM queries.
-
-    The kernel calls :data:`_RESOLVER` with the id :meth:`register` gave and the number of
-    queries in ``q``; the answer (``lm_beam.RESOLVE_*``) tells it whether the tables it
-    holds (those of :meth:`snapshot`) now have them, or whether it must return for new ones.
-    An exception raised while resolving is kept for the caller and the kernel told to return.
-    """
-
-    _live: dict[int, _SearchQueries] = {}
-    _next_id = itertools.count(1)
-
-    def __init__(
-        self, tables: KernelTables | None, q: np.ndarray, q_hash: np.ndarray, spell: Any
-    ) -> None:
-        self.tables = tables
-        self.q = q
-        self.q_hash = q_hash
-        self.spell = spell
-        self.held: tuple[Any, Any, Any] = (None, None, None)
-        self.error: BaseException | None = None
-
-    def register(self) -> int:
-        ctx = next(self._next_id)
-        self._live[ctx] = self
-        return ctx
-
-    def unregister(self, ctx: int) -> None:
-        self._live.pop(ctx, None)
-
-    def snapshot(self) -> tuple[Any, Any, Any, np.ndarray]:
-        """The tables' arrays as passed to the kernel (remembered, to detect growth)."""
-        t = self.tables
-        assert t is not None
-        self.held = (t.word_table, t.scores, t.partial)
-        return t.word_table, t.scores, t.partial, t.prefix
-
-    def answer(self, n: int) -> int:
-        t = self.tables
-        assert t is not None
-        try:
-            t.resolve(self.q[:n], self.q_hash[:n], self.spell)
-        except BaseException as err:  # noqa: BLE001 - re-raised by the caller
-            self.error = err
-            return kb.RESOLVE_DECLINED
-        w, sc, pa = self.held
-        if t.word_table[0] is w[0] and t.scores[0] is sc[0] and t.partial[0] is pa[0]:
-            return kb.RESOLVE_DONE  # the same arrays (tables are regrown all at once)
-        return kb.RESOLVE_STALE
-
-    def raise_error(self) -> None:
-        if self.error is not None:
-            err, self.error = self.error, None
-            raise err
-
-
-def _resolve_queries(ctx: int, n: int) -> int:
-    search = _SearchQueries._live.get(ctx)
-    if search is None:
-        return kb.RESOLVE_DECLINED
-    try:
-        return search.answer(n)
-    except BaseException as err:  # noqa: BLE001 - e.g. KeyboardInterrupt; re-raised by the caller
-        search.error = err
-        return kb.RESOLVE_DECLINED
-
-
-#: C callback handed to the kernel: ``(search id, number of queries) -> RESOLVE_*``.
-_RESOLVER = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(_resolve_queries)
 
 
 def _lm_hint(tables: Any) -> str:
@@ -251,21 +180,10 @@ def _check_max_beams(max_beams: Any) -> int:
     return m
 
 
-#: Kernel arguments standing for "no n-gram tables" (order 0).
-_NO_NGRAMS = (
-    np.zeros(1, dtype=np.int64),
-    np.zeros((1, 2), dtype=np.float32),
-    np.zeros(1, dtype=np.uint64),
-    np.zeros((1, 2), dtype=np.float32),
-    np.zeros(4, dtype=np.int64),
-    np.zeros(2, dtype=np.float64),
-)
-
-
 def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> Any:
     """LM state (``kenlm.State`` or ``NgramState``) after the words of text node ``node`` and
     the final word (vocabulary id ``last_word``), for a search scored from n-gram tables
-    (which keeps no model states).
+    (which keeps no model states: each node holds its word's vocabulary id).
 
     The state holds at most the last ``order - 1`` words, so once the text is that long
     they are replayed from the null context; a shorter text is replayed from the start."""
@@ -274,8 +192,8 @@ def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> A
     keep = max(int(model.order) - 1, 1)
     ids = [last_word]
     while node > 0 and len(ids) < keep:
-        ids.append(int(tn_i[node, kb.N_STATE]))
-        node = int(tn_i[node, kb.N_PARENT])
+        ids.append(int(tn_i[node, ks.N_VOCAB]))
+        node = int(tn_i[node, ks.N_PARENT])
     state = lm.get_start_state()
     if node > 0:  # older words remain: they cannot reach the state
         state = type(state)()
@@ -302,15 +220,27 @@ class BeamSearchDecoderCTC:
         Normalised labels.
     language_model : AbstractLanguageModel, optional
         A :class:`~fastctc.lm.LanguageModel` (word n-grams) or any object with that protocol.
+    lm_scoring : {"auto", "ngram", "callback", "resume"}
+        How searches get LM scores (see :attr:`lm_scoring` and :func:`build_ctcdecoder`).
+
+    Raises
+    ------
+    ValueError
+        ``lm_scoring`` is not one of the four, or ``"ngram"`` for a model without n-gram
+        tables (the message says why).
     """
 
     _ALPHABET_FILE = "alphabet.json"
     _LM_DIR = "language_model"
-    #: Answer LM queries from inside the kernel (callback) rather than by returning them.
-    _resolve_in_kernel = True
+    #: First sizes of each search's pools (see :class:`fastctc.lm.search.SearchSizes`).
+    search_sizes = SearchSizes()
 
     def __init__(
-        self, alphabet: Alphabet, language_model: AbstractLanguageModel | None = None
+        self,
+        alphabet: Alphabet,
+        language_model: AbstractLanguageModel | None = None,
+        *,
+        lm_scoring: str = "auto",
     ) -> None:
         if not isinstance(alphabet, Alphabet):
             raise TypeError(f"alphabet must be an Alphabet; got {type(alphabet).__name__}.")
@@ -332,6 +262,14 @@ class BeamSearchDecoderCTC:
         self._tables: KernelTables | None = None
         if language_model is not None:
             self._tables = KernelTables(language_model)  # type: ignore[arg-type]
+        self._lm_scoring = check_lm_scoring(lm_scoring)
+        self._score_path = choose(language_model, self._lm_scoring)
+
+    def _path_for(self, lm_start_state: Any) -> ScorePath:
+        """The score path of a search from ``lm_start_state`` (``None``: the start state)."""
+        if lm_start_state is None:
+            return self._score_path
+        return choose(self._language_model, self._lm_scoring, from_state=True)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -349,6 +287,29 @@ class BeamSearchDecoderCTC:
     def language_model(self) -> AbstractLanguageModel | None:
         """The fused language model, if any."""
         return self._language_model
+
+    @property
+    def lm_scoring(self) -> ScorePath:
+        """How searches get LM scores, and why: ``(name, reason)`` with ``name`` one of
+        ``"none"``, ``"ngram"`` (n-gram tables scored in the kernel), ``"callback"`` or
+        ``"resume"`` (a score cache filled on demand); see :mod:`fastctc.lm.scoring`.
+        A search from ``lm_start_state`` takes ``"callback"`` (or ``"resume"``).
+
+        Examples
+        --------
+        >>> import fastctc
+        >>> lm = fastctc.data.default_lm()
+        >>> dec = fastctc.build_ctcdecoder(lm.labels, kenlm_model_path=lm.path)
+        >>> dec.lm_scoring.name
+        'ngram'
+        """
+        return self._score_path
+
+    @property
+    def lm_tables(self) -> KernelTables | None:
+        """The decoder's LM tables and score cache, shared by its threads (``None`` without
+        a language model)."""
+        return self._tables
 
     def reset_params(
         self,
@@ -409,10 +370,18 @@ class BeamSearchDecoderCTC:
             )
         return np.maximum(arr, arr.dtype.type(MIN_TOKEN_LOGP_CLIP))
 
-    @staticmethod
-    def _check_search_args(
-        beam_width: Any, beam_prune_logp: Any, token_min_logp: Any, hotword_weight: Any
-    ) -> tuple[int, float, float, float]:
+    def _search_args(
+        self,
+        beam_width: Any,
+        beam_prune_logp: Any,
+        token_min_logp: Any,
+        prune_history: Any,
+        hotwords: Iterable[str] | None,
+        hotword_weight: Any,
+        lm_start_state: Any,
+        keep: int,
+    ) -> SearchArgs:
+        """The search arguments, checked (``TypeError`` / ``ValueError`` naming them)."""
         k = v.as_int(beam_width, "beam_width")
         if k < 1:
             raise ValueError(f"beam_width must be >= 1; got {k}.")
@@ -434,227 +403,45 @@ class BeamSearchDecoderCTC:
                 f"hotword_weight must be finite; got {vals[2]}. An infinite weight makes the "
                 "scores of the beams NaN or infinite; use a large finite weight."
             )
-        return k, vals[0], vals[1], vals[2]
+        if lm_start_state is not None:
+            self._path_for(lm_start_state)  # lm_scoring="ngram" cannot start from a state
+        hw = hotword_tables(normalise_hotwords(hotwords))
+        return SearchArgs(
+            k, vals[0], vals[1], bool(prune_history), hw, vals[2], lm_start_state, keep
+        )
 
     # ------------------------------------------------------------------ the search
-    def _interruptible(self, lp: np.ndarray, *args: Any) -> list[Any]:
+    def _interruptible(self, lp: np.ndarray, args: SearchArgs, batch_form: bool) -> list[Any]:
         """:meth:`_search` of one utterance, on a worker thread when it is long, so that
         Ctrl-C stops it within a frame (see :func:`fastctc.batch.run_abortable`)."""
         inline = lp.shape[0] < _INLINE_FRAMES
-        return run_abortable(lambda _, abort: self._search(lp, *args, abort), [None], inline)[0]
 
-    def _search(self, *args: Any) -> list[Any]:
-        """:meth:`_search_with` on scratch buffers from the pool, handed back afterwards."""
+        def work(_: Any, abort: np.ndarray) -> list[Any]:
+            return self._search(lp, args, batch_form, abort)
+
+        return run_abortable(work, [None], inline)[0]
+
+    def _search(
+        self, lp: np.ndarray, args: SearchArgs, batch_form: bool, abort: np.ndarray
+    ) -> list[Any]:
+        """Search one utterance on scratch buffers from the pool (handed back afterwards)
+        and build its beams."""
+        path = self._path_for(args.lm_start_state)
         held: list[np.ndarray] = []
         try:
-            return self._search_with(held, *args)
+            found = search.run(
+                lp, self._vocab, self._tables, path, args, held, abort, self.search_sizes
+            )
+            return self._beams_of(lp, found, path, batch_form, args.keep)
         finally:
             for a in held:
                 _scratch.give(a)
 
-    def _search_with(
-        self,
-        held: list[np.ndarray],
-        lp: np.ndarray,
-        beam_width: int,
-        beam_prune_logp: float,
-        token_min_logp: float,
-        prune_history: bool,
-        hw: tuple[np.ndarray, np.ndarray, np.ndarray],
-        hotword_weight: float,
-        lm_start_state: Any,
-        batch_form: bool,
-        keep: int,
-        abort: np.ndarray,
+    def _beams_of(
+        self, lp: np.ndarray, found: search.Found, path: ScorePath, batch_form: bool, keep: int
     ) -> list[Any]:
-        T = lp.shape[0]
-        K = beam_width
-        voc = self._vocab
         tables = self._tables
-        have_lm = tables is not None
-        if tables is not None:
-            tables.check_version()
-            start = tables.start_state_id(lm_start_state)
-            n_hist = max(1, int(tables.lm.order) - 1)
-        else:
-            start = -1
-            n_hist = 1
-        b_i = np.full((K, kb.B_COLS), -1, dtype=np.int64)
-        b_logit = np.zeros(K)
-        b_phash = np.zeros(K, dtype=np.uint64)
-        nb_i = np.empty_like(b_i)
-        nb_logit = np.empty_like(b_logit)
-        nb_phash = np.empty_like(b_phash)
-        b_part = np.zeros(K)
-        nb_part = np.empty(K)
-        b_score = np.zeros(K)
-        nb_score = np.empty(K)
-        b_i[0, kb.B_TEXT] = 0
-        b_i[0, kb.B_PLEN] = 0
-        b_i[0, kb.B_PNTOK] = 0
-        b_phash[0] = FNV_OFFSET
-        # first sizes that most searches never outgrow (growing restarts the frame)
-        text_cap = max(1024, _TEXT_PER_FRAME * T + 4 * K)
-        tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _text_pool(text_cap, held)
-        tn_i[0] = (-1, start, 0, 0)
-        tn_word[0] = 0
-        tn_hist[0] = FNV_OFFSET
-        tn_lm[0] = 0.0
-        fc = _take(held, ((T + 1) * K + 1, 3), np.int64)
-        tk = _take(held, (T * K + 1, 3), np.int64)
-        cand = _cand_pool(max(1024, _CAND_PER_BEAM * K), held)
-        q = np.empty((4 * K + 64, kb.Q_COLS), dtype=np.int64)
-        q_hash = np.empty(4 * K + 64, dtype=np.uint64)
-        io = np.zeros(kb.IO_COLS, dtype=np.int64)
-        io[kb.IO_NBEAMS] = 1
-        io[kb.IO_NTEXT] = 1
-        out_i = np.empty((K, 4), dtype=np.int64)
-        out_f = np.empty((K, 2))
-        hw_words, hw_pre, hw_minlen = hw
-        pc_keys = np.zeros(PARTIAL_CACHE, dtype=np.uint64)
-        pc_vals = np.empty(PARTIAL_CACHE)
-        native = 1 if (tables is None or tables.native) else 0
-        # a model with n-gram tables (ARPA, KenLM trie) is scored in the kernel; a search from
-        # a given KenLM state (which names no words) asks KenLM instead
-        ng = tables.ngram if (tables is not None and lm_start_state is None) else None
-        if ng is not None:
-            lm_: Any = tables.lm  # type: ignore[union-attr]
-            w_info = tables.w_info  # type: ignore[union-attr]
-            ng_uni, ng_keys, ng_vals, ng_meta = ng.arrays(bool(lm_.score_boundary))
-            ng_ab = np.array([lm_.alpha, lm_.beta], dtype=np.float64)
-        else:
-            w_info, ng_uni, ng_keys, ng_vals, ng_meta, ng_ab = _NO_NGRAMS
-        have_uni = 1 if (tables is not None and tables.have_unigrams) else 0
-        unk = float(getattr(tables.lm, "unk_score_offset", 0.0)) if tables is not None else 0.0
-        # upper bounds of word scores, for skipping hopeless LM queries (KenLM adapter only)
-        alpha_ln10, beta, n_uni = math.nan, 0.0, 0
-        if tables is not None and tables.native:
-            lm_: Any = tables.lm
-            if lm_.alpha >= 0:
-                alpha_ln10 = float(lm_.alpha) * LOG_BASE_CHANGE_FACTOR
-                beta = float(lm_.beta)
-            n_uni = tables.n_unigrams
-
-        def spell(qq: np.ndarray) -> tuple[str, list[int]]:
-            codes, off = kb.spell_queries(qq, tk, voc.codes, voc.offsets)
-            return codes.tobytes().decode("utf-32-le"), off.tolist()
-
-        # missing LM scores are asked for through a callback that takes the GIL only for them;
-        # for a search that is not registered it declines, and the kernel returns the queries
-        search = _SearchQueries(tables, q, q_hash, spell)
-        ctx = search.register() if (tables is not None and self._resolve_in_kernel) else 0
-        try:
-            while True:
-                if tables is not None:
-                    word_table, scores, partial, prefix = search.snapshot()
-                else:
-                    word_table, scores, partial, prefix = (
-                        EMPTY_TABLE,
-                        (EMPTY_TABLE[0], np.zeros(1), EMPTY_TABLE[1]),
-                        (EMPTY_TABLE[0], np.zeros(1)),
-                        EMPTY_TABLE[0],
-                    )
-                status = kb.lm_beam_search(
-                    lp,
-                    voc.kinds,
-                    voc.codes,
-                    voc.offsets,
-                    voc.blank,
-                    K,
-                    beam_prune_logp,
-                    token_min_logp,
-                    prune_history,
-                    n_hist,
-                    have_lm,
-                    native,
-                    have_uni,
-                    unk,
-                    hotword_weight,
-                    n_uni,
-                    alpha_ln10,
-                    beta,
-                    word_table[0],
-                    word_table[1],
-                    scores[0],
-                    scores[1],
-                    scores[2],
-                    prefix,
-                    partial[0],
-                    partial[1],
-                    w_info,
-                    ng_uni,
-                    ng_keys,
-                    ng_vals,
-                    ng_meta,
-                    ng_ab,
-                    hw_words,
-                    hw_pre,
-                    hw_minlen,
-                    pc_keys,
-                    pc_vals,
-                    b_i,
-                    b_logit,
-                    b_phash,
-                    b_part,
-                    b_score,
-                    nb_i,
-                    nb_logit,
-                    nb_phash,
-                    nb_part,
-                    nb_score,
-                    tn_i,
-                    tn_word,
-                    tn_hist,
-                    tn_lm,
-                    tt_keys,
-                    tt_vals,
-                    fc,
-                    tk,
-                    cand[0],
-                    cand[1],
-                    cand[2],
-                    cand[3],
-                    cand[4],
-                    cand[5],
-                    cand[6],
-                    cand[7],
-                    q,
-                    q_hash,
-                    io,
-                    out_i,
-                    out_f,
-                    _RESOLVER,
-                    ctx,
-                    abort,
-                )
-                if status == kb.DONE:
-                    break
-                if status == kb.ABORTED:
-                    raise SearchAborted("the search was asked to stop")
-                if status == kb.PENDING:
-                    assert tables is not None
-                    search.raise_error()
-                    n = int(io[kb.IO_NQ])
-                    if n:  # else answered already, into tables that have grown since
-                        tables.resolve(q[:n], q_hash[:n], spell)
-                elif status == kb.GROW_TEXT:
-                    n_used = int(io[kb.IO_NTEXT])
-                    cap = tn_i.shape[0]
-                    while cap < int(io[kb.IO_NEED]) + 1:
-                        cap *= 2
-                    tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals = _grow_text(
-                        n_used, cap, held, tn_i, tn_word, tn_hist, tn_lm, tt_keys, tt_vals
-                    )
-                elif status == kb.GROW_CAND:
-                    cap = cand[0].shape[0]
-                    while cap < int(io[kb.IO_NEED]):
-                        cap *= 2
-                    cand = _cand_pool(cap, held)
-                else:  # pragma: no cover - the kernel returns only the codes above
-                    raise RuntimeError(f"unexpected kernel status {status}")
-        finally:
-            search.unregister(ctx)
-        n_out = int(io[kb.IO_NOUT])
+        n_out = found.n
         if n_out == 0:
             raise ValueError(
                 "no beam survived the search: every hypothesis scored -inf or NaN. The language "
@@ -663,10 +450,12 @@ class BeamSearchDecoderCTC:
             )
         if keep:
             n_out = min(n_out, keep)
+        out_i, out_f = found.out_i, found.out_f
+        nodes = np.ascontiguousarray(out_i[:n_out, [ks.O_TOKNODE, ks.O_FNODE]])
         labels, frames, t_off, starts, ends, w_off = kb.collect_chains(
-            0, np.ascontiguousarray(out_i[:n_out, :2]), tk, fc
+            0, nodes, found.chains.tokens, found.chains.frames
         )
-        render = voc.render
+        render = self._vocab.render
         lab_list = labels.tolist()
         st_list = starts.tolist()
         en_list = ends.tolist()
@@ -682,10 +471,11 @@ class BeamSearchDecoderCTC:
                 beam: Any = OutputBeamBatch(text, text_frames, logit_score, lm_score)
             else:
                 state = None
-                if ng is not None:
-                    state = _replay_state(tables, tn_i, int(out_i[a, 3]), int(out_i[a, 2]))
-                elif tables is not None and out_i[a, 2] >= 0:
-                    state = tables.states[int(out_i[a, 2])]
+                if path.name == "ngram":
+                    node, vocab = int(out_i[a, ks.O_TEXT]), int(out_i[a, ks.O_VOCAB])
+                    state = _replay_state(tables, found.text.i, node, vocab)
+                elif tables is not None and out_i[a, ks.O_LMSTATE] >= 0:
+                    state = tables.states[int(out_i[a, ks.O_LMSTATE])]
                 beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
             toks = labels[t_off[a] : t_off[a + 1]]
             tfr = frames[t_off[a] : t_off[a + 1]]
@@ -771,22 +561,17 @@ class BeamSearchDecoderCTC:
         ('ab', [2, 3], [0, 2])
         """
         lp = self._check_logits(logits)
-        k, bp, tm, hw_w = self._check_search_args(
-            beam_width, beam_prune_logp, token_min_logp, hotword_weight
-        )
-        hw = hotword_tables(normalise_hotwords(hotwords))
-        return self._interruptible(
-            lp,
-            k,
-            bp,
-            tm,
-            bool(prune_history),
-            hw,
-            hw_w,
+        args = self._search_args(
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            prune_history,
+            hotwords,
+            hotword_weight,
             lm_start_state,
-            False,
             _check_max_beams(max_beams),
         )
+        return self._interruptible(lp, args, False)
 
     def decode(
         self,
@@ -808,11 +593,17 @@ class BeamSearchDecoderCTC:
         'a b'
         """
         lp = self._check_logits(logits)
-        k, bp, tm, hw_w = self._check_search_args(
-            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        args = self._search_args(
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            True,
+            hotwords,
+            hotword_weight,
+            lm_start_state,
+            1,
         )
-        hw = hotword_tables(normalise_hotwords(hotwords))
-        return self._interruptible(lp, k, bp, tm, True, hw, hw_w, lm_start_state, False, 1)[0].text
+        return self._interruptible(lp, args, False)[0].text
 
     def _batch(
         self,
@@ -833,10 +624,16 @@ class BeamSearchDecoderCTC:
                 f"of shape {logits_list.shape}. Use decode/decode_beams for one utterance."
             )
         errors = _check_errors(errors)
-        k, bp, tm, hw_w = self._check_search_args(
-            beam_width, beam_prune_logp, token_min_logp, hotword_weight
+        args = self._search_args(
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            prune_history,
+            hotwords,
+            hotword_weight,
+            None,
+            keep,
         )
-        hw = hotword_tables(normalise_hotwords(hotwords))
         lps: list[Any] = []
         for i, x in enumerate(logits_list):
             try:
@@ -858,9 +655,7 @@ class BeamSearchDecoderCTC:
                 if isinstance(lps[i], Exception):
                     continue
                 try:
-                    results[i] = self._search(
-                        lps[i], k, bp, tm, prune_history, hw, hw_w, None, True, keep, abort
-                    )
+                    results[i] = self._search(lps[i], args, True, abort)
                 except Exception as err:
                     if errors == "raise":
                         if hasattr(err, "add_note"):  # Python >= 3.11
@@ -1046,69 +841,6 @@ class _WordProbs:
         return ((cs[hi] - cs[lo]) / n).tolist()
 
 
-#: First sizes of the text-node and candidate pools, per frame and per beam.
-_TEXT_PER_FRAME = 16
-_CAND_PER_BEAM = 20
-#: Per-search arrays at least this large come from the scratch pool.
-_POOLED_BYTES = 1 << 17
-
-
-def _take(
-    held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any, zero: bool = False
-) -> np.ndarray:
-    """An array for one search: large ones from the scratch pool (fresh ones would be mapped
-    and cleared page by page on every call), noted in ``held`` for their return; small ones,
-    and all when ``held`` is None, allocated."""
-    n = int(np.prod(shape))
-    if held is None or n * np.dtype(dtype).itemsize < _POOLED_BYTES:
-        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-    a = _scratch.take(n, dtype)
-    held.append(a)
-    a = a.reshape(shape)
-    if zero:
-        a.fill(0)
-    return a
-
-
-def _text_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
-    tcap = 1 << (2 * cap - 1).bit_length()
-    return (
-        _take(held, (cap, kb.N_COLS), np.int64),
-        _take(held, (cap,), np.uint64),
-        _take(held, (cap,), np.uint64),
-        _take(held, (cap,), np.float64),
-        _take(held, (tcap,), np.uint64, zero=True),
-        _take(held, (tcap,), np.int64),
-    )
-
-
-def _grow_text(
-    n_used: int, cap: int, held: list[np.ndarray] | None, *old: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    tn_i, tn_word, tn_hist, tn_lm, _, _ = old
-    new = _text_pool(cap, held)
-    new[0][:n_used] = tn_i[:n_used]
-    new[1][:n_used] = tn_word[:n_used]
-    new[2][:n_used] = tn_hist[:n_used]
-    new[3][:n_used] = tn_lm[:n_used]
-    kb.rebuild_text_table(new[0], new[1], n_used, new[4], new[5])
-    return new
-
-
-def _cand_pool(cap: int, held: list[np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
-    mcap = 1 << (2 * cap - 1).bit_length()
-    return (
-        _take(held, (cap, kb.C_COLS), np.int64),
-        _take(held, (cap,), np.float64),
-        _take(held, (cap,), np.float64),
-        _take(held, (cap,), np.uint64),
-        _take(held, (cap,), np.float64),
-        _take(held, (cap,), np.float64),
-        _take(held, (mcap,), np.uint64, zero=True),
-        _take(held, (mcap,), np.int64),
-    )
-
-
 def build_ctcdecoder(
     labels: Sequence[str],
     kenlm_model_path: str | os.PathLike[str] | None = None,
@@ -1117,6 +849,8 @@ def build_ctcdecoder(
     beta: float = DEFAULT_BETA,
     unk_score_offset: float = DEFAULT_UNK_LOGP_OFFSET,
     lm_score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY,
+    *,
+    lm_scoring: str = "auto",
 ) -> BeamSearchDecoderCTC:
     """Build a decoder, as ``pyctcdecode.build_ctcdecoder``.
 
@@ -1135,6 +869,12 @@ def build_ctcdecoder(
         Known words; read from the ARPA file when omitted.
     alpha, beta, unk_score_offset, lm_score_boundary
         As pyctcdecode (LM weight, word bonus, unknown-word offset, sentence boundaries).
+    lm_scoring : {"auto", "ngram", "callback", "resume"}
+        How the search gets LM scores (fastctc's addition, see
+        :attr:`BeamSearchDecoderCTC.lm_scoring`): ``"auto"`` scores models fastctc can read
+        (ARPA files, KenLM trie binaries) from n-gram tables inside the kernel, and asks
+        KenLM for the others through a callback; the other values force a path, e.g. to
+        compare them. All give the same results.
 
     Returns
     -------
@@ -1179,7 +919,7 @@ def build_ctcdecoder(
             unk_score_offset=unk_score_offset,
             score_boundary=lm_score_boundary,
         )
-    return BeamSearchDecoderCTC(alphabet, lm)
+    return BeamSearchDecoderCTC(alphabet, lm, lm_scoring=lm_scoring)
 
 
 _WARMUP_ARPA = (
@@ -1217,7 +957,7 @@ def warmup_decoder() -> None:
         np.ones(1),
     )
     kb.spell_queries(
-        np.zeros((1, kb.Q_COLS), dtype=np.int64),
+        np.zeros((1, ks.Q_COLS), dtype=np.int64),
         np.zeros((1, 3), dtype=np.int64),
         np.zeros(1, dtype=np.int64),
         np.zeros(2, dtype=np.int64),
@@ -1226,10 +966,10 @@ def warmup_decoder() -> None:
     codes, offsets = encode_strings(["ab"])
     lc.hash_strings(codes, offsets, True)
     lc.hash_strings(codes, offsets, False)
-    tn_i, tn_word, _, _, tt_keys, tt_vals = _text_pool(4)
-    tn_i[:2] = 0
-    tn_word[:2] = 1
-    kb.rebuild_text_table(tn_i, tn_word, 2, tt_keys, tt_vals)
+    text = search.text_pool(4)
+    text.i[:2] = 0
+    text.word[:2] = 1
+    kb.rebuild_text_table(text.i, text.word, 2, text.table_keys, text.table_vals)
     read_arpa_bytes(_WARMUP_ARPA)
     dec = build_ctcdecoder(["", " ", "a"])
     for dtype in (np.float32, np.float64):

@@ -26,7 +26,8 @@ import fastctc
 from fastctc.alphabet import Alphabet
 from fastctc.decoder import BeamSearchDecoderCTC
 from fastctc.lm import AbstractLanguageModel, LanguageModel, kenlm_installed, load_model
-from fastctc.ngram import MAX_NGRAMS, _read_lines, read_arpa, read_arpa_bytes
+from fastctc.lm.ngram import _read_lines
+from fastctc.ngram import MAX_NGRAMS, read_arpa, read_arpa_bytes
 from tests.fuzz.sigint import assert_sigint_stops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,31 +212,6 @@ def test_decode_never_raises_index_error(word, part, weight):
         assert isinstance(out, str) or (out and all(r != [] for r in out))
 
 
-def test_no_surviving_beam_is_a_clear_error(monkeypatch):
-    """The safety net: a search that ends with no beam (as an infinite hotword weight did)
-    raises a ValueError naming the model from decode_beams, decode and decode_batch alike,
-    never an IndexError or an empty list."""
-    import fastctc.decoder as fd
-
-    real = fd.kb.lm_beam_search
-
-    def no_beam(*args):
-        status = real(*args)
-        if status == fd.kb.DONE:
-            args[-6][fd.kb.IO_NOUT] = 0  # (..., io, out_i, out_f, resolver, ctx, abort)
-        return status
-
-    monkeypatch.setattr(fd.kb, "lm_beam_search", no_beam)
-    dec = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), ConstLM(-1.0, 0.0))
-    for call in (
-        lambda: dec.decode_beams(LP),
-        lambda: dec.decode(LP),
-        lambda: dec.decode_batch(None, [LP]),
-    ):
-        with pytest.raises(ValueError, match=r"no beam survived.*ConstLM"):
-            call()
-
-
 def test_no_beam_from_a_model_of_zero_probabilities(tmp_path):
     """alpha=0 times a log10 probability of -inf is NaN for every word: no beam survives.
     decode_beams, decode and decode_batch raise a ValueError naming the model (before: an
@@ -253,6 +229,12 @@ def test_no_beam_from_a_model_of_zero_probabilities(tmp_path):
             call()
     out = dec.decode_batch(None, [LP], errors="return")
     assert isinstance(out[0], ValueError)
+    for scoring in ("callback", "resume"):  # the cache paths catch the NaN score itself
+        other = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), lm, lm_scoring=scoring)
+        with pytest.raises(ValueError, match=r"m\.arpa"):
+            other.decode_beams(LP)
+        with pytest.raises(ValueError, match=r"m\.arpa"):
+            other.decode(LP)
 
 
 # ------------------------------------------------------------------ 3. batches with a bad item
@@ -410,7 +392,7 @@ def test_corrupt_binary_header_never_reaches_kenlm(tmp_path, offset, value):
     """Bytes of a KenLM trie binary's header (the order; the vocabulary size) that crashed
     KenLM when changed."""
     import fastctc.data
-    from fastctc.kenlm_binary import _SANITY
+    from fastctc.lm.kenlm_binary import _SANITY
 
     data = bytearray(Path(fastctc.data.default_lm().path).read_bytes())
     assert offset >= len(_SANITY) and data[offset] != value
