@@ -10,7 +10,7 @@ Steps (each one a function, so the pure-Python parts can be tested on their own)
 3. ``run_build_binary``: KenLM's ``build_binary`` turns it into a compact binary (trie,
    optionally quantised).
 4. ``unigrams_from_arpa``: the model's vocabulary, one word a line (the ``unigrams`` list that
-   ``fastctc.build_ctcdecoder`` and pyctcdecode take).
+   ``fastctc.build_ctcdecoder`` and pyctcdecode take), read by ``fastctc.lm.ngram.arpa_unigrams``.
 5. A JSON manifest next to the model records the corpus checksum, the options and the sizes.
 
 ``lmplz`` and ``build_binary`` are taken from ``--kenlm-bin``, then ``build/kenlm/bin``, then the
@@ -41,6 +41,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if __name__ == "__main__" and str(ROOT) not in sys.path:  # run from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from fastctc.lm.ngram import arpa_unigrams, check_arpa_header  # noqa: E402 - after ROOT
 
 #: The character label set of fastctc's bundled English model (blank excluded): space, apostrophe
 #: and a-z, the usual labels of English character CTC models.
@@ -154,26 +158,10 @@ def word_counts(path: Path | str) -> collections.Counter[str]:
 
 
 def unigrams_from_arpa(arpa: Path | str) -> list[str]:
-    """Words of an ARPA model's 1-gram section, without ``<s>``, ``</s>`` and ``<unk>``."""
-    words: list[str] = []
-    section = None
-    for line in _open_text(arpa):
-        line = line.strip()
-        if line.startswith("\\") and line.endswith(":"):
-            section = line
-            continue
-        if line == "\\end\\":
-            break
-        if section == "\\1-grams:" and line:
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise ValueError(f"{arpa}: malformed 1-gram line {line!r}.")
-            word = parts[1]
-            if word not in ("<s>", "</s>", "<unk>"):
-                words.append(word)
-    if section is None:
-        raise ValueError(f"{arpa} is not an ARPA file: no '\\1-grams:' section found.")
-    return words
+    """Words of an ARPA model's 1-gram section in file order, without ``<s>``, ``</s>`` and
+    ``<unk>`` (:func:`fastctc.lm.ngram.arpa_unigrams`, which raises ``ValueError`` for a file
+    that is not an ARPA model)."""
+    return [w for w in arpa_unigrams(arpa) if w not in ("<s>", "</s>", "<unk>")]
 
 
 def write_unigrams(words: Iterable[str], path: Path | str) -> int:
@@ -302,7 +290,7 @@ def build_model(
         binary = out / f"{name}.bin"
         run_build_binary(arpa, binary, build_bin, quantize)
         n_uni = write_unigrams(unigrams_from_arpa(arpa), out / f"{name}.unigrams.txt")
-        counts = _arpa_counts(arpa)
+        counts = {str(n): c for n, c in check_arpa_header(arpa).items()}
     manifest: dict[str, object] = {
         "model": binary.name,
         "unigrams": f"{name}.unigrams.txt",
@@ -322,18 +310,6 @@ def build_model(
         json.dump(manifest, fh, indent=2)
         fh.write("\n")
     return manifest
-
-
-def _arpa_counts(arpa: Path | str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for line in _open_text(arpa):
-        line = line.strip()
-        if line.startswith("ngram ") and "=" in line:
-            k, v = line[len("ngram ") :].split("=")
-            counts[k] = int(v)
-        elif line.startswith("\\1-grams:"):
-            break
-    return counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,16 @@ import subprocess
 from pathlib import Path
 
 import kenlm
+import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-import fastctc.kenlm_binary as kb
-import fastctc.ngram as ng
 from fastctc.kenlm_binary import read_kenlm_trie
+from fastctc.kernels import kenlm_trie as kt
+from fastctc.kernels import ngram as kn
+from fastctc.ngram import read_arpa
 from tests import small_lm
 from tests.conftest import (
     BUNDLED_LM,
@@ -109,48 +113,61 @@ def test_bundled_quantised_trie_matches_kenlm():
     )
 
 
-def _captured(monkeypatch, module, read, path):
-    """The arguments ``read(path)`` passes to the table builder."""
-    seen = []
-    real = module._assemble
+def arpa_ngrams(path: Path) -> dict[int, list[tuple[str, ...]]]:
+    """The n-grams an ARPA file lists, by order (read straight from its text)."""
+    grams: dict[int, list[tuple[str, ...]]] = {}
+    n = 0
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line.startswith("\\") and line.endswith("-grams:"):
+                n = int(line[1:].split("-")[0])
+                grams[n] = []
+            elif line.startswith("\\"):
+                n = 0
+            elif n and line:
+                grams[n].append(tuple(line.split("\t")[1].split(" ")))
+    return grams
 
-    def spy(*args):
-        seen.append(args)
-        return real(*args)
 
-    monkeypatch.setattr(module, "_assemble", spy)
-    tables = read(path)
-    monkeypatch.setattr(module, "_assemble", real)
-    return tables, seen[0]
+@numba.njit
+def lookup(ids, keys, vals, meta):
+    """``(prob, bow)`` stored for each n-gram ``ids[r]`` (one order, word ids in text order);
+    NaN where the tables do not hold it."""
+    n = ids.shape[1]
+    out = np.full((ids.shape[0], 2), np.nan, dtype=np.float32)
+    for r in range(ids.shape[0]):
+        slot = kn.find_order(keys, meta, n, kn.gram_key(ids, r, 0, n))
+        if slot >= 0:
+            out[r, 0] = vals[slot, 0]
+            out[r, 1] = vals[slot, 1]
+    return out
 
 
-def test_trie_tables_agree_with_arpa(monkeypatch, sentences):
+def stored_values(tables, grams: list[tuple[str, ...]]) -> np.ndarray:
+    """``(prob, bow)`` the tables hold for each n-gram of ``grams`` (words), NaN if none."""
+    ids = np.array([[tables.ids[w] for w in g] for g in grams], dtype=np.int64)
+    return lookup(ids, tables.keys, tables.vals, tables.meta)
+
+
+def test_trie_tables_agree_with_arpa(sentences):
     """The unquantised binary holds the ARPA file's values (rounded to float32, with its own
     word ids) and no inserted n-grams, so both readers score alike."""
-    bin_tables, args = _captured(monkeypatch, kb, read_kenlm_trie, SMALL_BIN)
-    order, words, u_prob, u_bow, grams = args[:5]
-    arpa_tables, args = _captured(monkeypatch, ng, ng.read_arpa, small_lm.ARPA)
-    a_order, a_words, a_prob, a_bow, a_grams = args[:5]
-    assert order == a_order == 4
-    assert sorted(words) == sorted(a_words)
-    ids = {w: i for i, w in enumerate(words)}
-    to_bin = np.array([ids[w] for w in a_words])
-
-    def f32(x):
-        return np.asarray(x).astype(np.float32)
-
-    for mine, theirs in ((u_prob, a_prob), (u_bow, a_bow)):
-        by_id = np.empty(len(words))
-        by_id[to_bin] = theirs
-        assert np.array_equal(f32(mine), f32(by_id))
-    for (b_ids, b_prob, b_bow), (a_ids, a_p, a_b) in zip(grams, a_grams, strict=True):
-        a_ids = to_bin[a_ids]
-        assert b_ids.shape == a_ids.shape
-        ob = np.lexsort(b_ids.T[::-1])
-        oa = np.lexsort(a_ids.T[::-1])
-        assert np.array_equal(b_ids[ob], a_ids[oa])
-        assert np.array_equal(f32(b_prob)[ob], f32(a_p)[oa])
-        assert np.array_equal(f32(b_bow)[ob], f32(a_b)[oa])
+    bin_tables = read_kenlm_trie(SMALL_BIN)
+    arpa_tables = read_arpa(small_lm.ARPA)
+    assert bin_tables.order == arpa_tables.order == 4
+    assert sorted(bin_tables.words) == sorted(arpa_tables.words)
+    assert bin_tables.words != arpa_tables.words  # numbered differently: hash vs file order
+    to_bin = [bin_tables.ids[w] for w in arpa_tables.words]
+    assert np.array_equal(bin_tables.uni[to_bin], arpa_tables.uni)
+    # the same n-grams (as many, each of the ARPA file's in both) with the same values
+    grams = arpa_ngrams(small_lm.ARPA)
+    assert stored_counts(bin_tables) == stored_counts(arpa_tables)
+    assert stored_counts(arpa_tables) == [len(grams[n]) for n in range(2, 5)]
+    for n in range(2, 5):
+        mine, theirs = stored_values(bin_tables, grams[n]), stored_values(arpa_tables, grams[n])
+        assert not np.isnan(theirs).any() and not np.isnan(mine).any(), n
+        assert np.array_equal(mine, theirs), n
     for words_ in sentences[:100]:
         for bos in (True, False):
             assert (
@@ -381,3 +398,74 @@ def test_quantised_truncated_raises(tmp_path):
     path.write_bytes(good[:3000])
     with pytest.raises(ValueError, match="truncated"):
         read_kenlm_trie(path)
+
+
+# ---------------------------------------------------------------------------- kernels
+def murmur64a_ref(data: bytes) -> int:
+    """MurmurHash64A (seed 0) in plain Python, as Austin Appleby's reference code."""
+    m, mask = 0xC6A4A7935BD1E995, (1 << 64) - 1
+    h = (len(data) * m) & mask
+    whole = len(data) // 8 * 8
+    for i in range(0, whole, 8):
+        k = (int.from_bytes(data[i : i + 8], "little") * m) & mask
+        k = ((k ^ (k >> 47)) * m) & mask
+        h = ((h ^ k) * m) & mask
+    if len(data) > whole:
+        h = ((h ^ int.from_bytes(data[whole:], "little")) * m) & mask
+    h = ((h ^ (h >> 47)) * m) & mask
+    return h ^ (h >> 47)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=40), st.binary(max_size=9))
+def test_murmur64a_matches_reference(data, before):
+    buf = np.frombuffer(before + data + b"\0", dtype=np.uint8)
+    with np.errstate(over="ignore"):  # uint64 products wrap, silently once compiled
+        got = int(kt.murmur64a(buf, len(before), len(before) + len(data)))
+    assert got == murmur64a_ref(data)
+
+
+def test_vocabulary_hashes_are_murmur64a(small_bin):
+    """The reference gives the hashes build_binary stored for the small model's words (its
+    vocabulary: a count, then the hashes in ascending order; layout in fastctc.lm.kenlm_binary),
+    and hashes_match checks them all."""
+    data = SMALL_BIN.read_bytes()
+    at = (108 + 8 * small_bin.order + 7) // 8 * 8
+    n = int(np.frombuffer(data, "<u8", 1, at)[0])
+    stored = np.frombuffer(data, "<u8", n, at + 8)
+    words = [w.encode() for w in small_bin.words[1:]]  # without <unk>
+    assert n == len(words)
+    assert stored.tolist() == sorted(murmur64a_ref(w) for w in words)
+    buf = np.frombuffer(b"".join(words), dtype=np.uint8)
+    ends = np.cumsum([len(w) for w in words])
+    starts = ends - [len(w) for w in words]
+    by_word = np.array([murmur64a_ref(w) for w in words], dtype=np.uint64)
+    assert kt.hashes_match(buf, starts, ends, by_word)
+    by_word[-1] ^= np.uint64(1)
+    assert not kt.hashes_match(buf, starts, ends, by_word)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_unpack_fields_matches_reference(data):
+    """Fields of bit-packed records, against Python's big integers."""
+    widths = data.draw(st.lists(st.integers(1, 57), min_size=1, max_size=3))
+    total = sum(widths) + data.draw(st.integers(0, 9))
+    count = data.draw(st.integers(1, 12))
+    raw = data.draw(st.binary(min_size=(count * total + 7) // 8, max_size=(count * total + 7) // 8))
+    offsets = np.cumsum([0, *widths[:-1]])
+    padded = np.zeros((len(raw) + 15) // 8 * 8, dtype=np.uint8)
+    padded[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    out = np.empty((count, len(widths)), dtype=np.uint64)
+    kt.unpack_fields(
+        padded.view("<u8").astype(np.uint64), count, total, offsets, np.array(widths), out
+    )
+    bits = int.from_bytes(raw, "little")
+    want = [
+        [
+            (bits >> (i * total + int(o))) & ((1 << w) - 1)
+            for o, w in zip(offsets, widths, strict=True)
+        ]
+        for i in range(count)
+    ]
+    assert out.tolist() == want

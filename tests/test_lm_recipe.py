@@ -113,7 +113,7 @@ def test_commands():
 
 def _trie_header(data: bytes) -> dict:
     """Order, model type, n-gram counts, quantisation bits and stored words of a KenLM trie
-    binary, read straight from its bytes (layout in ``fastctc/kenlm_binary.py``)."""
+    binary, read straight from its bytes (layout in ``fastctc/lm/kenlm_binary.py``)."""
     assert data.startswith(b"mmap lm http://kheafield.com/code format version 5\n")
     order = data[88]
     model_type = int(np.frombuffer(data, "<u4", 1, 96)[0])

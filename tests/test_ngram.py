@@ -3,6 +3,7 @@ bit for bit in float32, plus every malformed-file error."""
 
 from __future__ import annotations
 
+import doctest
 import gzip
 import re
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastctc.lm.kenlm_binary
+import fastctc.lm.ngram
 from fastctc.lm import LanguageModel
-from fastctc.ngram import looks_like_arpa, read_arpa
+from fastctc.ngram import arpa_unigrams, looks_like_arpa, read_arpa
 from tests import small_lm
 from tests.kenlm_reference import kenlm_scores, score_sentences
 
@@ -470,3 +473,108 @@ def test_section_shorter_than_count(tmp_path):
     path = _write(tmp_path, GOOD.replace("ngram 2=2", "ngram 2=3"))
     with pytest.raises(ValueError, match=re.escape(str(path))):
         read_arpa(path)
+
+
+# ---------------------------------------------------------------------------- unigram lists
+TINY_VOCAB = ["<unk>", "<s>", "</s>", "the", "cat", "sat", "on", "mat", "a", "dog"]
+
+#: A unigram model (the unigram section runs to \end\) with 2-field lines and CRLF line ends.
+UNIGRAM_ONLY = (
+    "\\data\\\r\nngram 1=5\r\n\r\n\\1-grams:\r\n-1.0\t<unk>\r\n-99\t<s>\t-0.5\r\n"
+    "-1.2\t</s>\t0\r\n-0.7\tcat\r\n-0.3\tdog\t-0.1\r\n\r\n\\end\\\r\n"
+)
+
+
+def test_arpa_unigrams_in_file_order(tmp_path):
+    """The words of the 1-gram section in file order; the tables of the file hold the same
+    words (with <unk> first: tiny.arpa lists it first)."""
+    assert arpa_unigrams(TINY) == TINY_VOCAB == read_arpa(TINY).words
+    gz = tmp_path / "tiny.arpa.gz"
+    gz.write_bytes(gzip.compress(TINY.read_bytes()))
+    assert arpa_unigrams(gz) == TINY_VOCAB
+    words = arpa_unigrams(small_lm.ARPA)  # gzipped, <unk> first
+    assert words == read_arpa(small_lm.ARPA).words
+    assert words[3:] == small_lm.unigrams()
+
+
+def test_arpa_unigrams_without_backoff(tmp_path):
+    """Lines without a back-off (``prob<TAB>word``) count, except with require_backoff."""
+    tri = _write(tmp_path, TRIGRAM, "tri.arpa")
+    assert arpa_unigrams(tri) == ["<unk>", "<s>", "</s>", "the", "cat", "sat", "on", "mat"]
+    assert "</s>" not in arpa_unigrams(tri, require_backoff=True)
+    uni = _write(tmp_path, UNIGRAM_ONLY, "uni.arpa")
+    assert arpa_unigrams(uni) == ["<unk>", "<s>", "</s>", "cat", "dog"]
+    assert arpa_unigrams(uni, require_backoff=True) == ["<s>", "</s>", "dog"]
+    assert arpa_unigrams(uni) == read_arpa(uni).words
+    repeated = _write(tmp_path, UNIGRAM_ONLY.replace("-0.3\tdog", "-0.3\tcat"), "rep.arpa")
+    assert arpa_unigrams(repeated) == ["<unk>", "<s>", "</s>", "cat"]  # each word once
+
+
+def test_arpa_unigrams_errors(tmp_path):
+    path = _write(tmp_path, "hello world\n", "plain.txt")
+    with pytest.raises(ValueError, match=r"not an ARPA file.*\\data\\.*line 1") as err:
+        arpa_unigrams(path)
+    assert str(path) in str(err.value)
+    path = _write(tmp_path, GOOD.replace("\\1-grams:", "\\one-grams:"))
+    with pytest.raises(ValueError, match=r"no \\1-grams: section") as err:
+        arpa_unigrams(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError, match=r"not an ARPA file.*blank"):
+        arpa_unigrams(_write(tmp_path, "\n\n"))
+    path = _write(tmp_path, _replace_line(GOOD, LINE_CAT, "-0.7 cat -0.3"))
+    with pytest.raises(ValueError, match=rf"line {LINE_CAT}\b.*prob<TAB>word") as err:
+        arpa_unigrams(path)
+    assert str(path) in str(err.value)
+    only_two = "\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\t<s>\n-1.0\t</s>\n\n\\end\\\n"
+    path = _write(tmp_path, only_two)
+    assert arpa_unigrams(path) == ["<s>", "</s>"]
+    with pytest.raises(ValueError, match="no word with a back-off") as err:
+        arpa_unigrams(path, require_backoff=True)
+    assert str(path) in str(err.value)
+    path = tmp_path / "latin1.arpa"
+    path.write_bytes(GOOD.replace("cat", "caf\xe9").encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8") as err:
+        arpa_unigrams(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError, match="not an ARPA file") as err:
+        arpa_unigrams(small_lm.BINARY)
+    assert str(small_lm.BINARY) in str(err.value)
+
+
+@pytest.mark.reference
+def test_arpa_unigrams_match_pyctcdecode(tmp_path):
+    """With require_backoff, the words pyctcdecode's load_unigram_set_from_arpa reads (it
+    skips lines without a back-off); fastctc.lm's function of that name agrees."""
+    pytest.importorskip("pyctcdecode")
+    from pyctcdecode.language_model import load_unigram_set_from_arpa
+
+    from fastctc.lm import load_unigram_set_from_arpa as fastctc_unigram_set
+
+    small = tmp_path / "small.arpa"
+    small.write_bytes(gzip.decompress(small_lm.ARPA.read_bytes()))
+    files = [
+        TINY,
+        small,
+        _write(tmp_path, TRIGRAM, "tri.arpa"),
+        _write(tmp_path, GOOD, "good.arpa"),
+        _write(tmp_path, UNIGRAM_ONLY, "uni.arpa"),
+        # not KenLM's layout, read alike: surrounding blanks, a blank line in the section
+        _write(
+            tmp_path,
+            GOOD.replace("-1.2", "  -1.2").replace("\n-0.7\tcat\t-0.3", "\n\n-0.7\tcat\t-0.3 "),
+        ),
+    ]
+    for path in files:
+        want = load_unigram_set_from_arpa(str(path))
+        got = arpa_unigrams(path, require_backoff=True)
+        assert set(got) == want == fastctc_unigram_set(path), path
+        assert len(got) == len(want)
+    assert set(arpa_unigrams(files[2])) - load_unigram_set_from_arpa(str(files[2])) == {"</s>"}
+
+
+@pytest.mark.parametrize(
+    "module", [fastctc.lm.ngram, fastctc.lm.kenlm_binary], ids=lambda m: m.__name__
+)
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

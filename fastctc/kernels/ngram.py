@@ -7,7 +7,7 @@ stored context (KenLM's ``FullScore``). Matching stops at the first n-gram that 
 stored: an ARPA file holds every suffix of a stored n-gram and every prefix of one that has
 a context extension, so nothing longer can be stored after a miss.
 
-Layout (built by :func:`fill_order` from ``fastctc.ngram``):
+Layout (built by :func:`fill_order` from :func:`fastctc.lm.ngram.assemble_tables`):
 
 * ``uni``: ``(V, 2)`` float32, probability and back-off of each vocabulary id (id 0 is
   ``<unk>``);

@@ -1,4 +1,4 @@
-"""KenLM binary models in the trie layout, read into :class:`~fastctc.ngram.NgramTables`.
+"""KenLM binary models in the trie layout, read into :class:`~fastctc.lm.ngram.NgramTables`.
 
 ``build_binary ... trie`` writes the model as one little-endian file (x86-64 layout):
 
@@ -47,7 +47,10 @@ its scores depend on more than the last N-1 words; such files give ``None``.
 
 Scores of the resulting tables equal KenLM's ``BaseScore`` on the same file bit for bit.
 Hash-table binaries, files without their words and any version this module does not know
-give ``None`` (the caller then asks KenLM).
+give ``None`` (the caller then asks KenLM). This module finds the sections; the per-record work
+(unpacking, walking the trie, hashing the words) is compiled in
+:mod:`fastctc.kernels.kenlm_trie`, and :func:`fastctc.lm.ngram.assemble_tables` builds the
+tables, as for ARPA files.
 """
 
 from __future__ import annotations
@@ -56,9 +59,8 @@ import os
 
 import numpy as np
 
-from ..kernels._jit import jit
-from ..kernels.ngram import find_order, gram_key
-from .ngram import NgramTables, _assemble
+from ..kernels import kenlm_trie as kt
+from .ngram import NgramTables, assemble_tables
 
 _MAGIC = b"mmap lm http://kheafield.com/code format version"
 #: The 88 bytes every version-5 binary written on a little-endian 64-bit machine starts with.
@@ -74,112 +76,7 @@ _TRIE_VERSION = 1
 _QUANT_VERSION = 2
 _ARRAY_VERSION = 0
 _UNIGRAM = np.dtype([("prob", "<f4"), ("bow", "<f4"), ("next", "<u8")])
-_MUR = np.uint64(0xC6A4A7935BD1E995)
 _SIGN = np.uint64(0x80000000)
-
-
-# ---------------------------------------------------------------------------- kernels
-@jit
-def _unpack(words, count, total_bits, offsets, widths, out):
-    """``out[i, f]``: field ``f`` (bit offset ``offsets[f]``, ``widths[f]`` <= 57 bits) of
-    each of ``count`` records of ``total_bits`` bits packed into the uint64 ``words`` (the
-    section's bytes read little-endian, padded with one zero word)."""
-    one = np.uint64(1)
-    for f in range(offsets.size):
-        mask = (one << np.uint64(widths[f])) - one
-        off = offsets[f]
-        for i in range(count):
-            bit = i * total_bits + off
-            k = bit >> 6
-            s = np.uint64(bit & 63)
-            v = words[k] >> s
-            if s != 0:
-                v |= words[k + 1] << (np.uint64(64) - s)
-            out[i, f] = v & mask
-
-
-@jit
-def _children(first, words, parent_ids, n_vocab, out):
-    """Walk one level of the trie: record ``j`` in ``[first[p], first[p + 1])`` is the
-    n-gram ``words[j]`` followed by the words of parent ``p``; ``out`` gets those ids in text
-    order. Returns False where the pointers do not partition the level or a group's words are
-    not strictly increasing vocabulary ids."""
-    n_par = parent_ids.shape[0]
-    width = parent_ids.shape[1]
-    if first[0] != 0 or first[n_par] != words.size:
-        return False
-    for p in range(n_par):
-        a = first[p]
-        b = first[p + 1]
-        if b < a or b > words.size:
-            return False
-        prev = -1
-        for j in range(a, b):
-            w = words[j]
-            if w <= prev or w >= n_vocab:
-                return False
-            prev = w
-            out[j, 0] = w
-            for c in range(width):
-                out[j, c + 1] = parent_ids[p, c]
-    return True
-
-
-@jit
-def _murmur64a(buf, start, end):
-    """64-bit MurmurHash2 (variant 64A, seed 0) of ``buf[start:end]``."""
-    n = end - start
-    h = np.uint64(n) * _MUR
-    r = np.uint64(47)
-    blocks = n // 8
-    for b in range(blocks):
-        k = np.uint64(0)
-        for j in range(8):
-            k |= np.uint64(buf[start + 8 * b + j]) << np.uint64(8 * j)
-        k *= _MUR
-        k ^= k >> r
-        k *= _MUR
-        h ^= k
-        h *= _MUR
-    rest = n & 7
-    if rest:
-        tail = start + 8 * blocks
-        for j in range(rest):
-            h ^= np.uint64(buf[tail + j]) << np.uint64(8 * j)
-        h *= _MUR
-    h ^= h >> r
-    h *= _MUR
-    h ^= h >> r
-    return h
-
-
-@jit
-def _hashes_match(buf, starts, ends, hashes):
-    """Whether word ``i`` (bytes ``buf[starts[i]:ends[i]]``) hashes to ``hashes[i]``, all i."""
-    for i in range(starts.size):
-        if _murmur64a(buf, starts[i], ends[i]) != hashes[i]:
-            return False
-    return True
-
-
-@jit
-def _count_unextended(ids, uni, keys, vals, meta):
-    """Rows of ``ids`` (n-grams of one order n >= 2, text order) whose first n - 1 words are
-    stored with the back-off -0.0 (nothing extends them) or not at all."""
-    n = ids.shape[1]
-    bad = 0
-    for r in range(ids.shape[0]):
-        if n == 2:
-            bow = uni[ids[r, 0], 1]
-        else:
-            slot = find_order(keys, meta, n - 1, gram_key(ids, r, 0, n - 1))
-            if slot < 0:
-                bad += 1
-                continue
-            bow = vals[slot, 1]
-        if bow == 0.0 and np.signbit(bow):
-            bad += 1
-    return bad
 
 
 # ---------------------------------------------------------------------------- layout
@@ -420,7 +317,7 @@ def _read(data: bytes, name: str) -> NgramTables | None:
             offsets = [word_bits]
             widths = [longest_bits]
         fields = np.empty((count + 1, len(offsets) + 1), dtype=np.uint64)
-        _unpack(
+        kt.unpack_fields(
             _words64(buf, base, _packed_bytes(count, total)),
             count + 1,
             total,
@@ -429,7 +326,7 @@ def _read(data: bytes, name: str) -> NgramTables | None:
             fields,
         )
         ids = np.empty((count, n), dtype=np.int64)
-        if not _children(first, fields[:count, 0].astype(np.int64), parent_ids, n_vocab, ids):
+        if not kt.walk_level(first, fields[:count, 0].astype(np.int64), parent_ids, n_vocab, ids):
             return None
         if middle:
             first = fields[:, 3].astype(np.int64)
@@ -453,11 +350,11 @@ def _read(data: bytes, name: str) -> NgramTables | None:
         grams.append((ids, prob.astype(np.float64), bow))
         parent_ids = ids
     try:
-        tables = _assemble(order, words, u_prob, u_bow, grams, name)
+        tables = assemble_tables(order, words, u_prob, u_bow, grams, name)
     except ValueError:
         return None  # an n-gram without its context or suffix: not a trie build_binary wrote
     for ids, _, _ in grams:
-        if _count_unextended(ids, tables.uni, tables.keys, tables.vals, tables.meta):
+        if kt.count_unextended(ids, tables.uni, tables.keys, tables.vals, tables.meta):
             return None  # KenLM's state would drop a context that longer n-grams need
     return tables
 
@@ -498,7 +395,7 @@ def _words(data: bytes, at: int, vocab_at: int, n_vocab: int) -> list[str] | Non
     starts[0] = at
     starts[1:] = ends[:-1] + 1
     hashes = np.frombuffer(data, "<u8", n_vocab - 1, vocab_at + 8)
-    if not _hashes_match(buf, starts[1:], ends[1:], hashes):
+    if not kt.hashes_match(buf, starts[1:], ends[1:], hashes):
         return None
     try:
         words = tail[:-1].decode("utf-8").split("\0")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..kernels import ngram as kn
 from ..kernels.lm_cache import capacity, make_set
@@ -327,6 +328,102 @@ def looks_like_arpa(path: str | os.PathLike[str]) -> bool:
     return False
 
 
+def arpa_unigrams(path: str | os.PathLike[str], *, require_backoff: bool = False) -> list[str]:
+    r"""Words of an ARPA file's ``\1-grams:`` section, in file order, read without the rest.
+
+    Reads the ``\data\`` header and the unigram section only and builds no tables, so it is
+    quick on large models. Each non-blank line of the section must be
+    ``prob<TAB>word[<TAB>backoff]`` (surrounding whitespace ignored), as :func:`read_arpa`
+    reads it; the section ends at the next ``\`` line (``\2-grams:`` or ``\end\``).
+
+    Parameters
+    ----------
+    path : str or path
+        An ARPA file; gzipped if its name ends in ``.gz``.
+    require_backoff : bool, default False
+        Only the words of lines with a back-off, i.e. three tab-separated fields (the word is
+        the middle one). These are the words pyctcdecode's ``load_unigram_set_from_arpa``
+        returns: it skips ``prob<TAB>word`` lines.
+
+    Returns
+    -------
+    list of str
+        Each word once (a repeated word where first listed), ``<s>``, ``</s>`` and ``<unk>``
+        included where the file lists them. Once the file is read, its
+        :attr:`NgramTables.words` holds the same words (and ``<unk>``, first).
+
+    Raises
+    ------
+    ValueError
+        The file is not UTF-8 text, does not start with ``\data\`` or has no unigram
+        section; a line of that section is malformed; or the section lists no word (with
+        ``require_backoff``: none with a back-off). The message names the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastctc.lm.ngram import arpa_unigrams
+    >>> arpa = ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\t-0.5\n-0.5\t</s>\n"
+    ...         "-0.3\tcat\t0\n\n\\end\\\n")
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = os.path.join(d, "m.arpa")
+    ...     with open(p, "w") as f:
+    ...         _ = f.write(arpa)
+    ...     arpa_unigrams(p), arpa_unigrams(p, require_backoff=True)
+    (['<s>', '</s>', 'cat'], ['<s>', 'cat'])
+    """
+    p = os.fspath(path)
+    try:
+        words = _scan_unigrams(p, require_backoff)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{p!r} is not an ARPA file: it is not UTF-8 text ({err}).") from None
+    if words is None:
+        raise ValueError(f"{p!r} is not an ARPA file: it has no \\1-grams: section.")
+    if not words:
+        which = "word with a back-off" if require_backoff else "word"
+        raise ValueError(f"{p!r}: the \\1-grams: section lists no {which}.")
+    return words
+
+
+def _scan_unigrams(p: str, require_backoff: bool) -> list[str] | None:
+    """:func:`arpa_unigrams`' words, ``None`` without a unigram section."""
+    words: dict[str, None] = {}
+    opener = gzip.open if p.endswith(".gz") else open
+    with opener(p, "rt", encoding="utf-8") as f:  # universal newlines, as pyctcdecode reads
+        lines = enumerate(f, start=1)
+        head = next(((k, ln) for k, ln in lines if ln.strip() and not ln.startswith("#")), None)
+        if head is None or head[1].strip() != "\\data\\":
+            where = f"line {head[0]} is {_excerpt(head[1].rstrip())}" if head else "it is blank"
+            raise ValueError(
+                f"{p!r} is not an ARPA file: it does not start with a \\data\\ line ({where})."
+            )
+        for _, line in lines:
+            line = line.strip()
+            if line == "\\1-grams:":
+                break
+            if line.startswith("\\"):
+                return None  # another section first
+        else:
+            return None
+        for number, line in lines:
+            parts = line.split()
+            if not parts:
+                continue
+            if parts[0].startswith("\\"):
+                break  # \2-grams: or \end\
+            line = line.strip()
+            if len(parts) not in (2, 3) or line[len(parts[0])] != "\t":
+                raise ValueError(
+                    f"{p!r} line {number}: expected 'prob<TAB>word[<TAB>bow]'; got "
+                    f"{_excerpt(line)}."
+                )
+            if not require_backoff:
+                words[parts[1]] = None
+            elif line.count("\t") == 2:  # pyctcdecode's rule: three tab-separated fields
+                words[line.split("\t")[1]] = None
+    return list(words)
+
+
 def read_arpa(path: str | os.PathLike[str]) -> NgramTables:
     """Parse an ARPA file (optionally gzipped) into :class:`NgramTables`.
 
@@ -482,19 +579,63 @@ def _read_fast(data: bytes, name: str) -> NgramTables | None:
             grams.append((ids, prob, bow))
     if data[pos:].strip() != b"\\end\\":
         return None  # the line reader words the error
-    return _assemble(order, vocab, u_prob, u_bow, grams, name)
+    return assemble_tables(order, vocab, u_prob, u_bow, grams, name)
 
 
-def _assemble(
+def assemble_tables(
     order: int,
     words: list[str],
-    u_prob: np.ndarray,
-    u_bow: np.ndarray,
-    grams: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    u_prob: npt.ArrayLike,
+    u_bow: npt.ArrayLike,
+    grams: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     name: str = "<model>",
 ) -> NgramTables:
-    """Hash the n-grams of each order >= 2 (``grams[n - 2]``: word ids, log10 probabilities
-    and back-offs as float64, rounded to float32 here) into the kernel's tables."""
+    """Build the :class:`NgramTables` of a model from its values, for every reader.
+
+    :func:`read_arpa` and :func:`fastctc.lm.kenlm_binary.read_kenlm_trie` both end here: the
+    values are checked, rounded to float32 and the n-grams of each order >= 2 hashed into the
+    tables of :mod:`fastctc.kernels.ngram`.
+
+    Parameters
+    ----------
+    order : int
+        Order of the model: ``len(grams) + 1``.
+    words : list of str
+        The vocabulary by id. Id 0 is ``<unk>``; ``<s>`` (if present) starts sentences and
+        ``</s>`` (else ``<unk>``) ends them.
+    u_prob, u_bow : array_like of shape (V,)
+        log10 probability and back-off of each word id.
+    grams : sequence of (ids, prob, bow)
+        One entry per order n = 2 .. ``order``: word ids of shape ``(count, n)`` (int64, words
+        in text order), log10 probabilities and back-offs of shape ``(count,)`` (float64). A
+        repeated n-gram keeps its first row, as in KenLM.
+    name : str, optional
+        The model's file, for error messages.
+
+    Returns
+    -------
+    NgramTables
+
+    Raises
+    ------
+    ValueError
+        A probability that is NaN or +inf, or a back-off that is not finite (the message
+        names ``name``).
+    NeedsKenLMError
+        An n-gram of order >= 3 whose first or last n - 1 words are no n-gram of their own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastctc.lm.ngram import assemble_tables
+    >>> words = ["<unk>", "<s>", "</s>", "cat"]
+    >>> bigram = (np.array([[1, 3]]), np.array([-0.1]), np.array([0.0]))  # "<s> cat"
+    >>> tables = assemble_tables(
+    ...     2, words, [-100.0, -99.0, -0.5, -0.3], [0.0, -0.5, 0.0, 0.0], [bigram]
+    ... )
+    >>> [round(float(s), 6) for s in tables.log10_scores(["cat", "</s>"])]
+    [-0.1, -0.5]
+    """
     checks = [("unigram probability", u_prob, False), ("unigram back-off", u_bow, True)]
     for n, (_, prob, bow) in enumerate(grams, start=2):
         checks += [(f"{n}-gram probability", prob, False), (f"{n}-gram back-off", bow, True)]
@@ -601,7 +742,7 @@ def _read_lines(text: str, p: str) -> NgramTables:
     for n in range(2, order + 1):
         start, body = sections[n]
         grams.append(_parse_section(body, n, ids, p, start))
-    return _assemble(order, words, np.array(probs), np.array(bows), grams, p)
+    return assemble_tables(order, words, np.array(probs), np.array(bows), grams, p)
 
 
 def _float(s: str, path: str, line: int) -> float:
