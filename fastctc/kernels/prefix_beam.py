@@ -10,9 +10,19 @@ One frame costs O(V) to pick the candidate tokens (a single pass over the frame)
 O(beam_width x candidates) for the extensions and an O(entries) selection of the survivors;
 nothing is sorted per frame. Scores are probabilities relative to the previous frame's best
 prefix (float64), so the inner loops multiply and add instead of calling log/exp.
+
+:func:`_search` runs the frame loop; each step is a helper taking the search state in a few
+named tuples of arrays (``Tree``, ``Beams``, ``BeamWork``, ``TokenWork``, ``Extensions``).
+A helper binds the arrays it uses to local names once per call.
+Keep the per-frame helpers small and free of calls to large kernels (``_search`` calls
+:func:`_scan_row` itself): LLVM then inlines them into ``_search``, where the reference
+counts of their array arguments cancel out. A helper left as a real call pays two atomic
+operations per array argument and frame (+10% measured on short utterances of 5000 labels);
+check ``_search.inspect_llvm`` for ``NRT_incref`` calls after changing one.
 """
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -124,6 +134,354 @@ def _scan_row(row, token_min_logp, coarse_min, blank, cands):
     return _scan_part(row, c0, V, token_min_logp, blank, cands, nc, shift, blank_hit)
 
 
+# --- search state: fixed-capacity arrays, grouped by what they describe
+
+#: The prefix tree: node 0 is the root (the empty prefix); per node its ``parent`` node and
+#: last ``token`` (-1 for the root) and ``beam_of``, its index in the current beam while
+#: :func:`_link` has the beams linked (-1 otherwise). Nodes are canonical: the hash table
+#: ``h_key`` / ``h_val`` (a power-of-two number of slots, -1 = free) maps ``parent * V +
+#: token`` to the node of that prefix. All int64, capacity ``node_cap``.
+Tree = namedtuple("Tree", ["parent", "token", "beam_of", "h_key", "h_val"])
+
+#: Beams of one frame (capacity ``K``): the tree ``node`` of each prefix (int64), the
+#: probability of its alignments ending in a blank (``pb``) and in its last token (``pnb``),
+#: float64, relative to the best prefix of the frame before.
+Beams = namedtuple("Beams", ["node", "pb", "pnb"])
+
+#: Per-beam work of one frame (capacity ``K``), float64: the beam's probability before the
+#: frame (``old_tot``), after it (``n_pb`` + ``n_pnb`` = ``totals``); int64: the beams that
+#: extend the beam by one token, a list through ``first_child`` and ``next_sib`` (-1 ends it).
+BeamWork = namedtuple("BeamWork", ["old_tot", "n_pb", "n_pnb", "totals", "first_child", "next_sib"])
+
+#: Per-token work (capacity ``V``): this frame's candidate tokens ``cands[:nc]`` (int64) and
+#: their probabilities ``cand_p`` relative to the frame's ``shift``; ``p_cache[c]``, that
+#: probability of token ``c``, valid when ``p_frame[c]`` is the current frame; ``mark[c]``
+#: is ``t * K + a`` while :func:`_extend` extends beam ``a`` at frame ``t`` and token ``c``
+#: leads from it to a prefix already in the beam.
+TokenWork = namedtuple("TokenWork", ["cands", "cand_p", "p_cache", "p_frame", "mark"])
+
+#: New prefixes of one frame (capacity ``e_cap``): the beam ``parent`` (index) extended by
+#: ``token`` with probability ``score``; ``scratch`` (``e_cap + K``) for the selection.
+Extensions = namedtuple("Extensions", ["parent", "token", "score", "scratch"])
+
+
+@jit
+def _new_tree(node_cap):
+    """An empty tree (the root only) with room for ``node_cap`` nodes."""
+    parent = np.empty(node_cap, np.int64)
+    token = np.empty(node_cap, np.int64)
+    beam_of = np.empty(node_cap, np.int64)
+    parent[0] = -1
+    token[0] = -1
+    beam_of[0] = -1
+    h_cap = 16
+    while h_cap < 2 * node_cap:
+        h_cap *= 2
+    return Tree(parent, token, beam_of, np.full(h_cap, -1, np.int64), np.empty(h_cap, np.int64))
+
+
+@jit
+def _new_beams(K):
+    """Room for ``K`` beams."""
+    return Beams(np.empty(K, np.int64), np.empty(K, np.float64), np.empty(K, np.float64))
+
+
+@jit
+def _child_node(tree, n_nodes, pn, c, V):
+    """Node of prefix ``pn + (c,)``, created if new: ``(node, n_nodes)``; node -1 when the
+    tree is full."""
+    parent, token, beam_of, h_key, h_val = tree
+    h_mask = h_key.shape[0] - 1
+    key = pn * V + c
+    h = _hash(key, h_mask)
+    while h_key[h] != -1 and h_key[h] != key:
+        h = (h + 1) & h_mask
+    if h_key[h] == key:
+        return h_val[h], n_nodes
+    if n_nodes == parent.shape[0]:
+        return -1, n_nodes
+    node = n_nodes
+    parent[node] = pn
+    token[node] = c
+    beam_of[node] = -1
+    h_key[h] = key
+    h_val[h] = node
+    return node, n_nodes + 1
+
+
+@jit
+def _coarse_min(lp, token_min_logp):
+    """``token_min_logp`` in ``lp``'s dtype, rounded down: the block test of
+    :func:`_scan_row` compares in that dtype (it vectorises) and must never reject a block
+    the exact float64 test would accept."""
+    coarse_min = lp.dtype.type(token_min_logp)
+    if coarse_min > token_min_logp:  # (float32 input) same type in both branches
+        coarse_min = lp.dtype.type(token_min_logp - 1e-6 * abs(token_min_logp) - 1e-30)
+    return coarse_min
+
+
+@jit
+def _frame_tokens(row, t, blank, nc, shift, blank_hit, tw):
+    """Finish the candidate tokens of frame ``t`` that :func:`_scan_row` found (``nc``,
+    ``shift``, ``blank_hit``; ``nc >= 0``): ``(nc, shift)``.
+
+    When no token passed ``token_min_logp``, the frame's best token is the candidate (unless
+    it is the blank). Then the candidates' probabilities relative to ``exp(shift)``, the
+    largest value read, go to ``tw.cand_p`` and ``tw.p_cache``. ``shift`` is -inf when every
+    token of the frame has probability zero.
+    """
+    cands, cand_p, p_cache, p_frame, _ = tw
+    if nc == 0 and not blank_hit:
+        V = row.shape[0]
+        best_c = 0
+        best_v = row[0]
+        for c in range(1, V):
+            if row[c] > best_v:
+                best_v = row[c]
+                best_c = c
+        shift = best_v
+        if best_c != blank and best_v > NEG_INF:
+            cands[0] = best_c
+            nc = 1
+    if shift == NEG_INF:
+        return nc, shift
+    # every value read below is <= shift: probabilities relative to exp(shift)
+    for q in range(nc):
+        c = cands[q]
+        pc = math.exp(row[c] - shift)
+        cand_p[q] = pc
+        p_cache[c] = pc
+        p_frame[c] = t
+    return nc, shift
+
+
+@jit
+def _link(beams, nb, tree, bw):
+    """Index each beam's node (``tree.beam_of``) and list, for each beam, the beams that
+    extend it by one token (``bw.first_child`` / ``bw.next_sib``)."""
+    node = beams.node
+    parent, _, beam_of, _, _ = tree
+    _, _, _, _, first_child, next_sib = bw
+    for b in range(nb):
+        beam_of[node[b]] = b
+        first_child[b] = -1
+    for b in range(nb):
+        p = parent[node[b]]
+        if p >= 0:
+            a = beam_of[p]
+            if a >= 0:
+                next_sib[b] = first_child[a]
+                first_child[a] = b
+
+
+@jit
+def _unlink(beams, nb, tree):
+    """Undo :func:`_link`'s ``tree.beam_of``."""
+    node = beams.node
+    beam_of = tree.beam_of
+    for b in range(nb):
+        beam_of[node[b]] = -1
+
+
+@jit
+def _stay(row, t, shift, blank, beams, nb, tree, bw, tw):
+    """Each beam's prefix after frame ``t`` when it stays on it (a blank, a repeat of its
+    last token): writes ``bw.old_tot``, ``bw.n_pb`` and ``bw.n_pnb``. Each token's
+    probability is computed once per frame (``tw.p_cache``)."""
+    node, pb, pnb = beams
+    token = tree.token
+    old_tot, n_pb, n_pnb, _, _, _ = bw
+    p_cache = tw.p_cache
+    p_frame = tw.p_frame
+    p_blank = math.exp(row[blank] - shift)
+    for b in range(nb):
+        tot = pb[b] + pnb[b]
+        old_tot[b] = tot
+        n_pb[b] = tot * p_blank
+        tk = token[node[b]]
+        if tk >= 0:
+            if p_frame[tk] != t:
+                p_cache[tk] = math.exp(row[tk] - shift)
+                p_frame[tk] = t
+            n_pnb[b] = pnb[b] * p_cache[tk]
+        else:
+            n_pnb[b] = 0.0
+
+
+@jit
+def _merge(row, t, shift, beams, nb, tree, bw, tw):
+    """Add to each beam's prefix the alignments reaching it from the beam it extends, then
+    its total (``bw.totals``); returns the largest total."""
+    node, pb, _ = beams
+    token = tree.token
+    old_tot, n_pb, n_pnb, totals, first_child, next_sib = bw
+    p_cache = tw.p_cache
+    p_frame = tw.p_frame
+    for a in range(nb):
+        j = first_child[a]
+        if j < 0:
+            continue
+        tk = token[node[a]]
+        while j >= 0:
+            c = token[node[j]]
+            if p_frame[c] != t:
+                p_cache[c] = math.exp(row[c] - shift)
+                p_frame[c] = t
+            base = pb[a] if c == tk else old_tot[a]
+            n_pnb[j] += base * p_cache[c]
+            j = next_sib[j]
+    best = 0.0
+    for b in range(nb):
+        s = n_pb[b] + n_pnb[b]
+        totals[b] = s
+        if s > best:
+            best = s
+    return best
+
+
+@jit
+def _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext):
+    """Extensions of the beams by this frame's candidate tokens to prefixes not in the beam,
+    dropped below ``best * prune_factor`` as ``best`` rises: ``(count, best)``.
+
+    Requires ``nb * nc <= len(ext.score)``.
+    """
+    node, pb, _ = beams
+    token = tree.token
+    old_tot, _, _, _, first_child, next_sib = bw
+    cands, cand_p, _, _, mark = tw
+    e_parent, e_tok, e_score, _ = ext
+    K = node.shape[0]
+    floor = best * prune_factor
+    E = 0
+    for a in range(nb):
+        stamp = t * K + a  # one per (frame, beam); marks start at -1
+        j = first_child[a]
+        while j >= 0:
+            mark[token[node[j]]] = stamp
+            j = next_sib[j]
+        tk = token[node[a]]
+        tot = old_tot[a]
+        pbv = pb[a]
+        for q in range(nc):
+            c = cands[q]
+            if mark[c] == stamp:
+                continue
+            s = (pbv if c == tk else tot) * cand_p[q]
+            if s == 0.0 or s < floor:
+                continue
+            e_parent[E] = a
+            e_tok[E] = c
+            e_score[E] = s
+            E += 1
+            if s > best:
+                best = s
+                floor = best * prune_factor
+    return E, best
+
+
+@jit
+def _survivor_cut(totals, nb, ext, E, floor, K):
+    """Lowest score kept and the tie rule: ``(lo, cut, ties)``.
+
+    Entries (the ``nb`` beams, then the ``E`` extensions) below ``floor`` are dropped, then
+    the ``K`` best are kept: those above ``cut``, and the first ``ties`` entries equal to it
+    (``cut = 0.0`` and ``ties = K`` when at most ``K`` entries remain).
+    """
+    e_score = ext.score
+    scratch = ext.scratch
+    m = np.int64(0)  # typed int64 from the start: kth_smallest compiles once
+    for b in range(nb):
+        s = totals[b]
+        if s > 0.0 and s >= floor:
+            scratch[m] = s
+            m += 1
+    for e in range(E):
+        s = e_score[e]
+        if s >= floor:
+            scratch[m] = s
+            m += 1
+    cut = 0.0
+    ties = K
+    if m > K:
+        cut = kth_smallest(scratch, m, m - K)
+        above = 0
+        for i in range(m):
+            if scratch[i] > cut:
+                above += 1
+        ties = K - above
+    lo = floor if floor > cut else cut
+    return lo, cut, ties
+
+
+@jit
+def _commit(beams, nb, ext, E, cut_rule, inv, bw, tree, n_nodes, V, out):
+    """Write the survivors of :func:`_survivor_cut` (``cut_rule``) to ``out``, in entry
+    order, scaled by ``inv`` (1 / best); new prefixes get their tree nodes.
+
+    Returns ``(kept, n_nodes)``; ``kept`` is -1 when the tree ran out of nodes.
+    """
+    lo, cut, ties = cut_rule
+    node = beams.node
+    _, n_pb, n_pnb, totals, _, _ = bw
+    e_parent, e_tok, e_score, _ = ext
+    o_node, o_pb, o_pnb = out
+    kept = 0
+    for b in range(nb):
+        s = totals[b]
+        if s > 0.0 and s >= lo:
+            if s == cut:
+                if ties == 0:
+                    continue
+                ties -= 1
+            o_node[kept] = node[b]
+            o_pb[kept] = n_pb[b] * inv
+            o_pnb[kept] = n_pnb[b] * inv
+            kept += 1
+    for e in range(E):
+        s = e_score[e]
+        if s > 0.0 and s >= lo:
+            if s == cut:
+                if ties == 0:
+                    continue
+                ties -= 1
+            child, n_nodes = _child_node(tree, n_nodes, node[e_parent[e]], e_tok[e], V)
+            if child < 0:
+                return -1, n_nodes
+            o_node[kept] = child
+            o_pb[kept] = 0.0
+            o_pnb[kept] = s * inv
+            kept += 1
+    return kept, n_nodes
+
+
+@jit
+def _write_nbest(beams, nb, tree, log_scale, totals, top_paths, out_tokens, out_lens, out_scores):
+    """The n-best list: total log-probability, best first, ties in beam order; returns the
+    number of hypotheses written (at most ``top_paths``)."""
+    node, pb, pnb = beams
+    parent = tree.parent
+    token = tree.token
+    for b in range(nb):
+        totals[b] = pb[b] + pnb[b]
+    order = np.argsort(-totals[:nb], kind="mergesort")
+    count = min(top_paths, nb)
+    for p in range(count):
+        b = order[p]
+        depth = 0
+        x = node[b]
+        while x > 0:
+            depth += 1
+            x = parent[x]
+        x = node[b]
+        for i in range(depth - 1, -1, -1):
+            out_tokens[p, i] = token[x]
+            x = parent[x]
+        out_lens[p] = depth
+        out_scores[p] = math.log(totals[b]) + log_scale
+    return count
+
+
 @jit
 def _search(
     lp,
@@ -146,6 +504,7 @@ def _search(
 
     lp : float32/float64 (T, V), C-contiguous; only the first ``length`` frames are read.
     out_tokens, out_times : int64 (P, T); out_lens : int64 (P,); out_scores : float64 (P,).
+    ``out_times`` is left to the caller.
 
     Probabilities are kept in linear scale, relative to the best prefix of the previous
     frame, and each frame's probabilities relative to its largest value read (``shift``);
@@ -159,266 +518,94 @@ def _search(
     V = lp.shape[1]
     K = beam_width
     prune_factor = math.exp(beam_prune_logp)
-
-    # prefix tree, canonical nodes through a hash table (parent * V + token -> node)
-    parent = np.empty(node_cap, np.int64)
-    token = np.empty(node_cap, np.int64)
-    beam_of = np.empty(node_cap, np.int64)
-    parent[0] = -1
-    token[0] = -1
-    beam_of[0] = -1
-    n_nodes = 1
-    h_cap = 16
-    while h_cap < 2 * node_cap:
-        h_cap *= 2
-    h_mask = h_cap - 1
-    h_key = np.full(h_cap, -1, np.int64)
-    h_val = np.empty(h_cap, np.int64)
-
-    # beams, double-buffered (row ``cur`` now, ``1 - cur`` next): node, probability of the
-    # alignments ending in a blank / in the prefix's last token
-    beam_node = np.empty((2, K), np.int64)
-    beam_pb = np.empty((2, K), np.float64)
-    beam_pnb = np.empty((2, K), np.float64)
-    cur = 0
-    totals = np.empty(K, np.float64)
-    old_tot = np.empty(K, np.float64)
-    n_pb = np.empty(K, np.float64)
-    n_pnb = np.empty(K, np.float64)
-    first_child = np.empty(K, np.int64)
-    next_sib = np.empty(K, np.int64)
-    beam_node[0, 0] = 0
-    beam_pb[0, 0] = 1.0
-    beam_pnb[0, 0] = 0.0
-    nb = 1
+    coarse_min = _coarse_min(lp, token_min_logp)
+    tree = _new_tree(node_cap)
+    n_nodes = np.int64(1)  # typed int64 from the start: helpers compile once
+    beams = _new_beams(K)  # this frame's; the next frame's are written to ``spare``
+    spare = _new_beams(K)
+    beams.node[0] = 0
+    beams.pb[0] = 1.0
+    beams.pnb[0] = 0.0
+    nb = np.int64(1)
     log_scale = 0.0
-
-    cands = np.empty(V, np.int64)
-    cand_p = np.empty(V, np.float64)
-    mark = np.full(V, -1, np.int64)
-    p_cache = np.empty(V, np.float64)
-    p_frame = np.full(V, -1, np.int64)
-    stamp = 0
-    e_parent = np.empty(e_cap, np.int64)
-    e_tok = np.empty(e_cap, np.int64)
-    e_score = np.empty(e_cap, np.float64)
-    scratch = np.empty(e_cap + K, np.float64)
-
-    # the block test compares in the input's dtype (it vectorises); rounded down so that it
-    # never rejects a block the exact float64 test would accept
-    coarse_min = lp.dtype.type(token_min_logp)
-    if coarse_min > token_min_logp:  # (float32 input) same type in both branches
-        coarse_min = lp.dtype.type(token_min_logp - 1e-6 * abs(token_min_logp) - 1e-30)
+    bw = BeamWork(
+        np.empty(K, np.float64),
+        np.empty(K, np.float64),
+        np.empty(K, np.float64),
+        np.empty(K, np.float64),
+        np.empty(K, np.int64),
+        np.empty(K, np.int64),
+    )
+    tw = TokenWork(
+        np.empty(V, np.int64),
+        np.empty(V, np.float64),
+        np.empty(V, np.float64),
+        np.full(V, -1, np.int64),
+        np.full(V, -1, np.int64),
+    )
+    ext = Extensions(
+        np.empty(e_cap, np.int64),
+        np.empty(e_cap, np.int64),
+        np.empty(e_cap, np.float64),
+        np.empty(e_cap + K, np.float64),
+    )
 
     for t in range(length):
         if t % POLL_FRAMES == 0 and abort[0] != 0:
             return 0, ABORTED
         row = lp[t]
-        b_node = beam_node[cur]
-        b_pb = beam_pb[cur]
-        b_pnb = beam_pnb[cur]
-        nb_node = beam_node[1 - cur]
-        nb_pb = beam_pb[1 - cur]
-        nb_pnb = beam_pnb[1 - cur]
-        # --- candidate tokens of this frame (one pass; also the NaN / +inf check)
-        nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, cands)
+        nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
         if nc < 0:
             return 0, t
-        if nc == 0 and not blank_hit:
-            best_c = 0
-            best_v = row[0]
-            for c in range(1, V):
-                if row[c] > best_v:
-                    best_v = row[c]
-                    best_c = c
-            shift = best_v
-            if best_c != blank and best_v > NEG_INF:
-                cands[0] = best_c
-                nc = 1
+        nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
         if shift == NEG_INF:
             return 0, -(t + 2)
-        # every value read below is <= shift: probabilities relative to exp(shift)
-        for q in range(nc):
-            c = cands[q]
-            pc = math.exp(row[c] - shift)
-            cand_p[q] = pc
-            p_cache[c] = pc
-            p_frame[c] = t
-
-        # --- links from each beam to the beams that extend it by one token
-        for b in range(nb):
-            beam_of[b_node[b]] = b
-            first_child[b] = -1
-        for b in range(nb):
-            p = parent[b_node[b]]
-            if p >= 0:
-                a = beam_of[p]
-                if a >= 0:
-                    next_sib[b] = first_child[a]
-                    first_child[a] = b
-
-        # --- staying on the same prefix: blank, or a repeat of the last token
-        p_blank = math.exp(row[blank] - shift)
-        for b in range(nb):
-            tot = b_pb[b] + b_pnb[b]
-            old_tot[b] = tot
-            n_pb[b] = tot * p_blank
-            tk = token[b_node[b]]
-            if tk >= 0:
-                if p_frame[tk] != t:
-                    p_cache[tk] = math.exp(row[tk] - shift)
-                    p_frame[tk] = t
-                n_pnb[b] = b_pnb[b] * p_cache[tk]
-            else:
-                n_pnb[b] = 0.0
-        # --- extensions that land on a prefix already in the beam (merging)
-        for a in range(nb):
-            j = first_child[a]
-            if j < 0:
-                continue
-            tk = token[b_node[a]]
-            while j >= 0:
-                c = token[b_node[j]]
-                if p_frame[c] != t:
-                    p_cache[c] = math.exp(row[c] - shift)
-                    p_frame[c] = t
-                base = b_pb[a] if c == tk else old_tot[a]
-                n_pnb[j] += base * p_cache[c]
-                j = next_sib[j]
-        best = 0.0
-        for b in range(nb):
-            s = n_pb[b] + n_pnb[b]
-            totals[b] = s
-            if s > best:
-                best = s
-
-        # --- extensions to new prefixes (pruned against the best existing beam already)
+        # candidates: the beams' own prefixes (merged), then new prefixes
+        _link(beams, nb, tree, bw)
+        _stay(row, t, shift, blank, beams, nb, tree, bw, tw)
+        best = _merge(row, t, shift, beams, nb, tree, bw, tw)
         if nb * nc > e_cap:
             return 0, NEED_ENTRIES
-        floor = best * prune_factor
-        E = 0
-        for a in range(nb):
-            stamp += 1
-            j = first_child[a]
-            while j >= 0:
-                mark[token[b_node[j]]] = stamp
-                j = next_sib[j]
-            tk = token[b_node[a]]
-            tot = old_tot[a]
-            pbv = b_pb[a]
-            for q in range(nc):
-                c = cands[q]
-                if mark[c] == stamp:
-                    continue
-                s = (pbv if c == tk else tot) * cand_p[q]
-                if s == 0.0 or s < floor:
-                    continue
-                e_parent[E] = a
-                e_tok[E] = c
-                e_score[E] = s
-                E += 1
-                if s > best:
-                    best = s
-                    floor = best * prune_factor
-
-        for b in range(nb):
-            beam_of[b_node[b]] = -1
+        E, best = _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext)
+        _unlink(beams, nb, tree)
         if best == 0.0:
             return 0, -(t + 2)
-
-        # --- survivors: within beam_prune_logp of the best, then the beam_width best;
-        # ties at the cut go to the earlier entry (existing beams first, then extensions
-        # in beam order and increasing token id)
-        floor = best * prune_factor
-        m = 0
-        for b in range(nb):
-            s = totals[b]
-            if s > 0.0 and s >= floor:
-                scratch[m] = s
-                m += 1
-        for e in range(E):
-            s = e_score[e]
-            if s >= floor:
-                scratch[m] = s
-                m += 1
-        cut = 0.0
-        ties = K
-        if m > K:
-            cut = kth_smallest(scratch, m, m - K)
-            above = 0
-            for i in range(m):
-                if scratch[i] > cut:
-                    above += 1
-            ties = K - above
-        lo = floor if floor > cut else cut
-        inv = 1.0 / best
-        kept = 0
-        for b in range(nb):
-            s = totals[b]
-            if s > 0.0 and s >= lo:
-                if s == cut:
-                    if ties == 0:
-                        continue
-                    ties -= 1
-                nb_node[kept] = b_node[b]
-                nb_pb[kept] = n_pb[b] * inv
-                nb_pnb[kept] = n_pnb[b] * inv
-                kept += 1
-        for e in range(E):
-            s = e_score[e]
-            if s > 0.0 and s >= lo:
-                if s == cut:
-                    if ties == 0:
-                        continue
-                    ties -= 1
-                # find or create the node of prefix(beam a) + token
-                pn = b_node[e_parent[e]]
-                c = e_tok[e]
-                key = pn * V + c
-                h = _hash(key, h_mask)
-                while h_key[h] != -1 and h_key[h] != key:
-                    h = (h + 1) & h_mask
-                if h_key[h] == key:
-                    node = h_val[h]
-                else:
-                    if n_nodes == node_cap:
-                        return 0, NEED_NODES
-                    node = n_nodes
-                    n_nodes += 1
-                    parent[node] = pn
-                    token[node] = c
-                    beam_of[node] = -1
-                    h_key[h] = key
-                    h_val[h] = node
-                nb_node[kept] = node
-                nb_pb[kept] = 0.0
-                nb_pnb[kept] = s * inv
-                kept += 1
-        nb = kept
+        # pruning and selection: within beam_prune_logp of the best, then the beam_width
+        # best; ties at the cut go to the earlier entry (existing beams first, then
+        # extensions in beam order and increasing token id)
+        cut_rule = _survivor_cut(bw.totals, nb, ext, E, best * prune_factor, K)
+        # commit: the survivors become the next frame's beams
+        nb, n_nodes = _commit(beams, nb, ext, E, cut_rule, 1.0 / best, bw, tree, n_nodes, V, spare)
+        if nb < 0:
+            return 0, NEED_NODES
         log_scale += shift + math.log(best)
-        cur = 1 - cur
+        beams, spare = spare, beams
 
-    # --- n-best list: total log-probability, best first, ties in beam order
-    b_node = beam_node[cur]
-    for b in range(nb):
-        totals[b] = beam_pb[cur, b] + beam_pnb[cur, b]
-    order = np.argsort(-totals[:nb], kind="mergesort")
-    count = min(top_paths, nb)
-    for p in range(count):
-        b = order[p]
-        node = b_node[b]
-        depth = 0
-        x = node
-        while x > 0:
-            depth += 1
-            x = parent[x]
-        x = node
-        for i in range(depth - 1, -1, -1):
-            out_tokens[p, i] = token[x]
-            x = parent[x]
-        out_lens[p] = depth
-        out_scores[p] = math.log(totals[b]) + log_scale
+    count = _write_nbest(
+        beams, nb, tree, log_scale, bw.totals, top_paths, out_tokens, out_lens, out_scores
+    )
     return count, OK
+
+
+@jit
+def _write_timesteps(lp, length, blank, count, out_tokens, out_times, out_lens, abort):
+    """``out_times[p, k]``: the first frame of token ``k``'s run on the most probable
+    alignment of hypothesis ``p < count``. Returns ``ALIGN_ABORTED`` once ``abort[0]`` is
+    set, else 0."""
+    path = np.empty(length, np.int64)
+    path_scores = np.empty(length, np.float64)
+    for p in range(count):
+        n_tok = out_lens[p]
+        st = viterbi_path(lp, length, out_tokens[p, :n_tok], blank, path, path_scores, abort)
+        if st == ALIGN_ABORTED:
+            return st
+        k = 0
+        for t in range(length):
+            c = path[t]
+            if c != blank and (t == 0 or c != path[t - 1]):
+                out_times[p, k] = t
+                k += 1
+    return 0
 
 
 @jit
@@ -484,20 +671,9 @@ def prefix_beam_run(
         else:
             break
     if status == OK:
-        # timesteps: where each token's run starts on the hypothesis' best alignment
-        path = np.empty(length, np.int64)
-        path_scores = np.empty(length, np.float64)
-        for p in range(count):
-            n_tok = out_lens[p]
-            st = viterbi_path(lp, length, out_tokens[p, :n_tok], blank, path, path_scores, abort)
-            if st == ALIGN_ABORTED:
-                return 0, ABORTED
-            k = 0
-            for t in range(length):
-                c = path[t]
-                if c != blank and (t == 0 or c != path[t - 1]):
-                    out_times[p, k] = t
-                    k += 1
+        st = _write_timesteps(lp, length, blank, count, out_tokens, out_times, out_lens, abort)
+        if st == ALIGN_ABORTED:
+            return 0, ABORTED
     return count, status
 
 
