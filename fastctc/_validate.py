@@ -164,3 +164,20 @@ def resolve_num_threads(num_threads: Any, work_items: int) -> int:
         if n < 1:
             raise ValueError(f"num_threads must be >= 1 or None; got {n}.")
     return max(1, min(n, work_items))
+
+
+def check_status(status: np.ndarray, bad_frame: str, no_path: str) -> None:
+    """Raise ``ValueError`` for the first item whose kernel status is not -1 (fine).
+
+    The kernels' per-item status codes: ``t >= 0`` means frame ``t`` holds a value the
+    kernel cannot use (NaN, +inf), reported as ``bad_frame``; ``-(t + 2)`` means no path
+    of nonzero probability is left after frame ``t``, reported as ``no_path``. Both
+    messages are format strings with fields ``n`` (the item) and ``t`` (the frame).
+    """
+    bad = np.flatnonzero(status != -1)
+    if bad.size:
+        n = int(bad[0])
+        st = int(status[n])
+        if st >= 0:
+            raise ValueError(bad_frame.format(n=n, t=st))
+        raise ValueError(no_path.format(n=n, t=-st - 2))

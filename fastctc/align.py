@@ -162,16 +162,12 @@ def forced_align(
         lambda items: viterbi_batch(lp, in_lens, tg, tg_lens, b, items, paths, scores, status),
         chunks,
     )
-    bad = np.flatnonzero(status != -1)
-    if bad.size:
-        n = int(bad[0])
-        st = int(status[n])
-        if st >= 0:
-            raise ValueError(f"log_probs[{n}, {st}] contains NaN; cannot align utterance {n}.")
-        raise ValueError(
-            f"utterance {n} cannot be aligned: every path emitting its target has probability "
-            "zero (-inf log-probabilities on the way)."
-        )
+    v.check_status(
+        status,
+        bad_frame="log_probs[{n}, {t}] contains NaN; cannot align utterance {n}.",
+        no_path="utterance {n} cannot be aligned: every path emitting its target has "
+        "probability zero (-inf log-probabilities on the way).",
+    )
     if single:
         L = int(in_lens[0])
         return Alignment(paths[0, :L].copy(), scores[0, :L].copy())

@@ -245,15 +245,9 @@ def check_status(status: np.ndarray) -> None:
     A status ``t >= 0`` is a NaN or +inf frame; ``-2 - t`` means every prefix died at frame
     ``t``. Shared by the CPU and GPU searches.
     """
-    bad = np.flatnonzero(status != -1)
-    if bad.size:
-        n = int(bad[0])
-        st = int(status[n])
-        if st >= 0:
-            raise ValueError(
-                f"log_probs[{n}, {st}] contains NaN or +inf; cannot decode utterance {n}."
-            )
-        raise ValueError(
-            f"every prefix of utterance {n} has probability zero after frame {-st - 2} "
-            f"(log_probs[{n}, {-st - 2}] is -inf where the beam needs it); check the input."
-        )
+    v.check_status(
+        status,
+        bad_frame="log_probs[{n}, {t}] contains NaN or +inf; cannot decode utterance {n}.",
+        no_path="every prefix of utterance {n} has probability zero after frame {t} "
+        "(log_probs[{n}, {t}] is -inf where the beam needs it); check the input.",
+    )
