@@ -46,6 +46,7 @@ from .ngram import (
     NgramModel,
     NgramState,
     NgramTables,
+    arpa_unigrams,
     check_arpa_header,
     looks_like_arpa,
     read_arpa,
@@ -227,30 +228,15 @@ def load_model(path: str | os.PathLike[str], backend: str = "auto") -> Any:
 
 
 def load_unigram_set_from_arpa(arpa_path: str | os.PathLike[str]) -> set[str]:
-    """Words of the ``\\1-grams:`` section of an ARPA file.
+    """Words of the ``\\1-grams:`` section of an ARPA file that have a back-off weight, as
+    pyctcdecode's function of this name (see :func:`fastctc.lm.ngram.arpa_unigrams`).
 
     Raises
     ------
     ValueError
-        The file has no unigram section.
+        The file has no unigram section, or a malformed one.
     """
-    unigrams: set[str] = set()
-    in_unigrams = False
-    with open(arpa_path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line == "\\1-grams:":
-                in_unigrams = True
-                continue
-            if line == "\\2-grams:":
-                break
-            if in_unigrams and line:
-                parts = line.split("\t")
-                if len(parts) == 3:
-                    unigrams.add(parts[1])
-    if not unigrams:
-        raise ValueError(f"No unigrams found in the ARPA file {os.fspath(arpa_path)!r}.")
-    return unigrams
+    return set(arpa_unigrams(arpa_path, require_backoff=True))
 
 
 def encode_strings(words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
