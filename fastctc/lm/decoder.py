@@ -51,6 +51,13 @@ from .search import SearchAborted, SearchArgs, SearchSizes
 from .tables import KernelTables, hotword_tables, normalise_hotwords
 
 __all__ = [
+    "DEFAULT_BEAM_WIDTH",
+    "DEFAULT_HOTWORD_WEIGHT",
+    "DEFAULT_MIN_TOKEN_LOGP",
+    "DEFAULT_PRUNE_BEAMS",
+    "DEFAULT_PRUNE_LOGP",
+    "LOGP_TOLERANCE",
+    "MIN_TOKEN_LOGP_CLIP",
     "BeamSearchDecoderCTC",
     "OutputBeam",
     "OutputBeamBatch",
