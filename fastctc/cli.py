@@ -801,6 +801,44 @@ class _Run:
         print(f"fastctc {self.command}: " + "; ".join(p for p in parts if p), file=sys.stderr)
 
 
+def _feed_inputs(
+    sources: Sequence[Any],
+    run: _Run,
+    accept: Callable[[fio.Source], Any],
+    add: Callable[[fio.Source, Any], bool],
+    finish: Callable[[], bool],
+) -> bool:
+    """The input loop of decode and align; True when the run stopped early.
+
+    Takes ``sources`` (from :func:`fastctc.io.list_sources`) in order. A problem found while
+    listing an input, or a ``ValueError`` from ``accept(src)``, is reported through
+    ``run.problem`` (which stops the run under ``--strict``). Otherwise ``accept`` returns
+    ``None`` for an input to pass over, or the item handed to ``add(src, item)``, which
+    returns False when the run must stop (a batch that could not be written). ``finish()``
+    then processes what is still pending, also after a stop: those inputs were fine.
+    """
+    stopped = False
+    for src in sources:
+        if isinstance(src, fio.InputProblem):
+            if run.problem(src.where, src.reason):
+                stopped = True
+                break
+            continue
+        try:
+            item = accept(src)
+        except ValueError as exc:
+            if run.problem(src.where, str(exc)):
+                stopped = True
+                break
+            continue
+        if item is not None and not add(src, item):
+            stopped = True
+            break
+    if not finish():
+        stopped = True
+    return stopped
+
+
 # --------------------------------------------------------------------------- decode
 
 
@@ -829,51 +867,35 @@ def cmd_decode(args: argparse.Namespace) -> int:
         seen: dict[str, str] = {}
         batch: list[tuple[fio.Source, np.ndarray]] = []
 
+        def accept(src: fio.Source) -> np.ndarray | None:
+            if src.uid in done:
+                run.resumed += 1
+                bar.update(1)
+                return None
+            if src.uid in seen:
+                bar.update(1)
+                raise ValueError(f"duplicate id {src.uid!r} (first in {seen[src.uid]})")
+            seen[src.uid] = src.where
+            try:
+                return reader(src)
+            except ValueError:
+                bar.update(1)
+                raise
+
+        def add(src: fio.Source, arr: np.ndarray) -> bool:
+            if batch and _batch_bytes(batch, arr) > _BATCH_BYTES and not flush():
+                return False
+            batch.append((src, arr))
+            return len(batch) < args.batch_size or flush()
+
         def flush() -> bool:
             ok = _decode_and_write(batch, decoder, writer, run, texts, args)
             bar.update(len(batch))
             batch.clear()
             return ok
 
-        stopped = False
         try:
-            for src in sources:
-                if isinstance(src, fio.InputProblem):
-                    if run.problem(src.where, src.reason):
-                        stopped = True
-                        break
-                    continue
-                if src.uid in done:
-                    run.resumed += 1
-                    bar.update(1)
-                    continue
-                if src.uid in seen:
-                    bar.update(1)
-                    if run.problem(
-                        src.where, f"duplicate id {src.uid!r} (first in {seen[src.uid]})"
-                    ):
-                        stopped = True
-                        break
-                    continue
-                seen[src.uid] = src.where
-                try:
-                    arr = reader(src)
-                except ValueError as exc:
-                    bar.update(1)
-                    if run.problem(src.where, str(exc)):
-                        stopped = True
-                        break
-                    continue
-                if batch and _batch_bytes(batch, arr) > _BATCH_BYTES and not flush():
-                    stopped = True
-                    break
-                batch.append((src, arr))
-                if len(batch) >= args.batch_size and not flush():
-                    stopped = True
-                    break
-            # decode what was read before a stop too: those inputs were fine
-            if batch and not flush():
-                stopped = True
+            stopped = _feed_inputs(sources, run, accept, add, lambda: not batch or flush())
         except KeyboardInterrupt:
             bar.close()
             print(
@@ -1150,38 +1172,26 @@ def cmd_align(args: argparse.Namespace) -> int:
     with _open_output(args.output, False, args.format) as (fh, _):
         writer = fio.ResultWriter(fh, args.format, args.frame_shift)
         bar = _Progress(sum(isinstance(s, fio.Source) for s in sources), args.quiet, "align")
-        stopped = False
+
+        def accept(src: fio.Source) -> tuple[np.ndarray, list[int]] | None:
+            nonlocal no_text
+            bar.update(1)
+            if src.uid not in transcripts:
+                no_text += 1
+                return None
+            if args.format == "ctm" and (not src.uid or any(c.isspace() for c in src.uid)):
+                raise ValueError(
+                    f"id {src.uid!r} is empty or holds white space, which a CTM line "
+                    "cannot hold; use --format jsonl"
+                )
+            return reader(src), vocab.encode(transcripts[src.uid])
+
+        def add(src: fio.Source, item: tuple[np.ndarray, list[int]]) -> bool:
+            batch.append((src, *item))
+            return len(batch) < 64 or flush(writer)
+
         try:
-            for src in sources:
-                if isinstance(src, fio.InputProblem):
-                    if run.problem(src.where, src.reason):
-                        stopped = True
-                        break
-                    continue
-                bar.update(1)
-                if src.uid not in transcripts:
-                    no_text += 1
-                    continue
-                if args.format == "ctm" and (not src.uid or any(c.isspace() for c in src.uid)):
-                    reason = f"id {src.uid!r} is empty or holds white space, which a CTM line "
-                    if run.problem(src.where, reason + "cannot hold; use --format jsonl"):
-                        stopped = True
-                        break
-                    continue
-                try:
-                    lp = reader(src)
-                    targets = vocab.encode(transcripts[src.uid])
-                except ValueError as exc:
-                    if run.problem(src.where, str(exc)):
-                        stopped = True
-                        break
-                    continue
-                batch.append((src, lp, targets))
-                if len(batch) >= 64 and not flush(writer):
-                    stopped = True
-                    break
-            if batch and not flush(writer):
-                stopped = True
+            stopped = _feed_inputs(sources, run, accept, add, lambda: not batch or flush(writer))
         finally:
             reader.close()
             bar.close()
