@@ -13,13 +13,13 @@ import json
 import math
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 
 from .ops import log_softmax
+from .vocabulary import Vocabulary as Vocabulary  # re-exported: it lived here before
 
 INPUT_KINDS = ("log-probs", "probs", "logits")
 _BLANK_NAMES = ("", "<pad>", "[pad]", "<blank>")
@@ -436,120 +436,6 @@ def to_log_probs(arr: np.ndarray, num_classes: int | None, kind: str) -> np.ndar
 
 
 # --------------------------------------------------------------------------- token -> text
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """How label ids become words: character labels with a delimiter, or subword pieces.
-
-    Examples
-    --------
-    >>> v = Vocabulary.build(["", " ", "a", "b"], blank=0)
-    >>> v.style, v.delimiter
-    ('char', 1)
-    >>> v.words([2, 3, 1, 2], starts=[0, 2, 4, 6], ends=[1, 3, 5, 7])
-    [('ab', 0, 3), ('a', 6, 7)]
-    >>> v.encode("ab a")
-    [2, 3, 1, 2]
-    """
-
-    labels: tuple[str, ...]
-    blank: int
-    style: str  # "char", "sentencepiece" (▁ starts a word) or "wordpiece" (## continues one)
-    delimiter: int | None  # id of the word delimiter (" " or "|") for character labels
-
-    @classmethod
-    def build(cls, labels: Sequence[str], blank: int) -> Vocabulary:
-        """Work out the style from the labels, as pyctcdecode does."""
-        labels = tuple(labels)
-        if any(lab.startswith("\u2581") for lab in labels):
-            style = "sentencepiece"
-        elif any(lab.startswith("##") for lab in labels):
-            style = "wordpiece"
-        else:
-            style = "char"
-        delim = None
-        if style == "char":
-            if " " in labels:
-                delim = labels.index(" ")
-            elif "|" in labels:
-                delim = labels.index("|")
-        return cls(labels, blank, style, delim)
-
-    def words(
-        self, tokens: Sequence[int], starts: Sequence[int], ends: Sequence[int]
-    ) -> list[tuple[str, int, int]]:
-        """Group tokens into words ``(word, start_frame, end_frame)`` (end exclusive)."""
-        out: list[tuple[str, int, int]] = []
-        cur: list[str] = []
-        s0 = e0 = 0
-
-        def close() -> None:
-            if cur and "".join(cur):
-                out.append(("".join(cur), s0, e0))
-            cur.clear()
-
-        for tok, s, e in zip(tokens, starts, ends, strict=True):
-            tok = int(tok)
-            if tok == self.blank:
-                continue
-            lab = self.labels[tok]
-            if self.style == "char":
-                if tok == self.delimiter:
-                    close()
-                    continue
-                piece, new = lab, False
-            elif self.style == "sentencepiece":
-                new = lab.startswith("\u2581")
-                piece = lab[1:] if new else lab
-            else:
-                new = not lab.startswith("##")
-                piece = lab[2:] if not new else lab
-            if new:
-                close()
-            if not cur:
-                s0 = int(s)
-            cur.append(piece)
-            e0 = int(e)
-            if self.style == "sentencepiece" and not piece:
-                close()
-        close()
-        return out
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of a transcript (characters, or longest-match sentencepiece pieces).
-
-        Raises
-        ------
-        ValueError
-            A character (or a word, for subword labels) that the labels cannot spell.
-        """
-        index = {lab: i for i, lab in enumerate(self.labels) if i != self.blank}
-        words = text.split()
-        ids: list[int] = []
-        if self.style == "char":
-            for w, word in enumerate(words):
-                if w and self.delimiter is not None:
-                    ids.append(self.delimiter)
-                for ch in word:
-                    if ch not in index:
-                        raise ValueError(f"character {ch!r} of {word!r} is not a label")
-                    ids.append(index[ch])
-            return ids
-        if self.style == "wordpiece":
-            raise ValueError("transcripts cannot be tokenised for '##' word-piece labels")
-        longest = max(len(lab) for lab in self.labels)
-        for word in words:
-            rest = "\u2581" + word
-            while rest:
-                for n in range(min(longest, len(rest)), 0, -1):
-                    if rest[:n] in index:
-                        ids.append(index[rest[:n]])
-                        rest = rest[n:]
-                        break
-                else:
-                    raise ValueError(f"word {word!r} cannot be spelled with the labels")
-        return ids
 
 
 def token_ends(argmax: np.ndarray, tokens: Sequence[int], starts: Sequence[int]) -> list[int]:

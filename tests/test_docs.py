@@ -16,6 +16,7 @@ MODULES = [
     "fastctc.keras",
     "fastctc.align",
     "fastctc.io",
+    "fastctc.vocabulary",
 ]
 
 
