@@ -6,11 +6,14 @@
 * BPE vocabularies (any label starting with ``▁`` or ``##``): ``##`` pieces are converted to
   ``▁`` style, the blank is found or appended as above, ``<unk>`` becomes ``"▁⁇▁"``.
 * Duplicate labels, and spaces in a BPE vocabulary, raise ``ValueError``.
+* As pyctcdecode, a character vocabulary with labels longer than one character, or without a
+  word delimiter, is allowed but logged as a warning (logger ``"fastctc"``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +25,9 @@ UNK_BPE_TOKEN = BPE_TOKEN + UNK_TOKEN + BPE_TOKEN
 _SPECIAL = re.compile(r"^[<\[].+[>\]]$")
 _BLANK = re.compile(r"^[<\[]pad[>\]]$", flags=re.IGNORECASE)
 _UNK = re.compile(r"^[<\[]unk[>\]]$", flags=re.IGNORECASE)
+
+#: Advice about the labels, logged where pyctcdecode logs it.
+logger = logging.getLogger("fastctc")
 
 
 def _is_bpe(labels: Sequence[str]) -> bool:
@@ -37,7 +43,15 @@ def _regular(labels: list[str]) -> list[str]:
         out[out.index("_")] = ""
     if "" not in out:
         out.append("")
-    return [UNK_TOKEN if _UNK.match(s) else s for s in out]
+    out = [UNK_TOKEN if _UNK.match(s) else s for s in out]
+    if any(len(s) > 1 for s in out):
+        logger.warning(
+            "Some labels are longer than one character, yet the labels are not BPE pieces "
+            "(none starts with '\u2581' or '##'): is that right?"
+        )
+    if " " not in out:
+        logger.warning("The labels have no word delimiter (' ' or '|'): the text has no words.")
+    return out
 
 
 def _from_hashes(token: str) -> str:

@@ -293,10 +293,10 @@ def test_integer_logits(plain):
         plain.decode(np.zeros((3, 4), dtype=np.int64))
 
 
-def test_positive_infinity(plain):  # +inf is not a log-probability
+def test_positive_infinity(plain):  # neither a log-probability, a probability nor a logit
     lp = np.zeros((2, 4))
-    lp[0, 0] = np.inf
-    with pytest.raises(ValueError, match="got a maximum of inf"):
+    lp[1, 0] = np.inf
+    with pytest.raises(ValueError, match=r"logits\[1\] contains NaN or \+inf"):
         plain.decode(lp)
 
 
@@ -336,15 +336,41 @@ def test_bad_language_model_object():
         fastctc.BeamSearchDecoderCTC(fastctc.alphabet.Alphabet.build_alphabet(CHARS), object())
 
 
-def test_probabilities_are_rejected_not_guessed(plain):
-    probs = np.array([[0.1, 0.1, 0.7, 0.1]] * 3)
-    with pytest.raises(ValueError, match=r"log-probabilities \(<= 0\).*log_softmax"):
-        plain.decode(probs)
+def _inputs_as_pyctcdecode_takes_them(rng, C):
+    """The same utterance as raw logits, log-probabilities and probabilities (float32 and
+    float64), and raw logits with rows padded with -100 (as a padded batch gives them)."""
+    raw = rng.normal(0.0, 3.0, size=(14, C))
+    lp = raw - np.log(np.exp(raw).sum(axis=1, keepdims=True))
+    padded = np.vstack([raw, np.full((4, C), -100.0)])
+    forms = {"raw": raw, "log-probs": lp, "probs": np.exp(lp), "padded": padded}
+    forms.update({k + " f32": v.astype(np.float32) for k, v in list(forms.items())})
+    return forms
 
 
-def test_raw_logits_rejected(plain):
-    with pytest.raises(ValueError, match="got a maximum of 3.5"):
-        plain.decode_beams(np.array([[3.5, -1.0, 0.2, 1.0]]))
+@pytest.mark.reference
+@pytest.mark.parametrize("lm", [False, True])
+def test_inputs_normalised_as_pyctcdecode(rng, lm):
+    """Raw logits, log-probabilities, probabilities and padded rows give pyctcdecode's beams:
+    the decoder normalises them exactly as pyctcdecode 0.5.0 does."""
+    from pyctcdecode.decoder import _log_softmax
+
+    ref, ours = _cached_ref(tuple(CHARS), lm), _cached_ours(tuple(CHARS), lm)
+    for name, x in _inputs_as_pyctcdecode_takes_them(rng, len(CHARS)).items():
+        if name.startswith("probs"):
+            want = np.log(np.clip(x, 1e-15, 1))
+        else:
+            want = np.clip(_log_softmax(x, axis=1), np.log(1e-15), 0)
+        got = fastctc.lm.decoder.pyctcdecode_log_probs(x)
+        assert got.dtype == want.dtype and np.array_equal(got, want), name
+        _same_beams(ours.decode_beams(x, beam_width=8), ref.decode_beams(x, beam_width=8))
+        assert ours.decode(x) == ref.decode(x), name
+
+
+def test_probabilities_and_logits_decode_alike(plain):
+    """One utterance as probabilities, log-probabilities and shifted raw logits: one text."""
+    probs = np.array([[0.1, 0.1, 0.7, 0.1], [0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    texts = {plain.decode(x) for x in (probs, np.log(probs), np.log(probs) + 3.5)}
+    assert texts == {"ab"}
 
 
 def test_kenlm_state_is_exposed():

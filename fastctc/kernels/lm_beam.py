@@ -21,10 +21,10 @@ before the frame is committed: the missing queries (each once) go into ``Queries
 kernel calls ``resolver(ctx, n)``, a C callback that takes the GIL only for that call (see
 :mod:`fastctc.lm.queries`), and goes on with the new scores, or returns ``PENDING``.
 
-Beams are kept unsorted (only the final ones are sorted). Where pyctcdecode's result depends on
-its beam order (a merged candidate takes the frames of the path merged last, i.e. from the
-lowest-ranked beam) the kernel uses the source beam's score instead, which gives the same
-result except on exact ties.
+Beams are kept in pyctcdecode's order (by score, ties in candidate order), so candidates are
+made and merged in its order and exact ties (uniform frames, such as rows of padding) are
+broken as it breaks them; a merged candidate takes the frames of the path merged last, i.e.
+from the lowest-ranked beam.
 
 Inputs are validated by the caller.
 """
@@ -218,6 +218,7 @@ def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
         np.empty(n_cand, dtype=np.uint64),  # their history keys
         np.empty(n_cand, dtype=np.int64),  # merge-table slots used
         np.empty(n_cand),  # order statistics of candidate scores
+        np.empty(n_cand, dtype=np.int64),  # merge buffer of the beam sort
     )
     t = t0
     m = 0
@@ -624,13 +625,14 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
     then (``prune_history``) the best per history key; commit them as the new beams and
     return their number.
 
-    The beams are not sorted: pyctcdecode's order only decides ties and which merged path
-    supplies the frames, and the kernel decides the latter by score (see the merge).
+    The new beams are sorted by score, ties in candidate order, as pyctcdecode sorts its
+    beams: its order decides which of tied candidates survive and which merged path supplies
+    the frames.
     """
     beam_width = params.beam_width
     prune_history = params.prune_history
     io = ws.io
-    kept, hks, used, vals = scratch
+    kept, hks, used, vals, order_tmp = scratch
     cand, beams, nbeams = ws.cand, ws.beams, ws.next_beams
     cd_i, cd_score = cand.i, cand.score
     mt_keys, mt_vals = cand.merge_keys, cand.merge_vals
@@ -677,12 +679,21 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
                 mt_keys[slot] = hk
                 used[n_used] = slot
                 n_used += 1
-    n_new = 0
+    n_sel = 0
     for a in range(nk):
         j = kept[a]
-        if prune_history:
-            if mt_vals[table_find(mt_keys, hks[a])] != j:
-                continue
+        if prune_history and mt_vals[table_find(mt_keys, hks[a])] != j:
+            continue
+        kept[n_sel] = j
+        n_sel += 1
+    for a in range(n_used):
+        mt_keys[used[a]] = 0
+    # pyctcdecode's beam order (by score, ties in candidate order): the next frame's
+    # candidates are then made, merged and tie-broken in its order
+    sort_desc(kept, n_sel, cd_score, order_tmp)
+    n_new = 0
+    for a in range(n_sel):
+        j = kept[a]
         src = cd_i[j, C_SRC]
         tnode = b_i[cd_i[j, C_TSRC], B_TNODE]
         if cd_i[j, C_TNEW]:
@@ -713,8 +724,6 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
         nbeams.part[n_new] = cand.part[j]
         nbeams.score[n_new] = cd_score[j]
         n_new += 1
-    for a in range(n_used):
-        mt_keys[used[a]] = 0
     for a in range(n_new):
         for col in range(B_COLS):
             b_i[a, col] = nb_i[a, col]

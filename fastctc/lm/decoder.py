@@ -10,8 +10,10 @@ package (see :func:`fastctc.lm.load_model`).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import threading
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -40,9 +42,12 @@ from . import search
 from .models import (
     AbstractLanguageModel,
     LanguageModel,
+    LMRecipe,
     encode_strings,
+    language_model_from_recipe,
     load_model,
     load_unigram_set_from_arpa,
+    logger,
     model_name,
 )
 from .ngram import NgramModel, read_arpa_bytes
@@ -66,6 +71,8 @@ __all__ = [
     "warmup_decoder",
 ]
 
+#: Smallest probability the decoder reads (pyctcdecode's): log(1e-15) is the floor.
+MIN_TOKEN_P = 1e-15
 #: pyctcdecode's names of the search defaults.
 DEFAULT_PRUNE_LOGP = DEFAULT_BEAM_PRUNE_LOGP
 DEFAULT_MIN_TOKEN_LOGP = DEFAULT_TOKEN_MIN_LOGP
@@ -237,8 +244,8 @@ class BeamSearchDecoderCTC:
         tables (the message says why).
     """
 
-    _ALPHABET_FILE = "alphabet.json"
-    _LM_DIR = "language_model"
+    _ALPHABET_FILE = _ALPHABET_SERIALIZED_FILENAME = "alphabet.json"
+    _LM_DIR = _LANGUAGE_MODEL_SERIALIZED_DIRECTORY = "language_model"
     #: First sizes of each search's pools (see :class:`fastctc.lm.search.SearchSizes`).
     search_sizes = SearchSizes()
 
@@ -271,6 +278,25 @@ class BeamSearchDecoderCTC:
             self._tables = KernelTables(language_model)  # type: ignore[arg-type]
         self._lm_scoring = check_lm_scoring(lm_scoring)
         self._score_path = choose(language_model, self._lm_scoring)
+
+    # ------------------------------------------------------------------ copying and pickling
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A decoder pickles as its recipe (labels, the model's recipe, ``lm_scoring``) and is
+        rebuilt where it is unpickled, once per process and recipe: the model file must be
+        readable there at the same path. A custom language model is pickled as itself."""
+        lm = self._language_model
+        lm_part = lm.recipe() if isinstance(lm, LanguageModel) else lm
+        return (_decoder_from_recipe, (self._alphabet.dumps(), lm_part, self._lm_scoring))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BeamSearchDecoderCTC:
+        """A decoder with its own parameters and score cache; a :class:`LanguageModel`'s
+        loaded model and tables, which never change, are shared."""
+        lm = copy.deepcopy(self._language_model, memo)
+        new = type(self)(self._alphabet, lm, lm_scoring=self._lm_scoring)
+        if "search_sizes" in self.__dict__:
+            new.search_sizes = self.search_sizes
+        memo[id(self)] = new
+        return new
 
     def _path_for(self, lm_start_state: Any) -> ScorePath:
         """The score path of a search from ``lm_start_state`` (``None``: the start state)."""
@@ -362,20 +388,14 @@ class BeamSearchDecoderCTC:
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (T = 0 frames); nothing to decode.")
-        bad = np.isnan(arr).any(axis=1)
+        bad = ~(arr < np.inf).all(axis=1)  # NaN or +inf
         if bad.any():
+            row = int(np.argmax(bad))
             raise ValueError(
-                f"{name}[{int(np.argmax(bad))}] contains NaN; logits must be finite "
-                "log-probabilities (apply fastctc.log_softmax to raw scores)."
+                f"{name}[{row}] contains NaN or +inf; logits must be finite (or -inf) "
+                "log-probabilities, probabilities or raw logits."
             )
-        top = float(arr.max())
-        if top > LOGP_TOLERANCE:
-            raise ValueError(
-                f"{name} must hold log-probabilities (<= 0); got a maximum of {top:.6g}. "
-                "Apply fastctc.log_softmax to raw scores, or np.log to probabilities; "
-                "fastctc never guesses which one it was given."
-            )
-        return np.maximum(arr, arr.dtype.type(MIN_TOKEN_LOGP_CLIP))
+        return pyctcdecode_log_probs(arr)
 
     def _search_args(
         self,
@@ -511,9 +531,12 @@ class BeamSearchDecoderCTC:
         Parameters
         ----------
         logits : array_like of shape (T, C)
-            Log-probabilities, ``C == len(decoder.labels)``; never guessed from
-            probabilities (use :func:`fastctc.log_softmax` on raw scores). Values are
-            floored at ``log(1e-15)`` as pyctcdecode does.
+            Raw logits, log-probabilities or probabilities, ``C == len(decoder.labels)``,
+            normalised exactly as pyctcdecode 0.5.0 does (:func:`pyctcdecode_log_probs`:
+            rows that sum to 1 are probabilities, anything else goes through a
+            log-softmax; floored at ``log(1e-15)``), so a model's output can be passed as
+            it is. NaN and ``+inf`` are refused. (The lower-level
+            :func:`fastctc.beam_search` takes log-probabilities only.)
         beam_width : int
             Beams kept per frame.
         beam_prune_logp : float
@@ -798,28 +821,141 @@ class BeamSearchDecoderCTC:
             self._language_model.save_to_dir(lm_path)
 
     @classmethod
-    def load_from_dir(cls, filepath: str | os.PathLike[str]) -> BeamSearchDecoderCTC:
-        """Load a decoder written by :meth:`save_to_dir` (ours or pyctcdecode's).
+    def clear_class_models(cls) -> None:
+        """Kept for pyctcdecode compatibility: fastctc keeps no models at class level (each
+        decoder holds its own), so there is nothing to clear."""
+
+    @staticmethod
+    def parse_directory_contents(filepath: str | os.PathLike[str]) -> dict[str, str | None]:
+        """``{"alphabet": path of alphabet.json, "language_model": path of language_model/
+        or None}`` of a directory written by :meth:`save_to_dir`, as pyctcdecode reads it:
+        other files (a Hugging Face model's configuration, say) are allowed beside
+        ``language_model/``; without it the directory must hold ``alphabet.json`` alone.
 
         Raises
         ------
         ValueError
-            ``alphabet.json`` missing or unexpected files in the directory.
+            No ``alphabet.json``, or other files and no ``language_model/``.
         """
         path = os.fspath(filepath)
         contents = [c for c in os.listdir(path) if not c.startswith((".", "__"))]
-        if cls._ALPHABET_FILE not in contents:
-            raise ValueError(f"{path!r} holds no {cls._ALPHABET_FILE}; found {sorted(contents)}.")
-        contents.remove(cls._ALPHABET_FILE)
-        if contents and contents != [cls._LM_DIR]:
-            raise ValueError(
-                f"{path!r} may hold only {cls._ALPHABET_FILE} and {cls._LM_DIR}/; "
-                f"found also {sorted(contents)}."
-            )
-        with open(os.path.join(path, cls._ALPHABET_FILE), encoding="utf-8") as f:
+        alphabet_file = BeamSearchDecoderCTC._ALPHABET_FILE
+        lm_dir = BeamSearchDecoderCTC._LM_DIR
+        if alphabet_file not in contents:
+            raise ValueError(f"{path!r} holds no {alphabet_file}; found {sorted(contents)}.")
+        contents.remove(alphabet_file)
+        lm_path = None
+        if contents:
+            if lm_dir not in contents:
+                raise ValueError(
+                    f"{path!r} holds {sorted(contents)} beside {alphabet_file} but no {lm_dir}/ "
+                    "directory."
+                )
+            lm_path = os.path.join(path, lm_dir)
+        return {"alphabet": os.path.join(path, alphabet_file), "language_model": lm_path}
+
+    @classmethod
+    def load_from_dir(
+        cls, filepath: str | os.PathLike[str], unigram_encoding: str | None = None
+    ) -> BeamSearchDecoderCTC:
+        """Load a decoder written by :meth:`save_to_dir` (ours or pyctcdecode's), also from a
+        model directory that holds other files beside ``alphabet.json`` and
+        ``language_model/`` (see :meth:`parse_directory_contents`); ``unigram_encoding`` is
+        the encoding of ``language_model/unigrams.txt`` (default UTF-8).
+
+        Raises
+        ------
+        ValueError
+            ``alphabet.json`` missing, other files without ``language_model/``, or a
+            malformed file.
+        """
+        files = cls.parse_directory_contents(filepath)
+        with open(str(files["alphabet"]), encoding="utf-8") as f:
             alphabet = Alphabet.loads(f.read())
-        lm = LanguageModel.load_from_dir(os.path.join(path, cls._LM_DIR)) if contents else None
+        lm = None
+        if files["language_model"] is not None:
+            lm = LanguageModel.load_from_dir(files["language_model"], unigram_encoding)
         return cls(alphabet, lm)
+
+    @classmethod
+    def load_from_hf_hub(
+        cls, model_id: str, cache_dir: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> BeamSearchDecoderCTC:
+        """Load a decoder from a Hugging Face Hub repository holding ``alphabet.json`` and
+        ``language_model/`` (pyctcdecode's layout), through ``huggingface_hub``'s
+        ``snapshot_download`` (``kwargs`` are passed to it: ``revision``,
+        ``local_files_only=True`` to read its cache offline, ...).
+
+        Raises
+        ------
+        ImportError
+            ``huggingface_hub`` is not installed.
+        """
+        try:
+            from huggingface_hub import snapshot_download  # noqa: PLC0415
+        except ImportError as err:
+            raise ImportError(
+                "load_from_hf_hub needs huggingface_hub: pip install huggingface_hub"
+            ) from err
+        if cache_dir is not None:
+            kwargs["cache_dir"] = os.fspath(cache_dir)
+        return cls.load_from_dir(snapshot_download(model_id, **kwargs))
+
+
+def _advise_on_coverage(alphabet: Alphabet, unigrams: Collection[str]) -> None:
+    """Log pyctcdecode's warning when the unigrams use many characters the labels lack."""
+    chars = set("".join(unigrams))
+    if chars and len(chars - set(alphabet.labels)) / len(chars) > 0.2:
+        logger.warning(
+            "More than a fifth of the characters of the unigrams are not labels: do the "
+            "unigrams and the labels belong together?"
+        )
+
+
+_recipe_lock = threading.Lock()
+#: Decoders rebuilt from recipes in this process (see BeamSearchDecoderCTC.__reduce__).
+_from_recipes: dict[Any, BeamSearchDecoderCTC] = {}
+
+
+def _decoder_from_recipe(alphabet_json: str, lm_part: Any, lm_scoring: str) -> BeamSearchDecoderCTC:
+    """The decoder of a pickled recipe: built once per process and recipe, then shared (a
+    decoder is safe to use from several threads). A shared decoder whose parameters were
+    changed since (``reset_params``) no longer counts as built from the recipe."""
+    if not isinstance(lm_part, LMRecipe):  # a custom model, pickled as itself: not shared
+        return BeamSearchDecoderCTC(Alphabet.loads(alphabet_json), lm_part, lm_scoring=lm_scoring)
+    key = (alphabet_json, lm_part, lm_scoring)
+    with _recipe_lock:
+        dec = _from_recipes.get(key)
+        lm = dec.language_model if dec is not None else None
+        if not (isinstance(lm, LanguageModel) and lm.recipe() == lm_part):
+            lm = language_model_from_recipe(lm_part)
+            dec = BeamSearchDecoderCTC(Alphabet.loads(alphabet_json), lm, lm_scoring=lm_scoring)
+            _from_recipes[key] = dec
+        return dec
+
+
+def pyctcdecode_log_probs(logits: np.ndarray) -> np.ndarray:
+    """The log-probabilities pyctcdecode 0.5.0 decodes for ``logits`` (2-D, frames by labels):
+    when the rows sum to 1 on average (``math.isclose``) they are probabilities, clipped to
+    [1e-15, 1] and logged; anything else (raw logits, log-probabilities, rows padded with
+    -100) goes through a log-softmax over the labels, clipped to [log(1e-15), 0]. The same
+    NumPy operations in the same order and dtype, so the values are pyctcdecode's to the bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp = pyctcdecode_log_probs(np.array([[2.0, 0.0], [0.0, 0.0]]))
+    >>> np.round(np.exp(lp), 3).tolist()
+    [[0.881, 0.119], [0.5, 0.5]]
+    """
+    if math.isclose(logits.sum(axis=1).mean(), 1):
+        return np.log(np.clip(logits, MIN_TOKEN_P, 1))
+    top = np.amax(logits, axis=1, keepdims=True)
+    top[~np.isfinite(top)] = 0
+    shifted = logits - top
+    with np.errstate(divide="ignore"):
+        log_sum = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    return np.clip(shifted - log_sum, np.log(MIN_TOKEN_P), 0)
 
 
 class _WordProbs:
@@ -918,6 +1054,13 @@ def build_ctcdecoder(
         path = os.fspath(kenlm_model_path)
         if unigrams is None and path.endswith(".arpa"):
             unigrams = load_unigram_set_from_arpa(path)
+        elif unigrams is None:
+            logger.warning(
+                "No unigrams given, and only an .arpa file names them: words will be scored "
+                "without a unigram list, which usually makes the results worse."
+            )
+        if unigrams is not None:
+            _advise_on_coverage(alphabet, unigrams)
         lm = LanguageModel(
             model,
             unigrams,

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import math
 import os
 import shutil
+import threading
 import warnings
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,6 +56,9 @@ from .ngram import (
 
 #: KenLM reports log10 probabilities; the decoder works in natural logs.
 LOG_BASE_CHANGE_FACTOR = LOG10_TO_LN
+
+#: Advice about the inputs (as pyctcdecode logs it), through :mod:`logging`.
+logger = logging.getLogger("fastctc")
 
 KENLM_HINT = 'kenlm is not installed; pip install "fastctc[kenlm]".'
 #: Values of ``backend`` in :func:`load_model`.
@@ -344,6 +349,10 @@ class LanguageModel(AbstractLanguageModel):
             self._State = import_kenlm().State
         self._ngram, self._ngram_missing = _ngram_tables(kenlm_model)
         if unigrams is None:
+            logger.warning(
+                "No unigrams given: every word part gets the unknown-word offset, which usually "
+                "makes the results worse."
+            )
             self._unigram_set: set[str] = set()
             self._have_unigrams = False
         else:
@@ -365,6 +374,7 @@ class LanguageModel(AbstractLanguageModel):
                     f"none of the {len(words)} unigrams is in the KenLM model's vocabulary; "
                     "the unigram list and the model do not match."
                 )
+            _advise_on_unigrams(len(unigrams), len(self._unigram_set))
             self._have_unigrams = True
         self._version = 0
         self._prefix_set: tuple[np.ndarray, np.ndarray] | None = None
@@ -483,19 +493,22 @@ class LanguageModel(AbstractLanguageModel):
         shutil.copy2(src, os.path.join(filepath, os.path.basename(src)))
 
     @classmethod
-    def load_from_dir(cls, filepath: str) -> LanguageModel:
-        """Inverse of :meth:`save_to_dir`.
+    def parse_directory_contents(cls, filepath: str | os.PathLike[str]) -> dict[str, str]:
+        """The files of a directory written by :meth:`save_to_dir`: ``{"json_attrs": ...,
+        "unigrams": ..., "kenlm": ...}`` (pyctcdecode's keys).
 
         Raises
         ------
         ValueError
-            The directory does not hold exactly the three expected files.
+            The directory does not hold exactly the three expected files (hidden files and
+            names starting with ``__`` aside).
         """
-        files = [c for c in os.listdir(filepath) if not c.startswith((".", "__"))]
+        path = os.fspath(filepath)
+        files = [c for c in os.listdir(path) if not c.startswith((".", "__"))]
         fixed = (cls._ATTRS_FILE, cls._UNIGRAMS_FILE)
         if len(files) != 3 or not all(f in files for f in fixed):
             raise ValueError(
-                f"language model directory {filepath!r} must hold {cls._ATTRS_FILE}, "
+                f"language model directory {path!r} must hold {cls._ATTRS_FILE}, "
                 f"{cls._UNIGRAMS_FILE} and one .arpa/.arpa.gz/.bin/.binary file; found "
                 f"{sorted(files)}."
             )
@@ -503,16 +516,134 @@ class LanguageModel(AbstractLanguageModel):
         if not model_file.endswith((".arpa", ".arpa.gz", ".bin", ".binary")):
             raise ValueError(
                 f"expected a model file ending in .arpa, .arpa.gz, .bin or .binary in "
-                f"{filepath!r}; found {model_file!r}."
+                f"{path!r}; found {model_file!r}."
             )
-        with open(os.path.join(filepath, cls._ATTRS_FILE)) as f:
+        return {
+            "json_attrs": os.path.join(path, cls._ATTRS_FILE),
+            "unigrams": os.path.join(path, cls._UNIGRAMS_FILE),
+            "kenlm": os.path.join(path, model_file),
+        }
+
+    @classmethod
+    def load_from_dir(
+        cls, filepath: str | os.PathLike[str], unigram_encoding: str | None = None
+    ) -> LanguageModel:
+        """Inverse of :meth:`save_to_dir`; ``unigram_encoding`` is the text encoding of
+        ``unigrams.txt`` (default UTF-8).
+
+        Raises
+        ------
+        ValueError
+            The directory does not hold exactly the three expected files, or
+            ``attrs.json`` does not hold the four attributes.
+        """
+        files = cls.parse_directory_contents(filepath)
+        with open(files["json_attrs"]) as f:
             attrs = json.load(f)
-        if set(attrs) != set(cls.JSON_ATTRS):
-            raise ValueError(f"{cls._ATTRS_FILE} must hold {cls.JSON_ATTRS}; got {sorted(attrs)}.")
-        with open(os.path.join(filepath, cls._UNIGRAMS_FILE), encoding="utf-8") as f:
+        if not isinstance(attrs, dict) or set(attrs) != set(cls.JSON_ATTRS):
+            got = sorted(attrs) if isinstance(attrs, dict) else type(attrs).__name__
+            raise ValueError(f"{cls._ATTRS_FILE} must hold {cls.JSON_ATTRS}; got {got}.")
+        with open(files["unigrams"], encoding=unigram_encoding or "utf-8") as f:
             unigrams = f.read().splitlines()
-        model = load_model(os.path.join(filepath, model_file))
+        model = load_model(files["kenlm"])
         return cls(model, unigrams, **attrs)
+
+    # copying and pickling
+    def recipe(self) -> LMRecipe:
+        """What rebuilds this model in another process: the model file (which must be
+        readable there, at the same path), the backend, the unigrams and the parameters.
+
+        Raises
+        ------
+        TypeError
+            The wrapped model names no file (a model object built in memory).
+        """
+        path = _model_path(self._kenlm_model)
+        if path is None:
+            raise TypeError(
+                f"cannot pickle a LanguageModel whose {type(self._kenlm_model).__name__} names "
+                "no model file; load the model from a file."
+            )
+        unigrams = tuple(sorted(self._unigram_set)) if self._have_unigrams else None
+        return LMRecipe(
+            os.path.abspath(path),
+            self.backend,
+            unigrams,
+            float(self.alpha),
+            float(self.beta),
+            float(self.unk_score_offset),
+            bool(self.score_boundary),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (language_model_from_recipe, (self.recipe(),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LanguageModel:
+        # the model file, its tables and the unigram set are never changed after loading:
+        # only the parameters are the copy's own
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        memo[id(self)] = new
+        return new
+
+
+class LMRecipe(NamedTuple):
+    """What :meth:`LanguageModel.recipe` returns: enough to rebuild the model elsewhere."""
+
+    path: str
+    backend: str
+    unigrams: tuple[str, ...] | None
+    alpha: float
+    beta: float
+    unk_score_offset: float
+    score_boundary: bool
+
+
+_loaded_lock = threading.Lock()
+#: Models loaded by recipes in this process, by (path, backend, size, modification time).
+_loaded: dict[tuple[Any, ...], Any] = {}
+
+
+def _loaded_model(path: str, backend: str) -> Any:
+    """The model at ``path``, loaded once per process (and again if the file changed)."""
+    st = os.stat(path)
+    key = (path, backend, st.st_size, st.st_mtime_ns)
+    with _loaded_lock:
+        model = _loaded.get(key)
+        if model is None:
+            model = load_model(path, backend=backend)
+            _loaded[key] = model
+        return model
+
+
+def language_model_from_recipe(recipe: LMRecipe) -> LanguageModel:
+    """A :class:`LanguageModel` built from :meth:`LanguageModel.recipe` (what unpickling
+    calls); the model file is loaded once per process."""
+    backend = recipe.backend if recipe.backend == "fastctc" or kenlm_installed() else "fastctc"
+    model = _loaded_model(recipe.path, backend)
+    return LanguageModel(
+        model,
+        recipe.unigrams,
+        alpha=recipe.alpha,
+        beta=recipe.beta,
+        unk_score_offset=recipe.unk_score_offset,
+        score_boundary=recipe.score_boundary,
+    )
+
+
+def _advise_on_unigrams(given: int, known: int) -> None:
+    """Log pyctcdecode's advice on a unigram list: a small one, or one the model mostly
+    lacks."""
+    if given < 1000:
+        logger.warning(
+            "Only %d unigrams given: is this a small or an artificial vocabulary?", given
+        )
+    if given and known / given < 0.1:
+        logger.warning(
+            "Only %.1f%% of the unigrams are in the model's vocabulary: do the unigram list "
+            "and the model belong together?",
+            100 * known / given,
+        )
 
 
 def _model_path(kenlm_model: Any) -> str | None:
