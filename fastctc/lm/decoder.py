@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from .. import _scratch
 from .. import _validate as v
-from ..alphabet import BPE_TOKEN, Alphabet
+from ..alphabet import Alphabet
 from ..batch import balanced_chunks, run_abortable
 from ..defaults import (
     DEFAULT_ALPHA,
@@ -38,12 +38,12 @@ from ..defaults import (
 )
 from ..kernels import lm_beam as kb
 from ..kernels import lm_state as ks
+from ..vocabulary import Vocabulary, encode_strings
 from . import search
 from .models import (
     AbstractLanguageModel,
     LanguageModel,
     LMRecipe,
-    encode_strings,
     language_model_from_recipe,
     load_model,
     load_unigram_set_from_arpa,
@@ -135,40 +135,6 @@ class _OutputBeamBatchFields(NamedTuple):
 class OutputBeamBatch(_OutputBeamBatchFields, _BeamExtras):
     """One beam of :meth:`BeamSearchDecoderCTC.decode_beams_batch`: pyctcdecode's
     ``(text, text_frames, logit_score, lm_score)`` plus the attributes of :class:`OutputBeam`."""
-
-
-class _Vocab:
-    """Per-label arrays the kernel needs: kind, characters (code points) and rendering."""
-
-    def __init__(self, alphabet: Alphabet) -> None:
-        labels = alphabet.labels
-        kinds = np.full(len(labels), ks.K_NORMAL, dtype=np.int64)
-        clean: list[str] = []
-        render: list[str] = []
-        for i, lab in enumerate(labels):
-            if lab == "":
-                kinds[i] = ks.K_BLANK
-                clean.append("")
-                render.append("")
-            elif alphabet.is_bpe and lab.startswith(BPE_TOKEN):
-                kinds[i] = ks.K_BPE_START
-                c = lab[1:]
-                if c.endswith(BPE_TOKEN):
-                    c = c[:-1]
-                clean.append(c)
-                render.append(" " + c)
-            elif not alphabet.is_bpe and lab == " ":
-                kinds[i] = ks.K_SPACE
-                clean.append("")
-                render.append(" ")
-            else:
-                clean.append(lab)
-                render.append(lab)
-        self.kinds = kinds
-        self.codes, self.offsets = encode_strings(clean)
-        self.clean = clean
-        self.render = render
-        self.blank = alphabet.blank
 
 
 def _lm_hint(tables: Any) -> str:
@@ -271,7 +237,7 @@ class BeamSearchDecoderCTC:
                 )
         self._alphabet = alphabet
         self._model_key = os.urandom(16)
-        self._vocab = _Vocab(alphabet)
+        self._vocab = Vocabulary.from_alphabet(alphabet)
         self._language_model = language_model
         self._tables: KernelTables | None = None
         if language_model is not None:

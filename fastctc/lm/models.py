@@ -42,6 +42,7 @@ from ..kernels.lm_cache import (
     hash_strings,
     make_set,
 )
+from ..vocabulary import encode_strings
 from .kenlm_binary import check_kenlm_binary, describe_kenlm_binary, read_kenlm_trie
 from .ngram import (
     NeedsKenLMError,
@@ -242,16 +243,6 @@ def load_unigram_set_from_arpa(arpa_path: str | os.PathLike[str]) -> set[str]:
         The file has no unigram section, or a malformed one.
     """
     return set(arpa_unigrams(arpa_path, require_backoff=True))
-
-
-def encode_strings(words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Code points of ``words`` concatenated (uint32) and their offsets (int64)."""
-    words = list(words)
-    lens = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-    offsets = np.zeros(len(words) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-    return codes, offsets
 
 
 def word_hashes(words: Iterable[str]) -> np.ndarray:
