@@ -24,6 +24,18 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 from . import io as fio
+from .defaults import (
+    DEFAULT_ALPHA,
+    DEFAULT_BEAM_PRUNE_LOGP,
+    DEFAULT_BEAM_WIDTH,
+    DEFAULT_BETA,
+    DEFAULT_HOTWORD_WEIGHT,
+    DEFAULT_TOKEN_MIN_LOGP,
+    DEFAULT_UNK_LOGP_OFFSET,
+)
+
+#: Beam width of ``fastctc demo`` (smaller than the default: the demo runs on first contact).
+DEMO_BEAM_WIDTH = 64
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SKIPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -183,23 +195,23 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     g.add_argument(
         "--beam-width",
         type=_positive_int,
-        default=64 if demo else 100,
+        default=DEMO_BEAM_WIDTH if demo else DEFAULT_BEAM_WIDTH,
         metavar="N",
-        help=f"beams kept per frame (default {64 if demo else 100})",
+        help=f"beams kept per frame (default {DEMO_BEAM_WIDTH if demo else DEFAULT_BEAM_WIDTH})",
     )
     g.add_argument(
         "--beam-prune-logp",
         type=_logp,
-        default=-10.0,
+        default=DEFAULT_BEAM_PRUNE_LOGP,
         metavar="LOGP",
-        help="drop beams this far below the best (default -10)",
+        help=f"drop beams this far below the best (default {DEFAULT_BEAM_PRUNE_LOGP:g})",
     )
     g.add_argument(
         "--token-min-logp",
         type=_logp,
-        default=-5.0,
+        default=DEFAULT_TOKEN_MIN_LOGP,
         metavar="LOGP",
-        help="skip tokens below this frame log-probability (default -5)",
+        help=f"skip tokens below this frame log-probability (default {DEFAULT_TOKEN_MIN_LOGP:g})",
     )
     g.add_argument(
         "--threads",
@@ -241,23 +253,24 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     lm.add_argument(
         "--alpha",
         type=_finite_float,
-        default=0.5,
+        default=DEFAULT_ALPHA,
         metavar="A",
-        help="LM weight (default 0.5, as pyctcdecode)",
+        help=f"LM weight (default {DEFAULT_ALPHA:g}, as pyctcdecode)",
     )
     lm.add_argument(
         "--beta",
         type=_finite_float,
-        default=1.5,
+        default=DEFAULT_BETA,
         metavar="B",
-        help="word insertion bonus (default 1.5, as pyctcdecode)",
+        help=f"word insertion bonus (default {DEFAULT_BETA:g}, as pyctcdecode)",
     )
     lm.add_argument(
         "--unk-score-offset",
         type=_logp,
-        default=-10.0,
+        default=DEFAULT_UNK_LOGP_OFFSET,
         metavar="LOGP",
-        help="score of a partial word no LM word starts with (default -10)",
+        help="score of a partial word no LM word starts with "
+        f"(default {DEFAULT_UNK_LOGP_OFFSET:g})",
     )
     lm.add_argument(
         "--hotwords",
@@ -269,9 +282,9 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     lm.add_argument(
         "--hotword-weight",
         type=_finite_float,
-        default=10.0,
+        default=DEFAULT_HOTWORD_WEIGHT,
         metavar="W",
-        help="hotword bonus (default 10; a finite number)",
+        help=f"hotword bonus (default {DEFAULT_HOTWORD_WEIGHT:g}; a finite number)",
     )
 
 
@@ -1005,8 +1018,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         threads=args.threads,
         alpha=args.alpha,
         beta=args.beta,
-        unk_score_offset=-10.0,
-        hotword_weight=10.0,
+        unk_score_offset=DEFAULT_UNK_LOGP_OFFSET,
+        hotword_weight=DEFAULT_HOTWORD_WEIGHT,
     )
     blank = ex.blank
     vocab = fio.Vocabulary.build(labels, blank)
@@ -1302,14 +1315,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
         ns = argparse.Namespace(
             lm=args.lm,
             unigrams=None,
-            beam_width=100,
-            beam_prune_logp=-10.0,
-            token_min_logp=-5.0,
+            beam_width=DEFAULT_BEAM_WIDTH,
+            beam_prune_logp=DEFAULT_BEAM_PRUNE_LOGP,
+            token_min_logp=DEFAULT_TOKEN_MIN_LOGP,
             threads=1,
-            alpha=0.5,
-            beta=1.5,
-            unk_score_offset=-10.0,
-            hotword_weight=10.0,
+            alpha=DEFAULT_ALPHA,
+            beta=DEFAULT_BETA,
+            unk_score_offset=DEFAULT_UNK_LOGP_OFFSET,
+            hotword_weight=DEFAULT_HOTWORD_WEIGHT,
         )
         lm, unigrams = _resolve_lm(ns)
         (beams,) = _lm_decoder(labels, blank, ns, lm, unigrams, 1, None)([lp])
