@@ -181,3 +181,18 @@ def check_status(status: np.ndarray, bad_frame: str, no_path: str) -> None:
         if st >= 0:
             raise ValueError(bad_frame.format(n=n, t=st))
         raise ValueError(no_path.format(n=n, t=-st - 2))
+
+
+def check_text(value: Any, name: str, hint: str = "", sep: str = " = ") -> str:
+    """``value`` when it is a ``str`` of valid Unicode text: ``TypeError`` for a non-string,
+    ``ValueError`` for a lone surrogate (which no file or kernel can hold), naming ``name``
+    and showing an excerpt after ``sep``; ``hint`` ends the message."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str; got {type(value).__name__} {value!r}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{name}{sep}{ascii(value)[:60]} is not valid Unicode text (a lone surrogate){hint}."
+        ) from None
+    return value

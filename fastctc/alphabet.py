@@ -18,6 +18,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from ._validate import check_text
+
 BPE_TOKEN = "\u2581"  # "▁", the word-start marker of sentencepiece vocabularies
 UNK_TOKEN = "\u2047"  # "⁇"
 UNK_BPE_TOKEN = BPE_TOKEN + UNK_TOKEN + BPE_TOKEN
@@ -175,15 +177,8 @@ class Alphabet:
 def _check_labels(labels: list[Any]) -> None:
     """Labels must be unique strings of valid Unicode text (no lone surrogates)."""
     for i, s in enumerate(labels):
-        if not isinstance(s, str):
-            raise TypeError(f"labels[{i}] must be a str; got {type(s).__name__} {s!r}.")
-        try:
-            s.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"labels[{i}] = {ascii(s)} is not valid Unicode text (a lone surrogate); "
-                "decode the vocabulary with errors='strict' or fix the label."
-            ) from None
+        hint = "; decode the vocabulary with errors='strict' or fix the label"
+        check_text(s, f"labels[{i}]", hint)
     if not labels:
         raise ValueError("labels must not be empty.")
     if len(set(labels)) != len(labels):

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._validate import check_text
 from ..defaults import (
     AVG_TOKEN_LEN,
     DEFAULT_ALPHA,
@@ -351,14 +352,7 @@ class LanguageModel(AbstractLanguageModel):
                 raise TypeError("unigrams must be a collection of words, not a single string.")
             words = set(unigrams)
             for w in words:
-                if not isinstance(w, str):
-                    raise TypeError(f"unigrams must be strings; got {type(w).__name__} {w!r}.")
-                try:
-                    w.encode("utf-8")
-                except UnicodeEncodeError:
-                    raise ValueError(
-                        f"the unigram {ascii(w)[:60]} is not valid Unicode text (a lone surrogate)."
-                    ) from None
+                check_text(w, "the unigram", sep=" ")
             self._unigram_set = {w for w in words if w in kenlm_model}
             if words and not self._unigram_set:
                 raise ValueError(

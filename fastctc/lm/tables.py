@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import check_text
 from ..kernels import lm_state as ks
 from ..kernels.lm_cache import hash_strings, insert_float_int, insert_int, make_set, store_answers
 from .models import (
@@ -368,14 +369,7 @@ def normalise_hotwords(hotwords: Iterable[str] | None) -> tuple[str, ...]:
         )
     out = []
     for i, h in enumerate(hotwords):
-        if not isinstance(h, str):
-            raise TypeError(f"hotwords[{i}] must be a str; got {type(h).__name__} {h!r}.")
-        try:
-            h.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                f"hotwords[{i}] = {ascii(h)[:60]} is not valid Unicode text (a lone surrogate)."
-            ) from None
+        check_text(h, f"hotwords[{i}]")
         if h.strip():
             out.append(h.strip())
     return tuple(out)
