@@ -183,3 +183,21 @@ def test_kth_smallest_matches_partition(values, r):
     a = np.array(values, dtype=np.float64)
     r = r % a.size
     assert kth_smallest(a.copy(), a.size, r) == np.partition(a, r)[r]
+
+
+def test_setting_a_parameter_drops_cached_scores(sim):
+    """``lm.alpha = ...`` (what transformers and users write) takes effect on the cache path
+    as reset_params does; reset_params with nothing to set keeps the cache."""
+    labels, lps, kw = sim
+    dec = _build(labels, kw)
+    dec.decode(lps[0], beam_width=16)
+    cached = dec.lm_tables.n_cached_scores
+    dec.reset_params()
+    dec.reset_params(alpha=None, beta=None)
+    assert dec.lm_tables.n_cached_scores == cached
+    dec.language_model.alpha = 1.7
+    dec.language_model.beta = 0.3
+    fresh = _build(labels, dict(kw, alpha=1.7, beta=0.3))
+    assert _beams(dec, lps[:2], beam_width=16) == _beams(fresh, lps[:2], beam_width=16)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        dec.language_model.alpha = float("nan")

@@ -38,7 +38,12 @@ def snippets() -> list[tuple[str, str]]:
 
 def _needs(code: str) -> list[str]:
     """Optional modules the snippet imports that are not installed."""
-    wanted = {"torch": "torch", "fastctc.cuda": "numba.cuda", "pyctcdecode": "pyctcdecode"}
+    wanted = {
+        "torch": "torch",
+        "fastctc.cuda": "numba.cuda",
+        "pyctcdecode": "pyctcdecode",
+        "fastctc.transformers": "transformers",
+    }
     return [
         mod
         for key, mod in wanted.items()

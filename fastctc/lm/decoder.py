@@ -330,6 +330,8 @@ class BeamSearchDecoderCTC:
             params["unk_score_offset"] = unk_score_offset
         if lm_score_boundary is not None:
             params["score_boundary"] = lm_score_boundary
+        if not params:  # transformers calls reset_params(alpha=None, ...) on every decode
+            return
         lm.reset_params(**params)
         assert self._tables is not None
         self._tables.clear()

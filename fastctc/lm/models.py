@@ -363,10 +363,6 @@ class LanguageModel(AbstractLanguageModel):
             self._have_unigrams = True
         self._version = 0
         self._prefix_set: tuple[np.ndarray, np.ndarray] | None = None
-        self.alpha = alpha
-        self.beta = beta
-        self.unk_score_offset = unk_score_offset
-        self.score_boundary = score_boundary
         self.reset_params(
             alpha=alpha, beta=beta, unk_score_offset=unk_score_offset, score_boundary=score_boundary
         )
@@ -404,23 +400,57 @@ class LanguageModel(AbstractLanguageModel):
         """Known words (a copy)."""
         return set(self._unigram_set)
 
+    # the four parameters: setting one (directly or by reset_params) drops cached scores
+    @property
+    def alpha(self) -> float:
+        """LM weight."""
+        return self._alpha
+
+    @alpha.setter
+    def alpha(self, value: Any) -> None:
+        self._alpha = _finite_float(value, "alpha")
+        self._version += 1
+
+    @property
+    def beta(self) -> float:
+        """Word insertion bonus."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: Any) -> None:
+        self._beta = _finite_float(value, "beta")
+        self._version += 1
+
+    @property
+    def unk_score_offset(self) -> float:
+        """Log10 offset of unknown words and unmatched word parts."""
+        return self._unk_score_offset
+
+    @unk_score_offset.setter
+    def unk_score_offset(self, value: Any) -> None:
+        self._unk_score_offset = _finite_float(value, "unk_score_offset")
+        self._version += 1
+
+    @property
+    def score_boundary(self) -> bool:
+        """Whether the sentence start ``<s>`` and end ``</s>`` are scored."""
+        return self._score_boundary
+
+    @score_boundary.setter
+    def score_boundary(self, value: Any) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"score_boundary must be a bool; got {type(value).__name__} {value!r}.")
+        self._score_boundary = bool(value)
+        self._version += 1
+
     def reset_params(self, **params: Any) -> None:
         """Set any of ``alpha``, ``beta``, ``unk_score_offset`` (float) and
-        ``score_boundary`` (bool); cached kernel scores are invalidated."""
-        for name in ("alpha", "beta", "unk_score_offset"):
+        ``score_boundary`` (bool); values left out or ``None`` stay as they are. Cached
+        kernel scores are dropped when something is set (as when an attribute is set)."""
+        for name in ("alpha", "beta", "unk_score_offset", "score_boundary"):
             val = params.get(name)
             if val is not None:
-                if isinstance(val, bool) or not isinstance(val, (int, float, np.floating)):
-                    raise TypeError(f"{name} must be a float; got {type(val).__name__} {val!r}.")
-                if not math.isfinite(float(val)):
-                    raise ValueError(f"{name} must be finite; got {val!r}.")
-                setattr(self, name, float(val))
-        sb = params.get("score_boundary")
-        if sb is not None:
-            if not isinstance(sb, (bool, np.bool_)):
-                raise TypeError(f"score_boundary must be a bool; got {type(sb).__name__} {sb!r}.")
-            self.score_boundary = bool(sb)
-        self._version += 1
+                setattr(self, name, val)
 
     def get_start_state(self) -> Any:
         """``<s>`` context when scoring boundaries, else the null context."""
@@ -667,6 +697,15 @@ def _ngram_tables(kenlm_model: Any) -> tuple[NgramTables | None, str]:
             f"order {int(kenlm_model.order)}"
         )
     return tables, ""
+
+
+def _finite_float(value: Any, name: str) -> float:
+    """``value`` as a float, when it is a finite real number (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a float; got {type(value).__name__} {value!r}.")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be finite; got {value!r}.")
+    return float(value)
 
 
 def weighted_score(alpha: float, beta: float, log10_score: float) -> float:
