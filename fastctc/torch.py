@@ -19,6 +19,14 @@ gradient of ``log_probs``: the gradient with respect to the *logits* when
 ``log_softmax``. Both conventions give the same gradient for the logits (the
 ``exp(log_probs)`` term is absorbed by the backward of ``log_softmax``), so training a model
 ending in ``log_softmax`` is unchanged; the gradients read on ``log_probs`` itself differ.
+
+torch.compile
+-------------
+The loss is the custom op ``torch.ops.fastctc.ctc_loss`` (``torch.library.custom_op``) with a
+fake-tensor implementation and an autograd formula, so compiled code calls fastctc's kernels
+as one opaque node: ``torch.compile(fullgraph=True)`` traces a model and its loss without graph
+breaks, whether or not fastctc ran before in the process. The op returns the loss and the
+gradient (computed together in the forward pass; an empty tensor when no gradient is needed).
 """
 
 from __future__ import annotations
@@ -27,8 +35,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
+from . import _validate as _v
+from .loss import _REDUCTIONS
 from .loss import ctc_loss as _cpu_ctc_loss
 
 __all__ = ["CTCLoss", "ctc_loss"]
@@ -129,45 +138,81 @@ def _cpu_forward(
     return loss_t, grad_t
 
 
-class _CTCLossFunction(torch.autograd.Function):
-    """Autograd function; the gradient is computed with the loss, in the forward pass."""
+def _as_tensor(x: Any) -> torch.Tensor:
+    """Targets or lengths as a tensor for the custom op (tensors unchanged, no copy)."""
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any,
-        log_probs: torch.Tensor,
-        targets: Any,
-        input_lengths: Any,
-        target_lengths: Any,
-        blank: int,
-        reduction: str,
-        zero_infinity: bool,
-    ) -> torch.Tensor:
-        want_grad = bool(ctx.needs_input_grad[0])
-        run = _cuda_forward if log_probs.is_cuda else _cpu_forward
-        loss, grad = run(
-            log_probs,
-            targets,
-            input_lengths,
-            target_lengths,
-            blank,
-            reduction,
-            zero_infinity,
-            want_grad,
+
+@torch.library.custom_op("fastctc::ctc_loss", mutates_args=())
+def _ctc_loss_op(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+    reduction: str,
+    zero_infinity: bool,
+    want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and, when ``want_grad``, its gradient on ``log_probs`` (else an empty tensor).
+
+    A custom op, so that ``torch.compile`` calls it as one opaque node: Dynamo never traces
+    into NumPy or Numba, and fake tensors get their shapes from :func:`_ctc_loss_fake`.
+    """
+    run = _cuda_forward if log_probs.is_cuda else _cpu_forward
+    loss, grad = run(
+        log_probs,
+        targets,
+        input_lengths,
+        target_lengths,
+        blank,
+        reduction,
+        zero_infinity,
+        want_grad,
+    )
+    loss = loss.to(log_probs.dtype) if loss.dtype != log_probs.dtype else loss
+    if grad is None:
+        grad = log_probs.new_empty(0)
+    return loss, grad
+
+
+@_ctc_loss_op.register_fake
+def _ctc_loss_fake(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+    reduction: str,
+    zero_infinity: bool,
+    want_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    batched = reduction == "none" and log_probs.dim() == 3
+    loss = log_probs.new_empty((log_probs.shape[1],) if batched else ())
+    grad = torch.empty_like(log_probs) if want_grad else log_probs.new_empty(0)
+    return loss, grad
+
+
+def _ctc_setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+    ctx.save_for_backward(output[1])
+
+
+def _ctc_backward(ctx: Any, grad_loss: torch.Tensor, _grad_grad: Any) -> tuple[Any, ...]:
+    (grad,) = ctx.saved_tensors
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        # the saved gradient is a constant here: a second derivative would be silently wrong
+        raise RuntimeError(
+            "fastctc.torch.ctc_loss is differentiable once; backward(create_graph=True) "
+            "is not supported."
         )
-        if grad is not None:
-            ctx.save_for_backward(grad)
-        return loss.to(log_probs.dtype) if loss.dtype != log_probs.dtype else loss
+    if grad_loss.dim() == 1:  # reduction "none", batched: one weight per sequence
+        g = grad * grad_loss.to(grad.dtype)[None, :, None]
+    else:
+        g = grad * grad_loss.to(grad.dtype)
+    return g, None, None, None, None, None, None, None
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
-        (grad,) = ctx.saved_tensors
-        if grad_output.dim() == 1:  # reduction "none", batched: one weight per sequence
-            g = grad * grad_output.to(grad.dtype)[None, :, None]
-        else:
-            g = grad * grad_output.to(grad.dtype)
-        return g, None, None, None, None, None, None
+
+_ctc_loss_op.register_autograd(_ctc_backward, setup_context=_ctc_setup_context)
 
 
 def ctc_loss(
@@ -229,9 +274,21 @@ def ctc_loss(
             "log_probs must be a floating-point tensor (float32 or float64); "
             f"got dtype {log_probs.dtype}."
         )
-    return _CTCLossFunction.apply(
-        log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity
+    if reduction not in _REDUCTIONS:
+        # checked here as fastctc.ctc_loss does, so that fake tensors and kernels agree
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}; got {reduction!r}.")
+    want_grad = torch.is_grad_enabled() and log_probs.requires_grad
+    loss, _ = _ctc_loss_op(
+        log_probs,
+        _as_tensor(targets),
+        _as_tensor(input_lengths),
+        _as_tensor(target_lengths),
+        _v.as_int(blank, "blank"),
+        reduction,
+        bool(zero_infinity),
+        want_grad,
     )
+    return loss
 
 
 class CTCLoss(torch.nn.Module):
