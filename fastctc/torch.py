@@ -31,16 +31,19 @@ gradient (computed together in the forward pass; an empty tensor when no gradien
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from . import _validate as _v
+from .align import forced_align as _np_forced_align
+from .align import merge_tokens as _np_merge_tokens
 from .loss import _REDUCTIONS
 from .loss import ctc_loss as _cpu_ctc_loss
 
-__all__ = ["CTCLoss", "ctc_loss"]
+__all__ = ["CTCLoss", "TokenSpan", "ctc_loss", "forced_align", "merge_tokens"]
 
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
@@ -336,3 +339,165 @@ class CTCLoss(torch.nn.Module):
         return (
             f"blank={self.blank}, reduction={self.reduction!r}, zero_infinity={self.zero_infinity}"
         )
+
+
+def forced_align(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: Any = None,
+    target_lengths: Any = None,
+    blank: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best CTC path emitting ``targets``, as ``torchaudio.functional.forced_align``.
+
+    The same arguments, shapes and results as torchaudio's, computed by
+    :func:`fastctc.forced_align` on the CPU (on threads for batches). Extensions: a batch
+    of any size (torchaudio takes one utterance), ``input_lengths`` shorter than ``T`` (the
+    remaining frames hold -1 with score 0), and a negative ``blank`` counting from the end.
+
+    Parameters
+    ----------
+    log_probs : Tensor of shape (B, T, C)
+        Log-probabilities, any floating dtype and device; column ``blank`` is the blank.
+    targets : Tensor of int32 or int64, shape (B, L)
+        Target labels without blanks, padded rows (see ``target_lengths``).
+    input_lengths : Tensor or array of int, shape (B,), optional
+        Valid frames per utterance (default: ``T``).
+    target_lengths : Tensor or array of int, shape (B,), optional
+        Valid labels per utterance (default: ``L``).
+    blank : int
+        Index of the blank class.
+
+    Returns
+    -------
+    alignments : Tensor of shape (B, T), ``targets``' dtype
+        Label of every frame on the best path (blank included).
+    scores : Tensor of shape (B, T), ``log_probs``' dtype
+        ``log_probs[b, t, alignments[b, t]]``, the log-probability of each frame's label
+        (``scores.exp()`` gives probabilities). Both on ``log_probs``' device.
+
+    Raises
+    ------
+    TypeError
+        ``log_probs`` or ``targets`` not tensors, non-floating ``log_probs``, targets not
+        int32/int64.
+    ValueError
+        As :func:`fastctc.forced_align`: wrong shapes, targets containing ``blank`` or out of
+        range, an utterance too short for its target, no path of finite probability.
+
+    Notes
+    -----
+    Ties between equally good paths are broken as torchaudio does (stay, then advance, then
+    skip a blank), except at the last frame: when ending on the final blank and ending on the
+    last label score exactly the same, fastctc ends on the blank and torchaudio on the label.
+
+    Examples
+    --------
+    >>> import torch, fastctc.torch
+    >>> lp = torch.tensor([[.7, .2, .1], [.2, .7, .1], [.6, .2, .2], [.1, .1, .8]]).log()
+    >>> ali, scores = fastctc.torch.forced_align(lp[None], torch.tensor([[1, 2]]))
+    >>> ali
+    tensor([[0, 1, 0, 2]])
+    >>> scores.exp()
+    tensor([[0.7000, 0.7000, 0.6000, 0.8000]])
+    """
+    for name, x in (("log_probs", log_probs), ("targets", targets)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}.")
+    if not log_probs.is_floating_point():
+        raise TypeError(f"log_probs must be a floating-point tensor; got dtype {log_probs.dtype}.")
+    if targets.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"targets must be int32 or int64; got dtype {targets.dtype}.")
+    if log_probs.dim() != 3 or targets.dim() != 2:
+        raise ValueError(
+            "log_probs must be 3-D (B, T, C) and targets 2-D (B, L), as torchaudio's; got "
+            f"shapes {tuple(log_probs.shape)} and {tuple(targets.shape)}. "
+            "Add a batch dimension with x[None]."
+        )
+    lp = log_probs.detach().cpu()
+    if lp.dtype not in (torch.float32, torch.float64):
+        lp = lp.float()
+    res = _np_forced_align(
+        lp.numpy(),
+        targets.detach().cpu().numpy(),
+        _host_ints(input_lengths),
+        _host_ints(target_lengths),
+        blank=blank,
+    )
+    paths = torch.from_numpy(res.tokens).to(log_probs.device)
+    valid = paths >= 0
+    scores = log_probs.detach().gather(-1, paths.clamp(min=0)[..., None])[..., 0]
+    scores = scores.masked_fill(~valid, 0.0)
+    return paths.to(targets.dtype), scores
+
+
+@dataclass
+class TokenSpan:
+    """A token with its frames and score, as ``torchaudio.functional.TokenSpan``.
+
+    Attributes
+    ----------
+    token : int
+        The label.
+    start : int
+        First frame (inclusive).
+    end : int
+        End frame (exclusive); ``len(span)`` is ``end - start``.
+    score : float
+        Mean of the frame scores over the span.
+    """
+
+    token: int
+    start: int
+    end: int
+    score: float
+
+    def __len__(self) -> int:
+        """Frames in the span."""
+        return self.end - self.start
+
+
+def merge_tokens(tokens: torch.Tensor, scores: torch.Tensor, blank: int = 0) -> list[TokenSpan]:
+    """Token spans of one alignment, as ``torchaudio.functional.merge_tokens``.
+
+    Runs of one non-blank label become one :class:`TokenSpan`; blanks (and the -1 frames
+    :func:`forced_align` leaves past ``input_lengths``) belong to no span.
+
+    Parameters
+    ----------
+    tokens : Tensor of int, shape (T,)
+        One row of :func:`forced_align`'s ``alignments``.
+    scores : Tensor of float, shape (T,)
+        The matching row of its ``scores``.
+    blank : int
+        The blank label.
+
+    Returns
+    -------
+    list of TokenSpan
+        In time order; ``score`` is ``scores[start:end].mean().item()``, as torchaudio.
+
+    Raises
+    ------
+    TypeError
+        Non-integer ``tokens`` or non-real ``scores``.
+    ValueError
+        ``tokens`` and ``scores`` not 1-D of the same length.
+
+    Examples
+    --------
+    >>> import torch, fastctc.torch
+    >>> spans = fastctc.torch.merge_tokens(torch.tensor([0, 3, 3, 0, 4]), torch.zeros(5))
+    >>> [(s.token, s.start, s.end, len(s)) for s in spans]
+    [(3, 1, 3, 2), (4, 4, 5, 1)]
+    """
+    sc = scores.detach().cpu() if isinstance(scores, torch.Tensor) else torch.as_tensor(scores)
+    if not sc.is_floating_point() and not sc.is_complex():
+        sc = sc.double()  # integer scores: means as floats (complex ones are refused below)
+    spans = _np_merge_tokens(_host_ints(tokens), sc.numpy(), blank=blank)
+    return [
+        TokenSpan(
+            s.token, s.start_frame, s.end_frame, sc[s.start_frame : s.end_frame].mean().item()
+        )
+        for s in spans
+    ]

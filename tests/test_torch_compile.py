@@ -148,3 +148,11 @@ def test_compiled_options_equal_eager(reduction):
             logits.log_softmax(-1), targets, il, tl, C - 1, reduction, zero_infinity
         )
         torch.testing.assert_close(l1, ref, rtol=1e-10, atol=0)
+
+
+def test_op_is_registered_and_double_backward_refused():
+    assert hasattr(torch.ops.fastctc, "ctc_loss")
+    lp = torch.randn(5, 2, 4, dtype=torch.float64).log_softmax(-1).requires_grad_()
+    loss = ft.ctc_loss(lp, torch.tensor([[1, 2], [3, 3]]), [5, 5], [2, 2])
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        torch.autograd.grad(loss, lp, create_graph=True)
