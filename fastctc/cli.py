@@ -1,18 +1,24 @@
-"""The ``fastctc`` command line: ``decode``, ``demo``, ``align`` and ``plot``.
+"""The ``fastctc`` command line: ``decode``, ``merge``, ``warmup``, ``demo``, ``align``, ``plot``.
 
 ``fastctc decode`` is offline batch decoding: folders of acoustic-model outputs in, transcripts
 out (JSON Lines or TSV), written as they are decoded so an interrupted run keeps its work and
-``--resume`` carries on where it stopped. Run ``fastctc <command> --help`` for the options.
+``--resume`` carries on where it stopped. ``--shard K/N`` decodes one of N parts of the inputs
+(by a hash of each utterance id), so that N independent jobs cover a corpus once, and
+``fastctc merge`` joins their outputs, reporting ids that are missing or decoded twice.
+``fastctc warmup`` fills Numba's disk cache (for container images and cluster nodes). Run
+``fastctc <command> --help`` for the options.
 
 Exit status: 0 everything decoded; 1 stopped by an error (``--strict`` or a fatal one);
-2 wrong usage; 3 finished, but some inputs were skipped (each reported on stderr); 130
-interrupted (what was decoded so far is kept).
+2 wrong usage; 3 finished, but some inputs were skipped (each reported on stderr; for
+``merge``: ids missing or decoded differently twice); 130 interrupted (what was decoded so far
+is kept).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import sys
@@ -116,6 +122,13 @@ def _positive_int(text: str) -> int:
     if x < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1; got {x}")
     return x
+
+
+def _shard(text: str) -> fio.Shard:
+    try:
+        return fio.parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
@@ -322,8 +335,81 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="reference transcripts (id<TAB>text): print CER/WER at the end",
     )
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="decode only part K of N, K = 0..N-1 (numbered from 0, as Kubernetes' "
+        "JOB_COMPLETION_INDEX; Slurm: --array=0-<N-1>): the utterances whose id hashes to K "
+        "(SHA-256 of the id, modulo N). The split depends on the ids alone, not on the order, "
+        "folder or machine the inputs are listed on, so N jobs given the same inputs decode "
+        "every utterance once; each writes its own output (with --resume, reruns are safe), "
+        "joined by 'fastctc merge'. By id rather than by file: ids are what merge checks, and "
+        "an .npz archive is shared by all shards, each reading only the zip directory and its "
+        "own members",
+    )
     _add_decoding_options(p)
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser(
+        "merge",
+        help="join the outputs of sharded decode runs; report missing and duplicated ids",
+        description="Join the JSON Lines or TSV outputs of 'fastctc decode' (shards, reruns) "
+        "into one file, each id once. Records are copied as they are. Order: that of --inputs "
+        "or --ids when given (with --inputs, the order an unsharded decode writes), otherwise "
+        "sorted by id. Reported on stderr, with exit status 3: expected ids that no output "
+        "holds, ids found twice with different records (the first, in argument order, is "
+        "kept; identical ones are simply kept once), outputs cut short by an interruption "
+        "and outputs that do not exist.",
+    )
+    p.add_argument(
+        "parts",
+        nargs="+",
+        metavar="SHARD_OUTPUT",
+        help="outputs of fastctc decode, all JSON Lines or all TSV (told from their first line)",
+    )
+    p.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="merged file (default: stdout)"
+    )
+    expected = p.add_mutually_exclusive_group()
+    expected.add_argument(
+        "--inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="the inputs given to decode (files, folders): their ids are the ones expected "
+        "(an .npz archive's member names are read from its zip directory, not its data)",
+    )
+    expected.add_argument(
+        "--ids",
+        metavar="FILE",
+        help="the ids expected, one a line; only the first tab-separated field counts, so a "
+        "references or transcripts file (id<TAB>text) will do",
+    )
+    p.add_argument(
+        "--shards",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="the N of --shard K/N: missing ids are also counted per shard, naming the jobs "
+        "to rerun",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary (problems are reported)")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser(
+        "warmup",
+        help="compile every kernel into Numba's disk cache (for images and cluster nodes)",
+        description="Compile fastctc's CPU kernels (loss, greedy and prefix beam search, "
+        "forced alignment, metrics, language-model readers and the LM decoder; float32 and "
+        "float64) on tiny inputs, so that they are in Numba's disk cache before the first "
+        "decode. Later processes load them instead of compiling. The cache folder is "
+        "NUMBA_CACHE_DIR when set (use it for a read-only install, or to keep the cache in a "
+        "container image), else Numba's user-wide cache for an installed copy, else "
+        "__pycache__ beside the modules of a source checkout.",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    p.set_defaults(func=cmd_warmup)
 
     p = sub.add_parser(
         "demo",
@@ -868,13 +954,16 @@ def cmd_decode(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise UsageError(f"--refs: {exc}") from None
     _, decoder = make_decoder(args, labels, blank)
-    sources = list(fio.list_sources(args.inputs))
-    _check_output(args.output, _input_files(args, sources))
+    listed = list(fio.list_sources(args.inputs))
+    _check_output(args.output, _input_files(args, listed))
+    sources = list(fio.select_shard(listed, args.shard))
     reader = fio.MatrixReader(len(labels), args.input_kind, args.max_bytes)
     run = _Run("decode", args, t_start)
     texts: dict[str, str] = {}
     with _open_output(args.output, args.resume, args.format) as (fh, done):
         writer = fio.ResultWriter(fh, args.format, args.frame_shift)
+        if args.shard is not None:
+            _check_resumed_shard(done, args.shard, args.output)
         texts.update(done)
         bar = _Progress(sum(isinstance(s, fio.Source) for s in sources), args.quiet, "decode")
         seen: dict[str, str] = {}
@@ -921,12 +1010,31 @@ def cmd_decode(args: argparse.Namespace) -> int:
             reader.close()
         bar.close()
     extra = _score_refs(refs, texts) if refs is not None else ""
-    run.summary(extra)
+    if args.shard is not None:
+        total = sum(isinstance(s, fio.Source) for s in listed)
+        mine = sum(isinstance(s, fio.Source) for s in sources)
+        part = f"shard {args.shard}: {mine} of {total} utterances listed"
+        run.summary(f"{part}; {extra}" if extra else part)
+    else:
+        run.summary(extra)
     if refs is not None and args.quiet:
         print(f"fastctc decode: {extra}", file=sys.stderr)
     if stopped:
         return EXIT_ERROR
     return EXIT_SKIPPED if run.skipped else EXIT_OK
+
+
+def _check_resumed_shard(done: dict[str, str], shard: fio.Shard, output: str) -> None:
+    """Warn when an output resumed with ``--shard`` holds ids of other shards: most likely
+    the wrong file, or jobs that share one output (each shard needs its own)."""
+    foreign = [uid for uid in done if fio.shard_of(uid, shard.count) != shard.index]
+    if foreign:
+        print(
+            f"fastctc decode: warning: {output} holds {len(foreign)} ids of other shards than "
+            f"{shard} (such as {foreign[0]!r}); is it this shard's output? Each shard needs "
+            "an output file of its own.",
+            file=sys.stderr,
+        )
 
 
 _BATCH_BYTES = 1 << 30  # padded batches stay below this, however long one utterance is
@@ -995,6 +1103,321 @@ def _score_refs(refs: dict[str, str], texts: dict[str, str]) -> str:
     return f"CER {100 * cer(r, h):.2f}% WER {100 * wer(r, h):.2f}% over {len(ids)} utterances" + (
         f" ({missing} without a reference)" if missing else ""
     )
+
+
+# --------------------------------------------------------------------------- merge
+
+#: Ids named one by one in a report of ``fastctc merge``; the others are counted.
+_MAX_NAMED = 20
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``fastctc merge``."""
+    t_start = time.perf_counter()
+    problems = 0
+
+    def problem(message: str) -> None:
+        nonlocal problems
+        problems += 1
+        print(f"fastctc merge: {message}", file=sys.stderr)
+
+    expected, where, listed = _expected_ids(args, problem)
+    _check_output(args.output, [*args.parts, *listed, *(args.inputs or []), args.ids])
+    fmt, parts = _read_parts(args.parts, problem)
+    index: dict[str, tuple[int, fio.OutputRecord]] = {}  # id -> its first record
+    same = differ = 0
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(p, "rb")) if s is not None else None for p, s in parts]
+
+        def line_of(k: int, rec: fio.OutputRecord) -> bytes:
+            fh = files[k]
+            assert fh is not None
+            fh.seek(rec.start)
+            return fh.read(rec.end - rec.start)
+
+        for k, (path, scan) in enumerate(parts):
+            for rec in scan.records if scan is not None else ():
+                first = index.setdefault(rec.uid, (k, rec))
+                if first[1] is rec:
+                    continue
+                if _same_record(line_of(*first), line_of(k, rec), fmt):
+                    same += 1
+                    continue
+                differ += 1
+                if differ <= _MAX_NAMED:
+                    problem(
+                        f"id {rec.uid!r} has different records in {parts[first[0]][0]} line "
+                        f"{first[1].line} and {path} line {rec.line}; the first is kept"
+                    )
+        if differ > _MAX_NAMED:
+            problem(f"... and {differ - _MAX_NAMED} more ids with different records")
+        missing: list[str] = []
+        if expected is None:
+            order = sorted(index)
+        else:
+            wanted = set(expected)
+            order = [uid for uid in expected if uid in index]
+            missing = [uid for uid in expected if uid not in index]
+            extra = sorted(uid for uid in index if uid not in wanted)
+            if extra:
+                what = "--inputs" if args.inputs else args.ids
+                problem(
+                    f"{len(extra)} ids in the outputs are not among the expected ones of "
+                    f"{what} (such as {extra[0]!r}); they are written after the others"
+                )
+                order += extra
+        with _open_merged(args.output) as out:
+            for uid in order:
+                out.write(line_of(*index[uid]))
+    if missing:
+        _report_missing(missing, where, args.shards, problem)
+    if not args.quiet:
+        wall = time.perf_counter() - t_start
+        dest = "stdout" if args.output == "-" else args.output
+        how = "sorted by id" if expected is None else "in the order of the expected ids"
+        parts_text = [
+            f"{len(order)} records from {len(parts)} output{'s' * (len(parts) != 1)} "
+            f"written to {dest} ({how}) in {wall:.2f} s"
+        ]
+        if same:
+            parts_text.append(f"{same} found again with an identical record, kept once")
+        if expected is not None:
+            parts_text.append(
+                f"{len(missing)} of {len(expected)} expected ids missing"
+                if missing
+                else f"all {len(expected)} expected ids present"
+            )
+        print("fastctc merge: " + "; ".join(parts_text), file=sys.stderr)
+    return EXIT_SKIPPED if problems else EXIT_OK
+
+
+def _expected_ids(
+    args: argparse.Namespace, problem: Callable[[str], None]
+) -> tuple[list[str] | None, dict[str, str], list[Path]]:
+    """The expected ids in order (None when neither ``--inputs`` nor ``--ids`` is given),
+    where each comes from, and the input files listed."""
+    if args.inputs:
+        ids: list[str] = []
+        where: dict[str, str] = {}
+        files: list[Path] = []
+        for src in fio.list_sources(args.inputs):
+            if isinstance(src, fio.InputProblem):
+                problem(f"--inputs: {src.where}: {src.reason}")
+            elif src.uid not in where:
+                ids.append(src.uid)
+                where[src.uid] = src.where
+                files.append(src.path)
+        return ids, where, files
+    if args.ids:
+        try:
+            with open(args.ids, encoding="utf-8") as fh:
+                found = [line.rstrip("\r\n").split("\t")[0] for line in fh]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--ids: cannot read {args.ids}: {exc}") from None
+        ids = list(dict.fromkeys(uid for uid in found if uid.strip()))
+        return ids, {}, []
+    return None, {}, []
+
+
+def _read_parts(
+    paths: Sequence[str], problem: Callable[[str], None]
+) -> tuple[str | None, list[tuple[str, fio.OutputScan | None]]]:
+    """The format shared by the outputs (None when none holds a line) and each one's records
+    (None for an output that does not exist)."""
+    formats: dict[str, str] = {}
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        try:
+            fmt = fio.output_format(path)
+        except ValueError as exc:
+            raise UsageError(f"{exc}. Merge outputs of fastctc decode only.") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from None
+        if fmt is not None:
+            formats.setdefault(fmt, path)
+    if len(formats) > 1:
+        raise UsageError(
+            f"the outputs mix formats ({formats['jsonl']} is JSON Lines, {formats['tsv']} is "
+            "TSV); merge outputs of one format."
+        )
+    fmt = next(iter(formats), None)
+    parts: list[tuple[str, fio.OutputScan | None]] = []
+    for path in paths:
+        if not os.path.exists(path):
+            problem(f"{path}: no such file (a shard that did not run?)")
+            parts.append((path, None))
+            continue
+        try:
+            scan = fio.scan_output(path, fmt or "jsonl")
+        except ValueError as exc:
+            raise UsageError(f"{exc}. Merge outputs of fastctc decode only.") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from None
+        if scan.keep < scan.size:
+            problem(
+                f"{path}: its last line is cut short (an interrupted run?) and is left out; "
+                "rerun that shard with --resume"
+            )
+        parts.append((path, scan))
+    return fmt, parts
+
+
+def _same_record(a: bytes, b: bytes, fmt: str | None) -> bool:
+    """Whether two output lines hold the same record (JSON compared as values)."""
+    if fmt == "jsonl":
+        return bool(json.loads(a) == json.loads(b))
+    return a.rstrip(b"\r\n") == b.rstrip(b"\r\n")
+
+
+@contextlib.contextmanager
+def _open_merged(path: str) -> Iterator[Any]:
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    try:
+        fh = open(path, "wb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc}") from None
+    with fh:
+        yield fh
+
+
+def _report_missing(
+    missing: list[str], where: dict[str, str], shards: int | None, problem: Callable[[str], None]
+) -> None:
+    for uid in missing[:_MAX_NAMED]:
+        shard = f", shard {fio.shard_of(uid, shards)}/{shards}" if shards else ""
+        place = f" ({where[uid]}{shard})" if uid in where else (f" ({shard[2:]})" if shard else "")
+        problem(f"missing id {uid!r}{place}: in no output")
+    if len(missing) > _MAX_NAMED:
+        problem(f"... and {len(missing) - _MAX_NAMED} more missing ids")
+    if shards:
+        per: dict[int, int] = {}
+        for uid in missing:
+            k = fio.shard_of(uid, shards)
+            per[k] = per.get(k, 0) + 1
+        counts = ", ".join(f"{k}/{shards}: {n}" for k, n in sorted(per.items()))
+        problem(f"missing ids per shard: {counts}; rerun those shards with --resume")
+
+
+# --------------------------------------------------------------------------- warmup
+
+
+def _kernel_dispatchers() -> list[Any]:
+    """Every Numba dispatcher of ``fastctc.kernels`` (none under ``NUMBA_DISABLE_JIT=1``)."""
+    import importlib
+    import pkgutil
+
+    from numba.core.dispatcher import Dispatcher
+
+    from . import kernels
+
+    found: dict[int, Any] = {}
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, Dispatcher):
+                found[id(obj)] = obj
+    return list(found.values())
+
+
+def _warmup_steps() -> list[tuple[str, Callable[[], Any]]]:
+    """What ``fastctc warmup`` runs: tiny calls reaching every kernel entry point, in each
+    float type the public functions keep (float32 and float64)."""
+    import fastctc
+
+    dtypes = (np.float32, np.float64)
+
+    def batch(dtype: Any) -> np.ndarray:
+        return fastctc.log_softmax(np.zeros((2, 6, 4), dtype=dtype))
+
+    def loss() -> None:
+        for dt in dtypes:
+            lp = batch(dt).transpose(1, 0, 2)
+            fastctc.ctc_loss(lp, [[1, 2], [3, 3]], [6, 5], [2, 2], return_grad=True)
+
+    def greedy() -> None:
+        for dt in dtypes:
+            fastctc.greedy_decode_batch(batch(dt), num_threads=1)
+
+    def beam() -> None:
+        for dt in dtypes:
+            fastctc.beam_search_batch(batch(dt), beam_width=4, top_paths=2, num_threads=1)
+
+    def align() -> None:
+        for dt in dtypes:
+            res = fastctc.forced_align(batch(dt), [[1, 2], [3, 3]], [6, 5], [2, 2], num_threads=1)
+            fastctc.merge_tokens(res[0][0], np.exp(res[1][0]))
+
+    def metrics() -> None:
+        fastctc.edit_distance("ab", "b")
+        fastctc.cer(["ab c"], ["a c"])
+        fastctc.wer(["ab c"], ["a c"])
+
+    def lm_tiny() -> None:
+        from .lm.decoder import warmup_decoder
+
+        warmup_decoder()
+
+    def lm_bundled() -> None:
+        from .data import default_lm, demo
+        from .lm import load_model
+
+        bundled = default_lm()
+        load_model(bundled.path, backend="fastctc").score("the cat", bos=True, eos=True)
+        decoder = fastctc.build_ctcdecoder(
+            bundled.labels, kenlm_model_path=str(bundled.path), unigrams=bundled.unigrams
+        )
+        utt = demo().log_probs[1]
+        decoder.decode_beams_batch(None, [utt, utt[:8]], beam_width=8, num_threads=1)
+
+    return [
+        ("CTC loss and gradient", loss),
+        ("greedy decoding", greedy),
+        ("prefix beam search", beam),
+        ("forced alignment", align),
+        ("edit distance, CER, WER", metrics),
+        ("LM decoder (tiny model)", lm_tiny),
+        ("bundled LM: reader, decode", lm_bundled),
+    ]
+
+
+def cmd_warmup(args: argparse.Namespace) -> int:
+    """``fastctc warmup``."""
+    from ._cache import cache_path, is_installed_copy
+
+    t_start = time.perf_counter()
+    dispatchers = _kernel_dispatchers()
+    if not dispatchers:
+        print("fastctc warmup: NUMBA_DISABLE_JIT is set: kernels run as Python, nothing to compile")
+        return EXIT_OK
+    folders = sorted({p for p in map(cache_path, dispatchers) if p})
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        why = "under NUMBA_CACHE_DIR"
+    elif is_installed_copy():
+        why = "Numba's user-wide cache folder, for an installed copy"
+    else:
+        why = "beside the modules, for a source checkout"
+    if not args.quiet:
+        print(f"fastctc warmup: kernels cached in {', '.join(folders)} ({why})", flush=True)
+    for name, step in _warmup_steps():
+        t0 = time.perf_counter()
+        step()
+        if not args.quiet:
+            print(f"  {name:<28} {time.perf_counter() - t0:7.2f} s", flush=True)
+    compiled = sum(len(d.stats.cache_misses) for d in dispatchers)
+    loaded = sum(len(d.stats.cache_hits) for d in dispatchers)
+    print(
+        f"fastctc warmup: {compiled} kernel signatures compiled, {loaded} loaded from the "
+        f"cache, in {time.perf_counter() - t_start:.1f} s"
+    )
+    for folder in folders:
+        files = [f for f in Path(folder).glob("*.nb[ic]") if f.is_file()]
+        size = sum(f.stat().st_size for f in files)
+        print(f"fastctc warmup: {folder} holds {len(files)} files, {size / 2**20:.1f} MiB")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- demo

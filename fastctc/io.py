@@ -9,6 +9,7 @@ log-probabilities, probabilities or logits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zipfile
@@ -196,6 +197,89 @@ def _file_sources(path: Path) -> Iterator[Source | InputProblem]:
             yield Source(name, path, name)
     else:
         yield InputProblem(str(path), f"unsupported file type {path.suffix!r}; use .npy or .npz")
+
+
+# --------------------------------------------------------------------------- shards
+
+
+class Shard(NamedTuple):
+    """Shard ``index`` of ``count`` (``0 <= index < count``), as ``--shard K/N`` gives it."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(text: str) -> Shard:
+    """``"K/N"`` as a :class:`Shard`; shards are numbered from 0, so ``K`` is in ``0..N-1``.
+
+    Raises
+    ------
+    ValueError
+        Not two integers ``K/N``, ``N < 1``, or ``K`` outside ``0..N-1`` (the message names
+        the expected range: a 1-based ``N/N`` is refused, never taken for shard 0).
+
+    Examples
+    --------
+    >>> parse_shard("0/4"), str(parse_shard("3/4"))
+    (Shard(index=0, count=4), '3/4')
+    >>> parse_shard("4/4")
+    Traceback (most recent call last):
+    ...
+    ValueError: K must be in 0..3 (shards are numbered from 0, as Kubernetes' \
+JOB_COMPLETION_INDEX; for a Slurm array use --array=0-3); got 4/4
+    """
+    k, sep, n = text.strip().partition("/")
+    try:
+        index, count = int(k), int(n)
+    except ValueError:
+        raise ValueError(f"expected K/N, two integers such as 0/4; got {text!r}") from None
+    if not sep:
+        raise ValueError(f"expected K/N, two integers such as 0/4; got {text!r}")
+    if count < 1:
+        raise ValueError(f"N (the number of shards) must be >= 1; got {text}")
+    if not 0 <= index < count:
+        raise ValueError(
+            f"K must be in 0..{count - 1} (shards are numbered from 0, as Kubernetes' "
+            f"JOB_COMPLETION_INDEX; for a Slurm array use --array=0-{count - 1}); got {text}"
+        )
+    return Shard(index, count)
+
+
+def shard_of(uid: str, count: int) -> int:
+    """The shard (``0..count-1``) that owns utterance ``uid``.
+
+    The first 8 bytes of the SHA-256 digest of the id's UTF-8 bytes, read as a big-endian
+    unsigned integer, modulo ``count``. It depends on the id alone: not on the order or the
+    folder in which inputs are listed, the machine, the file system or the Python process
+    (Python's own ``hash()`` of a string changes from process to process). Ids spread evenly.
+
+    Examples
+    --------
+    >>> [shard_of(f"utt{i}", 3) for i in range(8)]
+    [1, 2, 2, 2, 0, 1, 0, 0]
+    >>> shard_of("anything", 1)
+    0
+    """
+    digest = hashlib.sha256(uid.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def select_shard(
+    sources: Iterable[Source | InputProblem], shard: Shard | None
+) -> Iterator[Source | InputProblem]:
+    """The utterances of ``sources`` that ``shard`` owns (all of them for ``None``), in order.
+
+    Problems are passed on to every shard: an unreadable archive or a missing path has no
+    utterance id to share out, and every shard must say that its part may be incomplete.
+    """
+    for src in sources:
+        if shard is None or isinstance(src, InputProblem):
+            yield src
+        elif shard_of(src.uid, shard.count) == shard.index:
+            yield src
 
 
 DEFAULT_MAX_BYTES = 2 << 30
@@ -591,6 +675,103 @@ def _plausible_tail(tail: bytes, fmt: str) -> bool:
     return False
 
 
+class OutputRecord(NamedTuple):
+    """One record of an output file: its id, its text (unescaped), its line number and the
+    byte span ``[start, end)`` of its line, line break included."""
+
+    uid: str
+    text: str
+    line: int
+    start: int
+    end: int
+
+
+class OutputScan(NamedTuple):
+    """An output file read by :func:`scan_output`: its records in file order, the byte length
+    ``keep`` of its complete lines and its ``size`` (``keep < size``: the last line was cut
+    short by an interrupted write and is not among the records)."""
+
+    records: list[OutputRecord]
+    keep: int
+    size: int
+
+
+def scan_output(path: str | Path, fmt: str) -> OutputScan:
+    """The records of a ``fmt`` output file of fastctc (``jsonl``, ``tsv`` or ``ctm``).
+
+    The one reader of outputs, used by ``--resume`` (:func:`read_done`) and ``fastctc merge``.
+    A last line cut short by an interrupted write is not a record. TSV fields are unescaped
+    (:func:`tsv_unescape`); lines end at line feeds only; empty lines are passed over.
+
+    Raises
+    ------
+    ValueError
+        The file is not a ``fmt`` output of fastctc (a line that is not a record of ours, or
+        bytes that are not UTF-8 text).
+    OSError
+        The file cannot be read.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    what = {"jsonl": "JSON Lines", "tsv": "TSV"}.get(fmt, fmt.upper())
+    tail = data[keep:]
+    if not _plausible_tail(tail, fmt) or (fmt == "tsv" and tail and not keep):
+        raise ValueError(f"{path} is not a fastctc {what} output; its last line is not ours")
+    records: list[OutputRecord] = []
+    start = 0
+    for n, raw in enumerate(data[:keep].split(b"\n")[:-1], 1):
+        end = start + len(raw) + 1
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path} is not a fastctc {what} output; line {n} is not UTF-8"
+            ) from None
+        if fmt != "jsonl" and line.endswith("\r"):
+            line = line[:-1]
+        if line and (fmt == "tsv" or line.strip()):
+            parsed = _parse_line(line, fmt)
+            if parsed is None:
+                raise ValueError(
+                    f"{path} is not a fastctc {what} output; line {n} is not a record: "
+                    f"{line[:60]!r}"
+                )
+            records.append(OutputRecord(parsed[0], parsed[1], n, start, end))
+        start = end
+    return OutputScan(records, keep, len(data))
+
+
+def output_format(path: str | Path) -> str | None:
+    """``"jsonl"`` or ``"tsv"``: the format of a ``fastctc decode`` output, told from its first
+    line (``None`` for a file without one: empty, or a first line cut short).
+
+    The rest of the file is checked when it is read (:func:`scan_output`).
+
+    Raises
+    ------
+    ValueError
+        The first line is neither a JSON Lines nor a TSV record of fastctc's.
+    OSError
+        The file cannot be read.
+    """
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    if not first.endswith(b"\n"):
+        return None
+    try:
+        line = first[:-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a fastctc output; line 1 is not UTF-8") from None
+    for fmt in ("jsonl", "tsv"):
+        if _parse_line(line.removesuffix("\r") if fmt == "tsv" else line, fmt) is not None:
+            return fmt
+    raise ValueError(
+        f"{path} is not a fastctc output; line 1 is neither a JSON Lines nor a TSV record: "
+        f"{line[:60]!r}"
+    )
+
+
 def read_done(path: str | Path, fmt: str) -> tuple[dict[str, str], int]:
     """Ids (and texts, where the format keeps them) already in an output file, for ``--resume``.
 
@@ -607,31 +788,11 @@ def read_done(path: str | Path, fmt: str) -> tuple[dict[str, str], int]:
     path = Path(path)
     if not path.exists():
         return {}, 0
-    data = path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    what = {"jsonl": "JSON Lines", "tsv": "TSV"}.get(fmt, fmt.upper())
-    tail = data[keep:]
-    if not _plausible_tail(tail, fmt) or (fmt == "tsv" and tail and not keep):
-        raise ValueError(f"{path} is not a fastctc {what} output; its last line is not ours")
+    scan = scan_output(path, fmt)
     done: dict[str, str] = {}
-    for n, raw in enumerate(data[:keep].split(b"\n")[:-1], 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(
-                f"{path} is not a fastctc {what} output; line {n} is not UTF-8"
-            ) from None
-        if fmt != "jsonl" and line.endswith("\r"):
-            line = line[:-1]
-        if not line or (fmt != "tsv" and not line.strip()):
-            continue
-        parsed = _parse_line(line, fmt)
-        if parsed is None:
-            raise ValueError(
-                f"{path} is not a fastctc {what} output; line {n} is not a record: {line[:60]!r}"
-            )
-        uid, text = parsed
+    for rec in scan.records:
+        text = rec.text
         if fmt == "ctm":
-            text = (done.get(uid, "") + " " + text).strip()
-        done[uid] = text
-    return done, keep
+            text = (done.get(rec.uid, "") + " " + text).strip()
+        done[rec.uid] = text
+    return done, scan.keep
