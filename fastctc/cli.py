@@ -349,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
         "an .npz archive is shared by all shards, each reading only the zip directory and its "
         "own members",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="decode on a Dask cluster: its scheduler's address (tcp://host:8786) or "
+        "scheduler file (.json), or local:N to start N worker processes here; the same "
+        'records, written as they complete (pip install "fastctc[dask]")',
+    )
     _add_decoding_options(p)
     p.set_defaults(func=cmd_decode)
 
@@ -943,6 +950,10 @@ def _feed_inputs(
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """``fastctc decode``."""
+    if args.scheduler is not None:  # on a Dask cluster: fastctc.dask does the same job
+        from . import dask as fdask
+
+        return fdask.cmd_decode(args)
     t_start = time.perf_counter()
     if args.resume and args.output == "-":
         raise UsageError("--resume needs an output file (-o FILE).")
