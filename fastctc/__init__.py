@@ -3,7 +3,7 @@
 from . import data  # the bundled language model and example set
 from .align import Alignment, TokenSpan, forced_align, merge_tokens
 from .greedy import Hypothesis, greedy_decode, greedy_decode_batch
-from .keras import ctc_decode
+from .keras import ctc_decode_keras2 as ctc_decode  # Keras 2 form; fastctc.keras has both
 from .lm import AbstractLanguageModel, LanguageModel
 from .lm.decoder import BeamSearchDecoderCTC, build_ctcdecoder
 from .loss import ctc_loss
