@@ -484,12 +484,8 @@ def start_local(n_workers: int, **kwargs: Any) -> Client:
     """
     distributed = _distributed()
     settings = {"threads_per_worker": 1, "processes": True, "dashboard_address": "127.0.0.1:0"}
-    cluster = distributed.LocalCluster(n_workers=n_workers, **{**settings, **kwargs})
-    try:
-        return distributed.Client(cluster, set_as_default=False)
-    except BaseException:
-        cluster.close()
-        raise
+    # a client given no address starts the cluster itself, and closes it with itself
+    return distributed.Client(n_workers=n_workers, set_as_default=False, **{**settings, **kwargs})
 
 
 @contextlib.contextmanager
@@ -506,17 +502,12 @@ def connect(scheduler: str) -> Iterator[Client]:
         if n < 1:
             raise ValueError(f"local:N needs a number of workers N >= 1; got {scheduler!r}.")
         client = start_local(n)
-        cluster = client.cluster
     elif scheduler.endswith(".json"):
-        client, cluster = distributed.Client(scheduler_file=scheduler), None
+        client = distributed.Client(scheduler_file=scheduler, set_as_default=False)
     else:
-        client, cluster = distributed.Client(scheduler), None
-    try:
+        client = distributed.Client(scheduler, set_as_default=False)
+    with client:
         yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 # ---------------------------------------------------------------------------- command line
