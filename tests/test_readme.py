@@ -43,6 +43,7 @@ def _needs(code: str) -> list[str]:
         "fastctc.cuda": "numba.cuda",
         "pyctcdecode": "pyctcdecode",
         "fastctc.transformers": "transformers",
+        "fastctc.dask": "distributed",
         "keras": "keras",
     }
     return [
