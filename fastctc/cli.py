@@ -1,4 +1,5 @@
-"""The ``fastctc`` command line: ``decode``, ``merge``, ``warmup``, ``demo``, ``align``, ``plot``.
+"""The ``fastctc`` command line: ``decode``, ``tune``, ``merge``, ``warmup``, ``demo``, ``align``,
+``plot``.
 
 ``fastctc decode`` is offline batch decoding: folders of acoustic-model outputs in, transcripts
 out (JSON Lines or TSV), written as they are decoded so an interrupted run keeps its work and
@@ -196,6 +197,14 @@ def _add_max_bytes(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Given(argparse.Action):
+    """Store the value and note that it was given (so ``--params`` does not override it)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
 def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> None:
     g = p.add_argument_group("decoding")
     if not demo:
@@ -266,6 +275,7 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     lm.add_argument(
         "--alpha",
         type=_finite_float,
+        action=_Given,
         default=DEFAULT_ALPHA,
         metavar="A",
         help=f"LM weight (default {DEFAULT_ALPHA:g}, as pyctcdecode)",
@@ -273,6 +283,7 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
     lm.add_argument(
         "--beta",
         type=_finite_float,
+        action=_Given,
         default=DEFAULT_BETA,
         metavar="B",
         help=f"word insertion bonus (default {DEFAULT_BETA:g}, as pyctcdecode)",
@@ -356,8 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
         "scheduler file (.json), or local:N to start N worker processes here; the same "
         'records, written as they complete (pip install "fastctc[dask]")',
     )
+    p.add_argument(
+        "--params",
+        metavar="FILE",
+        help="alpha and beta from a file written by 'fastctc tune' (--alpha/--beta win)",
+    )
     _add_decoding_options(p)
     p.set_defaults(func=cmd_decode)
+    _add_tune_parser(sub)
 
     p = sub.add_parser(
         "merge",
@@ -950,6 +967,7 @@ def _feed_inputs(
 
 def cmd_decode(args: argparse.Namespace) -> int:
     """``fastctc decode``."""
+    _apply_params(args)
     if args.scheduler is not None:  # on a Dask cluster: fastctc.dask does the same job
         from . import dask as fdask
 
@@ -1033,6 +1051,136 @@ def cmd_decode(args: argparse.Namespace) -> int:
     if stopped:
         return EXIT_ERROR
     return EXIT_SKIPPED if run.skipped else EXIT_OK
+
+
+def _apply_params(args: argparse.Namespace) -> None:
+    """Take ``args.alpha``/``args.beta`` from ``--params``, unless given on the line."""
+    if not args.params:
+        return
+    from .tune import load_params
+
+    try:
+        params = load_params(args.params)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--params: {exc}") from None
+    for name, value in params.items():
+        if name not in getattr(args, "given", ()):
+            setattr(args, name, value)
+
+
+# --------------------------------------------------------------------------- tune
+
+
+def _add_tune_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="grid search of the LM weight alpha and word bonus beta on a dev set",
+        description="Decode a dev set with references at every (alpha, beta) of a grid, "
+        "print WER and CER of each, and write the best setting for 'fastctc decode --params' "
+        "and build_ctcdecoder(**fastctc.tune.load_params(FILE)).",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="as for 'fastctc decode'")
+    p.add_argument("--labels", required=True, metavar="FILE", help="as for 'fastctc decode'")
+    p.add_argument("--blank", type=int, default=None, metavar="INDEX")
+    p.add_argument("--input-kind", choices=fio.INPUT_KINDS, default="log-probs")
+    _add_max_bytes(p)
+    p.add_argument("--lm", required=True, metavar="PATH", help="as for 'fastctc decode'")
+    p.add_argument("--unigrams", metavar="FILE", help="as for 'fastctc decode'")
+    p.add_argument("--refs", required=True, metavar="FILE", help="references, id<TAB>text")
+    p.add_argument(
+        "--alphas",
+        type=_number_list,
+        default=[0.3, 0.5, 0.7],
+        metavar="A,A,...",
+        help="default 0.3,0.5,0.7",
+    )
+    p.add_argument(
+        "--betas",
+        type=_number_list,
+        default=[0.5, 1.0, 1.5, 2.0],
+        metavar="B,B,...",
+        help="default 0.5,1,1.5,2",
+    )
+    p.add_argument(
+        "--beam-width",
+        type=_positive_int,
+        default=DEFAULT_BEAM_WIDTH,
+        metavar="N",
+        help=f"beams kept per frame (default {DEFAULT_BEAM_WIDTH})",
+    )
+    p.add_argument(
+        "--threads", type=_positive_int, default=None, metavar="N", help="default: all cores"
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write the best setting here (JSON)")
+    p.set_defaults(func=cmd_tune)
+
+
+def _number_list(text: str) -> list[float]:
+    values = [_finite_float(x) for x in text.split(",") if x.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected numbers such as 0.3,0.5,0.7; got {text!r}")
+    return values
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``fastctc tune``."""
+    from .tune import tune
+
+    labels, blank = _labels_and_blank(args)
+    lm, unigrams = _resolve_lm(args)
+    try:
+        refs = fio.read_refs(args.refs)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--refs: {exc}") from None
+    reader = fio.MatrixReader(len(labels), args.input_kind, args.max_bytes)
+    arrays, texts, unmatched = [], [], 0
+    try:
+        for src in fio.list_sources(args.inputs):
+            if isinstance(src, fio.InputProblem):
+                raise UsageError(f"{src.where}: {src.reason}")
+            if src.uid not in refs:
+                unmatched += 1
+                continue
+            try:
+                arrays.append(reader(src))
+            except ValueError as exc:
+                raise UsageError(f"{src.where}: {exc}") from None
+            texts.append(refs[src.uid])
+    finally:
+        reader.close()
+    if not arrays:
+        raise UsageError(f"no input has a reference in --refs {args.refs}.")
+    dec_labels = list(labels)
+    dec_labels[blank] = ""
+    import fastctc
+
+    try:
+        decoder = fastctc.build_ctcdecoder(dec_labels, kenlm_model_path=lm, unigrams=unigrams)
+    except ImportError as exc:
+        raise UsageError(f"{exc}") from None
+    except (ValueError, OSError) as exc:
+        raise UsageError(f"cannot load the language model {lm}: {exc}") from None
+    t0 = time.perf_counter()
+    res = tune(
+        decoder,
+        arrays,
+        texts,
+        args.alphas,
+        args.betas,
+        beam_width=args.beam_width,
+        num_threads=args.threads,
+    )
+    print(res.table())
+    print(
+        f"best: alpha {res.alpha:g} beta {res.beta:g}: WER {100 * res.best.wer:.2f}% "
+        f"CER {100 * res.best.cer:.2f}% on {len(arrays)} utterances"
+        + (f" ({unmatched} inputs without a reference skipped)" if unmatched else "")
+        + f"; {len(res.grid)} settings in {time.perf_counter() - t0:.1f} s"
+    )
+    if args.output:
+        res.save(args.output)
+        print(f"wrote {args.output}")
+    return EXIT_OK
 
 
 def _check_resumed_shard(done: dict[str, str], shard: fio.Shard, output: str) -> None:
