@@ -924,6 +924,12 @@ class _Run:
         print(f"fastctc {self.command}: " + "; ".join(p for p in parts if p), file=sys.stderr)
 
 
+def _report_stop(why: str, run: Any, args: argparse.Namespace) -> None:
+    """Tell on stderr why ``fastctc decode`` stopped early, how much it wrote and how to go on."""
+    where = "" if args.output == "-" else f" to {args.output}; rerun with --resume"
+    print(f"fastctc decode: {why}; {run.utterances} utterances written{where}", file=sys.stderr)
+
+
 def _feed_inputs(
     sources: Sequence[Any],
     run: _Run,
@@ -1029,11 +1035,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             stopped = _feed_inputs(sources, run, accept, add, lambda: not batch or flush())
         except KeyboardInterrupt:
             bar.close()
-            print(
-                f"fastctc decode: interrupted; {run.utterances} utterances written"
-                + ("" if args.output == "-" else f" to {args.output}; rerun with --resume"),
-                file=sys.stderr,
-            )
+            _report_stop("interrupted", run, args)
             return EXIT_INTERRUPTED
         finally:
             reader.close()

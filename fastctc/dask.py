@@ -587,19 +587,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
             stopped = True
         except distributed.KilledWorker as exc:  # a batch that brings down every worker
             bar.close()
-            print(
-                f"fastctc decode: error: {exc}; {run.utterances} utterances written"
-                + ("" if args.output == "-" else f" to {args.output}; rerun with --resume"),
-                file=sys.stderr,
-            )
+            cli._report_stop(f"error: {exc}", run, args)
             return cli.EXIT_ERROR
         except KeyboardInterrupt:
             bar.close()
-            print(
-                f"fastctc decode: interrupted; {run.utterances} utterances written"
-                + ("" if args.output == "-" else f" to {args.output}; rerun with --resume"),
-                file=sys.stderr,
-            )
+            cli._report_stop("interrupted", run, args)
             return cli.EXIT_INTERRUPTED
         bar.close()
         fh.flush()

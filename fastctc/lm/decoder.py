@@ -61,7 +61,6 @@ __all__ = [
     "DEFAULT_MIN_TOKEN_LOGP",
     "DEFAULT_PRUNE_BEAMS",
     "DEFAULT_PRUNE_LOGP",
-    "LOGP_TOLERANCE",
     "MIN_TOKEN_LOGP_CLIP",
     "BeamSearchDecoderCTC",
     "OutputBeam",
@@ -80,9 +79,6 @@ DEFAULT_MIN_TOKEN_LOGP = DEFAULT_TOKEN_MIN_LOGP
 #: Ctrl-C stop a long search within a frame) costs about as much as a short utterance's search.
 _INLINE_FRAMES = 4096
 
-
-#: Largest value accepted as a log-probability (rounding in float32 log_softmax).
-LOGP_TOLERANCE = 1e-4
 
 WordFrames = tuple[str, tuple[int, int]]
 
@@ -398,11 +394,10 @@ class BeamSearchDecoderCTC:
                 f"hotword_weight must be finite; got {vals[2]}. An infinite weight makes the "
                 "scores of the beams NaN or infinite; use a large finite weight."
             )
-        if lm_start_state is not None:
-            self._path_for(lm_start_state)  # lm_scoring="ngram" cannot start from a state
+        path = self._path_for(lm_start_state)  # lm_scoring="ngram" cannot start from a state
         hw = hotword_tables(normalise_hotwords(hotwords))
         return SearchArgs(
-            k, vals[0], vals[1], bool(prune_history), hw, vals[2], lm_start_state, keep
+            k, vals[0], vals[1], bool(prune_history), hw, vals[2], lm_start_state, keep, path
         )
 
     # ------------------------------------------------------------------ the search
@@ -421,13 +416,10 @@ class BeamSearchDecoderCTC:
     ) -> list[Any]:
         """Search one utterance on scratch buffers from the pool (handed back afterwards)
         and build its beams."""
-        path = self._path_for(args.lm_start_state)
         held: list[np.ndarray] = []
         try:
-            found = search.run(
-                lp, self._vocab, self._tables, path, args, held, abort, self.search_sizes
-            )
-            return self._beams_of(lp, found, path, batch_form, args.keep)
+            found = search.run(lp, self._vocab, self._tables, args, held, abort, self.search_sizes)
+            return self._beams_of(lp, found, args.path, batch_form, args.keep)
         finally:
             for a in held:
                 _scratch.give(a)

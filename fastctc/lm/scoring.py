@@ -103,7 +103,6 @@ class KernelModes(NamedTuple):
     can_bound: bool
     alpha_ln10: float
     beta: float
-    register_callback: bool
 
 
 def kernel_modes(path: ScorePath, lm: Any) -> KernelModes:
@@ -114,12 +113,12 @@ def kernel_modes(path: ScorePath, lm: Any) -> KernelModes:
     completions are dropped without a query; a custom model's are not.
     """
     if path.name == "none":
-        return KernelModes(ks.SP_NONE, ks.PARTIAL_NONE, False, math.nan, 0.0, False)
+        return KernelModes(ks.SP_NONE, ks.PARTIAL_NONE, False, math.nan, 0.0)
     native = isinstance(lm, LanguageModel)
     partial = ks.PARTIAL_UNIGRAMS if native else ks.PARTIAL_QUERY
     if path.name == "ngram":
-        return KernelModes(ks.SP_NGRAM, partial, False, math.nan, 0.0, False)
+        return KernelModes(ks.SP_NGRAM, partial, False, math.nan, 0.0)
     can_bound = native and lm.alpha >= 0
     alpha_ln10 = float(lm.alpha) * LOG10_TO_LN if can_bound else math.nan
     beta = float(lm.beta) if can_bound else 0.0
-    return KernelModes(ks.SP_CACHE, partial, can_bound, alpha_ln10, beta, path.name == "callback")
+    return KernelModes(ks.SP_CACHE, partial, can_bound, alpha_ln10, beta)

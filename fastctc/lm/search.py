@@ -54,6 +54,7 @@ class SearchArgs(NamedTuple):
     hotword_weight: float
     lm_start_state: Any
     keep: int  # beams to return (0: all)
+    path: ScorePath  # how LM scores are obtained (fastctc.lm.scoring.choose)
 
 
 class Found(NamedTuple):
@@ -226,7 +227,6 @@ def run(
     lp: np.ndarray,
     vocab: Any,
     tables: KernelTables | None,
-    path: ScorePath,
     args: SearchArgs,
     held: list[np.ndarray],
     abort: np.ndarray,
@@ -236,9 +236,8 @@ def run(
     final beams.
 
     ``vocab`` has the kernel's per-label arrays (``kinds``, ``codes``, ``offsets``) and
-    ``blank``; ``tables`` is the decoder's score cache (``None`` without a model); ``path``
-    comes from :func:`fastctc.lm.scoring.choose`. Large arrays come from the scratch pool and
-    are listed in ``held``.
+    ``blank``; ``tables`` is the decoder's score cache (``None`` without a model); the score
+    path is ``args.path``. Large arrays come from the scratch pool and are listed in ``held``.
 
     Raises
     ------
@@ -249,6 +248,7 @@ def run(
     """
     T = lp.shape[0]
     K = args.beam_width
+    path = args.path
     start = -1
     if tables is not None:
         tables.check_version()
