@@ -32,3 +32,10 @@ MIN_TOKEN_LOGP_CLIP = math.log(1e-15)
 #: KenLM's log10 scores to natural logs (the factor pyctcdecode multiplies by); the kernel
 #: and the Python scoring use this one value, so their scores agree to the last bit.
 LOG10_TO_LN = 1.0 / math.log10(math.e)
+
+#: The lexicon mode's scores (:class:`fastctc.lm.lexicon.LexiconOptions`): per
+#: out-of-lexicon word (-inf: none allowed), per delimiter between words, and whether merged
+#: paths add their probabilities.
+DEFAULT_LEXICON_UNK_SCORE = float("-inf")
+DEFAULT_LEXICON_SIL_SCORE = 0.0
+DEFAULT_LEXICON_LOG_ADD = False

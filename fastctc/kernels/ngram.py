@@ -108,6 +108,15 @@ def fill_order(ids, prob, bow, keys, vals, off, mask):
 @jit
 def log10_prob(ctx, nctx, w, uni, keys, vals, meta):
     """float32 ``log10 P(w | ctx[:nctx])``; ``ctx[0]`` is the most recent word."""
+    return log10_prob_matched(ctx, nctx, w, uni, keys, vals, meta)[0]
+
+
+@jit
+def log10_prob_matched(ctx, nctx, w, uni, keys, vals, meta):
+    """``(log10 P(w | ctx[:nctx]), matched)``: :func:`log10_prob` and the length of the
+    longest stored n-gram ending in ``w`` that it used. No stored n-gram extends a context
+    longer than that (an ARPA file stores every prefix of an n-gram that has an extension),
+    so ``w`` and the ``matched - 1`` words before it are the whole LM state after ``w``."""
     order = meta[M_ORDER]
     p = uni[w, 0]
     matched = 1
@@ -122,7 +131,7 @@ def log10_prob(ctx, nctx, w, uni, keys, vals, meta):
         matched = n
         n += 1
     if matched > nctx:
-        return p
+        return p, matched
     # back-off weights of the contexts of length matched .. (longest stored)
     bo = uni[ctx[0], 1]
     bkey = key_start(ctx[0])
@@ -138,7 +147,7 @@ def log10_prob(ctx, nctx, w, uni, keys, vals, meta):
         if slot < 0:
             break
         bo = vals[slot, 1]
-    return p
+    return p, matched
 
 
 @jit

@@ -30,16 +30,23 @@ from ..defaults import (
     DEFAULT_BEAM_WIDTH,
     DEFAULT_BETA,
     DEFAULT_HOTWORD_WEIGHT,
+    DEFAULT_LEXICON_LOG_ADD,
+    DEFAULT_LEXICON_SIL_SCORE,
+    DEFAULT_LEXICON_UNK_SCORE,
     DEFAULT_PRUNE_BEAMS,
     DEFAULT_SCORE_LM_BOUNDARY,
     DEFAULT_TOKEN_MIN_LOGP,
     DEFAULT_UNK_LOGP_OFFSET,
     MIN_TOKEN_LOGP_CLIP,
 )
+from ..kernels import lexicon as kx
 from ..kernels import lm_beam as kb
 from ..kernels import lm_state as ks
+from ..kernels import ngram as kn
 from ..vocabulary import Vocabulary, encode_strings
+from . import lexicon as lexmode
 from . import search
+from .lexicon import Lexicon, LexiconOptions, lexicon_entries
 from .models import (
     AbstractLanguageModel,
     LanguageModel,
@@ -163,21 +170,28 @@ def _replay_state(tables: Any, tn_i: np.ndarray, node: int, last_word: int) -> A
 
     The state holds at most the last ``order - 1`` words, so once the text is that long
     they are replayed from the null context; a shorter text is replayed from the start."""
-    lm = tables.lm
-    model = lm.kenlm_model
-    keep = max(int(model.order) - 1, 1)
+    keep = max(int(tables.lm.kenlm_model.order) - 1, 1)
     ids = [last_word]
     while node > 0 and len(ids) < keep:
         ids.append(int(tn_i[node, ks.N_VOCAB]))
         node = int(tn_i[node, ks.N_PARENT])
+    # older words than the state holds cannot reach it: replay from the null context
+    return _state_after(tables, ids[::-1], from_start=node <= 0)
+
+
+def _state_after(tables: Any, ids: list[int], from_start: bool) -> Any:
+    """LM state after the words with vocabulary ids ``ids`` (text order), replayed from the
+    model's start state, or from the null context when not ``from_start``."""
+    lm = tables.lm
+    model = lm.kenlm_model
     state = lm.get_start_state()
-    if node > 0:  # older words remain: they cannot reach the state
+    if not from_start:
         state = type(state)()
         model.NullContextWrite(state)
     words = tables.ngram.words
     if isinstance(model, NgramModel):  # its state is the words: nothing to score
-        return model.state_after(state, [words[wid] for wid in reversed(ids)])
-    for wid in reversed(ids):
+        return model.state_after(state, [words[wid] for wid in ids])
+    for wid in ids:
         nxt = type(state)()
         model.BaseScore(state, words[wid], nxt)
         state = nxt
@@ -198,12 +212,18 @@ class BeamSearchDecoderCTC:
         A :class:`~fastctc.lm.LanguageModel` (word n-grams) or any object with that protocol.
     lm_scoring : {"auto", "ngram", "callback", "resume"}
         How searches get LM scores (see :attr:`lm_scoring` and :func:`build_ctcdecoder`).
+    lexicon : Lexicon, True, list, dict or path, optional
+        Search in the lexicon-constrained mode (:mod:`fastctc.lm.lexicon`); see
+        :func:`build_ctcdecoder`.
+    lexicon_options : LexiconOptions, optional
+        Its scores (default: :class:`~fastctc.lm.lexicon.LexiconOptions`'s).
 
     Raises
     ------
     ValueError
         ``lm_scoring`` is not one of the four, or ``"ngram"`` for a model without n-gram
-        tables (the message says why).
+        tables (the message says why); a lexicon with a model fastctc cannot read as n-gram
+        tables.
     """
 
     _ALPHABET_FILE = _ALPHABET_SERIALIZED_FILENAME = "alphabet.json"
@@ -217,6 +237,8 @@ class BeamSearchDecoderCTC:
         language_model: AbstractLanguageModel | None = None,
         *,
         lm_scoring: str = "auto",
+        lexicon: Any = None,
+        lexicon_options: LexiconOptions | None = None,
     ) -> None:
         if not isinstance(alphabet, Alphabet):
             raise TypeError(f"alphabet must be an Alphabet; got {type(alphabet).__name__}.")
@@ -240,6 +262,43 @@ class BeamSearchDecoderCTC:
             self._tables = KernelTables(language_model)  # type: ignore[arg-type]
         self._lm_scoring = check_lm_scoring(lm_scoring)
         self._score_path = choose(language_model, self._lm_scoring)
+        self._lexicon = self._make_lexicon(lexicon)
+        if lexicon_options is None:
+            lexicon_options = LexiconOptions()
+        if not isinstance(lexicon_options, LexiconOptions):
+            raise TypeError(
+                f"lexicon_options must be a LexiconOptions; got {type(lexicon_options).__name__}."
+            )
+        self._lexicon_options = LexiconOptions.checked(*lexicon_options)
+
+    def _make_lexicon(self, source: Any) -> Lexicon | None:
+        """The decoder's :class:`Lexicon` from a ``lexicon`` argument (``None``: off)."""
+        if source is None or source is False:
+            return None
+        lm = self._language_model
+        ngram = None
+        if lm is not None:
+            tables = self._tables
+            assert tables is not None
+            ngram = tables.ngram
+            if ngram is None:
+                why = getattr(lm, "ngram_tables_missing", None) or (
+                    f"{type(lm).__name__} is not a fastctc LanguageModel"
+                )
+                raise ValueError(
+                    "the lexicon mode scores words from n-gram tables, and this language "
+                    f"model has none: {why}. Use an ARPA file or a KenLM trie binary."
+                )
+        if isinstance(source, Lexicon):
+            if source._ngram is not ngram:
+                source = Lexicon(source.entries, ngram)
+            return source
+        unigrams: Any = None
+        if source is True and lm is not None:
+            unigrams = sorted(getattr(lm, "unigrams", ()) or ())
+            if not unigrams and ngram is not None:
+                unigrams = [w for w in ngram.words if w not in ("<s>", "</s>", "<unk>")]
+        return Lexicon(lexicon_entries(source, unigrams), ngram)
 
     # ------------------------------------------------------------------ copying and pickling
     def __reduce__(self) -> tuple[Any, ...]:
@@ -248,13 +307,27 @@ class BeamSearchDecoderCTC:
         readable there at the same path. A custom language model is pickled as itself."""
         lm = self._language_model
         lm_part = lm.recipe() if isinstance(lm, LanguageModel) else lm
-        return (_decoder_from_recipe, (self._alphabet.dumps(), lm_part, self._lm_scoring))
+        lex = self._lexicon
+        lex_part = None
+        if lex is not None:
+            entries = tuple((w, tuple(sp)) for w, sp in lex.entries.items())
+            lex_part = (entries, tuple(self._lexicon_options))
+        return (
+            _decoder_from_recipe,
+            (self._alphabet.dumps(), lm_part, self._lm_scoring, lex_part),
+        )
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BeamSearchDecoderCTC:
         """A decoder with its own parameters and score cache; a :class:`LanguageModel`'s
         loaded model and tables, which never change, are shared."""
         lm = copy.deepcopy(self._language_model, memo)
-        new = type(self)(self._alphabet, lm, lm_scoring=self._lm_scoring)
+        new = type(self)(
+            self._alphabet,
+            lm,
+            lm_scoring=self._lm_scoring,
+            lexicon=None if self._lexicon is None else dict(self._lexicon.entries),
+            lexicon_options=self._lexicon_options,
+        )
         if "search_sizes" in self.__dict__:
             new.search_sizes = self.search_sizes
         memo[id(self)] = new
@@ -301,6 +374,16 @@ class BeamSearchDecoderCTC:
         return self._score_path
 
     @property
+    def lexicon(self) -> Lexicon | None:
+        """The lexicon of the lexicon-constrained mode (``None``: pyctcdecode's search)."""
+        return self._lexicon
+
+    @property
+    def lexicon_options(self) -> LexiconOptions:
+        """The lexicon mode's scores (see :class:`~fastctc.lm.lexicon.LexiconOptions`)."""
+        return self._lexicon_options
+
+    @property
     def lm_tables(self) -> KernelTables | None:
         """The decoder's LM tables and score cache, shared by its threads (``None`` without
         a language model)."""
@@ -312,8 +395,19 @@ class BeamSearchDecoderCTC:
         beta: float | None = None,
         unk_score_offset: float | None = None,
         lm_score_boundary: bool | None = None,
+        *,
+        unk_score: float | None = None,
+        sil_score: float | None = None,
+        log_add: bool | None = None,
     ) -> None:
-        """Change LM parameters without reloading the model (no-op without a model)."""
+        """Change LM parameters without reloading the model (no-op without a model), and the
+        lexicon mode's scores (``unk_score``, ``sil_score``, ``log_add``: see
+        :class:`~fastctc.lm.lexicon.LexiconOptions`)."""
+        opts = self._lexicon_options
+        lex = {"unk_score": unk_score, "sil_score": sil_score, "log_add": log_add}
+        if any(x is not None for x in lex.values()):
+            merged = opts._replace(**{k: x for k, x in lex.items() if x is not None})
+            self._lexicon_options = LexiconOptions.checked(*merged)
         lm = self._language_model
         if lm is None:
             return
@@ -395,9 +489,24 @@ class BeamSearchDecoderCTC:
                 "scores of the beams NaN or infinite; use a large finite weight."
             )
         path = self._path_for(lm_start_state)  # lm_scoring="ngram" cannot start from a state
-        hw = hotword_tables(normalise_hotwords(hotwords))
+        names = normalise_hotwords(hotwords)
+        if self._lexicon is not None and lm_start_state is not None:
+            raise ValueError(
+                "lm_start_state is not supported in the lexicon mode; decode the utterances "
+                "in one call, or build the decoder without a lexicon."
+            )
+        hw = hotword_tables(names)
         return SearchArgs(
-            k, vals[0], vals[1], bool(prune_history), hw, vals[2], lm_start_state, keep, path
+            k,
+            vals[0],
+            vals[1],
+            bool(prune_history),
+            hw,
+            vals[2],
+            lm_start_state,
+            keep,
+            path,
+            names,
         )
 
     # ------------------------------------------------------------------ the search
@@ -416,6 +525,8 @@ class BeamSearchDecoderCTC:
     ) -> list[Any]:
         """Search one utterance on scratch buffers from the pool (handed back afterwards)
         and build its beams."""
+        if self._lexicon is not None:
+            return self._lexicon_search(lp, args, batch_form, abort)
         held: list[np.ndarray] = []
         try:
             found = search.run(lp, self._vocab, self._tables, args, held, abort, self.search_sizes)
@@ -423,6 +534,56 @@ class BeamSearchDecoderCTC:
         finally:
             for a in held:
                 _scratch.give(a)
+
+    def _lexicon_search(
+        self, lp: np.ndarray, args: SearchArgs, batch_form: bool, abort: np.ndarray
+    ) -> list[Any]:
+        """:meth:`_search` in the lexicon mode."""
+        lex = self._lexicon
+        assert lex is not None
+        tables = self._tables
+        found = lexmode.run(lp, self._vocab, lex, self._lexicon_options, tables, args, abort)
+        if found.n == 0:
+            raise ValueError(
+                "no path through the lexicon fits this utterance: every hypothesis left the "
+                "lexicon's spellings or scored -inf. Allow out-of-lexicon words "
+                "(unk_score=-10.0, say), check that the spellings use the model's labels, "
+                "or widen beam_prune_logp and beam_width."
+            )
+        n_out = min(found.n, args.keep) if args.keep else found.n
+        labels, frames, t_off, codes, starts, ends, w_off = kx.collect(
+            found.chain, found.out_i, n_out
+        )
+        names = found.words
+        bos = int(tables.ngram.meta[kn.M_BOS]) if tables is not None else -1
+        beams = []
+        for a in range(n_out):
+            w0, w1 = int(w_off[a]), int(w_off[a + 1])
+            words = [
+                names[c] if c >= 0 else lex.spell_node(found.trie, -2 - c)
+                for c in codes[w0:w1].tolist()
+            ]
+            spans = zip(starts[w0:w1].tolist(), ends[w0:w1].tolist(), strict=True)
+            text_frames = list(zip(words, spans, strict=True))
+            text = " ".join(words)
+            logit_score = float(found.out_f[a, 1])
+            lm_score = float(found.out_f[a, 0])
+            if batch_form:
+                beam: Any = OutputBeamBatch(text, text_frames, logit_score, lm_score)
+            else:
+                state = None
+                if tables is not None:
+                    ids = found.out_ctx[a, : found.out_i[a, kx.X_NCTX]].tolist()[::-1]
+                    from_start = bool(ids) and ids[0] == bos
+                    state = _state_after(tables, ids[1:] if from_start else ids, from_start)
+                beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
+            toks = labels[t_off[a] : t_off[a + 1]]
+            tfr = frames[t_off[a] : t_off[a + 1]]
+            beam.tokens = toks
+            beam.token_frames = tfr
+            beam._word_probs = _WordProbs(lp, toks, tfr, starts[w0:w1], ends[w0:w1])
+            beams.append(beam)
+        return beams
 
     def _beams_of(
         self, lp: np.ndarray, found: search.Found, path: ScorePath, batch_form: bool, keep: int
@@ -877,19 +1038,35 @@ _recipe_lock = threading.Lock()
 _from_recipes: dict[Any, BeamSearchDecoderCTC] = {}
 
 
-def _decoder_from_recipe(alphabet_json: str, lm_part: Any, lm_scoring: str) -> BeamSearchDecoderCTC:
+def _decoder_from_recipe(
+    alphabet_json: str, lm_part: Any, lm_scoring: str, lex_part: Any = None
+) -> BeamSearchDecoderCTC:
     """The decoder of a pickled recipe: built once per process and recipe, then shared (a
     decoder is safe to use from several threads). A shared decoder whose parameters were
     changed since (``reset_params``) no longer counts as built from the recipe."""
+    lex_kw: dict[str, Any] = {}
+    if lex_part is not None:
+        entries, options = lex_part
+        lex_kw = {
+            "lexicon": {w: list(sp) for w, sp in entries},
+            "lexicon_options": LexiconOptions(*options),
+        }
     if not isinstance(lm_part, LMRecipe):  # a custom model, pickled as itself: not shared
-        return BeamSearchDecoderCTC(Alphabet.loads(alphabet_json), lm_part, lm_scoring=lm_scoring)
-    key = (alphabet_json, lm_part, lm_scoring)
+        return BeamSearchDecoderCTC(
+            Alphabet.loads(alphabet_json), lm_part, lm_scoring=lm_scoring, **lex_kw
+        )
+    key = (alphabet_json, lm_part, lm_scoring, lex_part)
     with _recipe_lock:
         dec = _from_recipes.get(key)
         lm = dec.language_model if dec is not None else None
-        if not (isinstance(lm, LanguageModel) and lm.recipe() == lm_part):
+        same = dec is not None and (
+            lex_part is None or dec._lexicon_options == lex_kw.get("lexicon_options")
+        )
+        if not (same and isinstance(lm, LanguageModel) and lm.recipe() == lm_part):
             lm = language_model_from_recipe(lm_part)
-            dec = BeamSearchDecoderCTC(Alphabet.loads(alphabet_json), lm, lm_scoring=lm_scoring)
+            dec = BeamSearchDecoderCTC(
+                Alphabet.loads(alphabet_json), lm, lm_scoring=lm_scoring, **lex_kw
+            )
             _from_recipes[key] = dec
         return dec
 
@@ -954,6 +1131,10 @@ def build_ctcdecoder(
     lm_score_boundary: bool = DEFAULT_SCORE_LM_BOUNDARY,
     *,
     lm_scoring: str = "auto",
+    lexicon: Any = None,
+    unk_score: float = DEFAULT_LEXICON_UNK_SCORE,
+    sil_score: float = DEFAULT_LEXICON_SIL_SCORE,
+    log_add: bool = DEFAULT_LEXICON_LOG_ADD,
 ) -> BeamSearchDecoderCTC:
     """Build a decoder, as ``pyctcdecode.build_ctcdecoder``.
 
@@ -978,6 +1159,21 @@ def build_ctcdecoder(
         (ARPA files, KenLM trie binaries) from n-gram tables inside the kernel, and asks
         KenLM for the others through a callback; the other values force a path, e.g. to
         compare them. All give the same results.
+    lexicon : True, list of str, dict or path, optional
+        Search in the lexicon-constrained mode (fastctc's addition; the default, ``None``,
+        is pyctcdecode's search): words are spelled only along a trie of the lexicon's
+        spellings, unfinished words are scored by the best unigram reachable below their
+        trie node, and paths that reach the same LM state, trie node and label are merged.
+        ``True`` spells the unigrams (or the model's words); a list gives the words, a dict
+        ``word -> spelling or list of spellings`` (labels joined, or separated by spaces),
+        a path a lexicon file (``word [labels...]`` a line, as flashlight's and
+        torchaudio's; see :mod:`fastctc.lm.lexicon`). Needs a model read as n-gram tables
+        (an ARPA file or a KenLM trie binary), or no model. Hotwords missing from the
+        lexicon are added to it for the call.
+    unk_score, sil_score, log_add
+        The lexicon mode's scores (:class:`~fastctc.lm.lexicon.LexiconOptions`): per
+        out-of-lexicon word (``-inf``: none allowed), per delimiter between words, and
+        whether merged paths add their probabilities (``True``) or keep the better one.
 
     Returns
     -------
@@ -1029,7 +1225,10 @@ def build_ctcdecoder(
             unk_score_offset=unk_score_offset,
             score_boundary=lm_score_boundary,
         )
-    return BeamSearchDecoderCTC(alphabet, lm, lm_scoring=lm_scoring)
+    options = LexiconOptions.checked(unk_score, sil_score, log_add)
+    return BeamSearchDecoderCTC(
+        alphabet, lm, lm_scoring=lm_scoring, lexicon=lexicon, lexicon_options=options
+    )
 
 
 _WARMUP_ARPA = (

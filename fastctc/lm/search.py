@@ -55,6 +55,7 @@ class SearchArgs(NamedTuple):
     lm_start_state: Any
     keep: int  # beams to return (0: all)
     path: ScorePath  # how LM scores are obtained (fastctc.lm.scoring.choose)
+    hotword_names: tuple[str, ...] = ()  # the hotwords, normalised
 
 
 class Found(NamedTuple):
