@@ -37,6 +37,9 @@ from .defaults import (
     DEFAULT_BEAM_WIDTH,
     DEFAULT_BETA,
     DEFAULT_HOTWORD_WEIGHT,
+    DEFAULT_LEXICON_LOG_ADD,
+    DEFAULT_LEXICON_SIL_SCORE,
+    DEFAULT_LEXICON_UNK_SCORE,
     DEFAULT_TOKEN_MIN_LOGP,
     DEFAULT_UNK_LOGP_OFFSET,
 )
@@ -85,6 +88,14 @@ def _finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
     if not math.isfinite(x):
         raise argparse.ArgumentTypeError(f"must be a finite number; got {text}")
+    return x
+
+
+def _score_below_inf(text: str) -> float:
+    """A number below +inf (``-inf`` allowed)."""
+    x = _logp(text)
+    if x == math.inf:
+        raise argparse.ArgumentTypeError(f"must be below +inf; got {text}")
     return x
 
 
@@ -297,6 +308,38 @@ def _add_decoding_options(p: argparse.ArgumentParser, demo: bool = False) -> Non
         f"(default {DEFAULT_UNK_LOGP_OFFSET:g})",
     )
     lm.add_argument(
+        "--lexicon",
+        metavar="FILE",
+        help="lexicon-constrained search: words are spelled only as the lexicon spells them; "
+        "a file of 'word [labels...]' lines (flashlight/torchaudio format) or 'unigrams' for "
+        "the unigram list",
+    )
+    lm.add_argument(
+        "--unk-score",
+        type=_score_below_inf,
+        action=_Given,
+        default=DEFAULT_LEXICON_UNK_SCORE,
+        metavar="S",
+        help="with --lexicon: score of an out-of-lexicon word (default -inf: none allowed)",
+    )
+    lm.add_argument(
+        "--sil-score",
+        type=_finite_float,
+        action=_Given,
+        default=DEFAULT_LEXICON_SIL_SCORE,
+        metavar="S",
+        help=f"with --lexicon: score per delimiter between words "
+        f"(default {DEFAULT_LEXICON_SIL_SCORE:g})",
+    )
+    lm.add_argument(
+        "--log-add",
+        choices=("on", "off"),
+        action=_Given,
+        default="on" if DEFAULT_LEXICON_LOG_ADD else "off",
+        help="with --lexicon: merge paths that reach the same state by adding their "
+        "probabilities (on) or keep the better (off, the default)",
+    )
+    lm.add_argument(
         "--hotwords",
         action="append",
         default=None,
@@ -370,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--params",
         metavar="FILE",
-        help="alpha and beta from a file written by 'fastctc tune' (--alpha/--beta win)",
+        help="alpha and beta (and the lexicon scores) from a file written by 'fastctc tune' "
+        "(the options given on the line win)",
     )
     _add_decoding_options(p)
     p.set_defaults(func=cmd_decode)
@@ -684,6 +728,7 @@ def _lm_decoder(
             alpha=args.alpha,
             beta=args.beta,
             unk_score_offset=args.unk_score_offset,
+            **_lexicon_kwargs(args),
         )
     except ImportError as exc:
         raise UsageError(f"{exc}") from None
@@ -725,6 +770,22 @@ def _lm_decoder(
     return run
 
 
+def _lexicon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``build_ctcdecoder``'s lexicon arguments from ``--lexicon`` and its scores."""
+    source = getattr(args, "lexicon", None)
+    if source is None:
+        return {}
+    if source != "unigrams" and not Path(source).is_file():
+        raise UsageError(f"--lexicon {source}: no such file (or 'unigrams' for the unigrams).")
+    log_add = getattr(args, "log_add", "off")
+    return {
+        "lexicon": True if source == "unigrams" else source,
+        "unk_score": getattr(args, "unk_score", DEFAULT_LEXICON_UNK_SCORE),
+        "sil_score": getattr(args, "sil_score", DEFAULT_LEXICON_SIL_SCORE),
+        "log_add": log_add is True or log_add == "on",
+    }
+
+
 def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tuple[str, Decoder]:
     """The decoding function the options ask for, and a short name for it."""
     vocab = fio.Vocabulary.build(labels, blank)
@@ -736,14 +797,17 @@ def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tup
             file=sys.stderr,
         )
     hotwords = args.hotwords
+    lexicon = getattr(args, "lexicon", None)
     if args.decoder == "greedy":
-        if lm or hotwords or args.nbest > 1:
-            raise UsageError("--lm, --hotwords and --nbest need --decoder beam.")
+        if lm or hotwords or lexicon or args.nbest > 1:
+            raise UsageError("--lm, --lexicon, --hotwords and --nbest need --decoder beam.")
         return "greedy", _greedy_decoder(vocab, args.threads)
     if args.nbest > args.beam_width:
         raise UsageError(f"--nbest {args.nbest} exceeds --beam-width {args.beam_width}.")
-    if lm or hotwords:
-        name = "beam+lm" if lm else "beam+hotwords"
+    if lm or hotwords or lexicon:
+        name = "beam+lm" if lm else "beam+hotwords" if hotwords else "beam"
+        if lexicon:
+            name += "+lexicon"
         return name, _lm_decoder(labels, blank, args, lm, unigrams, args.nbest, hotwords)
     return "beam", _beam_decoder(vocab, args, args.nbest)
 
@@ -1056,7 +1120,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def _apply_params(args: argparse.Namespace) -> None:
-    """Take ``args.alpha``/``args.beta`` from ``--params``, unless given on the line."""
+    """Take ``args.alpha``/``args.beta`` (and the lexicon scores) from ``--params``, unless
+    given on the line."""
     if not args.params:
         return
     from .tune import load_params
@@ -1066,6 +1131,8 @@ def _apply_params(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as exc:
         raise UsageError(f"--params: {exc}") from None
     for name, value in params.items():
+        if name == "log_add":
+            value = "on" if value else "off"
         if name not in getattr(args, "given", ()):
             setattr(args, name, value)
 
@@ -1089,6 +1156,40 @@ def _add_tune_parser(sub: Any) -> None:
     p.add_argument("--lm", required=True, metavar="PATH", help="as for 'fastctc decode'")
     p.add_argument("--unigrams", metavar="FILE", help="as for 'fastctc decode'")
     p.add_argument("--refs", required=True, metavar="FILE", help="references, id<TAB>text")
+    p.add_argument(
+        "--lexicon",
+        metavar="FILE",
+        help="tune the lexicon-constrained search ('unigrams' or a lexicon file, as for "
+        "'fastctc decode'); also searches --unk-scores, --sil-scores and --log-add",
+    )
+    p.add_argument(
+        "--unk-scores",
+        type=_score_list,
+        default=None,
+        metavar="S,S,...",
+        help="with --lexicon: out-of-lexicon word scores (-inf allowed; default -inf)",
+    )
+    p.add_argument(
+        "--sil-scores",
+        type=_number_list,
+        default=None,
+        metavar="S,S,...",
+        help=f"with --lexicon: delimiter scores (default {DEFAULT_LEXICON_SIL_SCORE:g})",
+    )
+    p.add_argument(
+        "--log-add",
+        choices=("on", "off", "both"),
+        default=None,
+        help="with --lexicon: merge paths by adding probabilities, keeping the better, or "
+        "try both (default off)",
+    )
+    p.add_argument(
+        "--beam-prune-logp",
+        type=_logp,
+        default=DEFAULT_BEAM_PRUNE_LOGP,
+        metavar="LOGP",
+        help=f"drop beams this far below the best (default {DEFAULT_BEAM_PRUNE_LOGP:g})",
+    )
     p.add_argument(
         "--alphas",
         type=_number_list,
@@ -1115,6 +1216,13 @@ def _add_tune_parser(sub: Any) -> None:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write the best setting here (JSON)")
     p.set_defaults(func=cmd_tune)
+
+
+def _score_list(text: str) -> list[float]:
+    values = [_score_below_inf(x) for x in text.split(",") if x.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected numbers such as -inf,-5; got {text!r}")
+    return values
 
 
 def _number_list(text: str) -> list[float]:
@@ -1156,12 +1264,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     dec_labels[blank] = ""
     import fastctc
 
+    lex_kw = _lexicon_kwargs(args)
+    if not lex_kw and (args.unk_scores or args.sil_scores or args.log_add):
+        raise UsageError("--unk-scores, --sil-scores and --log-add need --lexicon.")
     try:
-        decoder = fastctc.build_ctcdecoder(dec_labels, kenlm_model_path=lm, unigrams=unigrams)
+        decoder = fastctc.build_ctcdecoder(
+            dec_labels, kenlm_model_path=lm, unigrams=unigrams, **lex_kw
+        )
     except ImportError as exc:
         raise UsageError(f"{exc}") from None
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot load the language model {lm}: {exc}") from None
+    log_adds = {None: None, "on": [True], "off": [False], "both": [False, True]}[args.log_add]
     t0 = time.perf_counter()
     res = tune(
         decoder,
@@ -1171,10 +1285,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
         args.betas,
         beam_width=args.beam_width,
         num_threads=args.threads,
+        unk_scores=args.unk_scores,
+        sil_scores=args.sil_scores,
+        log_adds=log_adds,
+        beam_prune_logp=args.beam_prune_logp,
     )
     print(res.table())
+    best = " ".join(
+        f"{k} {v:g}" if not isinstance(v, bool) else f"{k} {v}"
+        for k, v in res.best.params().items()
+    )
     print(
-        f"best: alpha {res.alpha:g} beta {res.beta:g}: WER {100 * res.best.wer:.2f}% "
+        f"best: {best}: WER {100 * res.best.wer:.2f}% "
         f"CER {100 * res.best.cer:.2f}% on {len(arrays)} utterances"
         + (f" ({unmatched} inputs without a reference skipped)" if unmatched else "")
         + f"; {len(res.grid)} settings in {time.perf_counter() - t0:.1f} s"

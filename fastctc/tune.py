@@ -1,4 +1,5 @@
-"""Grid search of the LM weight ``alpha`` and word bonus ``beta`` on a dev set with references.
+"""Grid search of the LM weight ``alpha`` and word bonus ``beta`` (and, for a decoder in the
+lexicon mode, its ``unk_score``, ``sil_score`` and ``log_add``) on a dev set with references.
 
 One decoder is reused for every grid point: :meth:`reset_params` changes its weights without
 reloading the model, and each setting decodes the whole dev set with ``decode_batch`` on all
@@ -9,6 +10,7 @@ take.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -18,20 +20,35 @@ from typing import Any, NamedTuple
 
 import numpy.typing as npt
 
-from .defaults import DEFAULT_BEAM_WIDTH
+from .defaults import DEFAULT_BEAM_PRUNE_LOGP, DEFAULT_BEAM_WIDTH, DEFAULT_TOKEN_MIN_LOGP
 from .metrics import cer, wer
 
 __all__ = ["GridPoint", "TuneResult", "load_params", "tune"]
 
 
 class GridPoint(NamedTuple):
-    """One decoded setting: corpus WER and CER (fractions) and decoding time in seconds."""
+    """One decoded setting: corpus WER and CER (fractions) and decoding time in seconds; the
+    lexicon mode's scores are ``None`` for a decoder without a lexicon."""
 
     alpha: float
     beta: float
     wer: float
     cer: float
     seconds: float
+    unk_score: float | None = None
+    sil_score: float | None = None
+    log_add: bool | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The setting as keyword arguments of ``build_ctcdecoder`` and ``reset_params``."""
+        out: dict[str, Any] = {"alpha": self.alpha, "beta": self.beta}
+        for name in _LEXICON_FIELDS:
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+
+_LEXICON_FIELDS = ("unk_score", "sil_score", "log_add")
 
 
 class TuneResult(NamedTuple):
@@ -54,8 +71,7 @@ class TuneResult(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """The best setting, its rates and the whole grid, as written by :meth:`save`."""
         return {
-            "alpha": self.best.alpha,
-            "beta": self.best.beta,
+            **self.best.params(),
             "beam_width": self.beam_width,
             "wer": self.best.wer,
             "cer": self.best.cer,
@@ -70,17 +86,21 @@ class TuneResult(NamedTuple):
 
     def table(self) -> str:
         """The grid as a text table, the best row marked with ``*``."""
-        lines = [f"{'alpha':>8} {'beta':>8} {'WER':>8} {'CER':>8} {'seconds':>8}"]
+        lex = self.best.log_add is not None
+        head = f"{'alpha':>8} {'beta':>8}"
+        if lex:
+            head += f" {'unk':>8} {'sil':>8} {'log_add':>7}"
+        lines = [head + f" {'WER':>8} {'CER':>8} {'seconds':>8}"]
         for p in self.grid:
             mark = " *" if p == self.best else ""
-            lines.append(
-                f"{p.alpha:8g} {p.beta:8g} {100 * p.wer:7.2f}% {100 * p.cer:7.2f}% "
-                f"{p.seconds:8.2f}{mark}"
-            )
+            row = f"{p.alpha:8g} {p.beta:8g}"
+            if lex:
+                row += f" {p.unk_score:8g} {p.sil_score:8g} {p.log_add!s:>7}"
+            lines.append(row + f" {100 * p.wer:7.2f}% {100 * p.cer:7.2f}% {p.seconds:8.2f}{mark}")
         return "\n".join(lines)
 
 
-def _grid(values: Sequence[float], name: str) -> list[float]:
+def _grid(values: Sequence[float], name: str, finite: bool = True) -> list[float]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(
             f"{name} must be a sequence of numbers; got {type(values).__name__} {values!r}."
@@ -90,7 +110,7 @@ def _grid(values: Sequence[float], name: str) -> list[float]:
         if isinstance(x, bool) or not isinstance(x, (int, float)) and not hasattr(x, "__float__"):
             raise TypeError(f"{name}[{i}] must be a number; got {type(x).__name__} {x!r}.")
         f = float(x)
-        if not math.isfinite(f):
+        if math.isnan(f) or f == math.inf or (finite and not math.isfinite(f)):
             raise ValueError(f"{name}[{i}] must be finite; got {f}.")
         out.append(f)
     if not out:
@@ -116,6 +136,11 @@ def tune(
     beam_width: int = DEFAULT_BEAM_WIDTH,
     num_threads: int | None = None,
     metric: str = "wer",
+    unk_scores: Sequence[float] | None = None,
+    sil_scores: Sequence[float] | None = None,
+    log_adds: Sequence[bool] | None = None,
+    beam_prune_logp: float = DEFAULT_BEAM_PRUNE_LOGP,
+    token_min_logp: float = DEFAULT_TOKEN_MIN_LOGP,
 ) -> TuneResult:
     """Decode a dev set at every ``(alpha, beta)`` of a grid and pick the best setting.
 
@@ -137,6 +162,12 @@ def tune(
     metric : {"wer", "cer"}
         What the best setting minimises first; the other rate breaks ties, then the
         smaller ``|alpha|``.
+    unk_scores, sil_scores, log_adds : sequence, optional
+        For a decoder in the lexicon mode, grids of its scores (default: the decoder's
+        current value only); ``unk_scores`` may hold ``-inf``. The grid is the product of
+        all five.
+    beam_prune_logp, token_min_logp : float
+        As ``decode_batch`` takes them.
 
     Returns
     -------
@@ -148,8 +179,9 @@ def tune(
     TypeError
         A reference is not a str, or a grid value not a number.
     ValueError
-        Lengths differ, the dev set or a grid is empty, a grid value is not finite, or the
-        decoder has no language model.
+        Lengths differ, the dev set or a grid is empty, a grid value is not finite, the
+        decoder has no language model, or lexicon scores are given for a decoder without a
+        lexicon.
 
     Examples
     --------
@@ -184,28 +216,74 @@ def tune(
     if not lps:
         raise ValueError("log_probs is empty; tuning needs at least one dev utterance.")
     a_grid, b_grid = _grid(alphas, "alphas"), _grid(betas, "betas")
+    lex_grids = _lexicon_grids(decoder, unk_scores, sil_scores, log_adds)
     refs = [" ".join(r.split()) for r in refs]
-    saved = (lm.alpha, lm.beta)
+    saved = {"alpha": lm.alpha, "beta": lm.beta}
+    if lex_grids:
+        saved.update(decoder.lexicon_options._asdict())
     grid: list[GridPoint] = []
     try:
         for a in a_grid:
             for b in b_grid:
-                decoder.reset_params(alpha=a, beta=b)
-                t0 = time.perf_counter()
-                hyps = decoder.decode_batch(
-                    None, lps, beam_width=beam_width, num_threads=num_threads
-                )
-                seconds = time.perf_counter() - t0
-                hyps = [" ".join(h.split()) for h in hyps]
-                grid.append(GridPoint(a, b, wer(refs, hyps), cer(refs, hyps), seconds))
+                for lex in itertools.product(*lex_grids):
+                    extra = dict(zip(_LEXICON_FIELDS[: len(lex)], lex, strict=True))
+                    decoder.reset_params(alpha=a, beta=b, **extra)
+                    t0 = time.perf_counter()
+                    hyps = decoder.decode_batch(
+                        None,
+                        lps,
+                        beam_width=beam_width,
+                        beam_prune_logp=beam_prune_logp,
+                        token_min_logp=token_min_logp,
+                        num_threads=num_threads,
+                    )
+                    seconds = time.perf_counter() - t0
+                    hyps = [" ".join(h.split()) for h in hyps]
+                    grid.append(GridPoint(a, b, wer(refs, hyps), cer(refs, hyps), seconds, **extra))
     finally:
-        decoder.reset_params(alpha=saved[0], beta=saved[1])
+        decoder.reset_params(**saved)
     best = min(grid, key=_key if metric == "wer" else _key_cer)
     return TuneResult(grid, best, int(beam_width))
 
 
-def load_params(path: str | os.PathLike[str]) -> dict[str, float]:
-    """``{"alpha": ..., "beta": ...}`` from a file written by :meth:`TuneResult.save`.
+def _lexicon_grids(
+    decoder: Any,
+    unk_scores: Sequence[float] | None,
+    sil_scores: Sequence[float] | None,
+    log_adds: Sequence[bool] | None,
+) -> list[list[Any]]:
+    """The grids of the lexicon mode's scores (none without a lexicon)."""
+    given = {"unk_scores": unk_scores, "sil_scores": sil_scores, "log_adds": log_adds}
+    if getattr(decoder, "lexicon", None) is None:
+        named = [k for k, x in given.items() if x is not None]
+        if named:
+            raise ValueError(
+                f"{', '.join(named)} tune the lexicon mode, and this decoder has no lexicon; "
+                "build it with build_ctcdecoder(..., lexicon=True)."
+            )
+        return []
+    opts = decoder.lexicon_options
+    out: list[list[Any]] = [
+        _grid(unk_scores, "unk_scores", finite=False) if unk_scores is not None else [opts[0]],
+        _grid(sil_scores, "sil_scores") if sil_scores is not None else [opts[1]],
+    ]
+    if log_adds is None:
+        out.append([opts.log_add])
+    else:
+        flags = list(log_adds) if not isinstance(log_adds, (str, bytes)) else [log_adds]
+        for i, x in enumerate(flags):
+            if not isinstance(x, bool):
+                raise TypeError(f"log_adds[{i}] must be True or False; got {x!r}.")
+        if not flags:
+            raise ValueError("log_adds must hold at least one value; got an empty grid.")
+        out.append(list(dict.fromkeys(flags)))
+    return out
+
+
+def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``{"alpha": ..., "beta": ...}`` (and the lexicon mode's ``unk_score``,
+    ``sil_score`` and ``log_add`` when the file has them) from a file written by
+    :meth:`TuneResult.save`.
 
     The result goes straight into ``build_ctcdecoder(labels, kenlm_model_path=...,
     **load_params(path))`` or ``decoder.reset_params(**load_params(path))``.
@@ -213,7 +291,8 @@ def load_params(path: str | os.PathLike[str]) -> dict[str, float]:
     Raises
     ------
     ValueError
-        The file is not JSON, or lacks a finite ``alpha`` or ``beta``.
+        The file is not JSON, lacks a finite ``alpha`` or ``beta``, or has a lexicon score
+        of the wrong kind.
     """
     try:
         with open(path, encoding="utf-8") as fh:
@@ -231,4 +310,17 @@ def load_params(path: str | os.PathLike[str]) -> dict[str, float]:
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
             raise ValueError(f"{os.fspath(path)}: {name} must be a finite number; got {x!r}.")
         out[name] = float(x)
+    for name in ("unk_score", "sil_score"):
+        x = data.get(name)
+        if x is None:
+            continue
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x) or x == math.inf:
+            raise ValueError(f"{os.fspath(path)}: {name} must be a number below +inf; got {x!r}.")
+        out[name] = float(x)
+    if data.get("log_add") is not None:
+        if not isinstance(data["log_add"], bool):
+            raise ValueError(
+                f"{os.fspath(path)}: log_add must be true or false; got {data['log_add']!r}."
+            )
+        out["log_add"] = data["log_add"]
     return out

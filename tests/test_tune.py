@@ -216,3 +216,123 @@ def test_result_is_a_namedtuple():
     p = GridPoint(0.5, 1.0, 0.1, 0.05, 2.0)
     res = TuneResult([p], p, 8)
     assert res.to_dict()["grid"] == [p._asdict()]
+
+
+# ---------------------------------------------------------------- the lexicon mode
+
+
+def test_lexicon_grid_equals_fresh_decoders(dev, unigrams):
+    lps, refs = dev
+    decoder = build(unigrams, lexicon=True, alpha=0.45, beta=0.8)
+    res = tune(
+        decoder,
+        lps,
+        refs,
+        [0.6],
+        [1.5],
+        beam_width=BEAM,
+        unk_scores=[-math.inf, -4.0],
+        sil_scores=[0.0],
+        log_adds=[False, True],
+    )
+    assert [(p.unk_score, p.log_add) for p in res.grid] == [
+        (-math.inf, False),
+        (-math.inf, True),
+        (-4.0, False),
+        (-4.0, True),
+    ]
+    for p in res.grid:
+        fresh = build(unigrams, lexicon=True, **p.params())
+        hyps = fresh.decode_batch(None, lps, beam_width=BEAM)
+        assert p.wer == fastctc.metrics.wer(refs, hyps)
+    assert decoder.lexicon_options == fastctc.lm.lexicon.LexiconOptions()
+    assert (decoder.language_model.alpha, decoder.language_model.beta) == (0.45, 0.8)
+
+
+def test_lexicon_params_file_round_trip(tmp_path, dev, unigrams):
+    lps, refs = dev
+    decoder = build(unigrams, lexicon=True)
+    res = tune(
+        decoder,
+        lps[:4],
+        refs[:4],
+        [0.5],
+        [1.0],
+        beam_width=BEAM,
+        log_adds=[True],
+        unk_scores=[-math.inf],
+    )
+    res.save(tmp_path / "p.json")
+    params = load_params(tmp_path / "p.json")
+    assert params == {
+        "alpha": 0.5,
+        "beta": 1.0,
+        "unk_score": -math.inf,
+        "sil_score": 0.0,
+        "log_add": True,
+    }
+    assert "log_add" in res.table().splitlines()[0]
+    build(unigrams, lexicon=True, **params)  # accepted as it is
+
+
+def test_lexicon_scores_need_a_lexicon(dev, unigrams):
+    with pytest.raises(ValueError, match="unk_scores tune the lexicon mode"):
+        tune(build(unigrams), *dev, [0.5], [1.0], unk_scores=[-1.0])
+    with pytest.raises(TypeError, match=r"log_adds\[0\] must be True or False"):
+        tune(build(unigrams, lexicon=True), *dev, [0.5], [1.0], log_adds=[1])
+
+
+def test_cli_tune_and_decode_with_a_lexicon(files, capsys):
+    d, common = files
+    out = d / "lex.json"
+    args = ["tune", *common, "--refs", str(d / "refs.tsv"), "--alphas", "0.6", "--betas", "1.5"]
+    args += ["--lexicon", "unigrams", "--log-add", "both", "--unk-scores=-inf,-5"]
+    args += ["--beam-width", str(BEAM), "-o", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "log_add" in printed and "best: alpha 0.6 beta 1.5 unk_score" in printed
+    params = load_params(out)
+    lex = d / "lexicon.txt"
+    lex.write_text("".join(f"{w} {' '.join(w)} |\n" for w in small_lm.unigrams()))
+    outs = {}
+    for name, extra in [
+        ("params", ["--lexicon", "unigrams", "--params", str(out)]),
+        ("file", ["--lexicon", str(lex), "--params", str(out)]),
+        (
+            "explicit",
+            [
+                "--lexicon",
+                "unigrams",
+                "--alpha",
+                "0.6",
+                "--beta",
+                "1.5",
+                f"--unk-score={params['unk_score']}",
+                "--log-add",
+                "on" if params["log_add"] else "off",
+            ],
+        ),
+    ]:
+        path = d / f"lex_{name}.jsonl"
+        argv = ["decode", *common, "--beam-width", str(BEAM), "-q", "-o", str(path), *extra]
+        assert cli.main(argv) == 0
+        outs[name] = path.read_text()
+    assert outs["params"] == outs["explicit"] == outs["file"]
+    strict = d / "lex_strict.jsonl"
+    argv = ["decode", *common, "--lexicon", str(lex), "--unk-score=-inf", "-q", "-o", str(strict)]
+    assert cli.main(argv) == 0
+    texts = [json.loads(line)["text"] for line in strict.read_text().splitlines()]
+    assert all(set(t.split()) <= set(small_lm.unigrams()) for t in texts)
+
+
+def test_cli_lexicon_errors(files, capsys):
+    d, common = files
+    argv = ["decode", *common, "--lexicon", str(d / "missing.txt"), "-q", "-o", str(d / "x")]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert "--lexicon" in capsys.readouterr().err
+    argv = ["tune", *common, "--refs", str(d / "refs.tsv"), "--log-add", "on"]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert "need --lexicon" in capsys.readouterr().err
+    argv = ["decode", *common, "--decoder", "greedy", "--lexicon", "unigrams", "-o", str(d / "y")]
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert "--lexicon" in capsys.readouterr().err
