@@ -33,7 +33,7 @@ import numpy as np
 
 from ._jit import jit
 from .lm_cache import EMPTY_KEY, FNV_OFFSET, fix_key, fnv_extend, mix64, pair_key, table_find
-from .lm_state import K_BPE_START, K_SPACE
+from .lm_state import K_BPE_START, K_NORMAL, K_SPACE
 from .ngram import M_BOS, M_BOUNDARY, M_EOS, M_ORDER, log10_prob_matched
 
 Trie = namedtuple("Trie", ["keys", "child", "parent", "code", "word"])
@@ -166,22 +166,24 @@ def look_ahead(trie, words, uni, order, alpha_ln10, unk_offset, out):
     out[0] = 0.0
 
 
-@jit
-def _walk(trie, node, codes, lo, hi):
-    """The node reached from ``node`` along ``codes[lo:hi]``, or -1."""
+@jit(inline="always")
+def _walk(keys, child, node, codes, lo, hi):
+    """The node reached from ``node`` along ``codes[lo:hi]`` (trie ``keys``/``child``), or
+    -1."""
     for p in range(lo, hi):
-        node = trie_find(trie.keys, trie.child, node, codes[p])
+        node = trie_find(keys, child, node, codes[p])
         if node < 0:
             return -1
     return node
 
 
 # ------------------------------------------------------------------------------ LM states
-@jit
-def _ctx_hash(ctx, nctx):
+@jit(inline="always")
+def _ctx_hash(ctx, row, nctx):
+    """Hash of the LM state ``ctx[row, :nctx]``."""
     h = fnv_extend(FNV_OFFSET, nctx)
     for j in range(nctx):
-        h = fnv_extend(h, ctx[j])
+        h = fnv_extend(h, ctx[row, j])
     return fix_key(h)
 
 
@@ -194,7 +196,7 @@ Memo = namedtuple("Memo", ["keys", "p", "matched"])
 @jit
 def _lm_lookup(ctx, nctx, h, vocab, ngrams, memo):
     """:func:`log10_prob_matched` of ``vocab`` after the state ``ctx[:nctx]`` (hash ``h``),
-    through ``memo``."""
+    through ``memo`` (only a miss reads ``ctx``)."""
     key = pair_key(h, vocab)
     slot = np.int64(key & np.uint64(memo.keys.size - 1))
     if memo.keys[slot] == key:
@@ -209,12 +211,12 @@ def _lm_lookup(ctx, nctx, h, vocab, ngrams, memo):
 
 
 @jit
-def _finish_word(node, ctx, nctx, h, out_ctx, trie, words, ngrams, params, memo):
-    """Score the word spelled to trie ``node`` after the LM state ``ctx[:nctx]`` (hash
-    ``h``).
+def _finish_word(node, ctx, row, nctx, h, out_ctx, trie, words, ngrams, params, memo):
+    """Score the word spelled to trie ``node`` after the LM state ``ctx[row, :nctx]``
+    (hash ``h``).
 
     Returns ``(ok, score, new state length, word code)`` and writes the new state to
-    ``out_ctx``; ``ok`` is False for a prefix that is no word when out-of-lexicon words are
+    ``out_ctx[0]``; ``ok`` is False for a prefix that is no word when out-of-lexicon words are
     forbidden. The score replaces the node's look-ahead (the caller subtracts it)."""
     w = trie.word[node]
     if w >= 0:
@@ -233,20 +235,19 @@ def _finish_word(node, ctx, nctx, h, out_ctx, trie, words, ngrams, params, memo)
     order = meta[M_ORDER]
     if order == 0:
         return True, extra, 0, code
-    p, matched = _lm_lookup(ctx, nctx, h, vocab, ngrams, memo)
+    p, matched = _lm_lookup(ctx[row], nctx, h, vocab, ngrams, memo)
     s = np.float64(p)
     if oov:
         s += params.unk_offset
-    width = out_ctx.size
-    keep = min(matched, width)
+    keep = min(matched, out_ctx.shape[1])
     for j in range(keep - 1, 0, -1):
-        out_ctx[j] = ctx[j - 1]
-    out_ctx[0] = vocab
+        out_ctx[0, j] = ctx[row, j - 1]
+    out_ctx[0, 0] = vocab
     return True, params.alpha_ln10 * s + extra, keep, code
 
 
 @jit
-def _end_score(ctx, nctx, ngrams, params):
+def _end_score(ctx, nctx, ngrams, params):  # ctx: one state, 1-D
     """Weighted ``log P(</s> | state)`` when the model scores sentence ends, else 0."""
     meta = ngrams.meta
     if meta[M_ORDER] == 0 or not meta[M_BOUNDARY]:
@@ -258,68 +259,17 @@ def _end_score(ctx, nctx, ngrams, params):
 # ------------------------------------------------------------------------------ candidates
 #: A frame's candidates: integer columns ``i`` (``S_*``), ``f`` (score, acoustic score), the
 #: LM state ``ctx`` and its hash ``h``; the merge table ``keys`` -> ``slot`` (candidate
-#: index), the table slots ``used`` by each candidate (cleared after the frame) and the
-#: frame's ``best`` score so far.
-Cands = namedtuple("Cands", ["i", "f", "ctx", "h", "keys", "slot", "used", "best"])
+#: index), the table slots ``used`` by each candidate (cleared after the frame), the
+#: frame's ``best`` score, and scratch for the candidate being built: its columns ``ti``,
+#: LM state ``tctx`` (one row) and scores ``sc``.
+Cands = namedtuple(
+    "Cands", ["i", "f", "ctx", "h", "keys", "slot", "used", "best", "ti", "tctx", "sc"]
+)
 #: Hypotheses: the same columns as candidates (the first ``S_NEWLAB`` are read).
 Hyps = namedtuple("Hyps", ["i", "f", "ctx", "h"])
 
 
-@jit
-def _commit(cd, n, ti, score, am, tctx, h, prune, log_add):
-    """Add the staged candidate (``ti``, ``score``, ``am``, LM state ``tctx`` with hash
-    ``h``) to the ``n`` candidates, or merge it into the one with the same LM state, trie
-    node, last label and blank flag; returns the new number of candidates.
-
-    A candidate below the frame's best so far (``cd.best[0]``) plus ``prune`` cannot
-    survive the frame and is not added."""
-    if score < cd.best[0] + prune:
-        return n
-    if score > cd.best[0]:
-        cd.best[0] = score
-    nctx = ti[S_NCTX]
-    key = pair_key(pair_key(h, ti[S_NODE]), ti[S_LAST] * 2 + ti[S_BLANK] + 2)
-    mask = cd.keys.size - 1
-    slot = np.int64(mix64(key) & np.uint64(mask))
-    while True:
-        k = cd.keys[slot]
-        if k == EMPTY_KEY:
-            break
-        if k == key:
-            j = cd.slot[slot]
-            same = cd.i[j, S_NCTX] == nctx
-            for q in range(nctx):
-                if cd.ctx[j, q] != tctx[q]:
-                    same = False
-            if same:
-                old = cd.f[j, 0]
-                merged = max(old, score)
-                if log_add:
-                    merged = _log_add(old, score)
-                if score > old:
-                    _store(cd, j, ti, am, tctx, h)
-                cd.f[j, 0] = merged
-                return n
-        slot = (slot + 1) & mask
-    cd.keys[slot] = key
-    cd.slot[slot] = n
-    cd.used[n] = slot
-    _store(cd, n, ti, am, tctx, h)
-    cd.f[n, 0] = score
-    return n + 1
-
-
-@jit
-def _store(cd, j, ti, am, tctx, h):
-    for c in range(S_COLS):
-        cd.i[j, c] = ti[c]
-    for q in range(ti[S_NCTX]):
-        cd.ctx[j, q] = tctx[q]
-    cd.f[j, 1] = am
-    cd.h[j] = h
-
-
-@jit
+@jit(inline="always")
 def _log_add(a, b):
     if a == -np.inf:
         return b
@@ -330,130 +280,209 @@ def _log_add(a, b):
     return b + np.log1p(np.exp(a - b))
 
 
-@jit
-def _stage(ti, hy, b, node, last, blank):
-    """Stage a candidate that continues hypothesis ``b`` at ``node`` with ``last``."""
-    for c in range(S_NEWLAB):
-        ti[c] = hy.i[b, c]
-    ti[S_NODE] = node
-    ti[S_LAST] = last
-    ti[S_BLANK] = blank
-    ti[S_NEWLAB] = 0
-    ti[S_WORD] = NO_WORD
-    ti[S_FSTART] = -1
-    ti[S_FEND] = -1
+@jit(_nrt=False)
+def _commit(c_i, c_f, c_ctx, c_h, m_keys, m_slot, used, n, ti, sc, src, row, h, log_add):
+    """Add the staged candidate (columns ``ti``, score and acoustic score ``sc``, LM state
+    ``src[row]`` with hash ``h``) to the ``n`` candidates, or merge it into the one with the
+    same LM state, trie node, last label and blank flag; returns the number of candidates.
+
+    The arrays are a :class:`Cands`' fields, passed one by one: in the frame's inner loop,
+    taking them from the bundle would count a reference each time."""
+    nctx = ti[S_NCTX]
+    key = pair_key(pair_key(h, ti[S_NODE]), ti[S_LAST] * 2 + ti[S_BLANK] + 2)
+    mask = m_keys.size - 1
+    slot = np.int64(mix64(key) & np.uint64(mask))
+    j = -1
+    while True:
+        k = m_keys[slot]
+        if k == EMPTY_KEY:
+            break
+        if k == key:
+            q = m_slot[slot]
+            same = c_i[q, S_NCTX] == nctx
+            for w in range(nctx):
+                if c_ctx[q, w] != src[row, w]:
+                    same = False
+            if same:
+                j = q
+                break
+        slot = (slot + 1) & mask
+    score = sc[0]
+    if j >= 0:
+        old = c_f[j, 0]
+        c_f[j, 0] = _log_add(old, score) if log_add else max(old, score)
+        if score <= old:
+            return n
+        # the new path is the better one: its fields replace the candidate's
+    else:
+        m_keys[slot] = key
+        m_slot[slot] = n
+        used[n] = slot
+        j = n
+        n += 1
+        c_f[j, 0] = score
+    for c in range(S_COLS):
+        c_i[j, c] = ti[c]
+    for w in range(nctx):
+        c_ctx[j, w] = src[row, w]
+    c_f[j, 1] = sc[1]
+    c_h[j] = h
+    return n
 
 
 # ------------------------------------------------------------------------------ the search
-@jit
-def _expand(
-    hy,
-    b,
-    t,
-    row,
-    cand_labels,
-    n_lab,
-    tokens,
-    trie,
-    la,
-    words,
-    ngrams,
-    params,
-    cd,
-    n,
-    ti,
-    tctx,
-    memo,
+@jit(_nrt=False)
+def _expand_frame(
+    row, t, cand_labels, n_lab, tokens, trie, la, words, ngrams, params, hy, nh, cd, memo
 ):
-    """Every candidate of hypothesis ``b`` at frame ``t``; returns the number of candidates."""
-    s = hy.f[b, 0]
-    am = hy.f[b, 1]
-    node = hy.i[b, S_NODE]
-    last = hy.i[b, S_LAST]
-    blank_after = hy.i[b, S_BLANK]
-    nctx = hy.i[b, S_NCTX]
-    ctx = hy.ctx[b]
+    """Every candidate of the ``nh`` hypotheses at frame ``t`` (log-probabilities ``row``,
+    labels tried ``cand_labels[:n_lab]``), merged; returns the number of candidates.
+
+    Candidates below the frame's best so far plus ``beam_prune_logp`` cannot survive the
+    frame and are not added. The bundles are unpacked once, here: the inner loops work on
+    plain arrays. Compiled without reference counting (it allocates nothing, and counting
+    the arrays it passes around took a third of the search's time)."""
+    h_i, h_f, h_ctx, h_h = hy.i, hy.f, hy.ctx, hy.h
+    c_i, c_f, c_ctx, c_h = cd.i, cd.f, cd.ctx, cd.h
+    m_keys, m_slot, used = cd.keys, cd.slot, cd.used
+    t_keys, t_child = trie.keys, trie.child
+    kinds, codes, offsets = tokens.kind, tokens.codes, tokens.offsets
     log_add = params.log_add
     prune = params.beam_prune_logp
-    # a blank
-    pb = row[params.blank]
-    _stage(ti, hy, b, node, last, 1)
-    h = hy.h[b]
-    n = _commit(cd, n, ti, s + pb, am + pb, ctx, h, prune, log_add)
-    # the last label again, merged into it
-    if last >= 0 and not blank_after:
-        p = row[last]
-        _stage(ti, hy, b, node, last, 0)
-        if tokens.kind[last] != K_SPACE:
-            ti[S_WEND] = t + 1
-        n = _commit(cd, n, ti, s + p, am + p, ctx, h, prune, log_add)
-    la_here = la[node]
-    for r in range(n_lab):
-        c = cand_labels[r]
-        if c == last and not blank_after:
-            continue
-        p = row[c]
-        kind = tokens.kind[c]
-        lo = tokens.offsets[c]
-        hi = tokens.offsets[c + 1]
-        base = s + p
-        start = node
-        word = NO_WORD
-        fs = -1
-        fe = -1
-        new_nctx = nctx
-        if kind == K_SPACE or kind == K_BPE_START:
-            if node > 0:  # the word in progress ends here
-                ok, ws, new_nctx, word = _finish_word(
-                    node, ctx, nctx, h, tctx, trie, words, ngrams, params, memo
+    blank = params.blank
+    ti, tctx, sc = cd.ti, cd.tctx, cd.sc
+    best = -np.inf
+    n = 0
+    for b in range(nh):
+        s = h_f[b, 0]
+        am = h_f[b, 1]
+        node = h_i[b, S_NODE]
+        last = h_i[b, S_LAST]
+        blank_after = h_i[b, S_BLANK]
+        nctx = h_i[b, S_NCTX]
+        h = h_h[b]
+        for c in range(S_NEWLAB):
+            ti[c] = h_i[b, c]
+        ti[S_NEWLAB] = 0
+        ti[S_WORD] = NO_WORD
+        ti[S_FSTART] = -1
+        ti[S_FEND] = -1
+        # a blank: same state, blank flag set
+        p = row[blank]
+        if s + p >= best + prune:
+            best = max(best, s + p)
+            ti[S_BLANK] = 1
+            sc[0] = s + p
+            sc[1] = am + p
+            n = _commit(c_i, c_f, c_ctx, c_h, m_keys, m_slot, used, n, ti, sc, h_ctx, b, h, log_add)
+            ti[S_BLANK] = blank_after
+        # the last label again, merged into it
+        if last >= 0 and not blank_after:
+            p = row[last]
+            if s + p >= best + prune:
+                best = max(best, s + p)
+                if kinds[last] != K_SPACE:
+                    ti[S_WEND] = t + 1
+                sc[0] = s + p
+                sc[1] = am + p
+                n = _commit(
+                    c_i, c_f, c_ctx, c_h, m_keys, m_slot, used, n, ti, sc, h_ctx, b, h, log_add
                 )
-                if not ok:
-                    continue
-                base += ws - la_here
-                fs = hy.i[b, S_WSTART]
-                fe = hy.i[b, S_WEND]
-            elif kind == K_SPACE:
-                base += params.sil_score
-            start = 0
-        nxt = _walk(trie, start, tokens.codes, lo, hi)
-        if nxt < 0:
-            continue
-        if nxt > 0:
-            base += la[nxt] - (la[start] if start > 0 else 0.0)
-            if base == -np.inf:
+                ti[S_WEND] = h_i[b, S_WEND]
+        la_here = la[node]
+        for r in range(n_lab):
+            c = cand_labels[r]
+            if c == last and not blank_after:
                 continue
-        _stage(ti, hy, b, nxt, c, 0)
-        ti[S_NCTX] = new_nctx
-        ti[S_NEWLAB] = 1
-        ti[S_WORD] = word
-        ti[S_FSTART] = fs
-        ti[S_FEND] = fe
-        if kind != K_SPACE:
-            if start == 0:
-                ti[S_WSTART] = t
-            ti[S_WEND] = t + 1
-        if word == NO_WORD:
-            n = _commit(cd, n, ti, base, am + p, ctx, h, prune, log_add)
-        else:
-            n = _commit(cd, n, ti, base, am + p, tctx, _ctx_hash(tctx, new_nctx), prune, log_add)
+            p = row[c]
+            base = s + p
+            kind = kinds[c]
+            if kind == K_NORMAL and node > 0 and base < best + prune:
+                continue  # going deeper into the trie only lowers the look-ahead
+            start = node
+            word = NO_WORD
+            new_nctx = nctx
+            if kind == K_SPACE or kind == K_BPE_START:
+                if node > 0:  # the word in progress ends here
+                    ok, ws, new_nctx, word = _finish_word(
+                        node, h_ctx, b, nctx, h, tctx, trie, words, ngrams, params, memo
+                    )
+                    if not ok:
+                        continue
+                    base += ws - la_here
+                elif kind == K_SPACE:
+                    base += params.sil_score
+                start = 0
+            nxt = _walk(t_keys, t_child, start, codes, offsets[c], offsets[c + 1])
+            if nxt < 0:
+                continue
+            if nxt > 0:
+                base += la[nxt] - (la[start] if start > 0 else 0.0)
+            if base < best + prune:
+                continue
+            best = max(best, base)
+            ti[S_NODE] = nxt
+            ti[S_LAST] = c
+            ti[S_BLANK] = 0
+            ti[S_NCTX] = new_nctx
+            ti[S_NEWLAB] = 1
+            ti[S_WORD] = word
+            if word != NO_WORD:
+                ti[S_FSTART] = h_i[b, S_WSTART]
+                ti[S_FEND] = h_i[b, S_WEND]
+            if kind != K_SPACE:
+                if start == 0:
+                    ti[S_WSTART] = t
+                ti[S_WEND] = t + 1
+            sc[0] = base
+            sc[1] = am + p
+            if word == NO_WORD:
+                n = _commit(
+                    c_i, c_f, c_ctx, c_h, m_keys, m_slot, used, n, ti, sc, h_ctx, b, h, log_add
+                )
+            else:
+                n = _commit(
+                    c_i,
+                    c_f,
+                    c_ctx,
+                    c_h,
+                    m_keys,
+                    m_slot,
+                    used,
+                    n,
+                    ti,
+                    sc,
+                    tctx,
+                    0,
+                    _ctx_hash(tctx, 0, new_nctx),
+                    log_add,
+                )
+            # back to the hypothesis' own columns for the next label
+            for q in range(S_NEWLAB):
+                ti[q] = h_i[b, q]
+            ti[S_NEWLAB] = 0
+            ti[S_WORD] = NO_WORD
+            ti[S_FSTART] = -1
+            ti[S_FEND] = -1
+    cd.best[0] = best
     return n
 
 
 @jit
-def _select(cd, n, k, prune, order, scratch):
-    """Indices (into ``order``) of the at most ``k`` best candidates within ``prune`` of the
-    best, in candidate order; returns how many."""
+def _select(f, n, k, prune, order, scratch):
+    """Indices (into ``order``) of the at most ``k`` best of the ``n`` candidate scores
+    ``f[:n, 0]`` within ``prune`` of the best, in candidate order; returns how many."""
     best = -np.inf
     for j in range(n):
-        if cd.f[j, 0] > best:
-            best = cd.f[j, 0]
+        if f[j, 0] > best:
+            best = f[j, 0]
     if best == -np.inf:
         return 0
     floor = best + prune
     m = 0
     for j in range(n):
-        if cd.f[j, 0] >= floor and cd.f[j, 0] > -np.inf:
-            scratch[m] = cd.f[j, 0]
+        if f[j, 0] >= floor and f[j, 0] > -np.inf:
+            scratch[m] = f[j, 0]
             order[m] = j
             m += 1
     if m <= k:
@@ -513,6 +542,9 @@ def lexicon_search(logp, tokens, trie, la, words, ngrams, params, chain, abort):
         np.empty(tcap, dtype=np.int64),
         np.empty(cap, dtype=np.int64),
         np.empty(1),
+        np.empty(S_COLS, dtype=np.int64),
+        np.empty((1, width), dtype=np.int64),
+        np.empty(2),
     )
     hy = Hyps(
         np.zeros((K, S_COLS), dtype=np.int64),
@@ -530,84 +562,91 @@ def lexicon_search(logp, tokens, trie, la, words, ngrams, params, chain, abort):
     if ngrams.meta[M_ORDER] > 0 and ngrams.meta[M_BOS] >= 0:
         hy.ctx[0, 0] = ngrams.meta[M_BOS]
         hy.i[0, S_NCTX] = 1
-    hy.h[0] = _ctx_hash(hy.ctx[0], hy.i[0, S_NCTX])
-    ti = np.empty(S_COLS, dtype=np.int64)
+    hy.h[0] = _ctx_hash(hy.ctx, 0, hy.i[0, S_NCTX])
     memo = Memo(
         np.zeros(4096, dtype=np.uint64),
         np.empty(4096, dtype=np.float32),
         np.empty(4096, dtype=np.int64),
     )
-    tctx = np.empty(width, dtype=np.int64)
     cand_labels = np.empty(C, dtype=np.int64)
     order = np.empty(cap, dtype=np.int64)
     scratch = np.empty(cap)
     n_chain = 0
-    out_i = np.zeros((K, X_COLS), dtype=np.int64)
-    out_f = np.zeros((K, 2))
-    out_ctx = np.zeros((K, width), dtype=np.int64)
+    h_i, h_f, h_ctx, h_h = hy.i, hy.f, hy.ctx, hy.h
+    c_i, c_f, c_ctx, c_h, m_keys, used = cd.i, cd.f, cd.ctx, cd.h, cd.keys, cd.used
+    blank = params.blank
+    token_min = params.token_min_logp
     for t in range(T):
         if abort[0] != 0:
-            return LEX_ABORTED, 0, out_i, out_f, out_ctx, chain
+            return LEX_ABORTED, 0, h_i[:0], h_f[:0], h_ctx[:0], chain
         row = logp[t]
         top = -1
         for c in range(C):
-            if c != params.blank and (top < 0 or row[c] > row[top]):
+            if c != blank and (top < 0 or row[c] > row[top]):
                 top = c
         n_lab = 0
         for c in range(C):
-            if c != params.blank and (row[c] >= params.token_min_logp or c == top):
+            if c != blank and (row[c] >= token_min or c == top):
                 cand_labels[n_lab] = c
                 n_lab += 1
-        n = 0
-        cd.best[0] = -np.inf
-        for b in range(nh):
-            n = _expand(
-                hy,
-                b,
-                t,
-                row,
-                cand_labels,
-                n_lab,
-                tokens,
-                trie,
-                la,
-                words,
-                ngrams,
-                params,
-                cd,
-                n,
-                ti,
-                tctx,
-                memo,
-            )
+        n = _expand_frame(
+            row,
+            t,
+            cand_labels,
+            n_lab,
+            tokens,
+            trie,
+            la,
+            words,
+            ngrams,
+            params,
+            hy,
+            nh,
+            cd,
+            memo,
+        )
         for j in range(n):
-            cd.keys[cd.used[j]] = EMPTY_KEY
-        m = _select(cd, n, K, params.beam_prune_logp, order, scratch)
+            m_keys[used[j]] = EMPTY_KEY
+        m = _select(c_f, n, K, params.beam_prune_logp, order, scratch)
         chain = _grow(chain, n_chain + m)
         for q in range(m):
             j = order[q]
             for c in range(S_NEWLAB):
-                hy.i[q, c] = cd.i[j, c]
-            hy.f[q, 0] = cd.f[j, 0]
-            hy.f[q, 1] = cd.f[j, 1]
-            for w in range(cd.i[j, S_NCTX]):
-                hy.ctx[q, w] = cd.ctx[j, w]
-            hy.h[q] = cd.h[j]
-            if cd.i[j, S_NEWLAB]:
-                chain[n_chain, H_PARENT] = cd.i[j, S_CHAIN]
-                chain[n_chain, H_LABEL] = cd.i[j, S_LAST]
+                h_i[q, c] = c_i[j, c]
+            h_f[q, 0] = c_f[j, 0]
+            h_f[q, 1] = c_f[j, 1]
+            for w in range(c_i[j, S_NCTX]):
+                h_ctx[q, w] = c_ctx[j, w]
+            h_h[q] = c_h[j]
+            if c_i[j, S_NEWLAB]:
+                chain[n_chain, H_PARENT] = c_i[j, S_CHAIN]
+                chain[n_chain, H_LABEL] = c_i[j, S_LAST]
                 chain[n_chain, H_FRAME] = t
-                chain[n_chain, H_WORD] = cd.i[j, S_WORD]
-                chain[n_chain, H_WSTART] = cd.i[j, S_FSTART]
-                chain[n_chain, H_WEND] = cd.i[j, S_FEND]
-                hy.i[q, S_CHAIN] = n_chain
+                chain[n_chain, H_WORD] = c_i[j, S_WORD]
+                chain[n_chain, H_WSTART] = c_i[j, S_FSTART]
+                chain[n_chain, H_WEND] = c_i[j, S_FEND]
+                h_i[q, S_CHAIN] = n_chain
                 n_chain += 1
         nh = m
         if nh == 0:
-            return LEX_DONE, 0, out_i, out_f, out_ctx, chain
-    # the end: finish the words in progress, then the sentence; when no hypothesis can
-    # (each ends inside a spelling), each keeps its look-ahead and its word as spelled
+            return LEX_DONE, 0, h_i[:0], h_f[:0], h_ctx[:0], chain
+    n_out, out_i, out_f, out_ctx = _finish(hy, nh, trie, la, words, ngrams, params, memo)
+    return LEX_DONE, n_out, out_i, out_f, out_ctx, chain
+
+
+@jit
+def _finish(hy, nh, trie, la, words, ngrams, params, memo):
+    """The final hypotheses, best first: each finishes its word in progress, then the
+    sentence. When none can (each ends inside a spelling that is no word, and out-of-lexicon
+    words are forbidden), each keeps its look-ahead and its word as spelled.
+
+    Returns ``(n, out_i, out_f, out_ctx)`` (see :func:`lexicon_search`)."""
+    width = hy.ctx.shape[1]
     fin = np.empty(nh)
+    out_i = np.zeros((nh, X_COLS), dtype=np.int64)
+    out_f = np.zeros((nh, 2))
+    out_ctx = np.zeros((nh, width), dtype=np.int64)
+    tctx = np.empty((1, width), dtype=np.int64)
     fallback = True
     for b in range(nh):
         node = hy.i[b, S_NODE]
@@ -622,40 +661,36 @@ def lexicon_search(logp, tokens, trie, la, words, ngrams, params, chain, abort):
         out_i[b, X_WSTART] = -1
         out_i[b, X_WEND] = -1
         for q in range(nctx):
-            tctx[q] = hy.ctx[b, q]
+            tctx[0, q] = hy.ctx[b, q]
         if node > 0:
-            ok, ws, nctx, word = _finish_word(
-                node, hy.ctx[b], nctx, hy.h[b], tctx, trie, words, ngrams, params, memo
+            ok, ws, new_nctx, word = _finish_word(
+                node, hy.ctx, b, nctx, hy.h[b], tctx, trie, words, ngrams, params, memo
             )
             if ok:
                 s += ws - la[node]
+                nctx = new_nctx
                 out_i[b, X_WORD] = word
-                out_i[b, X_WSTART] = hy.i[b, S_WSTART]
-                out_i[b, X_WEND] = hy.i[b, S_WEND]
             elif fallback:
                 out_i[b, X_WORD] = -2 - node
-                out_i[b, X_WSTART] = hy.i[b, S_WSTART]
-                out_i[b, X_WEND] = hy.i[b, S_WEND]
             else:
                 s = -np.inf
+            out_i[b, X_WSTART] = hy.i[b, S_WSTART]
+            out_i[b, X_WEND] = hy.i[b, S_WEND]
         if s > -np.inf:
-            s += _end_score(tctx, nctx, ngrams, params)
+            s += _end_score(tctx[0], nctx, ngrams, params)
         fin[b] = s
+        out_f[b, 0] = s
         out_f[b, 1] = hy.f[b, 1]
         out_i[b, X_NCTX] = nctx
         for q in range(nctx):
-            out_ctx[b, q] = tctx[q]
+            out_ctx[b, q] = tctx[0, q]
     rank = np.argsort(-fin, kind="mergesort")
     n_out = 0
     for b in range(nh):
         if fin[rank[b]] > -np.inf:
             n_out += 1
-    oi = out_i[rank[:n_out]].copy()
-    of = out_f[rank[:n_out]].copy()
-    oc = out_ctx[rank[:n_out]].copy()
-    for q in range(n_out):
-        of[q, 0] = fin[rank[q]]
-    return LEX_DONE, n_out, oi, of, oc, chain
+    keep = rank[:n_out]
+    return n_out, out_i[keep], out_f[keep], out_ctx[keep]
 
 
 @jit
