@@ -11,8 +11,12 @@ warm-up utterance excluded). Rows:
   ``fastctc.tune.tune``;
 * flashlight-text's ``LexiconDecoder`` with max merging and with log-add merging of equal
   hypotheses, and its ``LexiconFreeDecoder``;
-* fastctc's lexicon mode (``build_ctcdecoder(..., lexicon=True)``) with both merge rules,
-  where the installed fastctc has it.
+* fastctc's lexicon mode (``build_ctcdecoder(..., lexicon=True)``) with both merge rules at
+  ``beam_prune_logp`` equal to minus flashlight's ``beam_threshold`` (the same search width;
+  ``--lexicon-prune`` sets another), and log-add at fastctc's default -10.
+
+Finally ``fastctc.tune`` tunes the lexicon mode on all 200 dev utterances on every core
+(alpha x beta x log_add), timed.
 
 The flashlight wheels carry no KenLM binding, so the LM is a Python subclass of
 ``flashlight.lib.text.decoder.LM`` over the ``kenlm`` module. Its scores are natural logs
@@ -177,11 +181,13 @@ def score_row(row: Row, test: Split, hyps: list[str], s_per_100: float) -> Row:
 # ---------------------------------------------------------------------------- fastctc
 
 
-def fastctc_row(name, decoder, tune_set, test, alphas, betas, beam) -> Row:
-    """Tune ``decoder`` with fastctc.tune on one thread, then time it on the test set."""
-    decoder.decode_batch(None, tune_set.lps[:1], beam_width=beam, num_threads=1)  # warm-up
+def fastctc_row(name, decoder, tune_set, test, alphas, betas, beam, prune=-10.0) -> Row:
+    """Tune ``decoder`` with fastctc.tune on one thread, then time it on the test set
+    (``prune``: ``beam_prune_logp``)."""
+    kw = {"beam_width": beam, "num_threads": 1, "beam_prune_logp": prune}
+    decoder.decode_batch(None, tune_set.lps[:1], **kw)  # warm-up
     t0 = time.perf_counter()
-    res = tune(decoder, tune_set.lps, tune_set.refs, alphas, betas, beam_width=beam, num_threads=1)
+    res = tune(decoder, tune_set.lps, tune_set.refs, alphas, betas, **kw)
     tune_s = time.perf_counter() - t0
     print(
         f"  {name}: best alpha {res.alpha:g} beta {res.beta:g}, tuning WER "
@@ -189,19 +195,20 @@ def fastctc_row(name, decoder, tune_set, test, alphas, betas, beam) -> Row:
         flush=True,
     )
     decoder.reset_params(alpha=res.alpha, beta=res.beta)
-    decoder.decode_batch(None, test.lps[:1], beam_width=beam, num_threads=1)  # warm-up
+    decoder.decode_batch(None, test.lps[:1], **kw)  # warm-up
     t0 = time.perf_counter()
-    hyps = [norm(h) for h in decoder.decode_batch(None, test.lps, beam_width=beam, num_threads=1)]
+    hyps = [norm(h) for h in decoder.decode_batch(None, test.lps, **kw)]
     s100 = 100.0 * (time.perf_counter() - t0) / len(test.lps)
     row = Row(name, f"alpha {res.alpha:g}, beta {res.beta:g}", tune_s)
     return score_row(row, test, hyps, s100)
 
 
-def fastctc_lexicon_rows(labels, words, tune_set, test, alphas, betas, beam) -> list[Row]:
+def fastctc_lexicon_rows(labels, words, tune_set, test, alphas, betas, beam, prune) -> list[Row]:
     """fastctc's lexicon mode (flashlight's LexiconDecoder semantics), max and log-add
-    merging; no rows where the installed fastctc lacks the mode."""
+    merging with ``beam_prune_logp=prune``, and log-add with the default -10; no rows where
+    the installed fastctc lacks the mode."""
     rows = []
-    for log_add in (True, False):
+    for log_add, p in ((True, prune), (False, prune), (True, -10.0)):
         try:
             dec = fastctc.build_ctcdecoder(
                 labels,
@@ -217,9 +224,35 @@ def fastctc_lexicon_rows(labels, words, tune_set, test, alphas, betas, beam) -> 
         except TypeError as exc:
             print(f"  fastctc lexicon mode unavailable in this fastctc ({exc}); rows skipped")
             return rows
-        name = f"fastctc lexicon ({'log-add' if log_add else 'max'})"
-        rows.append(fastctc_row(name, dec, tune_set, test, alphas, betas, beam))
+        name = f"fastctc lexicon ({'log-add' if log_add else 'max'}, prune {p:g})"
+        rows.append(fastctc_row(name, dec, tune_set, test, alphas, betas, beam, p))
     return rows
+
+
+def tune_all(labels, words, lps, refs, alphas, betas, beam, prune) -> None:
+    """How long fastctc.tune takes for the lexicon mode on every dev utterance, all cores."""
+    dec = fastctc.build_ctcdecoder(
+        labels, kenlm_model_path=str(DATA / "lm_4gram.bin"), unigrams=words, lexicon=True
+    )
+    dec.decode_batch(None, lps[:1], beam_width=beam)  # warm-up
+    t0 = time.perf_counter()
+    res = tune(
+        dec,
+        lps,
+        refs,
+        alphas,
+        betas,
+        beam_width=beam,
+        beam_prune_logp=prune,
+        log_adds=[False, True],
+    )
+    print(
+        f"\n# fastctc.tune, lexicon mode, {len(lps)} dev utterances, {len(res.grid)} settings "
+        f"({len(alphas)} alphas x {len(betas)} betas x log_add off/on), beam {beam}, prune "
+        f"{prune:g}, all {os.cpu_count()} cores: {time.perf_counter() - t0:.1f} s; best "
+        f"alpha {res.alpha:g} beta {res.beta:g} log_add {res.best.log_add}: WER "
+        f"{100 * res.best.wer:.2f}%"
+    )
 
 
 # ---------------------------------------------------------------------------- flashlight
@@ -414,6 +447,13 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=100, help="test sentences (100.., max 100)")
     ap.add_argument("--beam", type=int, default=64)
     ap.add_argument("--beam-threshold", type=float, default=15.0, help="flashlight's (default 15)")
+    ap.add_argument(
+        "--lexicon-prune",
+        type=float,
+        default=None,
+        help="beam_prune_logp of fastctc's lexicon-mode rows (default: minus flashlight's "
+        "--beam-threshold, the same width; one more row has fastctc's default -10)",
+    )
     ap.add_argument("--quick", action="store_true", help="small grids")
     ap.add_argument("--no-reference", action="store_true", help="skip the last section")
     args = ap.parse_args()
@@ -497,7 +537,9 @@ def main() -> None:
             *grids["free"],
         )
     )
-    rows += fastctc_lexicon_rows(labels, words, tune_set, test, fa, fb, beam)
+    if args.lexicon_prune is None:
+        args.lexicon_prune = -args.beam_threshold
+    rows += fastctc_lexicon_rows(labels, words, tune_set, test, fa, fb, beam, args.lexicon_prune)
 
     ref = next(r for r in rows if r.name == "flashlight lexicon (log-add)").s_per_100
     print(
@@ -505,12 +547,12 @@ def main() -> None:
         f"{args.beam_threshold:g}, spelling {spelling}; LM scores in natural logs\n"
     )
     print(
-        f"{'decoder':<34} {'tuned parameters':<46} {'WER':>7} {'CER':>7} "
+        f"{'decoder':<40} {'tuned parameters':<46} {'WER':>7} {'CER':>7} "
         f"{'s/100 utt':>9} {'x flashlight':>12} {'tuning s':>8}"
     )
     for r in rows:
         print(
-            f"{r.name:<34} {r.params:<46} {100 * r.wer:6.2f}% {100 * r.cer:6.2f}% "
+            f"{r.name:<40} {r.params:<46} {100 * r.wer:6.2f}% {100 * r.cer:6.2f}% "
             f"{r.s_per_100:9.3f} {ref / r.s_per_100:12.2f} {r.tune_s:8.1f}"
         )
     print(
@@ -544,6 +586,9 @@ def main() -> None:
             f"  fastctc (pyctcdecode) alpha 0.7 beta 2.5: WER {100 * wer(test.refs, hyps):.2f}% "
             f"CER {100 * cer(test.refs, hyps):.2f}%"
         )
+    both = split(range(200)) if n_tune == 100 and n_test == 100 else None
+    if both is not None:
+        tune_all(labels, words, both.lps, both.refs, fa, fb, beam, args.lexicon_prune)
     print(f"\n# total {time.perf_counter() - t_start:.0f} s")
 
 
