@@ -330,6 +330,18 @@ def _commit(c_i, c_f, c_ctx, c_h, m_keys, m_slot, used, n, ti, sc, src, row, h, 
     return n
 
 
+@jit(inline="always")
+def _stage(ti, h_i, b):
+    """Stage a candidate that continues hypothesis ``b`` unchanged: its columns, no new
+    label, no finished word."""
+    for c in range(S_NEWLAB):
+        ti[c] = h_i[b, c]
+    ti[S_NEWLAB] = 0
+    ti[S_WORD] = NO_WORD
+    ti[S_FSTART] = -1
+    ti[S_FEND] = -1
+
+
 # ------------------------------------------------------------------------------ the search
 @jit(_nrt=False)
 def _expand_frame(
@@ -361,12 +373,7 @@ def _expand_frame(
         blank_after = h_i[b, S_BLANK]
         nctx = h_i[b, S_NCTX]
         h = h_h[b]
-        for c in range(S_NEWLAB):
-            ti[c] = h_i[b, c]
-        ti[S_NEWLAB] = 0
-        ti[S_WORD] = NO_WORD
-        ti[S_FSTART] = -1
-        ti[S_FEND] = -1
+        _stage(ti, h_i, b)
         # a blank: same state, blank flag set
         p = row[blank]
         if s + p >= best + prune:
@@ -457,13 +464,7 @@ def _expand_frame(
                     _ctx_hash(tctx, 0, new_nctx),
                     log_add,
                 )
-            # back to the hypothesis' own columns for the next label
-            for q in range(S_NEWLAB):
-                ti[q] = h_i[b, q]
-            ti[S_NEWLAB] = 0
-            ti[S_WORD] = NO_WORD
-            ti[S_FSTART] = -1
-            ti[S_FEND] = -1
+            _stage(ti, h_i, b)  # back to the hypothesis' own columns for the next label
     cd.best[0] = best
     return n
 

@@ -577,12 +577,7 @@ class BeamSearchDecoderCTC:
                     from_start = bool(ids) and ids[0] == bos
                     state = _state_after(tables, ids[1:] if from_start else ids, from_start)
                 beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
-            toks = labels[t_off[a] : t_off[a + 1]]
-            tfr = frames[t_off[a] : t_off[a + 1]]
-            beam.tokens = toks
-            beam.token_frames = tfr
-            beam._word_probs = _WordProbs(lp, toks, tfr, starts[w0:w1], ends[w0:w1])
-            beams.append(beam)
+            beams.append(_with_tokens(beam, lp, labels, frames, t_off, a, starts, ends, w0, w1))
         return beams
 
     def _beams_of(
@@ -625,12 +620,7 @@ class BeamSearchDecoderCTC:
                 elif tables is not None and out_i[a, ks.O_LMSTATE] >= 0:
                     state = tables.states[int(out_i[a, ks.O_LMSTATE])]
                 beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
-            toks = labels[t_off[a] : t_off[a + 1]]
-            tfr = frames[t_off[a] : t_off[a + 1]]
-            beam.tokens = toks
-            beam.token_frames = tfr
-            beam._word_probs = _WordProbs(lp, toks, tfr, starts[w0:w1], ends[w0:w1])
-            beams.append(beam)
+            beams.append(_with_tokens(beam, lp, labels, frames, t_off, a, starts, ends, w0, w1))
         return beams
 
     # ------------------------------------------------------------------ public API
@@ -1093,6 +1083,29 @@ def pyctcdecode_log_probs(logits: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         log_sum = np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
     return np.clip(shifted - log_sum, np.log(MIN_TOKEN_P), 0)
+
+
+def _with_tokens(
+    beam: Any,
+    lp: np.ndarray,
+    labels: np.ndarray,
+    frames: np.ndarray,
+    t_off: np.ndarray,
+    a: int,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    w0: int,
+    w1: int,
+) -> Any:
+    """``beam`` with the ``tokens``, ``token_frames`` and word confidences of final beam
+    ``a`` (flat ``labels``/``frames`` with offsets ``t_off``; its words' frames
+    ``starts[w0:w1]``, ``ends[w0:w1]``)."""
+    toks = labels[t_off[a] : t_off[a + 1]]
+    tfr = frames[t_off[a] : t_off[a + 1]]
+    beam.tokens = toks
+    beam.token_frames = tfr
+    beam._word_probs = _WordProbs(lp, toks, tfr, starts[w0:w1], ends[w0:w1])
+    return beam
 
 
 class _WordProbs:

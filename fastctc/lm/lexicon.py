@@ -36,7 +36,7 @@ from ..defaults import (
 from ..kernels import lexicon as kx
 from ..kernels import lm_state as ks
 from ..vocabulary import encode_strings
-from .search import SearchAborted
+from .search import NO_NGRAMS, SearchAborted
 
 __all__ = ["Lexicon", "LexiconOptions", "lexicon_entries", "read_lexicon"]
 
@@ -287,17 +287,6 @@ class LexFound(NamedTuple):
     words: list[str]
 
 
-#: Stand-in n-gram tables for a decoder without a model (order 0: every word scores 0).
-_NO_NGRAMS = ks.Ngrams(
-    np.zeros(1, dtype=np.int64),
-    np.zeros((1, 2), dtype=np.float32),
-    np.zeros(1, dtype=np.uint64),
-    np.zeros((1, 2), dtype=np.float32),
-    np.zeros(4, dtype=np.int64),
-    np.zeros(2, dtype=np.float64),
-)
-
-
 def run(
     lp: np.ndarray,
     vocab: Any,
@@ -318,7 +307,7 @@ def run(
     """
     lm = tables.lm if tables is not None else None
     if lm is None:
-        ngrams = _NO_NGRAMS
+        ngrams = NO_NGRAMS
         alpha_ln10 = beta = unk_offset = 0.0
     else:
         uni, keys, vals, meta = tables.ngram.arrays(bool(lm.score_boundary))

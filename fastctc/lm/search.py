@@ -70,7 +70,7 @@ class Found(NamedTuple):
 
 
 #: Tables standing for "no n-gram tables" (order 0) and "no score cache".
-_NO_NGRAMS = ks.Ngrams(
+NO_NGRAMS = ks.Ngrams(
     np.zeros(1, dtype=np.int64),
     np.zeros((1, 2), dtype=np.float32),
     np.zeros(1, dtype=np.uint64),
@@ -216,7 +216,7 @@ def _params(args: SearchArgs, vocab: Any, tables: KernelTables | None, path: Sco
 
 def _ngrams(tables: KernelTables | None, path: ScorePath) -> ks.Ngrams:
     if path.name != "ngram":
-        return _NO_NGRAMS
+        return NO_NGRAMS
     assert tables is not None and tables.ngram is not None
     lm: Any = tables.lm
     uni, keys, vals, meta = tables.ngram.arrays(bool(lm.score_boundary))
