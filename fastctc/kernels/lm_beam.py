@@ -261,7 +261,7 @@ def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
             return status
 
 
-@jit
+@jit(_nrt=False)
 def _expand_frame(logp, t, tokens, params, model, ws, ng_ctx):
     """Extend every beam by every label tried at frame ``t`` and merge the candidates.
 

@@ -36,7 +36,7 @@ MISS_WORD = 1
 MISS_SCORE = 2
 
 
-@jit
+@jit(_nrt=False)
 def lookup_word(word_keys, word_vals, h):
     """Word id of the word with hash ``h``, or -1 when the table does not know it yet."""
     slot = table_find(word_keys, h)
@@ -45,7 +45,7 @@ def lookup_word(word_keys, word_vals, h):
     return word_vals[slot]
 
 
-@jit
+@jit(_nrt=False)
 def lookup_lm(cache, state, wid, eos):
     """(score, next state) for ``wid`` after ``state``; next state -1 on a miss."""
     slot = table_find(cache.lm_keys, pair_key(state * 2 + eos, wid))
@@ -58,7 +58,7 @@ def lookup_lm(cache, state, wid, eos):
     return sc, nxt
 
 
-@jit
+@jit(_nrt=False)
 def ngram_word_score(ngrams, params, tn_i, parent, wid, eos, ctx):
     """(weighted score, vocabulary id) of word ``wid`` after text node ``parent``, from the
     n-gram tables. The context is the vocabulary ids of the last ``order - 1`` nodes
@@ -88,7 +88,7 @@ def ngram_word_score(ngrams, params, tn_i, parent, wid, eos, ctx):
     return ngrams.ab[0] * s * LOG10_TO_LN + ngrams.ab[1], vocab
 
 
-@jit
+@jit(_nrt=False)
 def word_score(model, params, tn_i, parent, h, has_word, eos, ctx):
     """The LM score of a finished word (hash ``h``; the empty word when not ``has_word``)
     after text node ``parent``, plus the sentence end when ``eos``.
@@ -141,13 +141,13 @@ def word_score_bound(params, wid):
     return params.alpha_ln10 * (0.5 + oov_offset_bound(params, wid)) + params.beta
 
 
-@jit
+@jit(_nrt=False)
 def is_hotword(hotwords, h):
     """Whether the word with hash ``h`` is a hotword."""
     return hotwords.word_keys.size > 1 and table_find(hotwords.word_keys, h) >= 0
 
 
-@jit
+@jit(_nrt=False)
 def partial_score(model, params, plen, phash):
     """Score of the unfinished word (``plen`` characters, hash ``phash``); NaN when a custom
     model's score is not cached yet (``PARTIAL_QUERY``)."""
@@ -175,7 +175,7 @@ def partial_score(model, params, plen, phash):
     return 0.0
 
 
-@jit
+@jit(_nrt=False)
 def find_child(text, parent, h):
     """Text node ``parent`` + word ``h`` if it exists, else -1."""
     key = pair_key(parent, h)
@@ -187,7 +187,7 @@ def find_child(text, parent, h):
     return -1
 
 
-@jit
+@jit(_nrt=False)
 def child_text(model, params, text, io, parent, h, ctx):
     """``(node, word id)`` for text ``parent`` + word ``h``; the node is created on first use
     (``io[IO_NTEXT]`` counts the nodes).
