@@ -48,7 +48,7 @@ def _exp_taylor(r):
     return p * r + 1.0
 
 
-@jit
+@jit(_nrt=False)
 def exp_into(x, out, bits):
     """``out[i] = exp(x[i])`` for float64 arrays, in loops the compiler vectorises.
 

@@ -246,7 +246,7 @@ def scatter_columns(
                     row[c[u]] -= buf[d + u]
 
 
-@jit_reassoc
+@jit_reassoc(_nrt=False)
 def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
     """One frame of the forward recursion over the band ``jlo..jhi``.
 
@@ -288,7 +288,7 @@ def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
     return total, lost
 
 
-@jit_reassoc
+@jit_reassoc(_nrt=False)
 def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
     """One frame of the backward recursion from ``(nbb, nbl)`` (frame t + 1) into ``(bb, bl)``.
 
@@ -323,7 +323,7 @@ def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
     return total + bb[S]
 
 
-@jit_reassoc
+@jit_reassoc(_nrt=False)
 def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
     """Blank and label mass ``alpha * beta`` of one frame; label terms are left in ``vl``."""
     zb = 0.0
@@ -347,7 +347,7 @@ def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
 def rescaled_workspace(T, S, want_grad):
     """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
     rows = T if want_grad else 2
-    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1)
+    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1) + (S + 2) + 4 * (S + 3)
 
 
 @jit
@@ -362,7 +362,7 @@ def workspace_sizes(input_lengths, offsets, want_grad):
     return out
 
 
-@jit_reassoc
+@jit_reassoc(_nrt=False)
 def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     """Loss of one sequence by rescaled forward-backward; NaN return means "use log space".
 
@@ -374,6 +374,8 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     to request the log-space kernel (an input is NaN, a frame has no possible relevant label,
     an emission would underflow, a frame total vanished, or range was lost); ``blk`` is then
     undefined. ``ws`` is float64 scratch of at least ``rescaled_workspace(...)`` entries.
+    Compiled without reference counting (it allocates nothing: every array is a view of
+    ``ws``; counting the views taken every frame cost about a sixth of the loss).
 
     Range: values are renormalised per frame, so a state far below the frame's largest one
     falls under ``TINY`` and is flushed to zero. That is harmless when no path through it
@@ -402,8 +404,10 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     x = sc[:UW]
     eu = sc[W : W + UW]
     bits = sc[2 * W : 2 * W + UW].view(np.int64)
+    o = rows * W + 2 * R + 3 * W
     # skip[j + 1] == 1 where label j may follow label j - 1 directly (they differ)
-    skip = np.zeros(S + 2)
+    skip = ws[o : o + S + 2]
+    skip[:] = 0.0
     for j in range(1, S):
         if tgt[j] != tgt[j - 1]:
             skip[j + 1] = 1.0
@@ -474,7 +478,8 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         return nll
     # backward: beta excludes the current frame's emission; index j holds state j, with zero
     # padding above; two rows, swapped every frame
-    beta = np.zeros((2, 2, S + 3))
+    beta = ws[o + S + 2 : o + S + 2 + 4 * (S + 3)].reshape((2, 2, S + 3))
+    beta[:] = 0.0
     beta[0, 0, S] = 1.0
     if S > 0:
         beta[0, 1, S - 1] = 1.0
