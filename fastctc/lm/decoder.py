@@ -446,9 +446,8 @@ class BeamSearchDecoderCTC:
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (T = 0 frames); nothing to decode.")
-        bad = ~(arr < np.inf).all(axis=1)  # NaN or +inf
-        if bad.any():
-            row = int(np.argmax(bad))
+        if not arr.max() < np.inf:  # NaN or +inf somewhere: find the first row
+            row = int(np.argmax(~(arr < np.inf).all(axis=1)))
             raise ValueError(
                 f"{name}[{row}] contains NaN or +inf; logits must be finite (or -inf) "
                 "log-probabilities, probabilities or raw logits."

@@ -10,6 +10,7 @@ declined and passes tables that grew (``PENDING``, :mod:`fastctc.lm.queries`), o
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -96,7 +97,7 @@ def _take(
     """An array for one search: large ones from the scratch pool (fresh ones would be mapped
     and cleared page by page on every call), noted in ``held`` for their return; small ones,
     and all when ``held`` is None, allocated."""
-    n = int(np.prod(shape))
+    n = math.prod(shape)
     if held is None or n * np.dtype(dtype).itemsize < _POOLED_BYTES:
         return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
     a = _scratch.take(n, dtype)
