@@ -74,7 +74,7 @@ def _fill_rows(st_t, base, V, T, value, gradf):
             gradf[o + c] = value
 
 
-@jit
+@jit(_nrt=False)
 def _exp_row_f64(x, out, work, scale):
     e = work[0]
     exp_into(x, e, work[1].view(np.int64))
@@ -82,7 +82,7 @@ def _exp_row_f64(x, out, work, scale):
         out[c] = scale * e[c]
 
 
-@jit
+@jit(_nrt=False)
 def _exp_row_f32(x, out, work, scale):
     n = x.shape[0]
     e = work[0].view(np.float32)[:n]
@@ -165,12 +165,13 @@ def loss_plan(targets, offsets, input_lengths, blank, V):
     return cols[:u], coff_u, coff, uidx
 
 
-@jit
+@jit(_nrt=False)
 def gather_columns(lpf, st_t, st_n, cols, coff_u, coff, input_lengths, lo, hi, frames_outer, buf):
     """Copy every sequence's columns into the compact buffer, outer index ``lo <= i < hi``.
 
     The outer index is the frame when ``frames_outer`` (layout (T, N, V)), else the sequence,
-    so the input is read in memory order.
+    so the input is read in memory order. Compiled without reference counting (it allocates
+    nothing; the column slices taken per row would each be counted).
     """
     N = input_lengths.shape[0]
     for i in range(lo, hi):
@@ -219,6 +220,56 @@ def scatter_columns(
     block = mode == GRAD_LOGITS and (st_n if frames_outer else st_t) == V and K * V <= 65536
     work = np.empty((3, K * V if block else V)) if mode == GRAD_LOGITS else np.empty((3, 1))
     eblk = np.empty(K * V if block else 0, dtype=lpf.dtype)
+    _scatter_rows(
+        lpf,
+        st_t,
+        st_n,
+        V,
+        K,
+        cols,
+        coff_u,
+        coff,
+        input_lengths,
+        status,
+        scales,
+        mode,
+        lo,
+        hi,
+        frames_outer,
+        buf,
+        gradf,
+        block,
+        work,
+        eblk,
+    )
+
+
+@jit(_nrt=False)
+def _scatter_rows(
+    lpf,
+    st_t,
+    st_n,
+    V,
+    K,
+    cols,
+    coff_u,
+    coff,
+    input_lengths,
+    status,
+    scales,
+    mode,
+    lo,
+    hi,
+    frames_outer,
+    buf,
+    gradf,
+    block,
+    work,
+    eblk,
+):
+    """The loop of ``scatter_columns`` (``K`` rows per outer index; ``block``: the exp of an
+    outer index's rows is taken at once into ``eblk``), compiled without reference counting:
+    it allocates nothing, and the row slices it takes would each be counted."""
     for i in range(lo, hi):
         if block:
             first = i * (st_t if frames_outer else st_n)
