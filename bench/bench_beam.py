@@ -6,6 +6,15 @@ utterances one at a time in this process (one warm-up call first); the script pr
 ms/utterance, the speed ratios and the corpus CER of each tool, then fastctc's batch
 throughput on 2 threads vs 1.
 
+Beside them, on the same matrices and with the same ``beam_width``, ``token_min_logp`` and
+``beam_prune_logp`` as pyctcdecode, fastctc's pyctcdecode-compatible decoder without a language
+model (``fastctc.build_ctcdecoder(labels)``) is timed twice: a loop of ``decode`` calls and one
+``decode_batch(None, mats, ..., num_threads=1)`` call. A second table per set prints its
+ms/utterance next to ``fastctc.beam_search``'s, pyctcdecode's time divided by each, and how
+many of its top texts equal pyctcdecode's (all should: the decoder reproduces pyctcdecode).
+This runs for every set (characters, subwords, OCR) and adds a few seconds to the default run;
+with ``--no-pyctcdecode`` only its times are printed.
+
 Pruning is matched: all tools use ``token_min_logp`` (fast-ctc-decode: ``beam_cut_threshold =
 exp(token_min_logp)``; it requires a threshold below ``1/C``, so at C = 5000 it gets ``0.99/C``,
 a looser cut than the others') and pyctcdecode's default ``beam_prune_logp = -10``.
@@ -55,6 +64,18 @@ def timed(fn, items, repeat=1):
     return best / len(items) * 1e3, out
 
 
+def timed_batch(fn, items, repeat=1):
+    """Like ``timed`` for a function that takes the whole list at once."""
+    fn(items[:1])  # warm-up (compilation, caches)
+    best = math.inf
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(items)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(items) * 1e3, out
+
+
 def norm(text):
     return " ".join(text.split())
 
@@ -79,6 +100,9 @@ def run_set(name, mats, sents, labels, detok, beams, tmin, prune, repeat, skip_p
     greedy = [norm(detok(fastctc.greedy_decode(m).tokens)) for m in mats]
     print(f"greedy CER {fastctc.cer(sents, greedy):.4f}")
     decoder = None if skip_pyctc else build_ctcdecoder(list(labels))
+    fdec = fastctc.build_ctcdecoder(list(labels))
+    n = len(mats)
+    dec_rows = []
     header = (
         f"{'beam':>5} {'fastctc ms':>11} {'fcd ms':>9} {'pyctc ms':>9} "
         f"{'fcd/fastctc':>12} {'pyctc/fastctc':>14} {'CER fastctc':>12} "
@@ -116,12 +140,56 @@ def run_set(name, mats, sents, labels, detok, beams, tmin, prune, repeat, skip_p
             cer_p = fastctc.cer(sents, [norm(s) for s in out_p])
             pyc = (f"{ms_p:9.3f}", f"{ms_p / ms_f:14.1f}", f"{cer_p:10.4f}")
         else:
+            ms_p = out_p = None
             pyc = (f"{'-':>9}", f"{'-':>14}", f"{'-':>10}")
+        # fastctc's pyctcdecode-compatible decoder (no LM), same inputs and settings
+        ms_d, out_d = timed(
+            lambda m, K=K: fdec.decode(m, beam_width=K, beam_prune_logp=prune, token_min_logp=tmin),
+            mats,
+            repeat,
+        )
+        ms_b, out_b = timed_batch(
+            lambda ms, K=K: fdec.decode_batch(
+                None,
+                ms,
+                beam_width=K,
+                beam_prune_logp=prune,
+                token_min_logp=tmin,
+                num_threads=1,
+            ),
+            mats,
+            repeat,
+        )
+        dec_rows.append((K, ms_f, ms_d, ms_b, ms_p, out_p, out_d, out_b))
         print(
             f"{K:5d} {ms_f:11.3f} {ms_c:9.3f} {pyc[0]} {ms_c / ms_f:12.2f} {pyc[1]} "
             f"{cer_f:12.4f} {cer_c:8.4f} {pyc[2]}"
         )
         rows.append((K, ms_f, ms_c))
+    print(
+        "fastctc.build_ctcdecoder(labels), no LM: decode (loop) and decode_batch "
+        "(num_threads=1); same text = top texts equal to pyctcdecode's"
+    )
+    print(
+        f"{'beam':>5} {'search ms':>10} {'decode ms':>10} {'batch ms':>9} {'pyctc ms':>9} "
+        f"{'pyctc/search':>13} {'pyctc/decode':>13} {'pyctc/batch':>12} "
+        f"{'same text decode':>17} {'same text batch':>16}"
+    )
+    for K, ms_f, ms_d, ms_b, ms_p, out_p, out_d, out_b in dec_rows:
+        if out_p is not None:
+            same_d = sum(a == b for a, b in zip(out_p, out_d, strict=True))
+            same_b = sum(a == b for a, b in zip(out_p, out_b, strict=True))
+            pyc = (
+                f"{ms_p:9.3f}",
+                f"{ms_p / ms_f:13.1f}",
+                f"{ms_p / ms_d:13.1f}",
+                f"{ms_p / ms_b:12.1f}",
+                f"{f'{same_d}/{n}':>17}",
+                f"{f'{same_b}/{n}':>16}",
+            )
+        else:
+            pyc = tuple(f"{'-':>{w}}" for w in (9, 13, 13, 12, 17, 16))
+        print(f"{K:5d} {ms_f:10.3f} {ms_d:10.3f} {ms_b:9.3f} " + " ".join(pyc))
     return rows
 
 
