@@ -17,6 +17,7 @@ from .kernels.loss import (
     gather_columns,
     loss_plan,
     scatter_columns,
+    scatter_scratch,
     workspace_sizes,
 )
 
@@ -297,6 +298,7 @@ def ctc_loss(
         _scratch.give(ws)
 
     def scatter(span: tuple[int, int]) -> None:
+        scratch = scatter_scratch(lpf, st_t, st_n, V, T, N, mode, frames_outer)
         scatter_columns(
             lpf,
             st_t,
@@ -314,6 +316,7 @@ def ctc_loss(
             frames_outer,
             buf,
             gradf,
+            scratch,
         )
 
     chunks = balanced_chunks(costs, threads)

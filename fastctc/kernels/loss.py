@@ -187,6 +187,20 @@ def gather_columns(lpf, st_t, st_n, cols, coff_u, coff, input_lengths, lo, hi, f
 
 
 @jit
+def scatter_scratch(lpf, st_t, st_n, V, T, N, mode, frames_outer):
+    """``(block, work, eblk)``: the scratch of one ``scatter_columns`` call (one per thread).
+
+    Short rows that lie back to back (the usual layouts) take their exp in one block per
+    outer index (``block``; into ``eblk``): the per-call overhead of the vectorised exp would
+    dominate a short row."""
+    K = N if frames_outer else T  # rows per outer index
+    block = mode == GRAD_LOGITS and (st_n if frames_outer else st_t) == V and K * V <= 65536
+    work = np.empty((3, K * V if block else V)) if mode == GRAD_LOGITS else np.empty((3, 1))
+    eblk = np.empty(K * V if block else 0, dtype=lpf.dtype)
+    return block, work, eblk
+
+
+@jit(_nrt=False)
 def scatter_columns(
     lpf,
     st_t,
@@ -205,71 +219,19 @@ def scatter_columns(
     frames_outer,
     buf,
     gradf,
+    scratch,
 ):
     """Write the gradient rows with outer index in [lo, hi) (see ``gather_columns``).
 
     Rows of sequences whose ``status`` is 1 become ``[scale * exp(lp)] - buf row`` at the
     sequence's columns, rows past a sequence's length become zero; rows of sequences with
     status 0 were written by ``ctc_loss_items`` and are left alone. ``gradf`` need not be
-    initialised.
+    initialised. ``scratch`` is this call's :func:`scatter_scratch`. Compiled without
+    reference counting: it allocates nothing, and the row slices it takes would each be
+    counted.
     """
-    N = input_lengths.shape[0]
-    K = N if frames_outer else T  # rows per outer index
-    # short rows that lie back to back (the usual layouts) take their exp in one block per
-    # outer index: the per-call overhead of the vectorised exp would dominate a short row
-    block = mode == GRAD_LOGITS and (st_n if frames_outer else st_t) == V and K * V <= 65536
-    work = np.empty((3, K * V if block else V)) if mode == GRAD_LOGITS else np.empty((3, 1))
-    eblk = np.empty(K * V if block else 0, dtype=lpf.dtype)
-    _scatter_rows(
-        lpf,
-        st_t,
-        st_n,
-        V,
-        K,
-        cols,
-        coff_u,
-        coff,
-        input_lengths,
-        status,
-        scales,
-        mode,
-        lo,
-        hi,
-        frames_outer,
-        buf,
-        gradf,
-        block,
-        work,
-        eblk,
-    )
-
-
-@jit(_nrt=False)
-def _scatter_rows(
-    lpf,
-    st_t,
-    st_n,
-    V,
-    K,
-    cols,
-    coff_u,
-    coff,
-    input_lengths,
-    status,
-    scales,
-    mode,
-    lo,
-    hi,
-    frames_outer,
-    buf,
-    gradf,
-    block,
-    work,
-    eblk,
-):
-    """The loop of ``scatter_columns`` (``K`` rows per outer index; ``block``: the exp of an
-    outer index's rows is taken at once into ``eblk``), compiled without reference counting:
-    it allocates nothing, and the row slices it takes would each be counted."""
+    block, work, eblk = scratch
+    K = input_lengths.shape[0] if frames_outer else T
     for i in range(lo, hi):
         if block:
             first = i * (st_t if frames_outer else st_n)
