@@ -60,15 +60,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from _data import DATA, load_simulator
 
 import fastctc
 from fastctc.metrics import cer, wer
 from fastctc.tune import tune
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 NEEDED = ("simulate.py", "dev_sentences.txt", "lm_4gram.bin", "vocab.txt")
 LN10 = math.log(10.0)
 SIL = 1  # the space: word separator and flashlight's silence token
@@ -110,14 +109,6 @@ def check_requirements() -> None:
             importlib.import_module(mod)
         except ImportError as exc:
             _die(f"{pkg} is not installed ({exc}): pip install flashlight-text kenlm")
-
-
-def load_simulator():
-    spec = importlib.util.spec_from_file_location("fastctc_bench_simulate", DATA / "simulate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def norm(text: str) -> str:

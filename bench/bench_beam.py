@@ -30,27 +30,15 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _data import DATA, load_simulator
 
 import fastctc
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def load_simulator():
-    spec = importlib.util.spec_from_file_location("fastctc_bench_simulate", DATA / "simulate.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def timed(fn, items, repeat=1):

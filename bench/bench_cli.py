@@ -16,31 +16,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _data import DATA, load_simulator
 
 import fastctc
 from fastctc import cli
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 FRAME_SHIFT = 0.02  # seconds per frame assumed for the real-time factor
-
-
-def load_simulator():
-    spec = importlib.util.spec_from_file_location("simulate", SHARED / "simulate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["simulate"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_fastctc(argv):
@@ -82,7 +72,7 @@ def main():
     ap.add_argument("--beta", type=float, default=1.0)
     args = ap.parse_args()
     sim = load_simulator()
-    sentences = sim.load_test_sentences(str(SHARED / "dev_sentences.txt"))[: args.count]
+    sentences = sim.load_test_sentences(str(DATA / "dev_sentences.txt"))[: args.count]
     refs = {f"u{i:03d}": s for i, s in enumerate(sentences)}
     arrays = {f"u{i:03d}": sim.simulate_char(s, i) for i, s in enumerate(sentences)}
     frames = sum(a.shape[0] for a in arrays.values())

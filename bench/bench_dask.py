@@ -27,7 +27,6 @@ see its README for how the model was built from ``corpus_train.txt.gz``).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -39,9 +38,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _data import DATA, load_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
 NEEDED = ("simulate.py", "dev_sentences.txt", "lm_4gram.arpa", "vocab.txt")
 
 RUNS = {
@@ -51,17 +50,9 @@ RUNS = {
 }
 
 
-def load_simulator():
-    spec = importlib.util.spec_from_file_location("simulate", SHARED / "simulate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["simulate"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def write_inputs(folder: Path, count: int) -> None:
     sim = load_simulator()
-    sentences = (SHARED / "dev_sentences.txt").read_text(encoding="utf-8").split("\n")
+    sentences = (DATA / "dev_sentences.txt").read_text(encoding="utf-8").split("\n")
     sentences = [s for s in sentences if s.strip()]
     arrays = {
         f"utt{i:05d}": sim.simulate_char(sentences[i % len(sentences)], i) for i in range(count)
@@ -108,10 +99,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="warm runs of each kind (best kept)")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold-cache runs")
     args = ap.parse_args()
-    missing = [n for n in NEEDED if not (SHARED / n).exists()]
+    missing = [n for n in NEEDED if not (DATA / n).exists()]
     if missing:
         sys.exit(
-            f"missing {', '.join(missing)} in {SHARED}: this benchmark uses the shared data "
+            f"missing {', '.join(missing)} in {DATA}: this benchmark uses the shared data "
             "folder beside the repository (../shared/data; see its README.md)."
         )
     try:
@@ -127,7 +118,7 @@ def main() -> None:
         (tmp / "in").mkdir()
         write_inputs(tmp / "in", args.count)
         common = [str(tmp / "in"), "--labels", str(tmp / "labels.json")]
-        common += ["--lm", str(SHARED / "lm_4gram.arpa"), "--unigrams", str(SHARED / "vocab.txt")]
+        common += ["--lm", str(DATA / "lm_4gram.arpa"), "--unigrams", str(DATA / "vocab.txt")]
         common += ["--beam-width", str(args.beam_width)]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])

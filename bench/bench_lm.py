@@ -39,23 +39,19 @@ import importlib.metadata
 import logging
 import os
 import platform
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+from _data import DATA, load_simulator
 
 import fastctc
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 def load(n: int):
-    sys.path.insert(0, str(DATA))
-    import simulate
-
+    simulate = load_simulator()
     sents = (DATA / "dev_sentences.txt").read_text().splitlines()[:n]
     return simulate.CHAR_LABELS, sents, [simulate.simulate_char(s, i) for i, s in enumerate(sents)]
 

@@ -44,10 +44,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _data import DATA
 
 import fastctc
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 

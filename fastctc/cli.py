@@ -777,12 +777,11 @@ def _lexicon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         return {}
     if source != "unigrams" and not Path(source).is_file():
         raise UsageError(f"--lexicon {source}: no such file (or 'unigrams' for the unigrams).")
-    log_add = getattr(args, "log_add", "off")
     return {
         "lexicon": True if source == "unigrams" else source,
         "unk_score": getattr(args, "unk_score", DEFAULT_LEXICON_UNK_SCORE),
         "sil_score": getattr(args, "sil_score", DEFAULT_LEXICON_SIL_SCORE),
-        "log_add": log_add is True or log_add == "on",
+        "log_add": getattr(args, "log_add", "off") == "on",  # tune's grid sets its own
     }
 
 

@@ -24,7 +24,7 @@ import functools
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -227,6 +227,25 @@ def _as_numpy(x: Any) -> np.ndarray:
             x = x.float()
         return x.numpy()
     return np.asarray(x)
+
+
+def _hypotheses(
+    beams: Sequence[Any], frames_at: int, n_best: int, word_offsets: bool
+) -> tuple[Any, Any, Any, Any]:
+    """``(text, logit_score, lm_score, word_offsets)`` of one utterance's beams (its word
+    frames at ``beams[i][frames_at]``): the best beam's values when ``n_best == 1``, else
+    lists of the first ``n_best``; ``word_offsets`` is None unless asked for."""
+
+    def pick(values: list[Any]) -> Any:
+        return values[0] if n_best == 1 else values[:n_best]
+
+    offsets = pick([_word_offsets(b[frames_at]) for b in beams]) if word_offsets else None
+    return (
+        pick([b[0] for b in beams]),
+        pick([b[-2] for b in beams]),
+        pick([b[-1] for b in beams]),
+        offsets,
+    )
 
 
 def _word_offsets(text_frames: Iterable[Any]) -> list[dict[str, Any]]:
@@ -454,24 +473,12 @@ def _make_processor_class(transformers: Any, hf: Any) -> type:
             decoded = self.decoder.decode_beams_batch(
                 None, logits_list, num_threads=num_processes, **search
             )
-            texts = [[beam[0] for beam in beams] for beams in decoded]
-            logit_scores = [[beam[-2] for beam in beams] for beams in decoded]
-            lm_scores = [[beam[-1] for beam in beams] for beams in decoded]
-            offsets = None
-            if output_word_offsets:
-                offsets = [[_word_offsets(beam[1]) for beam in beams] for beams in decoded]
-            if n_best == 1:
-                return output_class(
-                    text=[h[0] for h in texts],
-                    logit_score=[h[0] for h in logit_scores],
-                    lm_score=[h[0] for h in lm_scores],
-                    word_offsets=[h[0] for h in offsets] if offsets is not None else None,
-                )
+            hyps = [_hypotheses(b, 1, n_best, output_word_offsets) for b in decoded]
             return output_class(
-                text=[h[:n_best] for h in texts],
-                logit_score=[h[:n_best] for h in logit_scores],
-                lm_score=[h[:n_best] for h in lm_scores],
-                word_offsets=[h[:n_best] for h in offsets] if offsets is not None else None,
+                text=[h[0] for h in hyps],
+                logit_score=[h[1] for h in hyps],
+                lm_score=[h[2] for h in hyps],
+                word_offsets=[h[3] for h in hyps] if output_word_offsets else None,
             )
 
         def decode(
@@ -506,30 +513,17 @@ def _make_processor_class(transformers: Any, hf: Any) -> type:
                 },
             )
             beams = self.decoder.decode_beams(_as_numpy(logits), **search)
-            offsets = None
-            if output_word_offsets:
-                offsets = [_word_offsets(beam[2]) for beam in beams]
             if n_best > len(beams):
                 logger.info(
                     "n_best=%d is larger than the number of hypotheses (%d): all are returned.",
                     n_best,
                     len(beams),
                 )
-            texts = [beam[0] for beam in beams]
-            logit_scores = [beam[-2] for beam in beams]
-            lm_scores = [beam[-1] for beam in beams]
-            if n_best == 1:
-                return output_class(
-                    text=texts[0],
-                    logit_score=logit_scores[0],
-                    lm_score=lm_scores[0],
-                    word_offsets=offsets[0] if offsets is not None else None,
-                )
+            text, logit_score, lm_score, offsets = _hypotheses(
+                beams, 2, n_best, output_word_offsets
+            )
             return output_class(
-                text=texts[:n_best],
-                logit_score=logit_scores[:n_best],
-                lm_score=lm_scores[:n_best],
-                word_offsets=offsets[:n_best] if offsets is not None else None,
+                text=text, logit_score=logit_score, lm_score=lm_score, word_offsets=offsets
             )
 
     # pickle finds the class through the module's __getattr__

@@ -264,8 +264,10 @@ def _lexicon_grids(
         return []
     opts = decoder.lexicon_options
     out: list[list[Any]] = [
-        _grid(unk_scores, "unk_scores", finite=False) if unk_scores is not None else [opts[0]],
-        _grid(sil_scores, "sil_scores") if sil_scores is not None else [opts[1]],
+        _grid(unk_scores, "unk_scores", finite=False)
+        if unk_scores is not None
+        else [opts.unk_score],
+        _grid(sil_scores, "sil_scores") if sil_scores is not None else [opts.sil_score],
     ]
     if log_adds is None:
         out.append([opts.log_add])

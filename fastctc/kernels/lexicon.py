@@ -259,12 +259,10 @@ def _end_score(ctx, nctx, ngrams, params):  # ctx: one state, 1-D
 # ------------------------------------------------------------------------------ candidates
 #: A frame's candidates: integer columns ``i`` (``S_*``), ``f`` (score, acoustic score), the
 #: LM state ``ctx`` and its hash ``h``; the merge table ``keys`` -> ``slot`` (candidate
-#: index), the table slots ``used`` by each candidate (cleared after the frame), the
-#: frame's ``best`` score, and scratch for the candidate being built: its columns ``ti``,
-#: LM state ``tctx`` (one row) and scores ``sc``.
-Cands = namedtuple(
-    "Cands", ["i", "f", "ctx", "h", "keys", "slot", "used", "best", "ti", "tctx", "sc"]
-)
+#: index), the table slots ``used`` by each candidate (cleared after the frame), and
+#: scratch for the candidate being built: its columns ``ti``, LM state ``tctx`` (one row)
+#: and scores ``sc``.
+Cands = namedtuple("Cands", ["i", "f", "ctx", "h", "keys", "slot", "used", "ti", "tctx", "sc"])
 #: Hypotheses: the same columns as candidates (the first ``S_NEWLAB`` are read).
 Hyps = namedtuple("Hyps", ["i", "f", "ctx", "h"])
 
@@ -465,7 +463,6 @@ def _expand_frame(
                     log_add,
                 )
             _stage(ti, h_i, b)  # back to the hypothesis' own columns for the next label
-    cd.best[0] = best
     return n
 
 
@@ -542,7 +539,6 @@ def lexicon_search(logp, tokens, trie, la, words, ngrams, params, chain, abort):
         np.zeros(tcap, dtype=np.uint64),
         np.empty(tcap, dtype=np.int64),
         np.empty(cap, dtype=np.int64),
-        np.empty(1),
         np.empty(S_COLS, dtype=np.int64),
         np.empty((1, width), dtype=np.int64),
         np.empty(2),
