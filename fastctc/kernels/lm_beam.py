@@ -35,6 +35,7 @@ import numpy as np
 
 from ._jit import jit
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
+from .lm_frames import frame_logp
 from .lm_score import (
     FOUND,
     MISS_WORD,
@@ -197,16 +198,17 @@ def add_query(queries, io, kind, state, wid, tnode, ntok, h, eos):
 
 
 @jit
-def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
+def lm_beam_search(frames, tokens, params, model, ws, resolver, ctx, abort):
     """Run (or resume) the LM-fused beam search of one utterance from frame ``ws.io[IO_T]``.
 
-    ``logp`` is ``(T, C)`` float32/float64 log-probabilities; ``tokens``, ``params``,
+    ``frames`` (:class:`fastctc.kernels.lm_state.Frames`) holds its log-probabilities, frames
+    ``frames.t0`` up to ``frames.t0 + frames.x.shape[0]``; ``tokens``, ``params``,
     ``model`` and ``ws`` are the bundles of :mod:`fastctc.kernels.lm_state`, owned by the
     caller, who validates inputs. ``resolver(ctx, n)`` answers LM queries (``ctx`` 0: none is
     registered, the queries are returned); ``abort[0] != 0`` stops the search at the next
     frame. Returns a status code (see :mod:`fastctc.kernels.lm_state`).
     """
-    T = logp.shape[0]
+    T = frames.t0 + frames.x.shape[0]
     io = ws.io
     cand = ws.cand
     io[IO_NQ] = 0
@@ -220,6 +222,9 @@ def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
         np.empty(n_cand),  # order statistics of candidate scores
         np.empty(n_cand, dtype=np.int64),  # merge buffer of the beam sort
     )
+    C = frames.x.shape[1]
+    sel_c = np.empty(C, dtype=np.int64)  # the labels tried at a frame
+    sel_p = np.empty(C)  # and their log-probabilities
     t = t0
     m = 0
     while t < T:
@@ -232,7 +237,9 @@ def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
             if abort[0] != 0:  # polled once a frame: another thread asks the search to stop
                 io[IO_T] = t
                 return ABORTED
-            status, m, pending = _expand_frame(logp, t, tokens, params, model, ws, ng_ctx)
+            status, m, pending = _expand_frame(
+                frames, t, sel_c, sel_p, tokens, params, model, ws, ng_ctx
+            )
             if status != DONE:
                 return status
             if pending:
@@ -262,14 +269,17 @@ def lm_beam_search(logp, tokens, params, model, ws, resolver, ctx, abort):
 
 
 @jit(_nrt=False)
-def _expand_frame(logp, t, tokens, params, model, ws, ng_ctx):
+def _expand_frame(frames, t, sel_c, sel_p, tokens, params, model, ws, ng_ctx):
     """Extend every beam by every label tried at frame ``t`` and merge the candidates.
+
+    The labels tried are those of the frame's listed columns whose log-probability reaches
+    ``token_min_logp``, and the best label (the first of the largest value), in label order;
+    ``sel_c`` / ``sel_p`` receive them.
 
     Returns ``(status, candidates, pending)``: ``GROW_CAND`` / ``GROW_TEXT`` when a pool is
     too small (nothing touched yet), else ``DONE``; ``pending`` when a custom model's
     partial-word score is missing (queried; the frame is recomputed once it is answered).
     """
-    C = logp.shape[1]
     io = ws.io
     tok_kind, tok_codes, tok_off = tokens.kind, tokens.codes, tokens.offsets
     blank = params.blank
@@ -294,15 +304,26 @@ def _expand_frame(logp, t, tokens, params, model, ws, ng_ctx):
     mt_keys, mt_vals = cand.merge_keys, cand.merge_vals
     pc_keys, pc_vals = ws.pc_keys, ws.pc_vals
     nb = io[IO_NBEAMS]
-    best = 0
-    bv = logp[t, 0]
-    for c in range(1, C):
-        if logp[t, c] > bv:
-            bv = logp[t, c]
+    # the listed columns hold the frame's best label and every label that can reach
+    # token_min_logp (see lm_frames), in increasing order
+    r = t - frames.t0
+    j0 = frames.off[r]
+    n_list = frames.off[r + 1] - j0
+    best = -1
+    bv = 0.0
+    for k in range(n_list):
+        c = np.int64(frames.cols[j0 + k])
+        p = frame_logp(frames, r, c)
+        sel_c[k] = c
+        sel_p[k] = p
+        if k == 0 or p > bv:
+            bv = p
             best = c
     nsel = 0
-    for c in range(C):
-        if logp[t, c] >= token_min_logp or c == best:
+    for k in range(n_list):
+        if sel_p[k] >= token_min_logp or sel_c[k] == best:
+            sel_c[nsel] = sel_c[k]
+            sel_p[nsel] = sel_p[k]
             nsel += 1
     need = nsel * nb
     if need > cd_i.shape[0] or 2 * need > mt_keys.size:
@@ -315,10 +336,9 @@ def _expand_frame(logp, t, tokens, params, model, ws, ng_ctx):
         return GROW_TEXT, 0, False
     pending = False
     m = 0
-    for c in range(C):
-        p = logp[t, c]
-        if not (p >= token_min_logp or c == best):
-            continue
+    for k in range(nsel):
+        c = sel_c[k]
+        p = sel_p[k]
         kind = tok_kind[c]
         for i in range(nb):
             last = b_i[i, B_LAST]

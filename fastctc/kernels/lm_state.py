@@ -146,6 +146,11 @@ RESOLVE_DECLINED = 0  # not answered (or failed): return the queries to the call
 RESOLVE_DONE = 1  # answered into the tables the kernel holds: go on
 RESOLVE_STALE = 2  # answered, but the tables were reallocated: return for the new ones
 
+Frames = namedtuple("Frames", ["x", "top", "lse", "cols", "off", "lo", "hi", "t0"])
+Frames.__doc__ = """The frames a search reads (:mod:`fastctc.kernels.lm_frames`): row ``r`` is frame
+``t0 + r``; its log-probability at column ``c`` is ``(x[r, c] - top[r]) - lse[r]`` clipped to
+``[lo, hi]``, and only the columns ``cols[off[r]:off[r + 1]]`` can be tried."""
+
 Tokens = namedtuple("Tokens", ["kind", "codes", "offsets"])
 Tokens.__doc__ = "Per label c: kind (``K_*``), code points ``codes[offsets[c]:offsets[c + 1]]``."
 

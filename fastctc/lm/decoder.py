@@ -46,6 +46,7 @@ from ..kernels import ngram as kn
 from ..vocabulary import Vocabulary, encode_strings
 from . import lexicon as lexmode
 from . import search
+from .frames import MIN_TOKEN_P, LogProbs, first_bad_row, prepare
 from .lexicon import Lexicon, LexiconOptions, lexicon_entries
 from .models import (
     AbstractLanguageModel,
@@ -77,8 +78,6 @@ __all__ = [
     "warmup_decoder",
 ]
 
-#: Smallest probability the decoder reads (pyctcdecode's): log(1e-15) is the floor.
-MIN_TOKEN_P = 1e-15
 #: pyctcdecode's names of the search defaults.
 DEFAULT_PRUNE_LOGP = DEFAULT_BEAM_PRUNE_LOGP
 DEFAULT_MIN_TOKEN_LOGP = DEFAULT_TOKEN_MIN_LOGP
@@ -430,7 +429,11 @@ class BeamSearchDecoderCTC:
         """Kept for pyctcdecode compatibility; the model is freed with the decoder."""
 
     # ------------------------------------------------------------------ validation
-    def _check_logits(self, logits: npt.ArrayLike, name: str = "logits") -> np.ndarray:
+    def _check_logits(
+        self, logits: npt.ArrayLike, name: str = "logits"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``logits`` as a C-contiguous float array, and the maximum of each row; raises
+        ``TypeError`` / ``ValueError`` naming ``name``."""
         arr = v.as_float_array(logits, name)
         C = len(self._vocab.kinds)
         if arr.ndim != 2:
@@ -446,13 +449,14 @@ class BeamSearchDecoderCTC:
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (T = 0 frames); nothing to decode.")
-        if not arr.max() < np.inf:  # NaN or +inf somewhere: find the first row
-            row = int(np.argmax(~(arr < np.inf).all(axis=1)))
+        top = np.amax(arr, axis=1)
+        row = first_bad_row(top)
+        if row >= 0:
             raise ValueError(
                 f"{name}[{row}] contains NaN or +inf; logits must be finite (or -inf) "
                 "log-probabilities, probabilities or raw logits."
             )
-        return pyctcdecode_log_probs(arr)
+        return arr, top
 
     def _search_args(
         self,
@@ -509,26 +513,36 @@ class BeamSearchDecoderCTC:
         )
 
     # ------------------------------------------------------------------ the search
-    def _interruptible(self, lp: np.ndarray, args: SearchArgs, batch_form: bool) -> list[Any]:
+    def _interruptible(
+        self, checked: tuple[np.ndarray, np.ndarray], args: SearchArgs, batch_form: bool
+    ) -> list[Any]:
         """:meth:`_search` of one utterance, on a worker thread when it is long, so that
         Ctrl-C stops it within a frame (see :func:`fastctc.batch.run_abortable`)."""
-        inline = lp.shape[0] < _INLINE_FRAMES
+        inline = checked[0].shape[0] < _INLINE_FRAMES
 
         def work(_: Any, abort: np.ndarray) -> list[Any]:
-            return self._search(lp, args, batch_form, abort)
+            return self._search(checked, args, batch_form, abort)
 
         return run_abortable(work, [None], inline)[0]
 
     def _search(
-        self, lp: np.ndarray, args: SearchArgs, batch_form: bool, abort: np.ndarray
+        self,
+        checked: tuple[np.ndarray, np.ndarray],
+        args: SearchArgs,
+        batch_form: bool,
+        abort: np.ndarray,
     ) -> list[Any]:
-        """Search one utterance on scratch buffers from the pool (handed back afterwards)
-        and build its beams."""
+        """Search one utterance (as :meth:`_check_logits` returns it) on scratch buffers
+        from the pool (handed back afterwards) and build its beams."""
+        x, top = checked
         if self._lexicon is not None:
-            return self._lexicon_search(lp, args, batch_form, abort)
+            return self._lexicon_search(pyctcdecode_log_probs(x), args, batch_form, abort)
         held: list[np.ndarray] = []
         try:
-            found = search.run(lp, self._vocab, self._tables, args, held, abort, self.search_sizes)
+            frames, lp = prepare(x, top, args.token_min_logp, held)
+            found = search.run(
+                frames, self._vocab, self._tables, args, held, abort, self.search_sizes
+            )
             return self._beams_of(lp, found, args.path, batch_form, args.keep)
         finally:
             for a in held:
@@ -554,6 +568,7 @@ class BeamSearchDecoderCTC:
             found.chain, found.out_i, n_out
         )
         names = found.words
+        lps = LogProbs.of_matrix(lp)
         bos = int(tables.ngram.meta[kn.M_BOS]) if tables is not None else -1
         beams = []
         for a in range(n_out):
@@ -576,11 +591,11 @@ class BeamSearchDecoderCTC:
                     from_start = bool(ids) and ids[0] == bos
                     state = _state_after(tables, ids[1:] if from_start else ids, from_start)
                 beam = OutputBeam(text, state, text_frames, logit_score, lm_score)
-            beams.append(_with_tokens(beam, lp, labels, frames, t_off, a, starts, ends, w0, w1))
+            beams.append(_with_tokens(beam, lps, labels, frames, t_off, a, starts, ends, w0, w1))
         return beams
 
     def _beams_of(
-        self, lp: np.ndarray, found: search.Found, path: ScorePath, batch_form: bool, keep: int
+        self, lp: LogProbs, found: search.Found, path: ScorePath, batch_form: bool, keep: int
     ) -> list[Any]:
         tables = self._tables
         n_out = found.n
@@ -806,7 +821,7 @@ class BeamSearchDecoderCTC:
         threads = v.resolve_num_threads(num_threads, n)
         if threads > 1:
             # compile (or load from cache) before the pool starts, on the shortest utterance
-            lengths = [x.shape[0] if isinstance(x, np.ndarray) else 1 << 62 for x in lps]
+            lengths = [x[0].shape[0] if isinstance(x, tuple) else 1 << 62 for x in lps]
             shortest = int(np.argmin(lengths))
             work(np.array([shortest]), np.zeros(1, dtype=np.int64))
             rest = np.array([i for i in range(n) if i != shortest], dtype=np.int64)
@@ -814,7 +829,7 @@ class BeamSearchDecoderCTC:
             chunks = [rest[c] for c in balanced_chunks(costs, threads)] if rest.size else []
         else:
             chunks = [np.arange(n, dtype=np.int64)]
-        total = sum(x.shape[0] for x in lps if isinstance(x, np.ndarray))
+        total = sum(x[0].shape[0] for x in lps if isinstance(x, tuple))
         run_abortable(work, chunks, inline=threads <= 1 and total < _INLINE_FRAMES)
         return results
 
@@ -1086,7 +1101,7 @@ def pyctcdecode_log_probs(logits: np.ndarray) -> np.ndarray:
 
 def _with_tokens(
     beam: Any,
-    lp: np.ndarray,
+    lp: LogProbs,
     labels: np.ndarray,
     frames: np.ndarray,
     t_off: np.ndarray,
@@ -1114,7 +1129,7 @@ class _WordProbs:
 
     def __init__(
         self,
-        lp: np.ndarray,
+        lp: LogProbs,
         toks: np.ndarray,
         frames: np.ndarray,
         starts: np.ndarray,
@@ -1125,7 +1140,7 @@ class _WordProbs:
     def __call__(self) -> list[float]:
         if self.starts.size == 0:
             return []
-        p = np.exp(self.lp[self.frames, self.toks].astype(np.float64))
+        p = np.exp(self.lp.at(self.frames, self.toks))
         cs = np.concatenate([[0.0], np.cumsum(p)])
         lo = np.searchsorted(self.frames, self.starts, side="left")
         hi = np.searchsorted(self.frames, self.ends, side="left")

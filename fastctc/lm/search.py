@@ -226,7 +226,7 @@ def _ngrams(tables: KernelTables | None, path: ScorePath) -> ks.Ngrams:
 
 
 def run(
-    lp: np.ndarray,
+    frames: ks.Frames,
     vocab: Any,
     tables: KernelTables | None,
     args: SearchArgs,
@@ -234,7 +234,7 @@ def run(
     abort: np.ndarray,
     sizes: SearchSizes,
 ) -> Found:
-    """Search one utterance ``lp`` (``(T, C)`` log-probabilities, validated) and return its
+    """Search one utterance (its ``frames``, see :mod:`fastctc.lm.frames`) and return its
     final beams.
 
     ``vocab`` has the kernel's per-label arrays (``kinds``, ``codes``, ``offsets``) and
@@ -248,7 +248,7 @@ def run(
     Exception
         Whatever the language model raised while answering queries.
     """
-    T = lp.shape[0]
+    T = frames.t0 + frames.x.shape[0]
     K = args.beam_width
     path = args.path
     start = -1
@@ -276,7 +276,7 @@ def run(
             else:
                 cache = _NO_CACHE
             model = ks.Model(cache, ngrams, hotwords)
-            status = kb.lm_beam_search(lp, tokens, params, model, ws, RESOLVER, ctx, abort)
+            status = kb.lm_beam_search(frames, tokens, params, model, ws, RESOLVER, ctx, abort)
             if status == ks.DONE:
                 break
             if status == ks.ABORTED:

@@ -1,0 +1,112 @@
+"""The decoder's input as the LM search reads it: validated and normalised lazily.
+
+:func:`prepare` turns one ``(T, C)`` float matrix into :class:`fastctc.kernels.lm_state.Frames`
+and a :class:`LogProbs` view of the same values, so that the search reads exactly the
+log-probabilities pyctcdecode 0.5.0 decodes (see
+:func:`fastctc.lm.decoder.pyctcdecode_log_probs`) while only NumPy's share of that
+normalisation (the exponentials summed per row, which must be NumPy's) runs over the whole
+matrix; see :mod:`fastctc.kernels.lm_frames`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import _scratch
+from ..kernels import lm_frames as kf
+from ..kernels import lm_state as ks
+
+#: pyctcdecode's floor for probabilities (``MIN_TOKEN_CLIP_P``) and its log.
+MIN_TOKEN_P = 1e-15
+LOG_MIN_TOKEN_P = float(np.log(MIN_TOKEN_P))
+
+
+class LogProbs:
+    """Normalised log-probabilities at given ``(frame, label)`` pairs, without the matrix:
+    ``at(frames, labels)`` is ``pyctcdecode_log_probs(x)[frames, labels]`` (float64)."""
+
+    __slots__ = ("x", "top", "lse", "lo", "hi")
+
+    def __init__(self, x: np.ndarray, top: np.ndarray, lse: np.ndarray, lo: float, hi: float):
+        self.x, self.top, self.lse, self.lo, self.hi = x, top, lse, lo, hi
+
+    @classmethod
+    def of_matrix(cls, lp: np.ndarray) -> LogProbs:
+        """The values of a normalised matrix ``lp`` as they are."""
+        zero = np.zeros(lp.shape[0], dtype=lp.dtype)
+        return cls(lp, zero, zero, -math.inf, math.inf)
+
+    def at(self, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):  # a row of -inf is NaN, as in pyctcdecode's
+            v = (self.x[frames, labels] - self.top[frames]) - self.lse[frames]
+        return np.clip(v.astype(np.float64), self.lo, self.hi)
+
+
+def _is_probabilities(x: np.ndarray) -> bool:
+    """pyctcdecode's test: the rows sum to 1 on average (``math.isclose``), decided from
+    float64 sums when they are far from 1 (NumPy's own sums in ``x``'s dtype differ from
+    them by far less than the margin) and from NumPy's sums otherwise."""
+    T = x.shape[0]
+    sums = np.empty(T)
+    abs_sums = np.empty(T)
+    kf.row_sums(x, sums, abs_sums)
+    if abs(sums.mean() - 1) > 1e-4 * (1 + abs_sums.mean()):
+        return False
+    return math.isclose(x.sum(axis=1).mean(), 1)
+
+
+def _threshold(thr: float, dtype: np.dtype) -> Any:
+    """``thr`` in ``dtype``, rounded down: a value of that dtype reaching ``thr`` reaches it."""
+    t = dtype.type(thr)
+    return t if t <= thr else np.nextafter(t, dtype.type(-np.inf))
+
+
+def first_bad_row(top: np.ndarray) -> int:
+    """The first row holding NaN or ``+inf``, from the rows' maxima ``top``, or -1."""
+    if top.max() < np.inf:
+        return -1
+    return int(np.argmax(~(top < np.inf)))
+
+
+def prepare(
+    x: np.ndarray, top: np.ndarray, token_min_logp: float, held: list[np.ndarray]
+) -> tuple[ks.Frames, LogProbs]:
+    """The frames of ``x`` (2-D, C-contiguous float32/float64, finite or ``-inf``: checked by
+    the caller) for a search with ``token_min_logp``; ``top`` is ``np.amax(x, axis=1)`` (it
+    is overwritten). Scratch arrays the search reads are taken from the pool and listed in
+    ``held``."""
+    T, C = x.shape
+    cols = _scratch.take(T * C, np.int32)
+    held.append(cols)
+    off = np.empty(T + 1, dtype=np.int64)
+    if _is_probabilities(x):
+        lp = np.log(np.clip(x, MIN_TOKEN_P, 1))
+        kf.select_rows(lp, _threshold(token_min_logp, lp.dtype), cols, off)
+        zero = np.zeros(T, dtype=lp.dtype)
+        frames = ks.Frames(lp, zero, zero, cols, off, -math.inf, math.inf, 0)
+        return frames, LogProbs(lp, zero, zero, -math.inf, math.inf)
+    thr = _threshold(min(token_min_logp, -kf.TIE_MARGIN), x.dtype)
+    every = token_min_logp <= LOG_MIN_TOKEN_P
+    shifted = _scratch.take(T * C, x.dtype).reshape(T, C)
+    try:
+        kf.shift_rows(x, top, thr, every, shifted, cols, off)
+        with np.errstate(divide="ignore"):
+            lse = np.log(np.sum(np.exp(shifted, out=shifted), axis=1))
+    finally:
+        _scratch.give(shifted)
+    frames = ks.Frames(x, top, lse, cols, off, LOG_MIN_TOKEN_P, 0.0, 0)
+    return frames, LogProbs(x, top, lse, LOG_MIN_TOKEN_P, 0.0)
+
+
+def frames_of_matrix(lp: np.ndarray, held: list[np.ndarray]) -> ks.Frames:
+    """Frames reading a normalised matrix ``lp`` as it is, every column listed."""
+    T, C = lp.shape
+    cols = _scratch.take(T * C, np.int32)
+    held.append(cols)
+    cols.reshape(T, C)[:] = np.arange(C, dtype=np.int32)
+    off = np.arange(0, T * C + 1, C, dtype=np.int64)
+    zero = np.zeros(T, dtype=lp.dtype)
+    return ks.Frames(lp, zero, zero, cols, off, -math.inf, math.inf, 0)
