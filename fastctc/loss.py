@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -9,7 +12,6 @@ import numpy.typing as npt
 
 from . import _scratch
 from . import _validate as v
-from .batch import balanced_chunks, run_phases
 from .kernels.loss import (
     GRAD_LOG_PROBS,
     GRAD_LOGITS,
@@ -257,74 +259,69 @@ def ctc_loss(
     buf = _scratch.take(int(coff[-1]), lp.dtype)
     threads = v.resolve_num_threads(num_threads, N)
     frames_outer = st_t >= st_n
-    spans = [
-        (int(c[0]), int(c[-1]) + 1)
-        for c in np.array_split(np.arange(T if frames_outer else N), threads)
-        if c.size
-    ]
-    costs = il * (2 * args.target_lengths + 1)
-
-    def gather(span: tuple[int, int]) -> None:
-        gather_columns(lpf, st_t, st_n, cols, coff_u, coff, il, *span, frames_outer, buf)
-
     sizes = workspace_sizes(il, args.offsets, return_grad)
+    # each thread owns a contiguous block of sequences and runs all three passes on it, so
+    # the threads meet once per call; a block's gradient rows lie together in memory
+    costs = il * (2 * args.target_lengths + 1) + 0.25 * T * V
 
-    def sequences(items: np.ndarray) -> None:
-        ws = _scratch.take(int(sizes[items].max()))
-        ctc_loss_items(
-            lpf,
-            st_t,
-            st_n,
-            V,
-            args.targets,
-            args.offsets,
-            il,
-            args.blank,
-            items,
-            scales,
-            return_grad,
-            mode,
-            bool(zero_infinity),
-            cols,
-            coff_u,
-            uidx,
-            coff,
-            buf,
-            ws,
-            losses,
-            status,
-            gradf,
-        )
-        _scratch.give(ws)
+    def block(span: tuple[int, int]) -> None:
+        n0, n1 = span
+        gather_columns(lpf, st_t, st_n, cols, coff_u, coff, il, n0, n1, frames_outer, buf)
+        ws = _scratch.take(int(sizes[n0:n1].max()))
+        try:
+            ctc_loss_items(
+                lpf,
+                st_t,
+                st_n,
+                V,
+                args.targets,
+                args.offsets,
+                il,
+                args.blank,
+                np.arange(n0, n1),
+                scales,
+                return_grad,
+                mode,
+                bool(zero_infinity),
+                cols,
+                coff_u,
+                uidx,
+                coff,
+                buf,
+                ws,
+                losses,
+                status,
+                gradf,
+            )
+        finally:
+            _scratch.give(ws)
+        if return_grad:
+            K = n1 - n0 if frames_outer else T
+            scratch = scatter_scratch(lpf, st_t, st_n, V, T, K, mode, frames_outer)
+            scatter_columns(
+                lpf,
+                st_t,
+                st_n,
+                V,
+                T,
+                cols,
+                coff_u,
+                coff,
+                il,
+                status,
+                scales,
+                mode,
+                n0,
+                n1,
+                frames_outer,
+                buf,
+                gradf,
+                scratch,
+            )
 
-    def scatter(span: tuple[int, int]) -> None:
-        scratch = scatter_scratch(lpf, st_t, st_n, V, T, N, mode, frames_outer)
-        scatter_columns(
-            lpf,
-            st_t,
-            st_n,
-            V,
-            T,
-            cols,
-            coff_u,
-            coff,
-            il,
-            status,
-            scales,
-            mode,
-            *span,
-            frames_outer,
-            buf,
-            gradf,
-            scratch,
-        )
-
-    chunks = balanced_chunks(costs, threads)
-    phases = [(gather, spans), (sequences, chunks)]
-    if return_grad:
-        phases.append((scatter, spans))
     try:
-        run_phases(phases, threads)
+        if N:
+            _run_blocks(block, _contiguous_blocks(costs, threads))
     finally:
         _scratch.give(buf)
     if lp.dtype != np.float64:
@@ -338,6 +335,74 @@ def ctc_loss(
         else:
             out = ftype(np.mean(losses / clamped))
     return (out, grad) if return_grad else out
+
+
+def _contiguous_blocks(costs: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """Split ``range(len(costs))`` into at most ``parts`` runs ``(lo, hi)`` of similar cost.
+
+    Boundaries sit at the prefix sums nearest to equal shares; with two parts the split that
+    minimises the larger share is taken. Deterministic; no run is empty.
+    """
+    n = len(costs)
+    parts = max(1, min(parts, n))
+    prefix = np.concatenate(([0.0], np.cumsum(costs, dtype=np.float64)))
+    total = prefix[-1]
+    if parts == 2:
+        cut = int(np.argmin(np.maximum(prefix[1:n], total - prefix[1:n]))) + 1
+        return [(0, cut), (cut, n)]
+    cuts = [0]
+    for k in range(1, parts):
+        c = int(np.argmin(np.abs(prefix - total * k / parts)))
+        cuts.append(min(max(c, cuts[-1] + 1), n - (parts - k)))
+    cuts.append(n)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_pid = 0
+
+
+def _workers(n: int) -> ThreadPoolExecutor:
+    """A pool of at least ``n`` threads kept between calls (a new one after a fork).
+
+    Starting threads on every call costs a few hundred microseconds, a tenth of a small
+    batch's loss; idle workers wait on a queue and cost nothing.
+    """
+    global _pool, _pool_size, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_size < n or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fastctc-loss")
+            _pool_size = n
+            _pool_pid = os.getpid()
+        return _pool
+
+
+def _run_blocks(fn: Any, blocks: list[tuple[int, int]]) -> None:
+    """Call ``fn(block)`` for every block: the first on this thread, the rest on workers.
+
+    Returns once every call has finished, even when one raises (the blocks share buffers
+    that the caller recycles afterwards); the first exception is then re-raised.
+    """
+    if len(blocks) == 1:
+        fn(blocks[0])
+        return
+    futures = [_workers(len(blocks) - 1).submit(fn, b) for b in blocks[1:]]
+    error: BaseException | None = None
+    try:
+        fn(blocks[0])
+    except BaseException as e:  # noqa: BLE001 - re-raised below, after the workers finish
+        error = e
+    for f in futures:
+        try:
+            f.result()
+        except BaseException as e:  # noqa: BLE001
+            error = error or e
+    if error is not None:
+        raise error
 
 
 def _overflowed_losses(

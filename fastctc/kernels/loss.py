@@ -166,34 +166,37 @@ def loss_plan(targets, offsets, input_lengths, blank, V):
 
 
 @jit(_nrt=False)
-def gather_columns(lpf, st_t, st_n, cols, coff_u, coff, input_lengths, lo, hi, frames_outer, buf):
-    """Copy every sequence's columns into the compact buffer, outer index ``lo <= i < hi``.
+def gather_columns(lpf, st_t, st_n, cols, coff_u, coff, input_lengths, n0, n1, frames_outer, buf):
+    """Copy the columns of the sequences ``n0 <= n < n1`` into the compact buffer.
 
-    The outer index is the frame when ``frames_outer`` (layout (T, N, V)), else the sequence,
-    so the input is read in memory order. Compiled without reference counting (it allocates
-    nothing; the column slices taken per row would each be counted).
+    With ``frames_outer`` (layout (T, N, V)) the frames are the outer loop and the block's
+    sequences the inner one, else each sequence's frames run in turn, so the input is read in
+    memory order. Compiled without reference counting (it allocates nothing; the column
+    slices taken per row would each be counted).
     """
-    N = input_lengths.shape[0]
-    for i in range(lo, hi):
-        for k in range(N if frames_outer else input_lengths[i]):
-            t, n = (i, k) if frames_outer else (k, i)
+    T = 0
+    for n in range(n0, n1):
+        T = max(T, input_lengths[n])
+    for i in range(T if frames_outer else n1 - n0):
+        for k in range(n1 - n0 if frames_outer else input_lengths[n0 + i]):
+            t, n = (i, n0 + k) if frames_outer else (k, n0 + i)
             if t < input_lengths[n]:
                 c = cols[coff_u[n] : coff_u[n + 1]]
                 UW = c.shape[0]
                 o = n * st_n + t * st_t
                 d = coff[n] + t * UW
                 for u in range(UW):
-                    buf[d + u] = lpf[o + c[u]]
+                    buf[d + u] = lpf[o + np.uint64(c[u])]
 
 
 @jit
-def scatter_scratch(lpf, st_t, st_n, V, T, N, mode, frames_outer):
+def scatter_scratch(lpf, st_t, st_n, V, T, K, mode, frames_outer):
     """``(block, work, eblk)``: the scratch of one ``scatter_columns`` call (one per thread).
 
-    Short rows that lie back to back (the usual layouts) take their exp in one block per
-    outer index (``block``; into ``eblk``): the per-call overhead of the vectorised exp would
-    dominate a short row."""
-    K = N if frames_outer else T  # rows per outer index
+    ``K`` is the number of rows per outer index: the block's sequences when ``frames_outer``,
+    else ``T``. Short rows that lie back to back (the usual layouts) take their exp in one
+    block per outer index (``block``; into ``eblk``): the per-call overhead of the vectorised
+    exp would dominate a short row."""
     block = mode == GRAD_LOGITS and (st_n if frames_outer else st_t) == V and K * V <= 65536
     work = np.empty((3, K * V if block else V)) if mode == GRAD_LOGITS else np.empty((3, 1))
     eblk = np.empty(K * V if block else 0, dtype=lpf.dtype)
@@ -214,14 +217,14 @@ def scatter_columns(
     status,
     scales,
     mode,
-    lo,
-    hi,
+    n0,
+    n1,
     frames_outer,
     buf,
     gradf,
     scratch,
 ):
-    """Write the gradient rows with outer index in [lo, hi) (see ``gather_columns``).
+    """Write the gradient rows of the sequences ``n0 <= n < n1`` (see ``gather_columns``).
 
     Rows of sequences whose ``status`` is 1 become ``[scale * exp(lp)] - buf row`` at the
     sequence's columns, rows past a sequence's length become zero; rows of sequences with
@@ -231,13 +234,13 @@ def scatter_columns(
     counted.
     """
     block, work, eblk = scratch
-    K = input_lengths.shape[0] if frames_outer else T
-    for i in range(lo, hi):
+    K = n1 - n0 if frames_outer else T
+    for i in range(T if frames_outer else n1 - n0):
         if block:
-            first = i * (st_t if frames_outer else st_n)
+            first = i * st_t + n0 * st_n if frames_outer else (n0 + i) * st_n
             _exp_row(lpf[first : first + K * V], eblk, work, 1.0)
         for k in range(K):
-            t, n = (i, k) if frames_outer else (k, i)
+            t, n = (i, n0 + k) if frames_outer else (k, n0 + i)
             o = n * st_n + t * st_t
             row = gradf[o : o + V]
             if t >= input_lengths[n]:
@@ -256,7 +259,7 @@ def scatter_columns(
                 else:
                     row[:] = 0.0
                 for u in range(UW):
-                    row[c[u]] -= buf[d + u]
+                    row[np.uint64(c[u])] -= buf[d + u]
 
 
 @jit_reassoc(_nrt=False)
