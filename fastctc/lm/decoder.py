@@ -434,6 +434,11 @@ class BeamSearchDecoderCTC:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``logits`` as a C-contiguous float array, and the maximum of each row; raises
         ``TypeError`` / ``ValueError`` naming ``name``."""
+        arr = self._check_shape(logits, name)
+        return arr, self._check_values(arr, name)
+
+    def _check_shape(self, logits: npt.ArrayLike, name: str) -> np.ndarray:
+        """``logits`` as a C-contiguous ``(T, C)`` float array (``T >= 1``)."""
         arr = v.as_float_array(logits, name)
         C = len(self._vocab.kinds)
         if arr.ndim != 2:
@@ -449,6 +454,11 @@ class BeamSearchDecoderCTC:
             )
         if arr.shape[0] == 0:
             raise ValueError(f"{name} is empty (T = 0 frames); nothing to decode.")
+        return arr
+
+    @staticmethod
+    def _check_values(arr: np.ndarray, name: str) -> np.ndarray:
+        """The maximum of each row of ``arr``; ``ValueError`` for NaN or ``+inf``."""
         top = np.amax(arr, axis=1)
         row = first_bad_row(top)
         if row >= 0:
@@ -456,7 +466,7 @@ class BeamSearchDecoderCTC:
                 f"{name}[{row}] contains NaN or +inf; logits must be finite (or -inf) "
                 "log-probabilities, probabilities or raw logits."
             )
-        return arr, top
+        return top
 
     def _search_args(
         self,
@@ -789,10 +799,12 @@ class BeamSearchDecoderCTC:
             None,
             keep,
         )
+        # shapes and dtypes are checked here, values (one pass over each matrix) by the worker
+        # that decodes it, while the matrix is in its caches
         lps: list[Any] = []
         for i, x in enumerate(logits_list):
             try:
-                lps.append(self._check_logits(x, f"logits_list[{i}]"))
+                lps.append(self._check_shape(x, f"logits_list[{i}]"))
             except Exception as err:
                 if errors == "raise":
                     raise
@@ -809,8 +821,16 @@ class BeamSearchDecoderCTC:
             for i in items.tolist():
                 if isinstance(lps[i], Exception):
                     continue
+                x = lps[i]
                 try:
-                    results[i] = self._search(lps[i], args, True, abort)
+                    top = self._check_values(x, f"logits_list[{i}]")
+                except ValueError as err:
+                    if errors == "raise":
+                        raise
+                    results[i] = err
+                    continue
+                try:
+                    results[i] = self._search((x, top), args, True, abort)
                 except Exception as err:
                     if errors == "raise":
                         if hasattr(err, "add_note"):  # Python >= 3.11
@@ -821,7 +841,7 @@ class BeamSearchDecoderCTC:
         threads = v.resolve_num_threads(num_threads, n)
         if threads > 1:
             # compile (or load from cache) before the pool starts, on the shortest utterance
-            lengths = [x[0].shape[0] if isinstance(x, tuple) else 1 << 62 for x in lps]
+            lengths = [x.shape[0] if isinstance(x, np.ndarray) else 1 << 62 for x in lps]
             shortest = int(np.argmin(lengths))
             work(np.array([shortest]), np.zeros(1, dtype=np.int64))
             rest = np.array([i for i in range(n) if i != shortest], dtype=np.int64)
@@ -829,7 +849,7 @@ class BeamSearchDecoderCTC:
             chunks = [rest[c] for c in balanced_chunks(costs, threads)] if rest.size else []
         else:
             chunks = [np.arange(n, dtype=np.int64)]
-        total = sum(x[0].shape[0] for x in lps if isinstance(x, tuple))
+        total = sum(x.shape[0] for x in lps if isinstance(x, np.ndarray))
         run_abortable(work, chunks, inline=threads <= 1 and total < _INLINE_FRAMES)
         return results
 
