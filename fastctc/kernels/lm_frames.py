@@ -30,19 +30,18 @@ TIE_MARGIN = 1e-5
 
 
 @jit_reassoc(_nrt=False)
-def row_sums(x, sums, abs_sums):
-    """Per row of ``x``, the sum of its values and of their magnitudes, in float64 (in any
-    order: for a decision with a margin, see :func:`fastctc.lm.frames.prepare`)."""
+def value_totals(x):
+    """The sum of the values of ``x`` (2-D) and of their magnitudes, in float64 and in any
+    order: for a decision with a margin (see :func:`fastctc.lm.frames.is_probabilities`)."""
+    s = 0.0
+    a = 0.0
     for r in range(x.shape[0]):
         row = x[r]
-        s = 0.0
-        a = 0.0
         for c in range(row.size):
             v = np.float64(row[c])
             s += v
             a += abs(v)
-        sums[r] = s
-        abs_sums[r] = a
+    return s, a
 
 
 @jit(_nrt=False)
@@ -50,9 +49,10 @@ def shift_rows(x, top, thr, every, shifted, cols, off):
     """``shifted[r] = x[r] - top[r]`` (a ``top`` of ``-inf`` is first set to 0, as pyctcdecode
     does) and, per row, the increasing columns with ``shifted >= thr`` (all of them when
     ``every`` or the row's top was ``-inf``) in ``cols[off[r]:off[r + 1]]``. ``thr`` has the
-    dtype of ``x``. Returns the number of listed columns."""
+    dtype of ``x``. Returns the number of rows whose top was ``-inf``."""
     T, C = x.shape
     n = 0
+    n_inf = 0
     off[0] = 0
     for r in range(T):
         tp = top[r]
@@ -61,6 +61,7 @@ def shift_rows(x, top, thr, every, shifted, cols, off):
             top[r] = 0
             tp = top[r]
             all_cols = True
+            n_inf += 1
         for c in range(C):
             shifted[r, c] = x[r, c] - tp
         if all_cols:
@@ -70,7 +71,7 @@ def shift_rows(x, top, thr, every, shifted, cols, off):
         else:
             n = _list_columns(shifted, r, thr, cols, n)
         off[r + 1] = n
-    return n
+    return n_inf
 
 
 @jit(inline="always", _nrt=False)

@@ -45,17 +45,27 @@ class LogProbs:
         return np.clip(v.astype(np.float64), self.lo, self.hi)
 
 
-def _is_probabilities(x: np.ndarray) -> bool:
+def is_probabilities(x: np.ndarray) -> bool:
     """pyctcdecode's test: the rows sum to 1 on average (``math.isclose``), decided from
     float64 sums when they are far from 1 (NumPy's own sums in ``x``'s dtype differ from
     them by far less than the margin) and from NumPy's sums otherwise."""
     T = x.shape[0]
-    sums = np.empty(T)
-    abs_sums = np.empty(T)
-    kf.row_sums(x, sums, abs_sums)
-    if abs(sums.mean() - 1) > 1e-4 * (1 + abs_sums.mean()):
+    total, magnitude = kf.value_totals(x)
+    if abs(total / T - 1) > 1e-4 * (1 + magnitude / T):
         return False
     return math.isclose(x.sum(axis=1).mean(), 1)
+
+
+#: The scratch pool serves arrays of at least this many entries (smaller ones are allocated).
+_POOLED = 1 << 15
+
+
+def _take(n: int, dtype: Any, held: list[np.ndarray]) -> np.ndarray:
+    if n < _POOLED:
+        return np.empty(n, dtype)
+    a = _scratch.take(n, dtype)
+    held.append(a)
+    return a
 
 
 def _threshold(thr: float, dtype: np.dtype) -> Any:
@@ -72,17 +82,23 @@ def first_bad_row(top: np.ndarray) -> int:
 
 
 def prepare(
-    x: np.ndarray, top: np.ndarray, token_min_logp: float, held: list[np.ndarray]
+    x: np.ndarray,
+    top: np.ndarray,
+    token_min_logp: float,
+    held: list[np.ndarray],
+    probabilities: bool | None = None,
 ) -> tuple[ks.Frames, LogProbs]:
     """The frames of ``x`` (2-D, C-contiguous float32/float64, finite or ``-inf``: checked by
     the caller) for a search with ``token_min_logp``; ``top`` is ``np.amax(x, axis=1)`` (it
-    is overwritten). Scratch arrays the search reads are taken from the pool and listed in
-    ``held``."""
+    is overwritten). ``probabilities`` says whether ``x`` holds probabilities (None:
+    pyctcdecode's test on ``x``, :func:`is_probabilities`). Scratch arrays the search reads
+    are taken from the pool and listed in ``held``."""
     T, C = x.shape
-    cols = _scratch.take(T * C, np.int32)
-    held.append(cols)
+    cols = _take(T * C, np.int32, held)
     off = np.empty(T + 1, dtype=np.int64)
-    if _is_probabilities(x):
+    if probabilities is None:
+        probabilities = is_probabilities(x)
+    if probabilities:
         lp = np.log(np.clip(x, MIN_TOKEN_P, 1))
         kf.select_rows(lp, _threshold(token_min_logp, lp.dtype), cols, off)
         zero = np.zeros(T, dtype=lp.dtype)
@@ -90,23 +106,18 @@ def prepare(
         return frames, LogProbs(lp, zero, zero, -math.inf, math.inf)
     thr = _threshold(min(token_min_logp, -kf.TIE_MARGIN), x.dtype)
     every = token_min_logp <= LOG_MIN_TOKEN_P
-    shifted = _scratch.take(T * C, x.dtype).reshape(T, C)
+    work: list[np.ndarray] = []
+    shifted = _take(T * C, x.dtype, work).reshape(T, C)
     try:
-        kf.shift_rows(x, top, thr, every, shifted, cols, off)
-        with np.errstate(divide="ignore"):
-            lse = np.log(np.sum(np.exp(shifted, out=shifted), axis=1))
+        n_inf = kf.shift_rows(x, top, thr, every, shifted, cols, off)
+        sums = np.sum(np.exp(shifted, out=shifted), axis=1)
+        if n_inf:  # a row of -inf sums to 0: its log is -inf, as in pyctcdecode
+            with np.errstate(divide="ignore"):
+                lse = np.log(sums)
+        else:
+            lse = np.log(sums)
     finally:
-        _scratch.give(shifted)
+        for a in work:
+            _scratch.give(a)
     frames = ks.Frames(x, top, lse, cols, off, LOG_MIN_TOKEN_P, 0.0, 0)
     return frames, LogProbs(x, top, lse, LOG_MIN_TOKEN_P, 0.0)
-
-
-def frames_of_matrix(lp: np.ndarray, held: list[np.ndarray]) -> ks.Frames:
-    """Frames reading a normalised matrix ``lp`` as it is, every column listed."""
-    T, C = lp.shape
-    cols = _scratch.take(T * C, np.int32)
-    held.append(cols)
-    cols.reshape(T, C)[:] = np.arange(C, dtype=np.int32)
-    off = np.arange(0, T * C + 1, C, dtype=np.int64)
-    zero = np.zeros(T, dtype=lp.dtype)
-    return ks.Frames(lp, zero, zero, cols, off, -math.inf, math.inf, 0)
