@@ -10,13 +10,16 @@ calls never share one. At most ``MAX_BYTES`` are kept.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left, bisect_right
 
 import numpy as np
 
 MAX_BYTES = 512 * 2**20
 
 _lock = threading.RLock()  # a release may run inside ``take`` (garbage collection)
-_free: list[np.ndarray] = []
+_free: list[np.ndarray] = []  # kept buffers, by size
+_sizes: list[int] = []  # their sizes in bytes, in the same order
+_kept = [0]  # bytes kept
 
 
 def take(n: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
@@ -24,11 +27,12 @@ def take(n: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
     dt = np.dtype(dtype)
     nbytes = max(n * dt.itemsize, 8)
     with _lock:
-        # a kept buffer serves requests down to half its size, so a small request does not
-        # tie up the memory a large one will want next
-        fits = [i for i, a in enumerate(_free) if nbytes <= a.nbytes <= 2 * nbytes + 2**16]
-        if fits:
-            raw = _free.pop(min(fits, key=lambda i: _free[i].nbytes))
+        # the smallest kept buffer that fits; it serves requests down to half its size, so a
+        # small request does not tie up the memory a large one will want next
+        i = bisect_left(_sizes, nbytes)
+        if i < len(_sizes) and _sizes[i] <= 2 * nbytes + 2**16:
+            raw = _free.pop(i)
+            _kept[0] -= _sizes.pop(i)
         else:
             raw = np.empty(-(-nbytes // 8), dtype=np.uint64)
     return raw.view(dt)[:n]
@@ -40,10 +44,13 @@ def give(a: np.ndarray) -> None:
     while raw.base is not None:
         raw = raw.base
     with _lock:
-        _free.append(raw)
-        _free.sort(key=lambda b: b.nbytes)
-        while sum(b.nbytes for b in _free) > MAX_BYTES:
+        i = bisect_right(_sizes, raw.nbytes)
+        _free.insert(i, raw)
+        _sizes.insert(i, raw.nbytes)
+        _kept[0] += raw.nbytes
+        while _kept[0] > MAX_BYTES:
             _free.pop()  # drop the largest
+            _kept[0] -= _sizes.pop()
 
 
 class _Lease:

@@ -293,6 +293,8 @@ def test_reused_memory_gives_the_same_gradient(
     from fastctc import _scratch
 
     monkeypatch.setattr(_scratch, "_free", [])
+    monkeypatch.setattr(_scratch, "_sizes", [])
+    monkeypatch.setattr(_scratch, "_kept", [0])
     clean_loss, clean_grad = fastctc.ctc_loss(lp, targets, il, tl, **kw)
     del clean_grad  # goes back to the pool: reuse it, filled with garbage
     clean_loss, clean_grad = fastctc.ctc_loss(lp, targets, il, tl, **kw)

@@ -5,6 +5,13 @@ import numpy as np
 from fastctc import _scratch
 
 
+def _empty_pool(monkeypatch):
+    """Run the test on an empty pool of its own."""
+    monkeypatch.setattr(_scratch, "_free", [])
+    monkeypatch.setattr(_scratch, "_sizes", [])
+    monkeypatch.setattr(_scratch, "_kept", [0])
+
+
 def test_take_gives_requested_shape_and_dtype():
     a = _scratch.take(1000, np.float32)
     assert a.shape == (1000,) and a.dtype == np.float32
@@ -12,7 +19,7 @@ def test_take_gives_requested_shape_and_dtype():
 
 
 def test_buffers_are_reused_and_never_shared(monkeypatch):
-    monkeypatch.setattr(_scratch, "_free", [])
+    _empty_pool(monkeypatch)
     a = _scratch.take(4096)
     b = _scratch.take(4096)
     assert not np.shares_memory(a, b)  # both handed out at once
@@ -24,7 +31,7 @@ def test_buffers_are_reused_and_never_shared(monkeypatch):
 
 
 def test_small_request_does_not_take_a_large_buffer(monkeypatch):
-    monkeypatch.setattr(_scratch, "_free", [])
+    _empty_pool(monkeypatch)
     big = _scratch.take(100_000)
     _scratch.give(big)
     small = _scratch.take(10)
@@ -36,7 +43,7 @@ def test_small_request_does_not_take_a_large_buffer(monkeypatch):
 
 
 def test_kept_bytes_are_capped(monkeypatch):
-    monkeypatch.setattr(_scratch, "_free", [])
+    _empty_pool(monkeypatch)
     monkeypatch.setattr(_scratch, "MAX_BYTES", 10_000)
     for n in (100, 500, 2000):  # float64: 800, 4000 and 16000 bytes
         _scratch.give(_scratch.take(n))
@@ -44,7 +51,7 @@ def test_kept_bytes_are_capped(monkeypatch):
 
 
 def test_lent_array_returns_only_when_every_view_is_gone(monkeypatch):
-    monkeypatch.setattr(_scratch, "_free", [])
+    _empty_pool(monkeypatch)
     a = _scratch.lend((3, 4), np.float32)
     assert a.shape == (3, 4) and a.dtype == np.float32 and a.flags.writeable
     view = a[1:]
