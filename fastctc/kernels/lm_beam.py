@@ -95,6 +95,7 @@ from .lm_state import (
     IO_NTEXT,
     IO_NTK,
     IO_RESUME,
+    IO_STREAM,
     IO_T,
     K_BLANK,
     K_BPE_START,
@@ -102,6 +103,7 @@ from .lm_state import (
     K_SPACE,
     N_COLS,
     N_LMSTATE,
+    N_NWORDS,
     N_PARENT,
     O_COLS,
     O_FNODE,
@@ -206,7 +208,9 @@ def lm_beam_search(frames, tokens, params, model, ws, resolver, ctx, abort):
     ``model`` and ``ws`` are the bundles of :mod:`fastctc.kernels.lm_state`, owned by the
     caller, who validates inputs. ``resolver(ctx, n)`` answers LM queries (``ctx`` 0: none is
     registered, the queries are returned); ``abort[0] != 0`` stops the search at the next
-    frame. Returns a status code (see :mod:`fastctc.kernels.lm_state`).
+    frame. With ``ws.io[IO_STREAM]`` set it stops after the frames given (``DONE``) instead
+    of finishing; frames of later calls go on from there. Returns a status code (see
+    :mod:`fastctc.kernels.lm_state`).
     """
     T = frames.t0 + frames.x.shape[0]
     io = ws.io
@@ -262,6 +266,8 @@ def lm_beam_search(frames, tokens, params, model, ws, resolver, ctx, abort):
         io[IO_NBEAMS] = _select_and_commit(t, m, mx + params.beam_prune_logp, params, ws, scratch)
         t += 1
     io[IO_T] = T
+    if io[IO_STREAM] != 0:  # streaming: the frames so far are searched, more may follow
+        return DONE
     while True:
         status = _finish(params, model, ws, ng_ctx)
         if status != PENDING or not _ask(resolver, ctx, io):
@@ -954,3 +960,186 @@ def collect_chains(parent_col, nodes, tk, fc):
             p -= 1
             k = fc[k, parent_col]
     return labels, frames, t_off, starts, ends, w_off
+
+
+# ------------------------------------------------------------------------------ streaming
+# A stream (fastctc.lm.stream) searches its frames chunk by chunk (io[IO_STREAM] set) and,
+# between chunks, drops what no live beam can reach any more and commits what every live
+# beam shares, so that its pools stay bounded however long it runs.
+
+
+@jit
+def stream_token_logps(tk, k0, k1, frames, out):
+    """``out[k]``: the log-probability of token node ``k``'s label at its frame, for the
+    nodes ``k0 <= k < k1``, all made from the rows of ``frames``."""
+    for k in range(k0, k1):
+        out[k] = frame_logp(frames, tk[k, 2] - frames.t0, tk[k, 1])
+
+
+@jit
+def _chain_marks(ch, n, b_i, nb, col):
+    """Per chain node ``k < n`` (parent in column 0, always a lower index): its depth (nodes
+    from the chain's start, itself included) and how many of the ``nb`` beams (node in column
+    ``col`` of ``b_i``) reach it. Returns them and the deepest node every beam reaches (-1
+    when none is, or a beam has no node)."""
+    depth = np.empty(n, dtype=np.int64)
+    cnt = np.zeros(n, dtype=np.int64)
+    for k in range(n):
+        p = ch[k, 0]
+        depth[k] = 1 if p < 0 else depth[p] + 1
+    common = nb > 0
+    for a in range(nb):
+        k = b_i[a, col]
+        if k < 0:
+            common = False
+        else:
+            cnt[k] += 1
+    lca = -1
+    for k in range(n - 1, -1, -1):
+        c = cnt[k]
+        if c == 0:
+            continue
+        if common and lca < 0 and c == nb:
+            lca = k
+        p = ch[k, 0]
+        if p >= 0:
+            cnt[p] += c
+    return depth, cnt, lca
+
+
+@jit
+def _compact_chain(ch, n, depth, cnt, cut, vals, b_i, nb, col):
+    """Keep the nodes some beam reaches deeper than ``cut`` (those at depth ``<= cut`` are
+    every beam's first ``cut`` nodes, committed by the caller), moved to the front in their
+    order with their parents renumbered (-1 past the cut), and ``vals`` (when not empty)
+    moved alike; renumber the beams' nodes. Returns the nodes kept."""
+    newidx = np.full(n, -1, dtype=np.int64)
+    j = 0
+    for k in range(n):
+        if cnt[k] == 0 or depth[k] <= cut:
+            continue
+        p = ch[k, 0]
+        ch[j, 0] = -1 if (p < 0 or depth[p] <= cut) else newidx[p]
+        for c in range(1, ch.shape[1]):
+            ch[j, c] = ch[k, c]
+        if vals.size > 0:
+            vals[j] = vals[k]
+        newidx[k] = j
+        j += 1
+    for a in range(nb):
+        k = b_i[a, col]
+        b_i[a, col] = -1 if (k < 0 or depth[k] <= cut) else newidx[k]
+    return j
+
+
+@jit
+def _commit_path(ch, tip, depth, cut, c1, c2, vals):
+    """Columns ``c1``, ``c2`` (and ``vals``) of the first ``cut`` nodes of the chain through
+    ``tip``, in chain order."""
+    a = np.empty(cut, dtype=np.int64)
+    b = np.empty(cut, dtype=np.int64)
+    v = np.empty(cut if vals.size > 0 else 0)
+    k = tip
+    while k >= 0 and depth[k] > cut:
+        k = ch[k, 0]
+    for p in range(cut - 1, -1, -1):
+        a[p] = ch[k, c1]
+        b[p] = ch[k, c2]
+        if vals.size > 0:
+            v[p] = vals[k]
+        k = ch[k, 0]
+    return a, b, v
+
+
+@jit
+def stream_compact(ws, tk_lp, keep_ctx):
+    """Drop the token, word-frame and text nodes no live beam reaches, commit what all of them
+    share, and renumber what is left (moved to the front; the (parent, word) table rebuilt).
+
+    Token nodes every beam shares are committed except the tokens of any beam's unfinished
+    word (queries spell a word from them); word-frame nodes every beam shares are committed;
+    text nodes are not committed (the text is spelled from the tokens) but those more than
+    ``keep_ctx`` words above the beams' common node are dropped (n-gram contexts and history
+    keys read at most ``order - 1`` words back; the root stays node 0). Between kernel calls
+    only. Returns the committed tokens (labels, frames, log-probabilities from ``tk_lp``,
+    which is moved along with the token nodes) and word frames (starts, ends), in order.
+    """
+    io = ws.io
+    b_i = ws.beams.i
+    nb = io[IO_NBEAMS]
+    tk, fc = ws.chains.tokens, ws.chains.frames
+    # tokens
+    n = io[IO_NTK]
+    depth, cnt, lca = _chain_marks(tk, n, b_i, nb, B_TNODE)
+    cut = 0
+    if lca >= 0:
+        cut = depth[lca]
+        for a in range(nb):
+            cut = min(cut, depth[b_i[a, B_TNODE]] - b_i[a, B_PNTOK])
+        cut = max(cut, 0)
+    labels, frames, lps = _commit_path(tk, lca, depth, cut, 1, 2, tk_lp)
+    io[IO_NTK] = _compact_chain(tk, n, depth, cnt, cut, tk_lp, b_i, nb, B_TNODE)
+    # word frames
+    n = io[IO_NFC]
+    depth, cnt, lca = _chain_marks(fc, n, b_i, nb, B_FNODE)
+    cut = depth[lca] if lca >= 0 else 0
+    none = np.empty(0)
+    starts, ends, _ = _commit_path(fc, lca, depth, cut, 1, 2, none)
+    io[IO_NFC] = _compact_chain(fc, n, depth, cnt, cut, none, b_i, nb, B_FNODE)
+    # text nodes
+    text = ws.text
+    tn_i = text.i
+    n = io[IO_NTEXT]
+    cnt = np.zeros(n, dtype=np.int64)
+    for a in range(nb):
+        cnt[b_i[a, B_TEXT]] += 1
+    lca = 0
+    for k in range(n - 1, 0, -1):
+        c = cnt[k]
+        if c == 0:
+            continue
+        if lca == 0 and c == nb:
+            lca = k
+        p = tn_i[k, N_PARENT]
+        if p >= 0:
+            cnt[p] += c
+    low = tn_i[lca, N_NWORDS] - keep_ctx
+    newidx = np.full(n, -1, dtype=np.int64)
+    newidx[0] = 0
+    j = 1
+    for k in range(1, n):
+        if cnt[k] == 0 or tn_i[k, N_NWORDS] < low:
+            continue
+        p = tn_i[k, N_PARENT]
+        for c in range(N_COLS):
+            tn_i[j, c] = tn_i[k, c]
+        tn_i[j, N_PARENT] = newidx[p] if p >= 0 else -1
+        text.word[j] = text.word[k]
+        text.hist[j] = text.hist[k]
+        text.lm[j] = text.lm[k]
+        newidx[k] = j
+        j += 1
+    for a in range(nb):
+        b_i[a, B_TEXT] = newidx[b_i[a, B_TEXT]]
+    text.table_keys[:] = 0
+    rebuild_text_table(tn_i, text.word, j, text.table_keys, text.table_vals)
+    io[IO_NTEXT] = j
+    return labels, frames, lps, starts, ends
+
+
+@jit
+def stream_common_words(tn_i, b_i, nb):
+    """Words of the deepest text node every one of the ``nb`` beams descends from."""
+    if nb == 0:
+        return 0
+    common = b_i[0, B_TEXT]
+    for a in range(1, nb):
+        x = b_i[a, B_TEXT]
+        while tn_i[x, N_NWORDS] > tn_i[common, N_NWORDS]:
+            x = tn_i[x, N_PARENT]
+        while tn_i[common, N_NWORDS] > tn_i[x, N_NWORDS]:
+            common = tn_i[common, N_PARENT]
+        while x != common:
+            x = tn_i[x, N_PARENT]
+            common = tn_i[common, N_PARENT]
+    return tn_i[common, N_NWORDS]

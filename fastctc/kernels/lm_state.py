@@ -20,7 +20,9 @@ Progress record and status
 ``io`` (int64, ``IO_COLS`` slots) is what survives between calls of one search. The kernel
 returns one status:
 
-* ``DONE``: the final beams, best first, are ``out_i[:io[IO_NOUT]]`` / ``out_f``.
+* ``DONE``: the final beams, best first, are ``out_i[:io[IO_NOUT]]`` / ``out_f``; when
+  ``io[IO_STREAM]`` is set, the frames given were searched and the final step skipped (the
+  beams are ``beams``; a later call with more frames goes on, one with none finishes).
 * ``GROW_TEXT`` / ``GROW_CAND``: frame ``io[IO_T]`` needs ``io[IO_NEED]`` text nodes or
   candidates; the caller grows the pool (keeping ``io[IO_NTEXT]`` nodes) and calls again.
   The frame restarts from the beams, which it has not touched yet.
@@ -139,7 +141,8 @@ IO_NQ = 5  # queries pending
 IO_NEED = 6  # capacity asked for by GROW_TEXT / GROW_CAND
 IO_NOUT = 7  # final beams
 IO_RESUME = 8  # > 0: resume the stopped frame from its io[IO_RESUME] candidates
-IO_COLS = 9
+IO_STREAM = 9  # != 0: return DONE after the given frames without the final step (streaming)
+IO_COLS = 10
 
 #: Answers of the resolver callback (0, what a failed ctypes callback returns, declines).
 RESOLVE_DECLINED = 0  # not answered (or failed): return the queries to the caller

@@ -9,7 +9,9 @@
   when the ``kenlm`` package is not installed;
 * :mod:`fastctc.lm.tables`, :mod:`fastctc.lm.scoring`, :mod:`fastctc.lm.queries` and
   :mod:`fastctc.lm.search`: how one search gets its LM scores and runs the kernel
-  (:mod:`fastctc.kernels.lm_beam`).
+  (:mod:`fastctc.kernels.lm_beam`);
+* :mod:`fastctc.lm.stream`: :class:`LMStream`, one utterance decoded chunk by chunk
+  (``decoder.stream()``).
 """
 
 from ..defaults import (
@@ -37,6 +39,7 @@ from .models import (
     read_ngram_tables,
     word_hashes,
 )
+from .stream import LMStream, StreamPartial
 from .tables import EMPTY_TABLE, KernelTables, hotword_tables, normalise_hotwords
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "LOG_BASE_CHANGE_FACTOR",
     "AbstractLanguageModel",
     "KernelTables",
+    "LMStream",
     "LanguageModel",
     "check_model_file",
     "check_score",
@@ -64,5 +68,6 @@ __all__ = [
     "model_name",
     "normalise_hotwords",
     "read_ngram_tables",
+    "StreamPartial",
     "word_hashes",
 ]

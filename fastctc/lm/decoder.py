@@ -61,6 +61,7 @@ from .models import (
 from .ngram import NgramModel, read_arpa_bytes
 from .scoring import ScorePath, check_lm_scoring, choose
 from .search import SearchAborted, SearchArgs, SearchSizes
+from .stream import LMStream
 from .tables import KernelTables, hotword_tables, normalise_hotwords
 
 __all__ = [
@@ -941,6 +942,127 @@ class BeamSearchDecoderCTC:
             errors,
         )
         return [r if isinstance(r, Exception) else r[0].text for r in res]
+
+    def stream(
+        self,
+        beam_width: int = DEFAULT_BEAM_WIDTH,
+        beam_prune_logp: float = DEFAULT_PRUNE_LOGP,
+        token_min_logp: float = DEFAULT_MIN_TOKEN_LOGP,
+        prune_history: bool = DEFAULT_PRUNE_BEAMS,
+        hotwords: Iterable[str] | None = None,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        lm_start_state: Any = None,
+    ) -> LMStream:
+        """A stream decoding one utterance chunk by chunk with the arguments of
+        :meth:`decode_beams` (checked the same way).
+
+        ``stream.feed(chunk)`` searches a ``(t, C)`` chunk of frames, ``stream.partial()``
+        gives the text so far, and ``stream.finish()`` returns the beams ``decode_beams``
+        returns for the chunks concatenated, whatever the chunking; see
+        :class:`fastctc.lm.stream.LMStream` (and its module for how the input is normalised
+        and how memory stays bounded on long streams).
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`decode_beams` for the arguments; ``ValueError`` in the lexicon mode,
+            which does not stream.
+
+        Examples
+        --------
+        >>> import numpy as np, fastctc
+        >>> dec = fastctc.build_ctcdecoder(["", " ", "a", "b"])
+        >>> a, blank, b = [.01, .01, .97, .01], [.97, .01, .01, .01], [.01, .01, .01, .97]
+        >>> lp = np.log(np.array([a, blank, b]))
+        >>> s = dec.stream()
+        >>> s.feed(lp[:2])
+        >>> s.partial().text
+        'a'
+        >>> s.feed(lp[2:])
+        >>> s.finish()[0].text
+        'ab'
+        """
+        if self._lexicon is not None:
+            raise ValueError(
+                "streaming is not supported in the lexicon mode; decode whole utterances with "
+                "decode_beams, or build the decoder without a lexicon."
+            )
+        args = self._search_args(
+            beam_width,
+            beam_prune_logp,
+            token_min_logp,
+            prune_history,
+            hotwords,
+            hotword_weight,
+            lm_start_state,
+            0,
+        )
+        return LMStream(self, args)
+
+    def feed_streams(
+        self,
+        streams: Sequence[LMStream],
+        chunks: Sequence[npt.ArrayLike],
+        num_threads: int | None = None,
+    ) -> None:
+        """Feed ``chunks[i]`` to ``streams[i]`` for every ``i``, the streams on ``num_threads``
+        threads (default: every available core); the same as feeding them one by one.
+
+        Streams may have been started, and may be finished, at any time; each must be this
+        decoder's, open, and listed once. Every chunk is checked before any is searched.
+
+        Raises
+        ------
+        TypeError, ValueError
+            A bad chunk (the message names ``chunks[i]``), a stream of another decoder, or a
+            stream listed twice; then no stream has been fed.
+        RuntimeError
+            A stream is finished or failed earlier (nothing fed).
+        """
+        streams = list(streams)
+        chunks = list(chunks)
+        if len(streams) != len(chunks):
+            raise ValueError(
+                f"streams and chunks must have the same length; got {len(streams)} streams "
+                f"and {len(chunks)} chunks."
+            )
+        seen: set[int] = set()
+        checked = []
+        for i, (st, ch) in enumerate(zip(streams, chunks, strict=True)):
+            if not isinstance(st, LMStream) or st._decoder is not self:
+                raise ValueError(f"streams[{i}] is not a stream of this decoder.")
+            if id(st) in seen:
+                raise ValueError(f"streams[{i}] is listed twice; feed it one chunk per call.")
+            seen.add(id(st))
+            st._check_open()
+            checked.append(st._check_chunk(ch, f"chunks[{i}]"))
+        if streams:
+            self._run_streams(streams, checked, num_threads)
+
+    def _run_streams(
+        self, streams: list[LMStream], checked: list[Any], num_threads: int | None
+    ) -> None:
+        """Advance each stream by its checked chunk, on threads (see :meth:`_batch`)."""
+        n = len(streams)
+
+        def work(items: np.ndarray, abort: np.ndarray) -> None:
+            for i in items.tolist():
+                x, top = checked[i]
+                try:
+                    streams[i]._advance(x, top, abort)
+                except Exception as err:
+                    if n > 1 and hasattr(err, "add_note"):  # Python >= 3.11
+                        err.add_note(f"(while feeding streams[{i}])")
+                    raise
+
+        threads = v.resolve_num_threads(num_threads, n)
+        costs = np.array(
+            [x.shape[0] * s._args.beam_width for (x, _), s in zip(checked, streams, strict=True)],
+            dtype=np.float64,
+        )
+        chunks = balanced_chunks(costs, threads) if threads > 1 else [np.arange(n)]
+        total = sum(x.shape[0] for x, _ in checked)
+        run_abortable(work, chunks, inline=threads <= 1 and total < _INLINE_FRAMES)
 
     # ------------------------------------------------------------------ persistence
     def save_to_dir(self, filepath: str | os.PathLike[str]) -> None:

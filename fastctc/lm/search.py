@@ -1,6 +1,7 @@
 """One LM beam search: its workspace, the kernel calls and what happens between them.
 
-:func:`run` builds the bundles of :mod:`fastctc.kernels.lm_state` for one utterance, calls
+:func:`run` builds the bundles of :mod:`fastctc.kernels.lm_state` for one utterance
+(:func:`setup`, :func:`workspace`); :func:`drive` calls
 :func:`fastctc.kernels.lm_beam.lm_beam_search` and acts on its status until it is ``DONE``:
 it grows the text-node or candidate pool (``GROW_*``), answers queries the resolver
 declined and passes tables that grew (``PENDING``, :mod:`fastctc.lm.queries`), or raises
@@ -121,7 +122,9 @@ def text_pool(cap: int, held: list[np.ndarray] | None = None) -> ks.TextNodes:
     )
 
 
-def _grow_text(old: ks.TextNodes, n_used: int, cap: int, held: list[np.ndarray]) -> ks.TextNodes:
+def _grow_text(
+    old: ks.TextNodes, n_used: int, cap: int, held: list[np.ndarray] | None
+) -> ks.TextNodes:
     new = text_pool(cap, held)
     for a, b in zip(new[:4], old[:4], strict=True):
         a[:n_used] = b[:n_used]
@@ -155,7 +158,7 @@ def _beams(K: int) -> ks.Beams:
 
 
 def workspace(
-    T: int, K: int, start_state: int, held: list[np.ndarray], sizes: SearchSizes
+    T: int, K: int, start_state: int, held: list[np.ndarray] | None, sizes: SearchSizes
 ) -> ks.Workspace:
     """The workspace of a search of ``T`` frames and ``K`` beams, holding the start beam."""
     beams = _beams(K)
@@ -225,31 +228,20 @@ def _ngrams(tables: KernelTables | None, path: ScorePath) -> ks.Ngrams:
     return ks.Ngrams(tables.w_info, uni, keys, vals, meta, ab)
 
 
-def run(
-    frames: ks.Frames,
-    vocab: Any,
-    tables: KernelTables | None,
-    args: SearchArgs,
-    held: list[np.ndarray],
-    abort: np.ndarray,
-    sizes: SearchSizes,
-) -> Found:
-    """Search one utterance (its ``frames``, see :mod:`fastctc.lm.frames`) and return its
-    final beams.
+class Setup(NamedTuple):
+    """What the kernel reads of one search's vocabulary, model and arguments, and the id of
+    its start LM state (-1 without a model)."""
 
-    ``vocab`` has the kernel's per-label arrays (``kinds``, ``codes``, ``offsets``) and
-    ``blank``; ``tables`` is the decoder's score cache (``None`` without a model); the score
-    path is ``args.path``. Large arrays come from the scratch pool and are listed in ``held``.
+    tokens: ks.Tokens
+    params: Any
+    ngrams: ks.Ngrams
+    hotwords: ks.Hotwords
+    start: int
 
-    Raises
-    ------
-    SearchAborted
-        ``abort[0]`` was set.
-    Exception
-        Whatever the language model raised while answering queries.
-    """
-    T = frames.t0 + frames.x.shape[0]
-    K = args.beam_width
+
+def setup(vocab: Any, tables: KernelTables | None, args: SearchArgs) -> Setup:
+    """The :class:`Setup` of a search with ``args`` (see :func:`run` for ``vocab`` and
+    ``tables``); drops cached scores that the model's parameters outdated."""
     path = args.path
     start = -1
     if tables is not None:
@@ -257,12 +249,30 @@ def run(
         start = tables.start_state_id(args.lm_start_state)
     tokens = ks.Tokens(vocab.kinds, vocab.codes, vocab.offsets)
     params = _params(args, vocab, tables, path)
-    ngrams = _ngrams(tables, path)
-    hotwords = ks.Hotwords(*args.hotwords)
-    ws = workspace(T, K, start, held, sizes)
+    return Setup(tokens, params, _ngrams(tables, path), ks.Hotwords(*args.hotwords), start)
+
+
+def drive(
+    frames: ks.Frames,
+    ws: ks.Workspace,
+    su: Setup,
+    vocab: Any,
+    tables: KernelTables | None,
+    path: ScorePath,
+    held: list[np.ndarray] | None,
+    abort: np.ndarray,
+) -> ks.Workspace:
+    """Call the kernel on ``frames`` from ``ws.io[IO_T]`` until it returns ``DONE``, acting on
+    the other statuses: grow a pool, answer LM queries, raise :class:`SearchAborted`.
+
+    Returns the workspace, whose pools may have been replaced by larger ones (taken from the
+    scratch pool and listed in ``held``, or allocated when ``held`` is None). With
+    ``ws.io[IO_STREAM]`` set the kernel stops after the frames instead of finishing.
+    """
+    tk = ws.chains.tokens
 
     def spell(qq: np.ndarray) -> tuple[str, list[int]]:
-        codes, off = kb.spell_queries(qq, ws.chains.tokens, vocab.codes, vocab.offsets)
+        codes, off = kb.spell_queries(qq, tk, vocab.codes, vocab.offsets)
         return codes.tobytes().decode("utf-32-le"), off.tolist()
 
     search = SearchQueries(tables, ws.queries.rows, ws.queries.hashes, spell)
@@ -275,8 +285,10 @@ def run(
                 cache = ks.ScoreCache(*word_table, *scores, *partial, prefix)
             else:
                 cache = _NO_CACHE
-            model = ks.Model(cache, ngrams, hotwords)
-            status = kb.lm_beam_search(frames, tokens, params, model, ws, RESOLVER, ctx, abort)
+            model = ks.Model(cache, su.ngrams, su.hotwords)
+            status = kb.lm_beam_search(
+                frames, su.tokens, su.params, model, ws, RESOLVER, ctx, abort
+            )
             if status == ks.DONE:
                 break
             if status == ks.ABORTED:
@@ -301,4 +313,35 @@ def run(
                 raise RuntimeError(f"unexpected kernel status {status}")
     finally:
         search.unregister(ctx)
+    return ws
+
+
+def run(
+    frames: ks.Frames,
+    vocab: Any,
+    tables: KernelTables | None,
+    args: SearchArgs,
+    held: list[np.ndarray],
+    abort: np.ndarray,
+    sizes: SearchSizes,
+) -> Found:
+    """Search one utterance (its ``frames``, see :mod:`fastctc.lm.frames`) and return its
+    final beams.
+
+    ``vocab`` has the kernel's per-label arrays (``kinds``, ``codes``, ``offsets``) and
+    ``blank``; ``tables`` is the decoder's score cache (``None`` without a model); the score
+    path is ``args.path``. Large arrays come from the scratch pool and are listed in ``held``.
+
+    Raises
+    ------
+    SearchAborted
+        ``abort[0]`` was set.
+    Exception
+        Whatever the language model raised while answering queries.
+    """
+    T = frames.t0 + frames.x.shape[0]
+    su = setup(vocab, tables, args)
+    ws = workspace(T, args.beam_width, su.start, held, sizes)
+    ws = drive(frames, ws, su, vocab, tables, args.path, held, abort)
+    io = ws.io
     return Found(int(io[ks.IO_NOUT]), ws.out_i, ws.out_f, ws.chains, ws.text)
