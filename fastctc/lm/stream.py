@@ -31,12 +31,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from .. import _scratch
 from .. import _validate as v
 from ..kernels import lm_beam as kb
-from ..kernels import lm_frames as kf
 from ..kernels import lm_state as ks
 from . import search
-from .frames import LOG_MIN_TOKEN_P, MIN_TOKEN_P, is_probabilities, _threshold, first_bad_row
+from .frames import LOG_MIN_TOKEN_P, first_bad_row, is_probabilities, prepare
 
 __all__ = ["LMStream", "StreamPartial"]
 
@@ -72,29 +72,6 @@ class _TokenLogProbs:
     def at(self, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
         k = np.asarray(frames, dtype=np.int64) * self.C + np.asarray(labels, dtype=np.int64)
         return self.vals[np.searchsorted(self.keys, k)]
-
-
-def _chunk_frames(
-    x: np.ndarray, top: np.ndarray, token_min_logp: float, probs: bool, t0: int
-) -> ks.Frames:
-    """The frames of chunk ``x`` (validated; ``top`` its row maxima, overwritten) starting at
-    frame ``t0``: the values of :func:`fastctc.lm.frames.prepare`, with the decision between
-    probabilities and logits given."""
-    T, C = x.shape
-    cols = np.empty(T * C, dtype=np.int32)
-    off = np.empty(T + 1, dtype=np.int64)
-    if probs:
-        lp = np.log(np.clip(x, MIN_TOKEN_P, 1))
-        kf.select_rows(lp, _threshold(token_min_logp, lp.dtype), cols, off)
-        zero = np.zeros(T, dtype=lp.dtype)
-        return ks.Frames(lp, zero, zero, cols, off, -math.inf, math.inf, t0)
-    thr = _threshold(min(token_min_logp, -kf.TIE_MARGIN), x.dtype)
-    every = token_min_logp <= LOG_MIN_TOKEN_P
-    shifted = np.empty((T, C), dtype=x.dtype)
-    kf.shift_rows(x, top, thr, every, shifted, cols, off)
-    with np.errstate(divide="ignore"):
-        lse = np.log(np.sum(np.exp(shifted, out=shifted), axis=1))
-    return ks.Frames(x, top, lse, cols, off, LOG_MIN_TOKEN_P, 0.0, t0)
 
 
 def _rows(frames: ks.Frames, a: int, b: int) -> ks.Frames:
@@ -271,6 +248,7 @@ class LMStream:
 
     def _advance(self, x: np.ndarray, top: np.ndarray, abort: np.ndarray) -> None:
         """Search the frames of a checked chunk; a failure leaves the stream unusable."""
+        held: list[np.ndarray] = []
         try:
             if self._dtype is None:
                 self._dtype = x.dtype
@@ -278,7 +256,8 @@ class LMStream:
             tables = self._tables
             if tables is not None:
                 tables.check_version()
-            frames = _chunk_frames(x, top, self._args.token_min_logp, self._probs, self._t)
+            frames, _ = prepare(x, top, self._args.token_min_logp, held, self._probs)
+            frames = frames._replace(t0=self._t)
             T = x.shape[0]
             seg = max(1, int(self.segment_frames))
             for a in range(0, T, seg):
@@ -297,6 +276,9 @@ class LMStream:
         except BaseException as err:
             self._failed = err
             raise
+        finally:
+            for a in held:
+                _scratch.give(a)
 
     def feed(self, chunk: npt.ArrayLike) -> None:
         """Search the frames of ``chunk`` (``(t, C)``, any ``t >= 1``; the kernel runs
