@@ -101,7 +101,7 @@ class LMStream:
     segment_frames = 512
     #: The pools are compacted once their nodes (text, token and word-frame nodes together)
     #: exceed this, or twice what was left after the last compaction if that is more.
-    compact_min = 1 << 15
+    compact_min = 1 << 13
 
     def __init__(self, decoder: Any, args: search.SearchArgs) -> None:
         self._decoder = decoder
