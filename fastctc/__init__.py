@@ -2,6 +2,7 @@
 
 from . import data  # the bundled language model and example set
 from .align import Alignment, TokenSpan, forced_align, merge_tokens
+from .beam_stream import BeamStream, PartialResult, feed_streams
 from .greedy import Hypothesis, greedy_decode, greedy_decode_batch
 from .keras import ctc_decode_keras2 as ctc_decode  # Keras 2 form; fastctc.keras has both
 from .lm import AbstractLanguageModel, LanguageModel
@@ -19,6 +20,7 @@ __all__ = [
     "Alignment",
     "beam_search",
     "beam_search_batch",
+    "BeamStream",
     "BeamSearchDecoderCTC",
     "build_ctcdecoder",
     "cer",
@@ -26,6 +28,7 @@ __all__ = [
     "ctc_loss",
     "data",
     "edit_distance",
+    "feed_streams",
     "forced_align",
     "greedy_decode",
     "greedy_decode_batch",
@@ -33,6 +36,7 @@ __all__ = [
     "LanguageModel",
     "log_softmax",
     "merge_tokens",
+    "PartialResult",
     "TokenSpan",
     "wer",
 ]

@@ -4,21 +4,30 @@ Beams are a struct of arrays of fixed capacity ``beam_width``; prefixes live in 
 (``parent`` and ``token`` per node, root = node 0) whose nodes are canonical: a hash
 table keyed by ``(parent node, token)`` returns the node of an already-seen prefix, so a
 prefix that leaves the beam and comes back gets its old node, and two beams never hold the
-same prefix. Capacities are fixed per run; a run that outgrows them is repeated with the bounds.
+same prefix.
 
 One frame costs O(V) to pick the candidate tokens (a single pass over the frame) plus
 O(beam_width x candidates) for the extensions and an O(entries) selection of the survivors;
 nothing is sorted per frame. Scores are probabilities relative to the previous frame's best
 prefix (float64), so the inner loops multiply and add instead of calling log/exp.
 
-:func:`_search` runs the frame loop; each step is a helper taking the search state in a few
+The whole state between two frames is a ``Search`` (the tree, the beams, the work arrays,
+the committed tokens and the running ``log_scale``), so a search can stop after any frame
+and go on later: :func:`advance` runs frames ``[t_from, t_to)`` on it, for the offline
+search (:func:`prefix_beam_run`, all frames at once) and for streams
+(:mod:`fastctc.beam_stream`, chunk by chunk) alike, and gives bit-identical results however
+the frames are split. When the tree is full, :func:`_compact` drops the nodes that no beam
+reaches and moves the prefix every beam shares out of the tree; the arrays grow only when
+that frees too little. Node numbers are never part of a result (ties follow beam order).
+
+:func:`_frames` runs the frame loop; each step is a helper taking the search state in a few
 named tuples of arrays (``Tree``, ``Beams``, ``BeamWork``, ``TokenWork``, ``Extensions``).
 A helper binds the arrays it uses to local names once per call.
-Keep the per-frame helpers small and free of calls to large kernels (``_search`` calls
-:func:`_scan_row` itself): LLVM then inlines them into ``_search``, where the reference
+Keep the per-frame helpers small and free of calls to large kernels (``_frames`` calls
+:func:`_scan_row` itself): LLVM then inlines them into ``_frames``, where the reference
 counts of their array arguments cancel out. A helper left as a real call pays two atomic
 operations per array argument and frame (+10% measured on short utterances of 5000 labels);
-check ``_search.inspect_llvm`` for ``NRT_incref`` calls after changing one.
+check ``_frames.inspect_llvm`` for ``NRT_incref`` calls after changing one.
 """
 
 import math
@@ -455,31 +464,403 @@ def _commit(beams, nb, ext, E, cut_rule, inv, bw, tree, n_nodes, V, out):
     return kept, n_nodes
 
 
+#: The whole state of a search between frames: the tree, this frame's ``beams`` and the
+#: ``spare`` room for the next frame's, the per-frame work arrays, the ``committed`` tokens
+#: (the prefix shared by every beam that :func:`_compact` moved out of the tree, int64) and
+#: the scalars: ``ints`` = (tree nodes in use, beams, committed tokens, frames consumed)
+#: (int64 (4,)), ``floats`` = (``log_scale``,) (float64 (1,)). The arrays that grow
+#: (``tree``, ``ext``, ``committed``) are replaced, so callers keep the ``Search`` returned.
+Search = namedtuple(
+    "Search", ["tree", "beams", "spare", "bw", "tw", "ext", "committed", "ints", "floats"]
+)
+
+
 @jit
-def _write_nbest(beams, nb, tree, log_scale, totals, top_paths, out_tokens, out_lens, out_scores):
-    """The n-best list: total log-probability, best first, ties in beam order; returns the
-    number of hypotheses written (at most ``top_paths``)."""
-    node, pb, pnb = beams
+def _new_ext(e_cap, K):
+    """Room for ``e_cap`` extensions per frame."""
+    return Extensions(
+        np.empty(e_cap, np.int64),
+        np.empty(e_cap, np.int64),
+        np.empty(e_cap, np.float64),
+        np.empty(e_cap + K, np.float64),
+    )
+
+
+@jit
+def new_search(V, beam_width, node_cap, e_cap):
+    """A search before its first frame: the empty prefix, probability 1, with room for
+    ``node_cap`` tree nodes (at least ``beam_width + 1``) and ``e_cap`` extensions."""
+    K = beam_width
+    beams = _new_beams(K)
+    beams.node[0] = 0
+    beams.pb[0] = 1.0
+    beams.pnb[0] = 0.0
+    bw = BeamWork(
+        np.empty(K, np.float64),
+        np.empty(K, np.float64),
+        np.empty(K, np.float64),
+        np.empty(K, np.float64),
+        np.empty(K, np.int64),
+        np.empty(K, np.int64),
+    )
+    tw = TokenWork(
+        np.empty(V, np.int64),
+        np.empty(V, np.float64),
+        np.empty(V, np.float64),
+        np.full(V, -1, np.int64),
+        np.full(V, -1, np.int64),
+    )
+    ints = np.zeros(4, np.int64)
+    ints[0] = 1  # the root
+    ints[1] = 1  # one beam
+    return Search(
+        _new_tree(node_cap),
+        beams,
+        _new_beams(K),
+        bw,
+        tw,
+        _new_ext(e_cap, K),
+        np.empty(16, np.int64),
+        ints,
+        np.zeros(1, np.float64),
+    )
+
+
+@jit
+def _frames(
+    lp,
+    r_from,
+    r_to,
+    t0,
+    blank,
+    prune_factor,
+    token_min_logp,
+    coarse_min,
+    tree,
+    beams,
+    spare,
+    bw,
+    tw,
+    ext,
+    n_nodes,
+    nb,
+    log_scale,
+    abort,
+):
+    """The frame loop: rows ``r_from`` to ``r_to`` of ``lp``, frames ``t0 + r`` of the
+    search. Returns ``(r, status, beams, spare, nb, n_nodes, log_scale)``: the row it stopped
+    at (``r_to`` when done) and the state after row ``r - 1``.
+
+    ``status`` is ``OK``; ``NEED_NODES`` when the tree may not hold one more frame's nodes;
+    ``NEED_ENTRIES`` when the extensions do not fit ``ext``; ``ABORTED``; the frame for a NaN
+    or +inf; ``-(t + 2)`` when every prefix dies at frame ``t``. On ``NEED_*`` nothing of the
+    state has changed for row ``r``: the caller makes room and calls again from ``r``.
+
+    Probabilities are kept in linear scale, relative to the best prefix of the previous
+    frame, and each frame's probabilities relative to its largest value read (``shift``);
+    ``log_scale`` accumulates both factors. A frame needs one logarithm and one ``exp`` per
+    distinct token it reads; nothing underflows while the beam is pruned.
+    """
+    K = beams.node.shape[0]
+    node_cap = tree.parent.shape[0]
+    e_cap = ext.score.shape[0]
+    V = lp.shape[1]
+    for r in range(r_from, r_to):
+        t = t0 + r
+        if t % POLL_FRAMES == 0 and abort[0] != 0:
+            return r, ABORTED, beams, spare, nb, n_nodes, log_scale
+        if n_nodes + K > node_cap:  # a frame adds at most K nodes
+            return r, NEED_NODES, beams, spare, nb, n_nodes, log_scale
+        row = lp[r]
+        nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
+        if nc < 0:
+            return r, t, beams, spare, nb, n_nodes, log_scale
+        nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
+        if shift == NEG_INF:
+            return r, -(t + 2), beams, spare, nb, n_nodes, log_scale
+        if nb * nc > e_cap:
+            return r, NEED_ENTRIES, beams, spare, nb, n_nodes, log_scale
+        # candidates: the beams' own prefixes (merged), then new prefixes
+        _link(beams, nb, tree, bw)
+        _stay(row, t, shift, blank, beams, nb, tree, bw, tw)
+        best = _merge(row, t, shift, beams, nb, tree, bw, tw)
+        E, best = _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext)
+        _unlink(beams, nb, tree)
+        if best == 0.0:
+            return r, -(t + 2), beams, spare, nb, n_nodes, log_scale
+        # pruning and selection: within beam_prune_logp of the best, then the beam_width
+        # best; ties at the cut go to the earlier entry (existing beams first, then
+        # extensions in beam order and increasing token id)
+        cut_rule = _survivor_cut(bw.totals, nb, ext, E, best * prune_factor, K)
+        # commit: the survivors become the next frame's beams
+        kept, n_nodes = _commit(
+            beams, nb, ext, E, cut_rule, 1.0 / best, bw, tree, n_nodes, V, spare
+        )
+        if kept < 0:  # not reached: room for K nodes was checked above
+            return r, NEED_NODES, beams, spare, nb, n_nodes, log_scale
+        nb = kept
+        log_scale += shift + math.log(best)
+        beams, spare = spare, beams
+    return r_to, OK, beams, spare, nb, n_nodes, log_scale
+
+
+@jit
+def _run(lp, r_from, r_to, t0, blank, prune_factor, token_min_logp, s, abort):
+    """:func:`_frames` on the search ``s``: ``(r, status, s)`` with the scalars stored."""
+    tree, beams, spare, bw, tw, ext, committed, ints, floats = s
+    r, status, beams, spare, nb, n_nodes, log_scale = _frames(
+        lp,
+        r_from,
+        r_to,
+        t0,
+        blank,
+        prune_factor,
+        token_min_logp,
+        _coarse_min(lp, token_min_logp),
+        tree,
+        beams,
+        spare,
+        bw,
+        tw,
+        ext,
+        ints[0],
+        ints[1],
+        floats[0],
+        abort,
+    )
+    ints[0] = n_nodes
+    ints[1] = nb
+    ints[3] += r - r_from
+    floats[0] = log_scale
+    return r, status, Search(tree, beams, spare, bw, tw, ext, committed, ints, floats)
+
+
+@jit
+def _reach(tree, beams, nb, n_nodes):
+    """The nodes on the paths from the beams to the root: per node the number of its
+    children on those paths (-1: not on one) and one such child; and which nodes are beams."""
+    parent = tree.parent
+    node = beams.node
+    kids = np.full(n_nodes, -1, np.int64)
+    only = np.empty(n_nodes, np.int64)
+    is_beam = np.zeros(n_nodes, np.bool_)
+    for b in range(nb):
+        x = node[b]
+        is_beam[x] = True
+        if kids[x] < 0:
+            kids[x] = 0
+            while x > 0:
+                p = parent[x]
+                if kids[p] < 0:
+                    kids[p] = 1
+                    only[p] = x
+                    x = p
+                else:
+                    kids[p] += 1
+                    break
+    return kids, only, is_beam
+
+
+@jit
+def _shared_node(kids, only, is_beam):
+    """The deepest node on the path of every beam (their longest common prefix)."""
+    x = 0
+    while not is_beam[x] and kids[x] == 1:
+        x = only[x]
+    return x
+
+
+@jit
+def _path(tree, x, committed, n_comm, out):
+    """Write the committed tokens, then the tokens from the root to node ``x``, to ``out``;
+    returns their number."""
     parent = tree.parent
     token = tree.token
+    depth = 0
+    y = x
+    while y > 0:
+        depth += 1
+        y = parent[y]
+    for i in range(n_comm):
+        out[i] = committed[i]
+    y = x
+    for i in range(n_comm + depth - 1, n_comm - 1, -1):
+        out[i] = token[y]
+        y = parent[y]
+    return n_comm + depth
+
+
+@jit
+def _depth(tree, x):
+    parent = tree.parent
+    depth = 0
+    while x > 0:
+        depth += 1
+        x = parent[x]
+    return depth
+
+
+@jit
+def _compact(s, V):
+    """Drop the tree nodes that no beam reaches and move the prefix shared by every beam to
+    ``committed``; that prefix's last node becomes the root (keeping its token, which the
+    repeat rule reads). Nodes keep their relative order. Returns the new ``s``."""
+    tree, beams, spare, bw, tw, ext, committed, ints, floats = s
+    parent, token, beam_of, h_key, h_val = tree
+    n_nodes = ints[0]
+    nb = ints[1]
+    n_comm = ints[2]
+    kids, only, is_beam = _reach(tree, beams, nb, n_nodes)
+    top = _shared_node(kids, only, is_beam)
+    # the shared prefix below the root moves to ``committed``
+    depth = _depth(tree, top)
+    if n_comm + depth > committed.shape[0]:
+        grown = np.empty(max(2 * committed.shape[0], n_comm + depth), np.int64)
+        grown[:n_comm] = committed[:n_comm]
+        committed = grown
+    n_comm = _path(tree, top, committed, n_comm, committed)
+    # the nodes above ``top`` are dropped; the kept ones are renumbered in order (a child
+    # has a larger number than its parent, so ``top`` becomes 0 and moves are downwards)
+    y = top
+    while y > 0:
+        y = parent[y]
+        kids[y] = -1
+    remap = only  # reused: ``only`` is not read any more
+    m = 0
+    for x in range(n_nodes):
+        if kids[x] >= 0:
+            remap[x] = m
+            if x == top:
+                parent[m] = -1
+            else:
+                parent[m] = remap[parent[x]]
+            token[m] = token[x]
+            beam_of[m] = -1
+            m += 1
+    h_key[:] = -1
+    h_mask = h_key.shape[0] - 1
+    for x in range(1, m):
+        key = parent[x] * V + token[x]
+        h = _hash(key, h_mask)
+        while h_key[h] != -1:
+            h = (h + 1) & h_mask
+        h_key[h] = key
+        h_val[h] = x
+    node = beams.node
+    for b in range(nb):
+        node[b] = remap[node[b]]
+    ints[0] = m
+    ints[2] = n_comm
+    return Search(tree, beams, spare, bw, tw, ext, committed, ints, floats)
+
+
+@jit
+def _grow_tree(tree, n_nodes, node_cap, V):
+    """``tree`` (``n_nodes`` nodes in use) copied to room for ``node_cap`` nodes."""
+    new = _new_tree(node_cap)
+    new.parent[:n_nodes] = tree.parent[:n_nodes]
+    new.token[:n_nodes] = tree.token[:n_nodes]
+    new.beam_of[:n_nodes] = tree.beam_of[:n_nodes]
+    h_key = new.h_key
+    h_val = new.h_val
+    h_mask = h_key.shape[0] - 1
+    for x in range(1, n_nodes):
+        key = new.parent[x] * V + new.token[x]
+        h = _hash(key, h_mask)
+        while h_key[h] != -1:
+            h = (h + 1) & h_mask
+        h_key[h] = key
+        h_val[h] = x
+    return new
+
+
+@jit
+def advance(lp, r_from, r_to, t0, blank, beam_prune_logp, token_min_logp, s, abort):
+    """Run rows ``r_from`` to ``r_to`` of ``lp`` (frames ``t0 + r``) on the search ``s``,
+    making room as needed: ``(r, status, s)`` as :func:`_frames`, never ``NEED_*``; keep the
+    returned ``s``.
+
+    When the tree is full, the nodes no beam reaches are dropped and the shared prefix is
+    committed (:func:`_compact`); the tree grows only when that frees less than half of it,
+    so it stays within a small multiple of the nodes the beams reach.
+    """
+    prune_factor = math.exp(beam_prune_logp)
+    V = lp.shape[1]
+    K = s.beams.node.shape[0]
+    r = r_from
+    while True:
+        r, status, s = _run(lp, r, r_to, t0, blank, prune_factor, token_min_logp, s, abort)
+        if status == NEED_NODES:
+            s = _compact(s, V)
+            n_nodes = s.ints[0]
+            cap = s.tree.parent.shape[0]
+            if 2 * (n_nodes + K) > cap:
+                tree = _grow_tree(s.tree, n_nodes, max(2 * cap, 2 * (n_nodes + K)), V)
+                s = Search(tree, s.beams, s.spare, s.bw, s.tw, s.ext, s.committed, s.ints, s.floats)
+        elif status == NEED_ENTRIES:
+            ext = _new_ext(K * V, K)
+            s = Search(s.tree, s.beams, s.spare, s.bw, s.tw, ext, s.committed, s.ints, s.floats)
+        else:
+            return r, status, s
+
+
+@jit
+def _write_nbest(s, top_paths, out_tokens, out_lens, out_scores):
+    """The n-best list: total log-probability, best first, ties in beam order; returns the
+    number of hypotheses written (at most ``top_paths``)."""
+    tree, beams, _, bw, _, _, committed, ints, floats = s
+    node, pb, pnb = beams
+    nb = ints[1]
+    totals = bw.totals
     for b in range(nb):
         totals[b] = pb[b] + pnb[b]
     order = np.argsort(-totals[:nb], kind="mergesort")
     count = min(top_paths, nb)
     for p in range(count):
         b = order[p]
-        depth = 0
-        x = node[b]
-        while x > 0:
-            depth += 1
-            x = parent[x]
-        x = node[b]
-        for i in range(depth - 1, -1, -1):
-            out_tokens[p, i] = token[x]
-            x = parent[x]
-        out_lens[p] = depth
-        out_scores[p] = math.log(totals[b]) + log_scale
+        out_lens[p] = _path(tree, node[b], committed, ints[2], out_tokens[p])
+        out_scores[p] = math.log(totals[b]) + floats[0]
     return count
+
+
+@jit
+def nbest(s, top_paths):
+    """The n-best list of the search ``s``: ``(count, tokens (P, L), lengths (P,), scores
+    (P,))``, as :func:`_write_nbest`; ``s`` is unchanged."""
+    beams = s.beams
+    nb = s.ints[1]
+    width = 0
+    for b in range(nb):
+        width = max(width, _depth(s.tree, beams.node[b]))
+    width += s.ints[2]
+    P = min(top_paths, nb)
+    tokens = np.zeros((P, max(width, 1)), np.int64)
+    lens = np.zeros(P, np.int64)
+    scores = np.zeros(P, np.float64)
+    count = _write_nbest(s, top_paths, tokens, lens, scores)
+    return count, tokens, lens, scores
+
+
+@jit
+def best_and_stable(s):
+    """The best prefix now (first of equal ones) and the prefix every beam shares: ``(tokens,
+    length, stable length, log-probability)``; ``tokens[:length]`` is the best prefix and
+    ``tokens[:stable length]`` the shared one. ``s`` is unchanged."""
+    tree, beams, _, _, _, _, committed, ints, floats = s
+    node, pb, pnb = beams
+    nb = ints[1]
+    best = 0
+    best_p = pb[0] + pnb[0]
+    for b in range(1, nb):
+        p = pb[b] + pnb[b]
+        if p > best_p:
+            best = b
+            best_p = p
+    kids, only, is_beam = _reach(tree, beams, nb, ints[0])
+    top = _shared_node(kids, only, is_beam)
+    tokens = np.empty(ints[2] + _depth(tree, node[best]), np.int64)
+    length = _path(tree, node[best], committed, ints[2], tokens)
+    return tokens, length, ints[2] + _depth(tree, top), math.log(best_p) + floats[0]
 
 
 @jit
@@ -500,91 +881,16 @@ def _search(
     abort,
 ):
     """Decode one utterance with at most ``node_cap`` tree nodes and ``e_cap`` extensions
-    per frame (no array is reallocated, which keeps the loops free of reference counting).
-
-    lp : float32/float64 (T, V), C-contiguous; only the first ``length`` frames are read.
-    out_tokens, out_times : int64 (P, T); out_lens : int64 (P,); out_scores : float64 (P,).
-    ``out_times`` is left to the caller.
-
-    Probabilities are kept in linear scale, relative to the best prefix of the previous
-    frame, and each frame's probabilities relative to its largest value read (``shift``);
-    ``log_scale`` accumulates both factors. A frame needs one logarithm and one ``exp`` per
-    distinct token it reads; nothing underflows while the beam is pruned.
-
-    Returns ``(count, status)`` as :func:`prefix_beam_one`, or status ``NEED_NODES`` /
-    ``NEED_ENTRIES`` when a capacity was too small, or ``ABORTED`` when ``abort[0]`` (int64,
-    read every ``POLL_FRAMES`` frames) was set.
+    per frame, without making room: status ``NEED_NODES`` / ``NEED_ENTRIES`` when one was
+    too small. Arguments and other results as :func:`prefix_beam_run` (``out_times`` is left
+    to the caller).
     """
-    V = lp.shape[1]
-    K = beam_width
+    s = new_search(lp.shape[1], beam_width, node_cap, e_cap)
     prune_factor = math.exp(beam_prune_logp)
-    coarse_min = _coarse_min(lp, token_min_logp)
-    tree = _new_tree(node_cap)
-    n_nodes = np.int64(1)  # typed int64 from the start: helpers compile once
-    beams = _new_beams(K)  # this frame's; the next frame's are written to ``spare``
-    spare = _new_beams(K)
-    beams.node[0] = 0
-    beams.pb[0] = 1.0
-    beams.pnb[0] = 0.0
-    nb = np.int64(1)
-    log_scale = 0.0
-    bw = BeamWork(
-        np.empty(K, np.float64),
-        np.empty(K, np.float64),
-        np.empty(K, np.float64),
-        np.empty(K, np.float64),
-        np.empty(K, np.int64),
-        np.empty(K, np.int64),
-    )
-    tw = TokenWork(
-        np.empty(V, np.int64),
-        np.empty(V, np.float64),
-        np.empty(V, np.float64),
-        np.full(V, -1, np.int64),
-        np.full(V, -1, np.int64),
-    )
-    ext = Extensions(
-        np.empty(e_cap, np.int64),
-        np.empty(e_cap, np.int64),
-        np.empty(e_cap, np.float64),
-        np.empty(e_cap + K, np.float64),
-    )
-
-    for t in range(length):
-        if t % POLL_FRAMES == 0 and abort[0] != 0:
-            return 0, ABORTED
-        row = lp[t]
-        nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
-        if nc < 0:
-            return 0, t
-        nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
-        if shift == NEG_INF:
-            return 0, -(t + 2)
-        # candidates: the beams' own prefixes (merged), then new prefixes
-        _link(beams, nb, tree, bw)
-        _stay(row, t, shift, blank, beams, nb, tree, bw, tw)
-        best = _merge(row, t, shift, beams, nb, tree, bw, tw)
-        if nb * nc > e_cap:
-            return 0, NEED_ENTRIES
-        E, best = _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext)
-        _unlink(beams, nb, tree)
-        if best == 0.0:
-            return 0, -(t + 2)
-        # pruning and selection: within beam_prune_logp of the best, then the beam_width
-        # best; ties at the cut go to the earlier entry (existing beams first, then
-        # extensions in beam order and increasing token id)
-        cut_rule = _survivor_cut(bw.totals, nb, ext, E, best * prune_factor, K)
-        # commit: the survivors become the next frame's beams
-        nb, n_nodes = _commit(beams, nb, ext, E, cut_rule, 1.0 / best, bw, tree, n_nodes, V, spare)
-        if nb < 0:
-            return 0, NEED_NODES
-        log_scale += shift + math.log(best)
-        beams, spare = spare, beams
-
-    count = _write_nbest(
-        beams, nb, tree, log_scale, bw.totals, top_paths, out_tokens, out_lens, out_scores
-    )
-    return count, OK
+    _, status, s = _run(lp, 0, length, 0, blank, prune_factor, token_min_logp, s, abort)
+    if status != OK:
+        return 0, status
+    return _write_nbest(s, top_paths, out_tokens, out_lens, out_scores), OK
 
 
 @jit
@@ -633,9 +939,9 @@ def prefix_beam_run(
     :func:`fastctc.kernels.align.viterbi_path`, which keeps checkpoint rows of the trellis
     every ``B`` frames instead of a ``T x S`` table).
 
-    Capacities start from an estimate and are raised to their bounds (``length *
-    beam_width + 1`` nodes, ``beam_width * V`` extensions per frame) if a first run needs
-    more, so a typical utterance runs once.
+    Capacities start from an estimate (``min(length * beam_width + 1, 1024 + length *
+    beam_width / 4)`` nodes, ``beam_width * min(V, 16)`` extensions per frame); when one is
+    short, :func:`advance` makes room and goes on from the frame where it stopped.
 
     Returns ``(count, status)``: ``count`` hypotheses written (best first); ``status`` is -1,
     ``t`` for a NaN or +inf at frame ``t``, or ``-(t + 2)`` when every prefix has probability
@@ -644,36 +950,15 @@ def prefix_beam_run(
     """
     K = beam_width
     V = lp.shape[1]
-    node_bound = length * K + 1
-    node_cap = min(node_bound, 1024 + (length * K) // 4)
-    e_cap = K * min(V, 16)
-    while True:
-        count, status = _search(
-            lp,
-            length,
-            blank,
-            beam_width,
-            top_paths,
-            beam_prune_logp,
-            token_min_logp,
-            out_tokens,
-            out_times,
-            out_lens,
-            out_scores,
-            node_cap,
-            e_cap,
-            abort,
-        )
-        if status == NEED_NODES:
-            node_cap = node_bound
-        elif status == NEED_ENTRIES:
-            e_cap = K * V
-        else:
-            break
-    if status == OK:
-        st = _write_timesteps(lp, length, blank, count, out_tokens, out_times, out_lens, abort)
-        if st == ALIGN_ABORTED:
-            return 0, ABORTED
+    node_cap = min(length * K + 1, 1024 + (length * K) // 4)
+    s = new_search(V, K, max(node_cap, K + 1), K * min(V, 16))
+    _, status, s = advance(lp, 0, length, 0, blank, beam_prune_logp, token_min_logp, s, abort)
+    if status != OK:
+        return 0, status
+    count = _write_nbest(s, top_paths, out_tokens, out_lens, out_scores)
+    st = _write_timesteps(lp, length, blank, count, out_tokens, out_times, out_lens, abort)
+    if st == ALIGN_ABORTED:
+        return 0, ABORTED
     return count, status
 
 
