@@ -260,6 +260,27 @@ def test_partial_changes_nothing_and_its_prefix_is_stable():
     assert p.text_frames[: n - 1] == final[: n - 1]
 
 
+@pytest.mark.parametrize("kind", ["ngram", "bpe", "none"])
+@pytest.mark.parametrize("prune_history", [False, True])
+def test_partial_is_the_same_with_committed_history(kind, prune_history):
+    """partial() of a stream compacted after every frame (its history committed) equals that
+    of a stream that never compacts, after every chunk."""
+    dec = decoder(kind)
+    T = 1500
+    x = make_input(kind, "logprobs", np.float32, T, 4 if kind != "bpe" else 5)
+    kw = dict(beam_width=8, prune_history=prune_history)
+    a, b = dec.stream(**kw), dec.stream(**kw)
+    a.segment_frames, a.compact_min = 3, 0
+    b.compact_min = 1 << 40
+    for c in chunked(x, [7, 1, 30]):
+        a.feed(c)
+        b.feed(c)
+        assert a.partial() == b.partial()
+    assert a.pool_sizes["committed_tokens"] > 50 and b.pool_sizes["committed_tokens"] == 0
+    assert len(a.partial().stable_text.split()) > 5
+    assert_same(a.finish(), b.finish())
+
+
 def test_partial_before_any_frame():
     s = decoder("ngram").stream()
     p = s.partial()

@@ -127,6 +127,14 @@ class LMStream:
         self._c_words: list[tuple[np.ndarray, np.ndarray]] = []
         self._n_committed_tokens = 0
         self._n_committed_words = 0
+        # the committed output as partial() shows it: the words its tokens complete, their
+        # text, the rendered rest (a word that later tokens may continue), the committed word
+        # frames and the (word, frames) pairs both of them fix
+        self._t_words: list[str] = []
+        self._t_text = ""
+        self._t_frag = ""
+        self._t_spans: list[tuple[int, int]] = []
+        self._t_pairs: list[WordFrames] = []
         self._closed = False
         self._failed: BaseException | None = None
 
@@ -241,9 +249,19 @@ class LMStream:
         if labels.size:
             self._c_tok.append((labels, frames, lps))
             self._n_committed_tokens += labels.size
+            render = self._vocab.render
+            raw = self._t_frag + "".join([render[x] for x in labels.tolist()])
+            words = raw.split()
+            self._t_frag = words.pop() if words and not raw[-1].isspace() else ""
+            if words:
+                self._t_words += words
+                self._t_text = _join(self._t_text, " ".join(words))
         if starts.size:
             self._c_words.append((starts, ends))
             self._n_committed_words += starts.size
+            self._t_spans += zip(starts.tolist(), ends.tolist(), strict=True)
+        k, m = len(self._t_pairs), min(len(self._t_words), len(self._t_spans))
+        self._t_pairs += zip(self._t_words[k:m], self._t_spans[k:m], strict=True)
         self._left = self._used()
 
     def _advance(self, x: np.ndarray, top: np.ndarray, abort: np.ndarray) -> None:
@@ -314,37 +332,36 @@ class LMStream:
 
     def partial(self) -> StreamPartial:
         """The best beam's text so far, the stable prefix every beam shares and the best
-        beam's word frames (see :class:`StreamPartial`); reads the search, changes nothing."""
+        beam's word frames (see :class:`StreamPartial`); reads the search, changes nothing.
+        Its cost grows with the beams' divergence, not with the stream's length (but for
+        copying the text and the list of word frames)."""
         if self._failed is not None:
             self._check_open()
         ws = self._ws
-        io = ws.io
-        nb = int(io[ks.IO_NBEAMS])
+        nb = int(ws.io[ks.IO_NBEAMS])
         b = ws.beams.i
         nodes = np.array([[b[0, ks.B_TNODE], b[0, ks.B_FNODE]]], dtype=np.int64)
         labels, _, _, starts, ends, _ = kb.collect_chains(
             0, nodes, ws.chains.tokens, ws.chains.frames
         )
-        c_lab, _, _, c_st, c_en = self._committed()
         render = self._vocab.render
-        raw = "".join([render[x] for x in np.concatenate([c_lab, labels]).tolist()])
-        words = raw.split()
+        live = (self._t_frag + "".join([render[x] for x in labels.tolist()])).split()
+        done = self._t_words
+        text = _join(self._t_text, " ".join(live))
         n_stable = int(kb.stream_common_words(ws.text.i, b, nb))
-        spans = list(
-            zip(
-                np.concatenate([c_st, starts]).tolist(),
-                np.concatenate([c_en, ends]).tolist(),
-                strict=True,
-            )
-        )
+        if n_stable <= len(done):
+            stable = " ".join(done[:n_stable])
+        else:
+            stable = _join(self._t_text, " ".join(live[: n_stable - len(done)]))
+        spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
         if b[0, ks.B_PLEN] > 0:
             spans.append((int(b[0, ks.B_PSTART]), int(b[0, ks.B_PEND])))
-        return StreamPartial(
-            " ".join(words),
-            " ".join(words[:n_stable]),
-            list(zip(words, spans, strict=False)),
-            self._t,
-        )
+        k = len(self._t_pairs)
+        if k == len(done):  # the committed word frames may go further than the words
+            rest = zip(live, self._t_spans[k:] + spans, strict=False)
+        else:
+            rest = zip(done[k:] + live, spans, strict=False)
+        return StreamPartial(text, stable, self._t_pairs + list(rest), self._t)
 
     def finish(self, max_beams: int | None = None) -> list[Any]:
         """End the utterance: the final beams, best first, exactly as
@@ -424,3 +441,8 @@ def _prepend(
     node = out[:, col]
     out[:, col] = np.where(node < 0, nc - 1, node + nc)
     return full, out
+
+
+def _join(a: str, b: str) -> str:
+    """``a`` and ``b`` joined by a space (either may be empty)."""
+    return f"{a} {b}" if a and b else a or b
