@@ -417,6 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(the options given on the line win)",
     )
     _add_decoding_options(p)
+    p.add_argument(
+        "--stream-chunk",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="decode each utterance as a live stream fed N frames at a time (the beam "
+        "decoders' streaming API, all of a batch's streams advanced together); the output is "
+        "the same as without it",
+    )
     p.set_defaults(func=cmd_decode)
     _add_tune_parser(sub)
 
@@ -679,9 +688,27 @@ def _beam_decoder(vocab: fio.Vocabulary, args: argparse.Namespace, nbest: int) -
     if search is None:
         raise _missing("beam search", "beam_search_batch")
 
-    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
+    def searched(arrays: list[np.ndarray]) -> list[Any]:
+        if getattr(args, "stream_chunk", None):
+            streams = [
+                fastctc.BeamStream(
+                    args.beam_width,
+                    blank=vocab.blank,
+                    top_paths=nbest,
+                    beam_prune_logp=args.beam_prune_logp,
+                    token_min_logp=args.token_min_logp,
+                )
+                for _ in arrays
+            ]
+            _stream_in_chunks(
+                streams,
+                arrays,
+                args.stream_chunk,
+                lambda st, ch: fastctc.feed_streams(st, ch, num_threads=args.threads),
+            )
+            return [st.finish() for st in streams]
         lp, lens = _pad(arrays)
-        nb = search(
+        return search(
             lp,
             lens,
             beam_width=args.beam_width,
@@ -691,6 +718,9 @@ def _beam_decoder(vocab: fio.Vocabulary, args: argparse.Namespace, nbest: int) -
             token_min_logp=args.token_min_logp,
             num_threads=args.threads,
         )
+
+    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
+        nb = searched(arrays)
         out = []
         for a, hyps in zip(arrays, nb, strict=True):
             res = []
@@ -735,23 +765,38 @@ def _lm_decoder(
     except (ValueError, OSError) as exc:
         raise UsageError(f"cannot load the language model {lm}: {exc}") from None
 
-    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
-        beams_list = decoder.decode_beams_batch(
-            None,
-            arrays,
-            beam_width=args.beam_width,
-            beam_prune_logp=args.beam_prune_logp,
-            token_min_logp=args.token_min_logp,
-            hotwords=hotwords,
-            hotword_weight=args.hotword_weight,
-            num_threads=args.threads,
-            max_beams=nbest,
+    search_kw = dict(
+        beam_width=args.beam_width,
+        beam_prune_logp=args.beam_prune_logp,
+        token_min_logp=args.token_min_logp,
+        hotwords=hotwords,
+        hotword_weight=args.hotword_weight,
+    )
+
+    def searched(arrays: list[np.ndarray]) -> list[Any]:
+        if getattr(args, "stream_chunk", None):
+            if getattr(args, "lexicon", None):
+                raise UsageError("--stream-chunk does not work with --lexicon.")
+            streams = [decoder.stream(**search_kw) for _ in arrays]
+            _stream_in_chunks(
+                streams,
+                arrays,
+                args.stream_chunk,
+                lambda st, ch: decoder.feed_streams(st, ch, num_threads=args.threads),
+            )
+            return [st.finish(max_beams=nbest) for st in streams]
+        return decoder.decode_beams_batch(
+            None, arrays, **search_kw, num_threads=args.threads, max_beams=nbest
         )
+
+    def run(arrays: list[np.ndarray]) -> list[list[Result]]:
+        beams_list = searched(arrays)
         out = []
         for beams in beams_list:
             res = []
             for b in beams[:nbest]:
-                text, frames, logit_score, lm_score = b[0], b[1], float(b[2]), float(b[3])
+                text, frames = b.text, b.text_frames
+                logit_score, lm_score = float(b.logit_score), float(b.lm_score)
                 words = [(w, int(s), int(e)) for w, (s, e) in frames]
                 conf = getattr(b, "word_confidences", None)
                 res.append(
@@ -768,6 +813,17 @@ def _lm_decoder(
         return out
 
     return run
+
+
+def _stream_in_chunks(
+    streams: list[Any], arrays: list[np.ndarray], chunk: int, feed: Callable[..., None]
+) -> None:
+    """Feed each array to its stream ``chunk`` frames at a time: round ``k`` feeds the
+    ``k``-th chunk of every array still running, in one ``feed(streams, chunks)`` call."""
+    longest = max((a.shape[0] for a in arrays), default=0)
+    for t0 in range(0, longest, chunk):
+        live = [i for i, a in enumerate(arrays) if a.shape[0] > t0]
+        feed([streams[i] for i in live], [arrays[i][t0 : t0 + chunk] for i in live])
 
 
 def _lexicon_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -800,6 +856,8 @@ def make_decoder(args: argparse.Namespace, labels: list[str], blank: int) -> tup
     if args.decoder == "greedy":
         if lm or hotwords or lexicon or args.nbest > 1:
             raise UsageError("--lm, --lexicon, --hotwords and --nbest need --decoder beam.")
+        if getattr(args, "stream_chunk", None):
+            raise UsageError("--stream-chunk needs --decoder beam.")
         return "greedy", _greedy_decoder(vocab, args.threads)
     if args.nbest > args.beam_width:
         raise UsageError(f"--nbest {args.nbest} exceeds --beam-width {args.beam_width}.")

@@ -659,3 +659,52 @@ def test_progress_bar_only_on_a_terminal(tmp_path, demo):
     r = run_cli(*argv[3:])  # stderr is a pipe: the summary only
     assert r.returncode == 0
     assert "/24" not in r.stderr and r.stderr.startswith("fastctc decode: 24 utterances")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--decoder", "beam", "--nbest", "2"],
+        ["--lm", "default", "--hotwords", "people", "--nbest", "3", "--threads", "2"],
+    ],
+    ids=["beam", "beam+lm"],
+)
+def test_stream_chunk_writes_the_offline_output(tmp_path, corpus, extra):
+    """--stream-chunk feeds each utterance to a stream in chunks: the records are those of
+    offline decoding, whatever the chunk size."""
+    d, ids, arrays, refs, labels = corpus
+    outs = []
+    for chunk in ([], ["--stream-chunk", "7"], ["--stream-chunk", "1"]):
+        out = tmp_path / f"out{len(outs)}.jsonl"
+        r = run_cli(
+            "decode",
+            d,
+            "--labels",
+            tmp_path / "labels.json",
+            "--batch-size",
+            "4",
+            *extra,
+            *chunk,
+            "-o",
+            out,
+        )
+        assert r.returncode == 0, r.stderr
+        outs.append(read_jsonl(out))
+    assert len(outs[0]) == len(ids)
+    assert outs[1] == outs[0]
+    assert outs[2] == outs[0]
+
+
+def test_stream_chunk_needs_a_beam_decoder(tmp_path, corpus):
+    d, *_ = corpus
+    r = run_cli(
+        "decode",
+        d,
+        "--labels",
+        tmp_path / "labels.json",
+        "--decoder",
+        "greedy",
+        "--stream-chunk",
+        "5",
+    )
+    assert r.returncode != 0 and "--stream-chunk needs --decoder beam" in r.stderr
