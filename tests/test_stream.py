@@ -215,6 +215,23 @@ def test_long_input_any_chunking(seed, sizes, prune_history, dtype):
     assert_same(got, want)
 
 
+def test_one_long_chunk_and_odd_rows():
+    """A chunk longer than the frames searched per kernel call (searched in pieces, on a
+    worker thread), values of -inf and rows padded with -100, as decode_beams reads them."""
+    dec = decoder("ngram")
+    x = sentences_input(30, 8)
+    assert len(x) > 4096
+    x[100:103, 1:] = -np.inf
+    x[200:260] = -100.0
+    x[200:260, 0] = 0.0
+    x[300, 5] = -np.inf
+    for dtype in (np.float32, np.float64):
+        y = x.astype(dtype)
+        want = dec.decode_beams(y, beam_width=16)
+        assert_same(stream_decode(dec, [y[:4500], y[4500:]], dict(beam_width=16)), want)
+        assert_same(stream_decode(dec, chunked(y, [1, 2, 97]), dict(beam_width=16)), want)
+
+
 @pytest.mark.parametrize("kind", ["ngram", "callback"])
 def test_start_state_and_max_beams(kind):
     dec = decoder(kind)
