@@ -475,3 +475,24 @@ def test_lexicon_mode_refuses_to_stream():
     )
     with pytest.raises(ValueError, match="streaming is not supported in the lexicon mode"):
         dec.stream()
+
+
+class _FailingLM(_CountLM):
+    def score(self, prev_state, word, is_last_word=False):
+        if "q" in word:
+            raise KeyError("no q here")
+        return super().score(prev_state, word, is_last_word)
+
+
+def test_a_failing_model_leaves_the_stream_unusable():
+    alphabet = fastctc.alphabet.Alphabet.build_alphabet(CUSTOM)
+    dec = fastctc.BeamSearchDecoderCTC(alphabet, _FailingLM())
+    q, space = np.full(5, -9.0), np.full(5, -9.0)
+    q[3] = space[1] = 0.0
+    s = dec.stream()
+    with pytest.raises(KeyError, match="no q here"):
+        s.feed(np.stack([q, space]))
+    with pytest.raises(RuntimeError, match="the stream failed earlier .*KeyError"):
+        s.feed(np.stack([q]))
+    with pytest.raises(RuntimeError, match="the stream failed earlier"):
+        s.finish()

@@ -1018,6 +1018,11 @@ class BeamSearchDecoderCTC:
             stream listed twice; then no stream has been fed.
         RuntimeError
             A stream is finished or failed earlier (nothing fed).
+        Exception
+            Whatever a language model raised while a stream was searched (with a note naming
+            the stream), or ``KeyboardInterrupt``; the other threads are then stopped, and a
+            stream stopped in the middle of its chunk is unusable (its ``feed`` raises), while
+            the streams not reached yet are unchanged.
         """
         streams = list(streams)
         chunks = list(chunks)
