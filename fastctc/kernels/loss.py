@@ -47,6 +47,9 @@ TINY = 2.2250738585072014e-308
 #: Largest accepted bound on the share of the likelihood lost to flushed states (the loss
 #: is then exact to about this many nats).
 MAX_LOST = 1e-14
+#: Frames whose emissions the rescaled forward pass prepares at once: one vectorised exp
+#: over all their relevant log-probabilities instead of one short exp per frame.
+CHUNK = 8
 #: Smallest accepted per-frame sum of alpha * beta: state products below ``TINY`` may have
 #: underflowed, and below this sum they could matter (relative error above 1e-20).
 Z_MIN = 1e-280
@@ -183,10 +186,11 @@ def gather_columns(lpf, st_t, st_n, cols, coff_u, coff, input_lengths, n0, n1, f
             if t < input_lengths[n]:
                 c = cols[coff_u[n] : coff_u[n + 1]]
                 UW = c.shape[0]
-                o = n * st_n + t * st_t
+                src = lpf[n * st_n + t * st_t :]
                 d = coff[n] + t * UW
-                for u in range(UW):
-                    buf[d + u] = lpf[o + np.uint64(c[u])]
+                dst = buf[d : d + UW]
+                for u in range(UW):  # zero-based and unsigned: no negative-index handling
+                    dst[u] = src[np.uint64(c[u])]
 
 
 @jit
@@ -258,11 +262,12 @@ def scatter_columns(
                     _exp_row(lpf[o : o + V], row, work, scales[n])
                 else:
                     row[:] = 0.0
+                occ = buf[d : d + UW]
                 for u in range(UW):
-                    row[np.uint64(c[u])] -= buf[d + u]
+                    row[np.uint64(c[u])] -= occ[u]
 
 
-@jit_reassoc(_nrt=False)
+@jit_reassoc(_nrt=False, inline="always")
 def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
     """One frame of the forward recursion over the band ``jlo..jhi``.
 
@@ -304,7 +309,7 @@ def _alpha_step(pb, pl, cb, cl, e, skip, eb, inv, jlo, jhi, S):
     return total, lost
 
 
-@jit_reassoc(_nrt=False)
+@jit_reassoc(_nrt=False, inline="always")
 def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
     """One frame of the backward recursion from ``(nbb, nbl)`` (frame t + 1) into ``(bb, bl)``.
 
@@ -339,7 +344,7 @@ def _beta_step(nbb, nbl, bb, bl, e, skip, inv, jlo, S):
     return total + bb[S]
 
 
-@jit_reassoc(_nrt=False)
+@jit_reassoc(_nrt=False, inline="always")
 def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
     """Blank and label mass ``alpha * beta`` of one frame; label terms are left in ``vl``."""
     zb = 0.0
@@ -363,7 +368,8 @@ def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
 def rescaled_workspace(T, S, want_grad):
     """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
     rows = T if want_grad else 2
-    return rows * (S + 1) + 2 * rows * (S + 3) + 3 * (S + 1) + (S + 2) + 4 * (S + 3)
+    W = S + 1
+    return rows * W + 2 * rows * (S + 3) + 3 * CHUNK * W + CHUNK + (S + 2) + 4 * (S + 3)
 
 
 @jit
@@ -416,11 +422,14 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     ey = ws[: rows * W].reshape((rows, W))
     ab = ws[rows * W : rows * W + R].reshape((rows, S + 3))
     al = ws[rows * W + R : rows * W + 2 * R].reshape((rows, S + 3))
-    sc = ws[rows * W + 2 * R : rows * W + 2 * R + 3 * W]
-    x = sc[:UW]
-    eu = sc[W : W + UW]
-    bits = sc[2 * W : 2 * W + UW].view(np.int64)
-    o = rows * W + 2 * R + 3 * W
+    CW = CHUNK * W
+    sc = ws[rows * W + 2 * R : rows * W + 2 * R + 3 * CW]
+    xs = sc[:CW]
+    eus = sc[CW : 2 * CW]
+    bits = sc[2 * CW : 3 * CW].view(np.int64)
+    o = rows * W + 2 * R + 3 * CW
+    frame_max = ws[o : o + CHUNK]
+    o += CHUNK
     # skip[j + 1] == 1 where label j may follow label j - 1 directly (they differ)
     skip = ws[o : o + S + 2]
     skip[:] = 0.0
@@ -430,28 +439,36 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     log_scale = 0.0
     total = 1.0
     for t in range(T):
-        # this frame's emissions: exp is taken once per distinct label, then expanded
-        r = t * UW
-        m = NEG_INF
-        for u in range(UW):
-            v = blk[r + u]
-            x[u] = v
-            m = max(m, v)
-        if not m > NEG_INF:  # NaN, or every relevant label impossible
-            return np.nan
-        bad = False
-        for u in range(UW):
-            v = x[u] - m
-            x[u] = v
-            bad |= (v != v) | ((v < -UNDERFLOW_GAP) & (v > NEG_INF))
-        if bad:
-            return np.nan
-        log_scale += m
-        exp_into(x, eu, bits)
+        f = t % CHUNK
+        if f == 0:
+            # the emissions of the next CHUNK frames, shifted by each frame's max; exp is
+            # taken once per distinct label, then expanded per frame
+            nf = min(CHUNK, T - t)
+            for g in range(nf):
+                r = (t + g) * UW
+                x = xs[g * UW : (g + 1) * UW]
+                m = NEG_INF
+                for u in range(UW):
+                    v = blk[r + u]
+                    x[u] = v
+                    m = max(m, v)
+                if not m > NEG_INF:  # NaN, or every relevant label impossible
+                    return np.nan
+                bad = False
+                for u in range(UW):
+                    v = x[u] - m
+                    x[u] = v
+                    bad |= (v != v) | ((v < -UNDERFLOW_GAP) & (v > NEG_INF))
+                if bad:
+                    return np.nan
+                frame_max[g] = m
+            exp_into(xs[: nf * UW], eus[: nf * UW], bits[: nf * UW])
+        log_scale += frame_max[f]
+        eu = eus[f * UW : (f + 1) * UW]
         row = t if want_grad else t % 2
         e = ey[row]
         for j in range(S):
-            e[j] = eu[uidx[j]]
+            e[j] = eu[np.uint64(uidx[j])]
         e[S] = eu[U]
         cb = ab[row]
         cl = al[row]
@@ -499,7 +516,7 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
     beta[0, 0, S] = 1.0
     if S > 0:
         beta[0, 1, S - 1] = 1.0
-    occ_u = eu[:U]
+    occ_u = eus[:U]
     vl = sc[:W]
     total = 1.0
     bound = 0.0
@@ -522,7 +539,7 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         for u in range(U):
             occ_u[u] = 0.0
         for k in range(min(jhi, S - 1) + 1 - jlo):
-            occ_u[uidx[jlo + k]] += vl[k]
+            occ_u[np.uint64(uidx[jlo + k])] += vl[k]
         z = zb + zl
         if not z > Z_MIN:  # products of alpha and beta may have underflowed
             return np.nan
