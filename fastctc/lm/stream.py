@@ -41,6 +41,9 @@ from .frames import LOG_MIN_TOKEN_P, first_bad_row, is_probabilities, prepare
 __all__ = ["LMStream", "StreamPartial"]
 
 WordFrames = tuple[str, tuple[int, int]]
+#: Chunks of fewer frames are searched on the calling thread, longer ones on a worker thread
+#: that Ctrl-C can stop (as the decoder runs its searches).
+_INLINE_FRAMES = 4096
 
 
 class StreamPartial(NamedTuple):
@@ -313,7 +316,10 @@ class LMStream:
         """
         self._check_open()
         x, top = self._check_chunk(chunk)
-        self._decoder._run_streams([self], [(x, top)], 1)
+        if x.shape[0] < _INLINE_FRAMES:  # short: on this thread
+            self._advance(x, top, np.zeros(1, dtype=np.int64))
+        else:  # on a worker thread, so that Ctrl-C stops it within a frame
+            self._decoder._run_streams([self], [(x, top)], 1)
 
     # ------------------------------------------------------------------ output
     def _committed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
