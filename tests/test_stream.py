@@ -304,13 +304,14 @@ def test_partial_before_any_frame():
     assert p == ("", "", [], 0)
 
 
-def test_long_stream_keeps_bounded_pools():
+@pytest.mark.parametrize("prune_history", [True, False])
+def test_long_stream_keeps_bounded_pools(prune_history):
     """23,000 frames: the search's nodes stay few (they are compacted and committed) while the
     output grows, the arrays stop growing, and the beams are still decode_beams's."""
     dec = decoder("ngram")
     x = sentences_input(140, 5)
     assert len(x) > 20000
-    kw = dict(beam_width=16, prune_history=True)
+    kw = dict(beam_width=16, prune_history=prune_history)
     s = dec.stream(**kw)
     s.compact_min = 2000
     held, caps = [], []
@@ -368,6 +369,58 @@ def test_feed_streams_on_threads():
         step += 1
     for i in range(len(xs)):
         assert_same(done[i], want[i])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["ngram", "callback", "custom"]),
+    plan=st.lists(
+        st.tuples(
+            st.integers(1, 200),  # frames
+            st.lists(st.integers(1, 80), min_size=1, max_size=4),  # chunk sizes
+            st.integers(0, 4),  # the step it starts at
+            st.booleans(),  # partial() after each chunk
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    threads=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_feed_streams_any_schedule(kind, plan, threads, seed):
+    """Streams started at random steps, fed random chunks together on 1-3 threads (partial()
+    read or not), each finished when its input ends: decode_beams's beams for each."""
+    fresh = kind in CACHED
+    dec = decoder(kind, fresh)
+    xs = [make_input(kind, "logprobs", np.float32, T, seed + i) for i, (T, *_) in enumerate(plan)]
+    chunks = [chunked(x, sizes) for x, (_, sizes, _, _) in zip(xs, plan, strict=True)]
+    kw = dict(beam_width=6)
+    streams: dict = {}
+    done: dict = {}
+    step = 0
+    while len(done) < len(plan):
+        live, feed = [], []
+        for i, (_, _, start, _) in enumerate(plan):
+            k = step - start
+            if i in done or k < 0:
+                continue
+            if i not in streams:
+                streams[i] = dec.stream(**kw)
+                streams[i].compact_min = 0
+            if k < len(chunks[i]):
+                live.append(streams[i])
+                feed.append(chunks[i][k])
+            else:
+                done[i] = streams[i].finish()
+        if live:
+            dec.feed_streams(live, feed, num_threads=threads)
+            for i, (*_, read) in enumerate(plan):
+                if read and i in streams and i not in done:
+                    streams[i].partial()
+        step += 1
+    ref = decoder(kind, fresh)
+    for i, x in enumerate(xs):
+        assert_same(done[i], ref.decode_beams(x, **kw))
 
 
 def test_streams_are_independent():
