@@ -303,7 +303,7 @@ def _feed(
             s = streams[i]
             arr = arrays[i]
             results[i] = advance(
-                arr, 0, arr.shape[0], s._T, s._blank, s._prune, s._tmin, s._search, abort
+                arr, 0, arr.shape[0], s._T, s._blank, s._prune, s._tmin, s._search, abort, True
             )
 
     costs = np.array([a.shape[0] * s._k for s, a in zip(streams, arrays, strict=True)])

@@ -439,7 +439,14 @@ def test_compaction_keeps_exactly_the_nodes_the_beams_reach():
     for i in range(0, 3000, 100):
         s.feed(lp[i : i + 100])
         before = s.partial()
-        s._search = _compact(s._search, 29)
+        x = s._search
+        t, ints = x.tree, x.ints
+        n, committed, n_comm = _compact(
+            *(t.parent, t.token, t.beam_of, t.h_key, t.h_val),
+            *(x.beams.node, ints[1], ints[0], x.committed, ints[2], 29),
+        )
+        ints[0], ints[2] = n, n_comm
+        s._search = x._replace(committed=committed)
         after = s.partial()
         assert after.tokens.tolist() == before.tokens.tolist()
         assert (after.stable, after.log_prob) == (before.stable, before.log_prob)

@@ -565,21 +565,28 @@ def _frames(
     node_cap = tree.parent.shape[0]
     e_cap = ext.score.shape[0]
     V = lp.shape[1]
-    for r in range(r_from, r_to):
+    status = OK
+    r = r_from
+    while r < r_to:
         t = t0 + r
         if t % POLL_FRAMES == 0 and abort[0] != 0:
-            return r, ABORTED, beams, spare, nb, n_nodes, log_scale
+            status = ABORTED
+            break
         if n_nodes + K > node_cap:  # a frame adds at most K nodes
-            return r, NEED_NODES, beams, spare, nb, n_nodes, log_scale
+            status = NEED_NODES
+            break
         row = lp[r]
         nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
         if nc < 0:
-            return r, t, beams, spare, nb, n_nodes, log_scale
+            status = t
+            break
         nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
         if shift == NEG_INF:
-            return r, -(t + 2), beams, spare, nb, n_nodes, log_scale
+            status = -(t + 2)
+            break
         if nb * nc > e_cap:
-            return r, NEED_ENTRIES, beams, spare, nb, n_nodes, log_scale
+            status = NEED_ENTRIES
+            break
         # candidates: the beams' own prefixes (merged), then new prefixes
         _link(beams, nb, tree, bw)
         _stay(row, t, shift, blank, beams, nb, tree, bw, tw)
@@ -587,66 +594,36 @@ def _frames(
         E, best = _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext)
         _unlink(beams, nb, tree)
         if best == 0.0:
-            return r, -(t + 2), beams, spare, nb, n_nodes, log_scale
+            status = -(t + 2)
+            break
         # pruning and selection: within beam_prune_logp of the best, then the beam_width
         # best; ties at the cut go to the earlier entry (existing beams first, then
         # extensions in beam order and increasing token id)
         cut_rule = _survivor_cut(bw.totals, nb, ext, E, best * prune_factor, K)
-        # commit: the survivors become the next frame's beams
-        kept, n_nodes = _commit(
-            beams, nb, ext, E, cut_rule, 1.0 / best, bw, tree, n_nodes, V, spare
-        )
-        if kept < 0:  # not reached: room for K nodes was checked above
-            return r, NEED_NODES, beams, spare, nb, n_nodes, log_scale
-        nb = kept
+        # commit: the survivors become the next frame's beams (room for K new nodes was
+        # checked above, so ``kept >= 0``)
+        inv = 1.0 / best
+        nb, n_nodes = _commit(beams, nb, ext, E, cut_rule, inv, bw, tree, n_nodes, V, spare)
         log_scale += shift + math.log(best)
         beams, spare = spare, beams
-    return r_to, OK, beams, spare, nb, n_nodes, log_scale
+        r += 1
+    return r, status, beams, spare, nb, n_nodes, log_scale
 
 
 @jit
-def _run(lp, r_from, r_to, t0, blank, prune_factor, token_min_logp, s, abort):
-    """:func:`_frames` on the search ``s``: ``(r, status, s)`` with the scalars stored."""
-    tree, beams, spare, bw, tw, ext, committed, ints, floats = s
-    r, status, beams, spare, nb, n_nodes, log_scale = _frames(
-        lp,
-        r_from,
-        r_to,
-        t0,
-        blank,
-        prune_factor,
-        token_min_logp,
-        _coarse_min(lp, token_min_logp),
-        tree,
-        beams,
-        spare,
-        bw,
-        tw,
-        ext,
-        ints[0],
-        ints[1],
-        floats[0],
-        abort,
-    )
-    ints[0] = n_nodes
-    ints[1] = nb
-    ints[3] += r - r_from
-    floats[0] = log_scale
-    return r, status, Search(tree, beams, spare, bw, tw, ext, committed, ints, floats)
-
-
-@jit
-def _reach(tree, beams, nb, n_nodes):
-    """The nodes on the paths from the beams to the root: per node the number of its
-    children on those paths (-1: not on one) and one such child; and which nodes are beams."""
-    parent = tree.parent
-    node = beams.node
-    kids = np.full(n_nodes, -1, np.int64)
+def _reach(parent, node, nb, n_nodes):
+    """The nodes on the paths from the beams (``node[:nb]``) to the root: per node the
+    number of its children on those paths (-1: not on one), one such child, and whether it
+    is a beam's node (1)."""
+    kids = np.empty(n_nodes, np.int64)
     only = np.empty(n_nodes, np.int64)
-    is_beam = np.zeros(n_nodes, np.bool_)
+    is_beam = np.empty(n_nodes, np.int64)
+    for x in range(n_nodes):
+        kids[x] = -1
+        is_beam[x] = 0
     for b in range(nb):
         x = node[b]
-        is_beam[x] = True
+        is_beam[x] = 1
         if kids[x] < 0:
             kids[x] = 0
             while x > 0:
@@ -665,22 +642,25 @@ def _reach(tree, beams, nb, n_nodes):
 def _shared_node(kids, only, is_beam):
     """The deepest node on the path of every beam (their longest common prefix)."""
     x = 0
-    while not is_beam[x] and kids[x] == 1:
+    while is_beam[x] == 0 and kids[x] == 1:
         x = only[x]
     return x
 
 
 @jit
-def _path(tree, x, committed, n_comm, out):
+def _depth(parent, x):
+    depth = 0
+    while x > 0:
+        depth += 1
+        x = parent[x]
+    return depth
+
+
+@jit
+def _path(parent, token, x, committed, n_comm, out):
     """Write the committed tokens, then the tokens from the root to node ``x``, to ``out``;
     returns their number."""
-    parent = tree.parent
-    token = tree.token
-    depth = 0
-    y = x
-    while y > 0:
-        depth += 1
-        y = parent[y]
+    depth = _depth(parent, x)
     for i in range(n_comm):
         out[i] = committed[i]
     y = x
@@ -691,34 +671,34 @@ def _path(tree, x, committed, n_comm, out):
 
 
 @jit
-def _depth(tree, x):
-    parent = tree.parent
-    depth = 0
-    while x > 0:
-        depth += 1
-        x = parent[x]
-    return depth
+def _rehash(parent, token, n_nodes, h_key, h_val, V):
+    """Fill the empty hash table ``h_key`` / ``h_val`` with nodes ``1 .. n_nodes - 1``."""
+    h_mask = h_key.shape[0] - 1
+    for x in range(1, n_nodes):
+        key = parent[x] * V + token[x]
+        h = _hash(key, h_mask)
+        while h_key[h] != -1:
+            h = (h + 1) & h_mask
+        h_key[h] = key
+        h_val[h] = x
 
 
 @jit
-def _compact(s, V):
+def _compact(parent, token, beam_of, h_key, h_val, node, nb, n_nodes, committed, n_comm, V):
     """Drop the tree nodes that no beam reaches and move the prefix shared by every beam to
     ``committed``; that prefix's last node becomes the root (keeping its token, which the
-    repeat rule reads). Nodes keep their relative order. Returns the new ``s``."""
-    tree, beams, spare, bw, tw, ext, committed, ints, floats = s
-    parent, token, beam_of, h_key, h_val = tree
-    n_nodes = ints[0]
-    nb = ints[1]
-    n_comm = ints[2]
-    kids, only, is_beam = _reach(tree, beams, nb, n_nodes)
+    repeat rule reads). Nodes keep their relative order; ``node[:nb]`` is renumbered.
+    Returns ``(n_nodes, committed, n_comm)`` (``committed`` grows when full)."""
+    kids, only, is_beam = _reach(parent, node, nb, n_nodes)
     top = _shared_node(kids, only, is_beam)
     # the shared prefix below the root moves to ``committed``
-    depth = _depth(tree, top)
-    if n_comm + depth > committed.shape[0]:
-        grown = np.empty(max(2 * committed.shape[0], n_comm + depth), np.int64)
-        grown[:n_comm] = committed[:n_comm]
+    need = n_comm + _depth(parent, top)
+    if need > committed.shape[0]:
+        grown = np.empty(max(2 * committed.shape[0], need), np.int64)
+        for i in range(n_comm):
+            grown[i] = committed[i]
         committed = grown
-    n_comm = _path(tree, top, committed, n_comm, committed)
+    n_comm = _path(parent, token, top, committed, n_comm, committed)
     # the nodes above ``top`` are dropped; the kept ones are renumbered in order (a child
     # has a larger number than its parent, so ``top`` becomes 0 and moves are downwards)
     y = top
@@ -730,78 +710,97 @@ def _compact(s, V):
     for x in range(n_nodes):
         if kids[x] >= 0:
             remap[x] = m
-            if x == top:
-                parent[m] = -1
-            else:
-                parent[m] = remap[parent[x]]
+            parent[m] = -1 if x == top else remap[parent[x]]
             token[m] = token[x]
             beam_of[m] = -1
             m += 1
-    h_key[:] = -1
-    h_mask = h_key.shape[0] - 1
-    for x in range(1, m):
-        key = parent[x] * V + token[x]
-        h = _hash(key, h_mask)
-        while h_key[h] != -1:
-            h = (h + 1) & h_mask
-        h_key[h] = key
-        h_val[h] = x
-    node = beams.node
+    for h in range(h_key.shape[0]):
+        h_key[h] = -1
+    _rehash(parent, token, m, h_key, h_val, V)
     for b in range(nb):
         node[b] = remap[node[b]]
-    ints[0] = m
-    ints[2] = n_comm
-    return Search(tree, beams, spare, bw, tw, ext, committed, ints, floats)
+    return m, committed, n_comm
 
 
 @jit
 def _grow_tree(tree, n_nodes, node_cap, V):
     """``tree`` (``n_nodes`` nodes in use) copied to room for ``node_cap`` nodes."""
     new = _new_tree(node_cap)
-    new.parent[:n_nodes] = tree.parent[:n_nodes]
-    new.token[:n_nodes] = tree.token[:n_nodes]
-    new.beam_of[:n_nodes] = tree.beam_of[:n_nodes]
-    h_key = new.h_key
-    h_val = new.h_val
-    h_mask = h_key.shape[0] - 1
-    for x in range(1, n_nodes):
-        key = new.parent[x] * V + new.token[x]
-        h = _hash(key, h_mask)
-        while h_key[h] != -1:
-            h = (h + 1) & h_mask
-        h_key[h] = key
-        h_val[h] = x
+    for x in range(n_nodes):
+        new.parent[x] = tree.parent[x]
+        new.token[x] = tree.token[x]
+        new.beam_of[x] = tree.beam_of[x]
+    _rehash(new.parent, new.token, n_nodes, new.h_key, new.h_val, V)
     return new
 
 
 @jit
-def advance(lp, r_from, r_to, t0, blank, beam_prune_logp, token_min_logp, s, abort):
+def advance(lp, r_from, r_to, t0, blank, beam_prune_logp, token_min_logp, s, abort, make_room):
     """Run rows ``r_from`` to ``r_to`` of ``lp`` (frames ``t0 + r``) on the search ``s``,
-    making room as needed: ``(r, status, s)`` as :func:`_frames`, never ``NEED_*``; keep the
-    returned ``s``.
+    making room as needed (unless ``make_room`` is false): ``(r, status, s)`` as
+    :func:`_frames`, ``NEED_*`` only without ``make_room``; keep the returned ``s``.
 
     When the tree is full, the nodes no beam reaches are dropped and the shared prefix is
     committed (:func:`_compact`); the tree grows only when that frees less than half of it,
     so it stays within a small multiple of the nodes the beams reach.
     """
     prune_factor = math.exp(beam_prune_logp)
+    coarse_min = _coarse_min(lp, token_min_logp)
     V = lp.shape[1]
-    K = s.beams.node.shape[0]
+    tree, beams, spare, bw, tw, ext, committed, ints, floats = s
+    K = beams.node.shape[0]
+    n_nodes = ints[0]
+    nb = ints[1]
+    log_scale = floats[0]
     r = r_from
     while True:
-        r, status, s = _run(lp, r, r_to, t0, blank, prune_factor, token_min_logp, s, abort)
-        if status == NEED_NODES:
-            s = _compact(s, V)
-            n_nodes = s.ints[0]
-            cap = s.tree.parent.shape[0]
+        r, status, beams, spare, nb, n_nodes, log_scale = _frames(
+            lp,
+            r,
+            r_to,
+            t0,
+            blank,
+            prune_factor,
+            token_min_logp,
+            coarse_min,
+            tree,
+            beams,
+            spare,
+            bw,
+            tw,
+            ext,
+            n_nodes,
+            nb,
+            log_scale,
+            abort,
+        )
+        if status == NEED_NODES and make_room:
+            n_nodes, committed, n_comm = _compact(
+                tree.parent,
+                tree.token,
+                tree.beam_of,
+                tree.h_key,
+                tree.h_val,
+                beams.node,
+                nb,
+                n_nodes,
+                committed,
+                ints[2],
+                V,
+            )
+            ints[2] = n_comm
+            cap = tree.parent.shape[0]
             if 2 * (n_nodes + K) > cap:
-                tree = _grow_tree(s.tree, n_nodes, max(2 * cap, 2 * (n_nodes + K)), V)
-                s = Search(tree, s.beams, s.spare, s.bw, s.tw, s.ext, s.committed, s.ints, s.floats)
-        elif status == NEED_ENTRIES:
+                tree = _grow_tree(tree, n_nodes, max(2 * cap, 2 * (n_nodes + K)), V)
+        elif status == NEED_ENTRIES and make_room:
             ext = _new_ext(K * V, K)
-            s = Search(s.tree, s.beams, s.spare, s.bw, s.tw, ext, s.committed, s.ints, s.floats)
         else:
-            return r, status, s
+            break
+    ints[0] = n_nodes
+    ints[1] = nb
+    ints[3] += r - r_from
+    floats[0] = log_scale
+    return r, status, Search(tree, beams, spare, bw, tw, ext, committed, ints, floats)
 
 
 @jit
@@ -818,7 +817,7 @@ def _write_nbest(s, top_paths, out_tokens, out_lens, out_scores):
     count = min(top_paths, nb)
     for p in range(count):
         b = order[p]
-        out_lens[p] = _path(tree, node[b], committed, ints[2], out_tokens[p])
+        out_lens[p] = _path(tree.parent, tree.token, node[b], committed, ints[2], out_tokens[p])
         out_scores[p] = math.log(totals[b]) + floats[0]
     return count
 
@@ -831,7 +830,7 @@ def nbest(s, top_paths):
     nb = s.ints[1]
     width = 0
     for b in range(nb):
-        width = max(width, _depth(s.tree, beams.node[b]))
+        width = max(width, _depth(s.tree.parent, beams.node[b]))
     width += s.ints[2]
     P = min(top_paths, nb)
     tokens = np.zeros((P, max(width, 1)), np.int64)
@@ -856,11 +855,12 @@ def best_and_stable(s):
         if p > best_p:
             best = b
             best_p = p
-    kids, only, is_beam = _reach(tree, beams, nb, ints[0])
+    parent = tree.parent
+    kids, only, is_beam = _reach(parent, node, nb, ints[0])
     top = _shared_node(kids, only, is_beam)
-    tokens = np.empty(ints[2] + _depth(tree, node[best]), np.int64)
-    length = _path(tree, node[best], committed, ints[2], tokens)
-    return tokens, length, ints[2] + _depth(tree, top), math.log(best_p) + floats[0]
+    tokens = np.empty(ints[2] + _depth(parent, node[best]), np.int64)
+    length = _path(parent, tree.token, node[best], committed, ints[2], tokens)
+    return tokens, length, ints[2] + _depth(parent, top), math.log(best_p) + floats[0]
 
 
 @jit
@@ -886,8 +886,10 @@ def _search(
     to the caller).
     """
     s = new_search(lp.shape[1], beam_width, node_cap, e_cap)
-    prune_factor = math.exp(beam_prune_logp)
-    _, status, s = _run(lp, 0, length, 0, blank, prune_factor, token_min_logp, s, abort)
+    zero = np.int64(0)
+    _, status, s = advance(
+        lp, zero, length, zero, blank, beam_prune_logp, token_min_logp, s, abort, False
+    )
     if status != OK:
         return 0, status
     return _write_nbest(s, top_paths, out_tokens, out_lens, out_scores), OK
@@ -952,7 +954,10 @@ def prefix_beam_run(
     V = lp.shape[1]
     node_cap = min(length * K + 1, 1024 + (length * K) // 4)
     s = new_search(V, K, max(node_cap, K + 1), K * min(V, 16))
-    _, status, s = advance(lp, 0, length, 0, blank, beam_prune_logp, token_min_logp, s, abort)
+    zero = np.int64(0)
+    _, status, s = advance(
+        lp, zero, length, zero, blank, beam_prune_logp, token_min_logp, s, abort, True
+    )
     if status != OK:
         return 0, status
     count = _write_nbest(s, top_paths, out_tokens, out_lens, out_scores)
