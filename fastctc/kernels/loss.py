@@ -37,7 +37,15 @@ from numba import types
 from numba.extending import overload
 
 from ._jit import jit, jit_nocheck, jit_reassoc
-from .logmath import NEG_INF, exp_into, exp_into_f32, exp_nonpos, log_add, log_sum3
+from .logmath import (
+    NEG_INF,
+    _f64_from_bits,
+    exp_into,
+    exp_into_f32,
+    exp_nonpos,
+    log_add,
+    log_sum3,
+)
 
 #: Largest gap (in nats) below the frame maximum that the rescaled path accepts.
 UNDERFLOW_GAP = 600.0
@@ -364,6 +372,30 @@ def _state_mass(cb, cl, bb, bl, vl, jlo, jhi, S):
     return zb, zl
 
 
+#: Flips the magnitude bits of a negative float64's pattern, making patterns order as values.
+_MAGNITUDE = np.int64(0x7FFFFFFFFFFFFFFF)
+#: ``-inf`` in that order (its pattern 0xFFF0000000000000 with the magnitude bits flipped).
+_NEG_INF_KEY = np.int64(-0x7FF0000000000001)
+
+
+@jit(_nrt=False)
+def _row_max(x):
+    """Largest entry of ``x`` (``-inf`` if empty), as a vectorised integer reduction.
+
+    A float64 bit pattern with the magnitude bits flipped when negative orders as the value
+    does, so the maximum is an integer maximum (a float maximum does not vectorise: NaN makes
+    it depend on the order). The result may differ from a float loop's only for NaN (the
+    caller's check of the shifted row finds NaN either way) and in the sign of a zero
+    maximum (which changes no result: it is added to a sum and subtracted from the row).
+    """
+    b = x.view(np.int64)
+    m = _NEG_INF_KEY
+    for u in range(b.shape[0]):
+        k = b[u] ^ ((b[u] >> 63) & _MAGNITUDE)
+        m = k if k > m else m
+    return _f64_from_bits(m ^ ((m >> 63) & _MAGNITUDE))
+
+
 @jit
 def rescaled_workspace(T, S, want_grad):
     """float64 scratch needed by ``ctc_sequence_rescaled`` for one sequence."""
@@ -445,13 +477,11 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
             # taken once per distinct label, then expanded per frame
             nf = min(CHUNK, T - t)
             for g in range(nf):
-                r = (t + g) * UW
+                src = blk[(t + g) * UW : (t + g + 1) * UW]
                 x = xs[g * UW : (g + 1) * UW]
-                m = NEG_INF
                 for u in range(UW):
-                    v = blk[r + u]
-                    x[u] = v
-                    m = max(m, v)
+                    x[u] = src[u]
+                m = _row_max(x)
                 if not m > NEG_INF:  # NaN, or every relevant label impossible
                     return np.nan
                 bad = False
@@ -550,10 +580,10 @@ def ctc_sequence_rescaled(blk, UW, uidx, T, tgt, want_grad, scale, ws):
         if not bound < MAX_LOST:
             return np.nan
         w = scale / z
-        r = t * UW
+        out = blk[t * UW : (t + 1) * UW]
         for u in range(U):
-            blk[r + u] = w * occ_u[u]
-        blk[r + U] = w * zb
+            out[u] = w * occ_u[u]
+        out[U] = w * zb
     return nll
 
 
