@@ -549,3 +549,18 @@ def test_a_failing_model_leaves_the_stream_unusable():
         s.feed(np.stack([q]))
     with pytest.raises(RuntimeError, match="the stream failed earlier"):
         s.finish()
+
+
+def test_reset_params_during_a_stream_is_refused():
+    dec = decoder("ngram", fresh=True)
+    x = sentences_input(1, 2)
+    s = dec.stream()
+    s.feed(x[:50])
+    dec.reset_params(alpha=0.9)
+    with pytest.raises(RuntimeError, match="parameters changed"):
+        s.feed(x[50:])
+    with pytest.raises(RuntimeError, match="parameters changed"):
+        s.finish()
+    s = dec.stream()  # a stream started after the change is fine
+    s.feed(x)
+    assert_same(s.finish(), dec.decode_beams(x))

@@ -121,6 +121,7 @@ class LMStream:
         lm = self._tables.lm if self._tables is not None else None
         order = int(getattr(lm, "order", 1) or 1) if lm is not None else 1
         self._keep_ctx = max(order, 2) + 1
+        self._lm_version = getattr(lm, "_version", 0)
         self._dtype: np.dtype | None = None
         self._probs = False
         self._t = 0
@@ -178,6 +179,12 @@ class LMStream:
             ) from self._failed
         if self._closed:
             raise RuntimeError("the stream is finished; start a new one with decoder.stream()")
+        lm = self._tables.lm if self._tables is not None else None
+        if getattr(lm, "_version", 0) != self._lm_version:
+            raise RuntimeError(
+                "the decoder's language-model parameters changed (reset_params) since the "
+                "stream started; its search cannot go on with both. Start a new stream."
+            )
 
     # ------------------------------------------------------------------ input
     def _check_chunk(self, chunk: npt.ArrayLike, name: str = "chunk") -> tuple[Any, Any]:
