@@ -156,7 +156,7 @@ def stream_decode(dec, chunks, kw, segment=None, compact_min=None, partials=0):
 KINDS = ["none", "ngram", "callback", "resume", "bpe", "custom"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(KINDS),
     form=st.sampled_from(["logprobs", "logits", "probs"]),
@@ -197,7 +197,7 @@ def test_words_spelled_after_compaction(kind, width):
         assert_same(got, decoder(kind, True).decode_beams(x, beam_width=width))
 
 
-@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**16),
     sizes=st.lists(st.integers(1, 300), min_size=1, max_size=8),
@@ -371,7 +371,7 @@ def test_feed_streams_on_threads():
         assert_same(done[i], want[i])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     kind=st.sampled_from(["ngram", "callback", "custom"]),
     plan=st.lists(
