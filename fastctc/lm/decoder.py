@@ -1458,3 +1458,7 @@ def warmup_decoder() -> None:
     for dtype in (np.float32, np.float64):
         lp = np.log(np.full((3, 3), 1 / 3, dtype=dtype))
         dec.decode_beams(lp, beam_width=2)
+        stream = dec.stream(beam_width=2)  # the stream's kernels: feed, compaction, finish
+        stream.feed(lp)
+        stream.compact()
+        stream.finish()
