@@ -256,7 +256,8 @@ def scatter_columns(
             o = n * st_n + t * st_t
             row = gradf[o : o + V]
             if t >= input_lengths[n]:
-                row[:] = 0.0
+                for j in range(V):  # a loop, not a memset call per short row
+                    row[j] = 0.0
             elif status[n] == 1:
                 c = cols[coff_u[n] : coff_u[n + 1]]
                 UW = c.shape[0]
@@ -269,7 +270,8 @@ def scatter_columns(
                 elif mode == GRAD_LOGITS:
                     _exp_row(lpf[o : o + V], row, work, scales[n])
                 else:
-                    row[:] = 0.0
+                    for j in range(V):
+                        row[j] = 0.0
                 occ = buf[d : d + UW]
                 for u in range(UW):
                     row[np.uint64(c[u])] -= occ[u]
