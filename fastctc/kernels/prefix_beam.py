@@ -566,26 +566,31 @@ def _frames(
     e_cap = ext.score.shape[0]
     V = lp.shape[1]
     status = OK
-    r = r_from
-    while r < r_to:
+    stop = r_to
+    for r in range(r_from, r_to):
         t = t0 + r
         if t % POLL_FRAMES == 0 and abort[0] != 0:
             status = ABORTED
+            stop = r
             break
         if n_nodes + K > node_cap:  # a frame adds at most K nodes
             status = NEED_NODES
+            stop = r
             break
         row = lp[r]
         nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
         if nc < 0:
             status = t
+            stop = r
             break
         nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
         if shift == NEG_INF:
             status = -(t + 2)
+            stop = r
             break
         if nb * nc > e_cap:
             status = NEED_ENTRIES
+            stop = r
             break
         # candidates: the beams' own prefixes (merged), then new prefixes
         _link(beams, nb, tree, bw)
@@ -595,6 +600,7 @@ def _frames(
         _unlink(beams, nb, tree)
         if best == 0.0:
             status = -(t + 2)
+            stop = r
             break
         # pruning and selection: within beam_prune_logp of the best, then the beam_width
         # best; ties at the cut go to the earlier entry (existing beams first, then
@@ -606,8 +612,7 @@ def _frames(
         nb, n_nodes = _commit(beams, nb, ext, E, cut_rule, inv, bw, tree, n_nodes, V, spare)
         log_scale += shift + math.log(best)
         beams, spare = spare, beams
-        r += 1
-    return r, status, beams, spare, nb, n_nodes, log_scale
+    return stop, status, beams, spare, nb, n_nodes, log_scale
 
 
 @jit
