@@ -254,6 +254,70 @@ def test_results_do_not_depend_on_thread_count(rng):
         np.testing.assert_array_equal(grad, runs[0][1])
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("grad_wrt", ["log_probs", "logits"])
+def test_blocks_of_sequences_give_the_same_results_at_any_thread_count(rng, batch_first, grad_wrt):
+    # each thread runs a contiguous block of sequences; more threads than cores, too
+    lp = random_log_probs(rng, 60, 11, 40, dtype=np.float32)
+    if batch_first:
+        lp = np.ascontiguousarray(lp.transpose(1, 0, 2))
+    targets = rng.integers(1, 40, size=(11, 15))
+    il = rng.integers(30, 61, size=11)
+    tl = rng.integers(0, 16, size=11)
+    il[3] = 0
+    tl[3] = 0
+    runs = [
+        fastctc.ctc_loss(
+            lp,
+            targets,
+            il,
+            tl,
+            reduction="none",
+            batch_first=batch_first,
+            return_grad=True,
+            grad_wrt=grad_wrt,
+            num_threads=k,
+        )
+        for k in (1, 2, 4, 11)
+    ]
+    for loss, grad in runs[1:]:
+        np.testing.assert_array_equal(loss, runs[0][0])
+        np.testing.assert_array_equal(grad, runs[0][1])
+
+
+def test_contiguous_blocks_cover_every_sequence_once():
+    from fastctc.loss import _contiguous_blocks
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 7, 32):
+        costs = rng.uniform(1.0, 10.0, size=n)
+        for parts in (1, 2, 3, 4, 40):
+            blocks = _contiguous_blocks(costs, parts)
+            assert len(blocks) == min(parts, n)
+            assert blocks[0][0] == 0 and blocks[-1][1] == n
+            assert all(lo < hi for lo, hi in blocks)
+            assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:], strict=False))
+    # two parts: the split that minimises the larger share
+    assert _contiguous_blocks(np.array([1.0, 1.0, 1.0, 3.0]), 2) == [(0, 3), (3, 4)]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_worker_threads_are_restarted_in_a_forked_child(rng):
+    import multiprocessing
+
+    lp = random_log_probs(rng, 20, 4, 6, dtype=np.float32)
+    args = (lp, [[1, 2], [3, 3], [4, 5], [1, 1]], [20, 18, 20, 15], [2, 2, 2, 2])
+    expected = fastctc.ctc_loss(*args, reduction="none", num_threads=2)  # starts the workers
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_loss_in_child, args).get(timeout=120)
+    np.testing.assert_array_equal(got, expected)
+
+
+def _loss_in_child(lp, targets, il, tl):
+    return fastctc.ctc_loss(lp, targets, il, tl, reduction="none", num_threads=2)
+
+
 def test_gradient_rows_past_input_length_are_zero(rng):
     lp = random_log_probs(rng, 10, 2, 4)
     _, grad = fastctc.ctc_loss(

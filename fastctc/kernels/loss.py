@@ -18,16 +18,17 @@ Layout: ``log_probs`` is passed flattened, with element strides ``st_t`` (frames
 ``st_n`` (sequences), so (T, N, V) and batch-first (N, T, V) inputs share one kernel.
 The gradient has the same layout. Inputs are validated by the caller.
 
-A call runs in three passes, each split over threads:
+Each thread takes a contiguous block of sequences and runs three passes on it:
 
 1. ``gather_columns`` copies the columns each sequence needs (its distinct labels, then the
-   blank) into a compact buffer, reading ``log_probs`` in memory order;
+   blank) into a compact buffer, reading the block's part of ``log_probs`` in memory order;
 2. ``ctc_loss_items`` runs forward-backward per sequence on its compact rows only, and leaves
    the scaled occupancies in the same rows;
-3. ``scatter_columns`` writes the gradient rows from them, again in memory order.
+3. ``scatter_columns`` writes the block's gradient rows from them, again in memory order.
 
 With large vocabularies a sequence's frames lie far apart in memory; touching them in this
-order rather than sequence by sequence is what keeps the passes fast.
+order rather than sequence by sequence is what keeps the passes fast (in the (T, N, V)
+layout a block's rows of one frame lie together, and the threads meet once per call).
 """
 
 import math
