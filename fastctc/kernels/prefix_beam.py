@@ -20,14 +20,15 @@ the frames are split. When the tree is full, :func:`_compact` drops the nodes th
 reaches and moves the prefix every beam shares out of the tree; the arrays grow only when
 that frees too little. Node numbers are never part of a result (ties follow beam order).
 
-:func:`_frames` runs the frame loop; each step is a helper taking the search state in a few
+:func:`advance` runs the frame loop; each step is a helper taking the search state in a few
 named tuples of arrays (``Tree``, ``Beams``, ``BeamWork``, ``TokenWork``, ``Extensions``).
 A helper binds the arrays it uses to local names once per call.
-Keep the per-frame helpers small and free of calls to large kernels (``_frames`` calls
-:func:`_scan_row` itself): LLVM then inlines them into ``_frames``, where the reference
+Keep the per-frame helpers small and free of calls to large kernels (``advance`` calls
+:func:`_scan_row` itself): LLVM then inlines them into ``advance``, where the reference
 counts of their array arguments cancel out. A helper left as a real call pays two atomic
 operations per array argument and frame (+10% measured on short utterances of 5000 labels);
-check ``_frames.inspect_llvm`` for ``NRT_incref`` calls after changing one.
+check ``advance.inspect_llvm`` for ``NRT_incref`` calls after changing one. Each level of
+calls above the loop re-optimises it when compiled, so the loop is not wrapped further.
 """
 
 import math
@@ -527,95 +528,6 @@ def new_search(V, beam_width, node_cap, e_cap):
 
 
 @jit
-def _frames(
-    lp,
-    r_from,
-    r_to,
-    t0,
-    blank,
-    prune_factor,
-    token_min_logp,
-    coarse_min,
-    tree,
-    beams,
-    spare,
-    bw,
-    tw,
-    ext,
-    n_nodes,
-    nb,
-    log_scale,
-    abort,
-):
-    """The frame loop: rows ``r_from`` to ``r_to`` of ``lp``, frames ``t0 + r`` of the
-    search. Returns ``(r, status, beams, spare, nb, n_nodes, log_scale)``: the row it stopped
-    at (``r_to`` when done) and the state after row ``r - 1``.
-
-    ``status`` is ``OK``; ``NEED_NODES`` when the tree may not hold one more frame's nodes;
-    ``NEED_ENTRIES`` when the extensions do not fit ``ext``; ``ABORTED``; the frame for a NaN
-    or +inf; ``-(t + 2)`` when every prefix dies at frame ``t``. On ``NEED_*`` nothing of the
-    state has changed for row ``r``: the caller makes room and calls again from ``r``.
-
-    Probabilities are kept in linear scale, relative to the best prefix of the previous
-    frame, and each frame's probabilities relative to its largest value read (``shift``);
-    ``log_scale`` accumulates both factors. A frame needs one logarithm and one ``exp`` per
-    distinct token it reads; nothing underflows while the beam is pruned.
-    """
-    K = beams.node.shape[0]
-    node_cap = tree.parent.shape[0]
-    e_cap = ext.score.shape[0]
-    V = lp.shape[1]
-    status = OK
-    stop = r_to
-    for r in range(r_from, r_to):
-        t = t0 + r
-        if t % POLL_FRAMES == 0 and abort[0] != 0:
-            status = ABORTED
-            stop = r
-            break
-        if n_nodes + K > node_cap:  # a frame adds at most K nodes
-            status = NEED_NODES
-            stop = r
-            break
-        row = lp[r]
-        nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
-        if nc < 0:
-            status = t
-            stop = r
-            break
-        nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
-        if shift == NEG_INF:
-            status = -(t + 2)
-            stop = r
-            break
-        if nb * nc > e_cap:
-            status = NEED_ENTRIES
-            stop = r
-            break
-        # candidates: the beams' own prefixes (merged), then new prefixes
-        _link(beams, nb, tree, bw)
-        _stay(row, t, shift, blank, beams, nb, tree, bw, tw)
-        best = _merge(row, t, shift, beams, nb, tree, bw, tw)
-        E, best = _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext)
-        _unlink(beams, nb, tree)
-        if best == 0.0:
-            status = -(t + 2)
-            stop = r
-            break
-        # pruning and selection: within beam_prune_logp of the best, then the beam_width
-        # best; ties at the cut go to the earlier entry (existing beams first, then
-        # extensions in beam order and increasing token id)
-        cut_rule = _survivor_cut(bw.totals, nb, ext, E, best * prune_factor, K)
-        # commit: the survivors become the next frame's beams (room for K new nodes was
-        # checked above, so ``kept >= 0``)
-        inv = 1.0 / best
-        nb, n_nodes = _commit(beams, nb, ext, E, cut_rule, inv, bw, tree, n_nodes, V, spare)
-        log_scale += shift + math.log(best)
-        beams, spare = spare, beams
-    return stop, status, beams, spare, nb, n_nodes, log_scale
-
-
-@jit
 def _reach(parent, node, nb, n_nodes):
     """The nodes on the paths from the beams (``node[:nb]``) to the root: per node the
     number of its children on those paths (-1: not on one), one such child, and whether it
@@ -741,13 +653,23 @@ def _grow_tree(tree, n_nodes, node_cap, V):
 
 @jit
 def advance(lp, r_from, r_to, t0, blank, beam_prune_logp, token_min_logp, s, abort, make_room):
-    """Run rows ``r_from`` to ``r_to`` of ``lp`` (frames ``t0 + r``) on the search ``s``,
-    making room as needed (unless ``make_room`` is false): ``(r, status, s)`` as
-    :func:`_frames`, ``NEED_*`` only without ``make_room``; keep the returned ``s``.
+    """Run rows ``r_from`` to ``r_to`` of ``lp``, frames ``t0 + r`` of the search ``s``:
+    ``(r, status, s)``, the row it stopped at (``r_to`` when done), and the search after row
+    ``r - 1``; keep the returned ``s`` (arrays that grew are new).
 
-    When the tree is full, the nodes no beam reaches are dropped and the shared prefix is
-    committed (:func:`_compact`); the tree grows only when that frees less than half of it,
-    so it stays within a small multiple of the nodes the beams reach.
+    ``status`` is ``OK``; ``ABORTED``; the frame for a NaN or +inf; ``-(t + 2)`` when every
+    prefix dies at frame ``t``. When the tree may not hold one more frame's nodes or the
+    extensions do not fit ``ext``, ``make_room`` decides: the nodes no beam reaches are
+    dropped and the shared prefix is committed (:func:`_compact`; the tree grows only when
+    that frees less than half of it, so it stays within a small multiple of the nodes the
+    beams reach) or ``ext`` grows to ``beam_width x V``, and the loop goes on from the same
+    frame; without ``make_room`` the status is ``NEED_NODES`` / ``NEED_ENTRIES`` and nothing
+    of the state has changed for row ``r``.
+
+    Probabilities are kept in linear scale, relative to the best prefix of the previous
+    frame, and each frame's probabilities relative to its largest value read (``shift``);
+    ``log_scale`` accumulates both factors. A frame needs one logarithm and one ``exp`` per
+    distinct token it reads; nothing underflows while the beam is pruned.
     """
     prune_factor = math.exp(beam_prune_logp)
     coarse_min = _coarse_min(lp, token_min_logp)
@@ -759,26 +681,58 @@ def advance(lp, r_from, r_to, t0, blank, beam_prune_logp, token_min_logp, s, abo
     log_scale = floats[0]
     r = r_from
     while True:
-        r, status, beams, spare, nb, n_nodes, log_scale = _frames(
-            lp,
-            r,
-            r_to,
-            t0,
-            blank,
-            prune_factor,
-            token_min_logp,
-            coarse_min,
-            tree,
-            beams,
-            spare,
-            bw,
-            tw,
-            ext,
-            n_nodes,
-            nb,
-            log_scale,
-            abort,
-        )
+        # the frame loop
+        node_cap = tree.parent.shape[0]
+        e_cap = ext.score.shape[0]
+        status = OK
+        stop = r_to
+        start = r
+        for r in range(start, r_to):
+            t = t0 + r
+            if t % POLL_FRAMES == 0 and abort[0] != 0:
+                status = ABORTED
+                stop = r
+                break
+            if n_nodes + K > node_cap:  # a frame adds at most K nodes
+                status = NEED_NODES
+                stop = r
+                break
+            row = lp[r]
+            nc, shift, blank_hit = _scan_row(row, token_min_logp, coarse_min, blank, tw.cands)
+            if nc < 0:
+                status = t
+                stop = r
+                break
+            nc, shift = _frame_tokens(row, t, blank, nc, shift, blank_hit, tw)
+            if shift == NEG_INF:
+                status = -(t + 2)
+                stop = r
+                break
+            if nb * nc > e_cap:
+                status = NEED_ENTRIES
+                stop = r
+                break
+            # candidates: the beams' own prefixes (merged), then new prefixes
+            _link(beams, nb, tree, bw)
+            _stay(row, t, shift, blank, beams, nb, tree, bw, tw)
+            best = _merge(row, t, shift, beams, nb, tree, bw, tw)
+            E, best = _extend(t, beams, nb, nc, best, prune_factor, tree, bw, tw, ext)
+            _unlink(beams, nb, tree)
+            if best == 0.0:
+                status = -(t + 2)
+                stop = r
+                break
+            # pruning and selection: within beam_prune_logp of the best, then the beam_width
+            # best; ties at the cut go to the earlier entry (existing beams first, then
+            # extensions in beam order and increasing token id)
+            cut_rule = _survivor_cut(bw.totals, nb, ext, E, best * prune_factor, K)
+            # commit: the survivors become the next frame's beams (room for K new nodes was
+            # checked above, so ``kept >= 0``)
+            inv = 1.0 / best
+            nb, n_nodes = _commit(beams, nb, ext, E, cut_rule, inv, bw, tree, n_nodes, V, spare)
+            log_scale += shift + math.log(best)
+            beams, spare = spare, beams
+        r = stop
         if status == NEED_NODES and make_room:
             n_nodes, committed, n_comm = _compact(
                 tree.parent,
