@@ -485,7 +485,7 @@ def _expand_frame(frames, t, sel_c, sel_p, tokens, params, model, ws, ng_ctx):
     return DONE, m, pending
 
 
-@jit
+@jit(_nrt=False)
 def _score_candidates(m, cand, tn_lm):
     """Combined score of every candidate with a text node; returns the best score and the
     number of deferred candidates."""
@@ -519,7 +519,7 @@ def _ask(resolver, ctx, io):
     return answer == RESOLVE_DONE
 
 
-@jit
+@jit(_nrt=False)
 def _reattach_deferred(m, model, params, ws, ng_ctx):
     """Give deferred candidates whose LM score is now cached their text node.
 
@@ -540,7 +540,7 @@ def _reattach_deferred(m, model, params, ws, ng_ctx):
             cd_i[j, C_DWID] = wid
 
 
-@jit
+@jit(_nrt=False)
 def _kth_scored(m, beam_width, cd_i, cd_score, vals):
     """The ``beam_width``-th best score of the scored candidates (-inf if fewer)."""
     n_scored = 0
@@ -553,7 +553,7 @@ def _kth_scored(m, beam_width, cd_i, cd_score, vals):
     return kth_smallest(vals, n_scored, n_scored - beam_width)
 
 
-@jit
+@jit(_nrt=False)
 def _resolve_deferred(m, thr, params, model, ws, vals):
     """Bound each deferred word completion from above; query those that could survive.
 
@@ -596,7 +596,7 @@ def _resolve_deferred(m, thr, params, model, ws, vals):
     return pending
 
 
-@jit
+@jit(_nrt=False)
 def sort_desc(idx, n, score, tmp):
     """Stable sort of ``idx[:n]`` by decreasing ``score[idx]`` (ties keep their order);
     insertion sort of runs of 16, then bottom-up merging through ``tmp``."""
@@ -645,7 +645,7 @@ def sort_desc(idx, n, score, tmp):
             idx[a] = tmp[a]
 
 
-@jit
+@jit(_nrt=False)
 def _select_and_commit(t, m, thr, params, ws, scratch):
     """Keep candidates >= ``thr``, then the best ``beam_width`` (ties: first candidates),
     then (``prune_history``) the best per history key; commit them as the new beams and
