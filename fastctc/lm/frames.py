@@ -45,10 +45,13 @@ class LogProbs:
         return np.clip(v.astype(np.float64), self.lo, self.hi)
 
 
-def is_probabilities(x: np.ndarray) -> bool:
-    """pyctcdecode's test: the rows sum to 1 on average (``math.isclose``), decided from
-    float64 sums when they are far from 1 (NumPy's own sums in ``x``'s dtype differ from
-    them by far less than the margin) and from NumPy's sums otherwise."""
+def is_probabilities(x: np.ndarray, top: np.ndarray | None = None) -> bool:
+    """pyctcdecode's test: the rows sum to 1 on average (``math.isclose``). With the rows'
+    maxima ``top`` all <= 0 (log-probabilities) every row sums to <= 0: no. Otherwise it is
+    decided from float64 sums when they are far from 1 (NumPy's own sums in ``x``'s dtype
+    differ from them by far less than the margin) and from NumPy's sums when they are not."""
+    if top is not None and top.max() <= 0:
+        return False
     T = x.shape[0]
     total, magnitude = kf.value_totals(x)
     if abs(total / T - 1) > 1e-4 * (1 + magnitude / T):
@@ -97,7 +100,7 @@ def prepare(
     cols = _take(T * C, np.int32, held)
     off = np.empty(T + 1, dtype=np.int64)
     if probabilities is None:
-        probabilities = is_probabilities(x)
+        probabilities = is_probabilities(x, top)
     if probabilities:
         lp = np.log(np.clip(x, MIN_TOKEN_P, 1))
         kf.select_rows(lp, _threshold(token_min_logp, lp.dtype), cols, off)

@@ -280,7 +280,7 @@ class LMStream:
         try:
             if self._dtype is None:
                 self._dtype = x.dtype
-                self._probs = is_probabilities(x)
+                self._probs = is_probabilities(x, top)
             tables = self._tables
             if tables is not None:
                 tables.check_version()
