@@ -212,6 +212,7 @@ def beam_search(
     -------
     list of Hypothesis
         Up to ``top_paths`` hypotheses, best first; see :func:`beam_search_batch`.
+        :class:`fastctc.BeamStream` gives the same result for frames fed in chunks.
 
     Raises
     ------

@@ -4,6 +4,7 @@ stream."""
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 
@@ -219,6 +220,12 @@ def test_partial_changes_nothing_and_its_stable_prefix_is_final(kind, T, K, seed
         t += n
         for _ in range(int(rng.integers(0, 3))):
             partials.append(s.partial())
+        if rng.random() < 0.2:  # the best prefix now is the best of a search ending here
+            now = s.partial()
+            best = copy.deepcopy(s).finish()[0]
+            assert now.tokens.tolist() == best.tokens.tolist()
+            assert now.log_prob == best.log_prob
+            assert now.frames == t
     last = s.partial()
     got = s.finish()
     assert_same(got, plain)
