@@ -147,6 +147,7 @@ def test_equals_the_numpy_reference(blank):
             assert g.log_prob == pytest.approx(score, rel=1e-9, abs=1e-9)
 
 
+@heavy
 def test_long_stream_with_compaction():
     """Many compactions (small initial tree, thousands of one- to few-frame chunks)."""
     rng = np.random.default_rng(3)
@@ -434,6 +435,7 @@ def reached_nodes(tokens_of_beams, stable):
     return len(seen)
 
 
+@heavy
 def test_compaction_keeps_exactly_the_nodes_the_beams_reach():
     """On ambiguous input the beams keep old differences; after a compaction the tree holds
     the distinct prefixes of the live beams below their shared prefix, nothing else."""
