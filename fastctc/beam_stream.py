@@ -6,9 +6,13 @@ returns what ``beam_search`` returns for the concatenated input, whatever the ch
 frame loop is the offline search's own (:func:`fastctc.kernels.prefix_beam.advance`).
 
 The tree is compacted whenever it fills up: nodes that no live beam reaches are dropped and
-the prefix that every beam shares moves to a flat token list, so the search state stays
-proportional to the beam and to how far back its beams still differ (a few tokens for
-ordinary speech), not to the stream's length.
+the prefix that every beam shares moves to a flat token list (8 bytes a token). The tree then
+holds the tokens of the live beams after that shared prefix: about ``beam_width`` times the
+lag of the shared prefix behind the beams' ends. The lag depends on the input, not on the
+stream's length as such: with confident output it is a few tokens; two hypotheses that differ
+by one old, nearly even choice stay in the beam (CTC scores them alike from then on) until
+better alternatives push one out, and the search, being exact, keeps them -- on simulated
+speech the lag reached a few thousand tokens.
 """
 
 from __future__ import annotations
@@ -83,9 +87,10 @@ class BeamStream:
         ``V``, the columns of every chunk. By default the first chunk sets it.
     timesteps : bool
         Keep the frames so that :meth:`finish` can give each hypothesis' ``timesteps`` (the
-        Viterbi alignment of the whole input, as ``beam_search``) -- memory grows with the
-        stream, ``frames x V`` values. ``False`` keeps only the search state, whose size does
-        not grow with the stream, and ``finish`` gives ``timesteps=None``.
+        Viterbi alignment of the whole input, as ``beam_search``, which also costs what it
+        costs there) -- memory grows with the stream, ``frames x V`` values. ``False`` keeps
+        only the search state (see the module notes) and the shared tokens, and ``finish``
+        gives ``timesteps=None``.
 
     Examples
     --------
