@@ -309,6 +309,15 @@ def test_feed_streams_refuses_before_moving_any_stream():
     assert_same(s2.finish(), fastctc.beam_search(a[:20], beam_width=4))
 
 
+def test_docstring_examples():
+    import doctest
+
+    import fastctc.beam_stream
+
+    result = doctest.testmod(fastctc.beam_stream, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 8 and result.failed == 0
+
+
 # --- bad input
 
 
