@@ -52,14 +52,14 @@ class PartialResult(NamedTuple):
         every hypothesis :meth:`BeamStream.finish` returns starts with it.
     log_prob : float
         The best prefix's log-probability so far (as ``Hypothesis.log_prob``).
-    frames : int
+    frames_fed : int
         Frames fed so far.
     """
 
     tokens: np.ndarray
     stable: int
     log_prob: float
-    frames: int
+    frames_fed: int
 
     @property
     def stable_tokens(self) -> np.ndarray:
@@ -149,8 +149,8 @@ class BeamStream:
         return self._V
 
     @property
-    def frames(self) -> int:
-        """Frames fed so far."""
+    def frames_fed(self) -> int:
+        """Frames fed so far (as :attr:`fastctc.lm.LMStream.frames_fed`)."""
         return self._T
 
     @property
@@ -162,7 +162,7 @@ class BeamStream:
         state = "finished" if self.finished else "failed" if self._broken else "open"
         return (
             f"BeamStream(beam_width={self._k}, top_paths={self._p}, num_classes={self._V}, "
-            f"frames={self._T}, {state})"
+            f"frames_fed={self._T}, {state})"
         )
 
     # --- internals

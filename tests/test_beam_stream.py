@@ -226,7 +226,7 @@ def test_partial_changes_nothing_and_its_stable_prefix_is_final(kind, T, K, seed
             best = copy.deepcopy(s).finish()[0]
             assert now.tokens.tolist() == best.tokens.tolist()
             assert now.log_prob == best.log_prob
-            assert now.frames == t
+            assert now.frames_fed == t
     last = s.partial()
     got = s.finish()
     assert_same(got, plain)
@@ -238,7 +238,7 @@ def test_partial_changes_nothing_and_its_stable_prefix_is_final(kind, T, K, seed
         for h in got:
             assert h.tokens[: p.stable].tolist() == p.stable_tokens.tolist()
     # after the last frame, the best prefix is finish()'s first hypothesis
-    assert last.frames == T
+    assert last.frames_fed == T
     assert last.tokens.tolist() == got[0].tokens.tolist()
     assert last.log_prob == got[0].log_prob
     assert s.partial().tokens.tolist() == got[0].tokens.tolist()  # still readable
@@ -246,7 +246,7 @@ def test_partial_changes_nothing_and_its_stable_prefix_is_final(kind, T, K, seed
 
 def test_partial_before_any_frame():
     p = fastctc.BeamStream().partial()
-    assert p.tokens.tolist() == [] and p.stable == 0 and p.log_prob == 0.0 and p.frames == 0
+    assert p.tokens.tolist() == [] and p.stable == 0 and p.log_prob == 0.0 and p.frames_fed == 0
 
 
 def test_partial_stable_prefix_grows_on_confident_input():
@@ -282,7 +282,7 @@ def test_feed_streams_equals_beam_search(num_threads):
             pos[i] += chunks[-1].shape[0]
         fastctc.feed_streams([streams[i] for i in active], chunks, num_threads=num_threads)
     for (_, K, b, T), x, s in zip(specs, inputs, streams, strict=True):
-        assert s.frames == T
+        assert s.frames_fed == T
         ref = fastctc.beam_search(x, beam_width=K, blank=b, top_paths=min(K, 3))
         assert_same(s.finish(), ref)
 
@@ -295,7 +295,7 @@ def test_feed_streams_refuses_before_moving_any_stream():
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match=r"chunks\[1\]\[3\] \(frame 3 of the stream\)"):
         fastctc.feed_streams([s1, s2], [a[:10], bad])
-    assert s1.frames == 0 and s2.frames == 0 and s1.num_classes is None
+    assert s1.frames_fed == 0 and s2.frames_fed == 0 and s1.num_classes is None
     with pytest.raises(ValueError, match="same length"):
         fastctc.feed_streams([s1, s2], [a[:10]])
     with pytest.raises(ValueError, match=r"streams\[0\] and streams\[1\] are the same"):
@@ -347,7 +347,7 @@ def test_bad_chunks_are_refused_and_change_nothing():
         bad[4, 1] = bad_value
         with pytest.raises(ValueError, match=r"chunk\[4\] \(frame 14 of the stream\) contains NaN"):
             s.feed(bad)
-    assert s.frames == 10
+    assert s.frames_fed == 10
     s.feed(lp[10:])
     assert_same(s.finish(), fastctc.beam_search(lp, beam_width=5, top_paths=2))
 
