@@ -9,8 +9,10 @@ calls never share one. At most ``MAX_BYTES`` are kept.
 
 from __future__ import annotations
 
+import math
 import threading
 from bisect import bisect_left, bisect_right
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,27 @@ def take(n: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
         else:
             raw = np.empty(-(-nbytes // 8), dtype=np.uint64)
     return raw.view(dt)[:n]
+
+
+#: ``take_held`` allocates arrays smaller than this instead of pooling them.
+POOLED_BYTES = 1 << 17
+
+
+def take_held(
+    held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any, zero: bool = False
+) -> np.ndarray:
+    """An array of ``shape`` for one call: a large one from the pool (a fresh one would be
+    mapped and cleared page by page on every call), listed in ``held`` for the caller to
+    ``give`` back; a small one, and any when ``held`` is None, allocated."""
+    n = math.prod(shape)
+    if held is None or n * np.dtype(dtype).itemsize < POOLED_BYTES:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    a = take(n, dtype)
+    held.append(a)
+    a = a.reshape(shape)
+    if zero:
+        a.fill(0)
+    return a
 
 
 def give(a: np.ndarray) -> None:

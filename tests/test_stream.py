@@ -13,6 +13,7 @@ import fastctc
 from tests import small_lm
 from tests.conftest import random_log_probs
 from tests.simulate import CHAR_LABELS, simulate_char
+from tests.test_decoder import _CountLM
 
 #: A BPE vocabulary of pieces of the small model's words.
 BPE = [
@@ -33,22 +34,6 @@ BPE = [
     "t",
 ]
 CUSTOM = ["", " ", "a", "q", "b"]
-
-
-class _CountLM:
-    """A custom model (AbstractLanguageModel protocol): scores asked through queries, word
-    parts included."""
-
-    order = 2
-
-    def get_start_state(self):
-        return ()
-
-    def score_partial_token(self, partial_token):
-        return -0.5 * ("q" in partial_token)
-
-    def score(self, prev_state, word, is_last_word=False):
-        return -0.3 * len(word) - (0.7 if is_last_word else 0.0), (word,)
 
 
 _DECODERS: dict = {}
@@ -337,6 +322,36 @@ def test_long_stream_keeps_bounded_pools(prune_history):
     assert ps["committed_tokens"] == 0
 
 
+def _run_schedule(dec, kw, chunks, starts, reads, compact_min, threads):
+    """Feed streams together with ``feed_streams``, one chunk each per step: stream ``i``
+    starts at step ``starts[i]``, is finished once its chunks run out and, when ``reads[i]``,
+    has ``partial()`` read after each step. Returns the final beams by stream."""
+    streams: dict = {}
+    done: dict = {}
+    step = 0
+    while len(done) < len(chunks):
+        live, feed = [], []
+        for i in range(len(chunks)):
+            k = step - starts[i]
+            if i in done or k < 0:
+                continue
+            if i not in streams:
+                streams[i] = dec.stream(**kw)
+                streams[i].compact_min = compact_min
+            if k < len(chunks[i]):
+                live.append(streams[i])
+                feed.append(chunks[i][k])
+            else:
+                done[i] = streams[i].finish()
+        if live:
+            dec.feed_streams(live, feed, num_threads=threads)
+            for i in range(len(chunks)):
+                if reads[i] and i in streams and i not in done:
+                    streams[i].partial()
+        step += 1
+    return done
+
+
 def test_feed_streams_on_threads():
     """Streams fed together on two threads, started and finished at different times, give
     decode_beams's beams for each."""
@@ -347,26 +362,7 @@ def test_feed_streams_on_threads():
     rng = np.random.default_rng(0)
     chunks = [chunked(x, list(rng.integers(1, 90, 5))) for x in xs]
     start = [0, 0, 2, 3, 5, 9]  # the step each stream starts at
-    streams = [None] * len(xs)
-    done = {}
-    step = 0
-    while len(done) < len(xs):
-        live, feed = [], []
-        for i in range(len(xs)):
-            k = step - start[i]
-            if i in done or k < 0:
-                continue
-            if streams[i] is None:
-                streams[i] = dec.stream(**kw)
-                streams[i].compact_min = 50
-            if k < len(chunks[i]):
-                live.append(streams[i])
-                feed.append(chunks[i][k])
-            else:
-                done[i] = streams[i].finish()
-        if live:
-            dec.feed_streams(live, feed, num_threads=2)
-        step += 1
+    done = _run_schedule(dec, kw, chunks, start, [False] * len(xs), 50, 2)
     for i in range(len(xs)):
         assert_same(done[i], want[i])
 
@@ -395,29 +391,9 @@ def test_feed_streams_any_schedule(kind, plan, threads, seed):
     xs = [make_input(kind, "logprobs", np.float32, T, seed + i) for i, (T, *_) in enumerate(plan)]
     chunks = [chunked(x, sizes) for x, (_, sizes, _, _) in zip(xs, plan, strict=True)]
     kw = dict(beam_width=6)
-    streams: dict = {}
-    done: dict = {}
-    step = 0
-    while len(done) < len(plan):
-        live, feed = [], []
-        for i, (_, _, start, _) in enumerate(plan):
-            k = step - start
-            if i in done or k < 0:
-                continue
-            if i not in streams:
-                streams[i] = dec.stream(**kw)
-                streams[i].compact_min = 0
-            if k < len(chunks[i]):
-                live.append(streams[i])
-                feed.append(chunks[i][k])
-            else:
-                done[i] = streams[i].finish()
-        if live:
-            dec.feed_streams(live, feed, num_threads=threads)
-            for i, (*_, read) in enumerate(plan):
-                if read and i in streams and i not in done:
-                    streams[i].partial()
-        step += 1
+    starts = [start for _, _, start, _ in plan]
+    reads = [read for *_, read in plan]
+    done = _run_schedule(dec, kw, chunks, starts, reads, 0, threads)
     ref = decoder(kind, fresh)
     for i, x in enumerate(xs):
         assert_same(done[i], ref.decode_beams(x, **kw))

@@ -59,18 +59,6 @@ def is_probabilities(x: np.ndarray, top: np.ndarray | None = None) -> bool:
     return math.isclose(x.sum(axis=1).mean(), 1)
 
 
-#: The scratch pool serves arrays of at least this many entries (smaller ones are allocated).
-_POOLED = 1 << 15
-
-
-def _take(n: int, dtype: Any, held: list[np.ndarray]) -> np.ndarray:
-    if n < _POOLED:
-        return np.empty(n, dtype)
-    a = _scratch.take(n, dtype)
-    held.append(a)
-    return a
-
-
 def _threshold(thr: float, dtype: np.dtype) -> Any:
     """``thr`` in ``dtype``, rounded down: a value of that dtype reaching ``thr`` reaches it."""
     t = dtype.type(thr)
@@ -97,20 +85,19 @@ def prepare(
     pyctcdecode's test on ``x``, :func:`is_probabilities`). Scratch arrays the search reads
     are taken from the pool and listed in ``held``."""
     T, C = x.shape
-    cols = _take(T * C, np.int32, held)
+    cols = _scratch.take_held(held, (T * C,), np.int32)
     off = np.empty(T + 1, dtype=np.int64)
     if probabilities is None:
         probabilities = is_probabilities(x, top)
     if probabilities:
         lp = np.log(np.clip(x, MIN_TOKEN_P, 1))
         kf.select_rows(lp, _threshold(token_min_logp, lp.dtype), cols, off)
-        zero = np.zeros(T, dtype=lp.dtype)
-        frames = ks.Frames(lp, zero, zero, cols, off, -math.inf, math.inf, 0)
-        return frames, LogProbs(lp, zero, zero, -math.inf, math.inf)
+        lps = LogProbs.of_matrix(lp)
+        return ks.Frames(lp, lps.top, lps.lse, cols, off, lps.lo, lps.hi, 0), lps
     thr = _threshold(min(token_min_logp, -kf.TIE_MARGIN), x.dtype)
     every = token_min_logp <= LOG_MIN_TOKEN_P
     work: list[np.ndarray] = []
-    shifted = _take(T * C, x.dtype, work).reshape(T, C)
+    shifted = _scratch.take_held(work, (T, C), x.dtype)
     try:
         n_inf = kf.shift_rows(x, top, thr, every, shifted, cols, off)
         sums = np.sum(np.exp(shifted, out=shifted), axis=1)

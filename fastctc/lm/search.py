@@ -11,7 +11,6 @@ declined and passes tables that grew (``PENDING``, :mod:`fastctc.lm.queries`), o
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,8 +26,6 @@ from .tables import EMPTY_TABLE, KernelTables
 
 #: Entries of the per-search cache of partial-word scores (a power of two).
 PARTIAL_CACHE = 4096
-#: Per-search arrays at least this large come from the scratch pool.
-_POOLED_BYTES = 1 << 17
 
 
 class SearchAborted(RuntimeError):
@@ -92,33 +89,16 @@ _NO_CACHE = ks.ScoreCache(
 )
 
 
-def _take(
-    held: list[np.ndarray] | None, shape: tuple[int, ...], dtype: Any, zero: bool = False
-) -> np.ndarray:
-    """An array for one search: large ones from the scratch pool (fresh ones would be mapped
-    and cleared page by page on every call), noted in ``held`` for their return; small ones,
-    and all when ``held`` is None, allocated."""
-    n = math.prod(shape)
-    if held is None or n * np.dtype(dtype).itemsize < _POOLED_BYTES:
-        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-    a = _scratch.take(n, dtype)
-    held.append(a)
-    a = a.reshape(shape)
-    if zero:
-        a.fill(0)
-    return a
-
-
 def text_pool(cap: int, held: list[np.ndarray] | None = None) -> ks.TextNodes:
     """An empty pool of ``cap`` text nodes with its (parent, word) table."""
     tcap = 1 << (2 * cap - 1).bit_length()
     return ks.TextNodes(
-        _take(held, (cap, ks.N_COLS), np.int64),
-        _take(held, (cap,), np.uint64),
-        _take(held, (cap,), np.uint64),
-        _take(held, (cap,), np.float64),
-        _take(held, (tcap,), np.uint64, zero=True),
-        _take(held, (tcap,), np.int64),
+        _scratch.take_held(held, (cap, ks.N_COLS), np.int64),
+        _scratch.take_held(held, (cap,), np.uint64),
+        _scratch.take_held(held, (cap,), np.uint64),
+        _scratch.take_held(held, (cap,), np.float64),
+        _scratch.take_held(held, (tcap,), np.uint64, zero=True),
+        _scratch.take_held(held, (tcap,), np.int64),
     )
 
 
@@ -136,14 +116,14 @@ def cand_pool(cap: int, held: list[np.ndarray] | None = None) -> ks.Candidates:
     """An empty pool of ``cap`` candidates with its merge table."""
     mcap = 1 << (2 * cap - 1).bit_length()
     return ks.Candidates(
-        _take(held, (cap, ks.C_COLS), np.int64),
-        _take(held, (cap,), np.float64),
-        _take(held, (cap,), np.float64),
-        _take(held, (cap,), np.uint64),
-        _take(held, (cap,), np.float64),
-        _take(held, (cap,), np.float64),
-        _take(held, (mcap,), np.uint64, zero=True),
-        _take(held, (mcap,), np.int64),
+        _scratch.take_held(held, (cap, ks.C_COLS), np.int64),
+        _scratch.take_held(held, (cap,), np.float64),
+        _scratch.take_held(held, (cap,), np.float64),
+        _scratch.take_held(held, (cap,), np.uint64),
+        _scratch.take_held(held, (cap,), np.float64),
+        _scratch.take_held(held, (cap,), np.float64),
+        _scratch.take_held(held, (mcap,), np.uint64, zero=True),
+        _scratch.take_held(held, (mcap,), np.int64),
     )
 
 
@@ -172,7 +152,8 @@ def workspace(
     text.hist[0] = FNV_OFFSET
     text.lm[0] = 0.0
     chains = ks.Chains(
-        _take(held, ((T + 1) * K + 1, 3), np.int64), _take(held, (T * K + 1, 3), np.int64)
+        _scratch.take_held(held, ((T + 1) * K + 1, 3), np.int64),
+        _scratch.take_held(held, (T * K + 1, 3), np.int64),
     )
     queries = ks.Queries(
         np.empty((4 * K + 64, ks.Q_COLS), dtype=np.int64), np.empty(4 * K + 64, dtype=np.uint64)
