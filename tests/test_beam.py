@@ -308,7 +308,14 @@ def test_error_no_classes():
 
 
 def test_capacity_retry_gives_the_same_result():
-    from fastctc.kernels.prefix_beam import NEED_ENTRIES, NEED_NODES, _search
+    from fastctc.kernels.prefix_beam import (
+        NEED_ENTRIES,
+        NEED_NODES,
+        OK,
+        _write_nbest,
+        advance,
+        new_search,
+    )
 
     rng = np.random.default_rng(5)
     lp = random_log_probs(rng, 8, 40, scale=0.5)
@@ -322,7 +329,11 @@ def test_capacity_retry_gives_the_same_result():
             np.zeros(3),
         )
         abort = np.zeros(1, np.int64)
-        count, status = _search(lp, T, 0, 8, 3, -INF, -INF, *out, node_cap, e_cap, abort)
+        # one search that may not make room: it stops with NEED_* when a capacity is short
+        search = new_search(lp.shape[1], 8, node_cap, e_cap)
+        _, status, search = advance(lp, 0, T, 0, 0, -INF, -INF, search, abort, False)
+        if status == OK:
+            _write_nbest(search, 3, out[0], out[2], out[3])
         return status, out
 
     assert run(2, 8 * 40)[0] == NEED_NODES

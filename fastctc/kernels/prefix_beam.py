@@ -823,38 +823,6 @@ def best_and_stable(s):
 
 
 @jit
-def _search(
-    lp,
-    length,
-    blank,
-    beam_width,
-    top_paths,
-    beam_prune_logp,
-    token_min_logp,
-    out_tokens,
-    out_times,
-    out_lens,
-    out_scores,
-    node_cap,
-    e_cap,
-    abort,
-):
-    """Decode one utterance with at most ``node_cap`` tree nodes and ``e_cap`` extensions
-    per frame, without making room: status ``NEED_NODES`` / ``NEED_ENTRIES`` when one was
-    too small. Arguments and other results as :func:`prefix_beam_run` (``out_times`` is left
-    to the caller).
-    """
-    s = new_search(lp.shape[1], beam_width, node_cap, e_cap)
-    zero = np.int64(0)
-    _, status, s = advance(
-        lp, zero, length, zero, blank, beam_prune_logp, token_min_logp, s, abort, False
-    )
-    if status != OK:
-        return 0, status
-    return _write_nbest(s, top_paths, out_tokens, out_lens, out_scores), OK
-
-
-@jit
 def _write_timesteps(lp, length, blank, count, out_tokens, out_times, out_lens, abort):
     """``out_times[p, k]``: the first frame of token ``k``'s run on the most probable
     alignment of hypothesis ``p < count``. Returns ``ALIGN_ABORTED`` once ``abort[0]`` is
