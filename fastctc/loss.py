@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from . import _scratch
 from . import _validate as v
+from .kernels.fpenv import flush_subnormals, restore_fp
 from .kernels.loss import (
     GRAD_LOG_PROBS,
     GRAD_LOGITS,
@@ -268,6 +269,7 @@ def ctc_loss(
         n0, n1 = span
         gather_columns(lpf, st_t, st_n, cols, coff_u, coff, il, n0, n1, frames_outer, buf)
         ws = _scratch.take(int(sizes[n0:n1].max()))
+        fp = flush_subnormals()  # see fastctc.kernels.fpenv; this thread only, put back below
         try:
             ctc_loss_items(
                 lpf,
@@ -294,6 +296,7 @@ def ctc_loss(
                 gradf,
             )
         finally:
+            restore_fp(fp)
             _scratch.give(ws)
         if return_grad:
             K = n1 - n0 if frames_outer else T

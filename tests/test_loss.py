@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastctc
+from fastctc.kernels import fpenv
 from tests import brute
 from tests.conftest import random_log_probs
 from tests.reference import ctc_loss_ref
@@ -461,3 +463,32 @@ def test_accepts_lists_and_torch_like_arrays():
     # brute force counts the paths that collapse to (1, 2)
     count = round(math.exp(-brute.loss(np.log(np.full((4, 3), 1 / 3)), [1, 2], 0)) * 81)
     assert loss == pytest.approx(-math.log(count / 81))
+
+
+@pytest.mark.skipif(not fpenv.X86, reason="flush-to-zero is set only on x86")
+def test_flush_subnormals_is_scoped_to_the_kernel_call(rng):
+    """The forward-backward runs with subnormals flushed; the caller's thread keeps its mode."""
+
+    @numba.njit
+    def product(a, b):
+        return a * b
+
+    assert product(1e-300, 1e-10) > 0.0  # a subnormal, without FTZ
+    old = fpenv.flush_subnormals()
+    try:
+        assert product(1e-300, 1e-10) == 0.0
+        assert fpenv.control_word() & fpenv.FTZ_DAZ == fpenv.FTZ_DAZ
+    finally:
+        fpenv.restore_fp(old)
+    assert product(1e-300, 1e-10) > 0.0
+
+    before = fpenv.control_word() & fpenv.FTZ_DAZ
+    lp = random_log_probs(rng, 40, 2, 7, scale=8.0)
+    for threads in (1, 2):
+        tg, il, tl = [[1, 2, 3]] * 2, [40, 40], [3, 3]
+        fastctc.ctc_loss(lp, tg, il, tl, return_grad=True, num_threads=threads)
+        assert fpenv.control_word() & fpenv.FTZ_DAZ == before
+        assert np.float64(1e-300) * np.float64(1e-10) > 0.0  # NumPy in this thread too
+    # the worker that ran the second sequence put its mode back as well
+    worker = fastctc.loss._workers(1).submit(fpenv.control_word).result()
+    assert worker & fpenv.FTZ_DAZ == 0

@@ -26,6 +26,10 @@ Each thread takes a contiguous block of sequences and runs three passes on it:
    the scaled occupancies in the same rows;
 3. ``scatter_columns`` writes the block's gradient rows from them, again in memory order.
 
+The caller runs pass 2 with subnormal results flushed to zero (``fpenv``): the rescaled
+recursion flushes values below ``TINY`` itself, and the products on their way there would
+otherwise each take a slow microcode assist on x86.
+
 With large vocabularies a sequence's frames lie far apart in memory; touching them in this
 order rather than sequence by sequence is what keeps the passes fast (in the (T, N, V)
 layout a block's rows of one frame lie together, and the threads meet once per call).
