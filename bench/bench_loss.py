@@ -9,6 +9,10 @@ reuses the gradient's memory from the previous call (torch allocates afresh);
     python bench/bench_loss.py                # both shapes, 1 and 2 threads
     python bench/bench_loss.py --repeat 5 --threads 1
     python bench/bench_loss.py --keep-results   # no memory reuse between calls
+    python bench/bench_loss.py --loss-only      # the loss alone (validation): no gradient
+
+With ``--loss-only`` both compute the loss without its gradient: torch's forward under
+``torch.no_grad()`` and fastctc's ``ctc_loss(..., return_grad=False)``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,17 @@ def run_torch(lp, targets, il, tl):
     loss = torch.nn.functional.ctc_loss(lp, targets, il, tl)
     loss.backward()
     return lp.grad
+
+
+def run_torch_loss(lp, targets, il, tl):
+    """torch's loss ("mean") alone, as in a validation loop."""
+    with torch.no_grad():
+        return torch.nn.functional.ctc_loss(lp, targets, il, tl)
+
+
+def run_ours_loss(lp, targets, il, tl, threads):
+    """fastctc's loss ("mean") alone."""
+    return fastctc.ctc_loss(lp, targets, il, tl, num_threads=threads)
 
 
 def run_ours(lp, targets, il, tl, mode, threads):
@@ -93,12 +108,20 @@ def main():
         action="store_true",
         help="keep every result alive while timing: no memory reuse between calls",
     )
+    ap.add_argument(
+        "--loss-only",
+        action="store_true",
+        help="time the loss without its gradient (torch under no_grad) instead",
+    )
     args = ap.parse_args()
     print(
         f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
         f"torch {torch.__version__}, fastctc {fastctc.__version__}; float32, "
-        "forward+backward, times exclude compilation"
+        f"{'loss only' if args.loss_only else 'forward+backward'}, times exclude compilation"
     )
+    if args.loss_only:
+        loss_only(args)
+        return
     print(
         f"{'N':>3} {'T':>5} {'V':>5} {'S':>4} {'scale':>5} {'thr':>3} | {'torch ms':>9} | "
         f"{'fastctc ms':>10} {'ratio':>6} | {'fastctc logits ms':>17} {'ratio':>6} | "
@@ -134,6 +157,29 @@ def main():
                 f"{N:>3} {T:>5} {V:>5} {S:>4} {scale:>5g} {threads:>3} | {t_torch * 1e3:9.1f} | "
                 f"{t_ours * 1e3:10.1f} {t_torch / t_ours:5.1f}x | "
                 f"{t_ours_l * 1e3:17.1f} {t_torch / t_ours_l:5.1f}x | {rel:12.1e}"
+            )
+
+
+def loss_only(args):
+    """The loss without its gradient, both tools, each shape and thread count."""
+    head = f"{'N':>3} {'T':>5} {'V':>5} {'S':>4} {'scale':>5} {'thr':>3} | {'torch ms':>9} | "
+    print(f"{head}{'fastctc ms':>10} {'ratio':>6} | same loss (rel 1e-5)")
+    for N, T, V, S, scale in SHAPES:
+        logits, targets, il, tl = make_inputs(N, T, V, S, scale)
+        lp_np = fastctc.log_softmax(logits)
+        inputs = (lp_np, targets, il, tl)
+        tensors = [torch.tensor(x) for x in inputs]
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            t_torch, t_ours = best_times(
+                [partial(run_torch_loss, *tensors), partial(run_ours_loss, *inputs, threads)],
+                args.repeat,
+                args.keep_results,
+            )
+            same = np.isclose(run_ours_loss(*inputs, threads), run_torch_loss(*tensors), rtol=1e-5)
+            print(
+                f"{N:>3} {T:>5} {V:>5} {S:>4} {scale:>5g} {threads:>3} | {t_torch * 1e3:9.1f} | "
+                f"{t_ours * 1e3:10.1f} {t_torch / t_ours:5.1f}x | {bool(same)}"
             )
 
 

@@ -199,6 +199,28 @@ def test_rescaled_kernel_accepts_harmless_flushes():
     assert got == pytest.approx(ref_loss, rel=1e-12)
 
 
+def test_loss_only_call_bounds_its_flushes_with_a_backward_pass():
+    # the input above: the forward pass alone flushes states it cannot bound and gives up;
+    # a loss-only call then runs the rescaled recursion with its backward pass (not the
+    # log-space one, whose result differs in the last bits), giving the gradient call's loss
+    rng = np.random.default_rng(5)
+    T, V, S = 1500, 12, 300
+    tgt = rng.integers(1, V, size=S)
+    align = np.sort(rng.choice(T, size=S, replace=False))
+    logits = rng.standard_normal((T, V)) * 2
+    logits[align, tgt] += 8.0
+    lp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    labs = np.unique(tgt)
+    blk = np.ascontiguousarray(lp[:, np.r_[labs, 0]]).reshape(-1)
+    uidx = np.searchsorted(labs, tgt)
+    ws = np.empty(rescaled_workspace(T, S, False))
+    assert np.isnan(ctc_sequence_rescaled(blk, labs.size + 1, uidx, T, tgt, False, 1.0, ws))
+    loss_only = fastctc.ctc_loss(lp, tgt, None, None, reduction="sum")
+    with_grad, _ = fastctc.ctc_loss(lp, tgt, None, None, reduction="sum", return_grad=True)
+    assert loss_only == with_grad
+    assert loss_only == pytest.approx(ctc_loss_ref(lp, tgt)[0], rel=1e-12)
+
+
 @st.composite
 def ranged_problem(draw):
     C = draw(st.integers(2, 12))

@@ -63,6 +63,9 @@ MAX_LOST = 1e-14
 #: Frames whose emissions the rescaled forward pass prepares at once: one vectorised exp
 #: over all their relevant log-probabilities instead of one short exp per frame.
 CHUNK = 8
+#: Largest workspace (float64 entries, 64 MiB) a loss-only call allocates to retry a sequence
+#: whose forward pass flushed a state with the backward pass, instead of going to log space.
+RETRY_WORDS = 1 << 23
 #: Smallest accepted per-frame sum of alpha * beta: state products below ``TINY`` may have
 #: underflowed, and below this sum they could matter (relative error above 1e-20).
 Z_MIN = 1e-280
@@ -823,8 +826,11 @@ def ctc_loss_items(
 ):
     """Losses (and gradients) of the sequences ``items`` of a batch: one thread's share.
 
-    Each sequence runs the rescaled recursion first; where that gives up (lost range, see
-    ``ctc_sequence_rescaled``) the log-space recursion runs on the same compact rows, and
+    Each sequence runs the rescaled recursion first. Without ``want_grad`` it runs the forward
+    pass alone, and where that flushes a state it runs again with the backward pass, which
+    bounds what the flush lost (if the workspace for it stays within ``RETRY_WORDS``). Where
+    the rescaled recursion gives up (lost range, see ``ctc_sequence_rescaled``) the log-space
+    recursion runs on the same compact rows, and
     only inputs holding NaN or ``+inf`` reach the textbook kernel.
 
     targets : int64, concatenated labels; sequence n owns ``targets[offsets[n]:offsets[n+1]]``.
@@ -838,6 +844,7 @@ def ctc_loss_items(
         0 where this function wrote the rows ``t < input_lengths[n]`` of ``gradf`` itself.
     gradf : flat gradient output in the layout of ``lpf`` (with ``want_grad``).
     """
+    wide = np.empty(0)  # workspace of a loss-only sequence's retry with the backward pass
     for i in range(items.shape[0]):
         n = items[i]
         T = input_lengths[n]
@@ -854,8 +861,19 @@ def ctc_loss_items(
             UW = blk.shape[0] // T
             tu = uidx[offsets[n] : offsets[n + 1]]
             nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, want_grad, scale, ws)
+            retry = rescaled_workspace(T, tgt.shape[0], True)
+            if nll != nll and not want_grad and retry <= RETRY_WORDS:
+                # a loss-only pass gives up at the first flushed state, as it cannot bound
+                # what the flush lost; with the backward pass it can (its occupancies are
+                # written over the compact rows and not used)
+                if wide.shape[0] < retry:
+                    wide = np.empty(retry)
+                nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, True, 0.0, wide)
+                rewritten = True
+            else:
+                rewritten = want_grad  # the rescaled pass may have overwritten rows
             if nll != nll:
-                if want_grad:  # the rescaled pass may have overwritten rows with occupancies
+                if rewritten:
                     gather_columns(
                         lpf, st_t, st_n, cols, coff_u, coff, input_lengths, n, n + 1, False, buf
                     )
