@@ -181,8 +181,9 @@ def test_rescaled_kernel_declines_when_range_is_lost():
         assert np.isnan(got)
 
 
-def test_rescaled_kernel_accepts_harmless_flushes():
-    # a mildly confident model on its own transcript: far-off states underflow, harmlessly
+def _own_transcript_problem():
+    """A mildly confident model on its own transcript, with the kernel's compact rows:
+    ``(lp, tgt, blk, UW, uidx)``. Far-off states underflow, harmlessly."""
     rng = np.random.default_rng(5)
     T, V, S = 1500, 12, 300
     tgt = rng.integers(1, V, size=S)
@@ -192,29 +193,26 @@ def test_rescaled_kernel_accepts_harmless_flushes():
     lp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
     labs = np.unique(tgt)
     blk = np.ascontiguousarray(lp[:, np.r_[labs, 0]]).reshape(-1)
-    uidx = np.searchsorted(labs, tgt)
+    return lp, tgt, blk, labs.size + 1, np.searchsorted(labs, tgt)
+
+
+def test_rescaled_kernel_accepts_harmless_flushes():
+    lp, tgt, blk, UW, uidx = _own_transcript_problem()
+    T, S = lp.shape[0], tgt.size
     ws = np.empty(rescaled_workspace(T, S, True))
-    got = ctc_sequence_rescaled(blk, labs.size + 1, uidx, T, tgt, True, 1.0, ws)
+    got = ctc_sequence_rescaled(blk, UW, uidx, T, tgt, True, 1.0, ws)
     ref_loss, _ = ctc_loss_ref(lp, tgt)
     assert got == pytest.approx(ref_loss, rel=1e-12)
 
 
 def test_loss_only_call_bounds_its_flushes_with_a_backward_pass():
-    # the input above: the forward pass alone flushes states it cannot bound and gives up;
-    # a loss-only call then runs the rescaled recursion with its backward pass (not the
-    # log-space one, whose result differs in the last bits), giving the gradient call's loss
-    rng = np.random.default_rng(5)
-    T, V, S = 1500, 12, 300
-    tgt = rng.integers(1, V, size=S)
-    align = np.sort(rng.choice(T, size=S, replace=False))
-    logits = rng.standard_normal((T, V)) * 2
-    logits[align, tgt] += 8.0
-    lp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
-    labs = np.unique(tgt)
-    blk = np.ascontiguousarray(lp[:, np.r_[labs, 0]]).reshape(-1)
-    uidx = np.searchsorted(labs, tgt)
+    # the forward pass alone flushes states it cannot bound and gives up; a loss-only call
+    # then runs the rescaled recursion with its backward pass (not the log-space one, whose
+    # result differs in the last bits here), giving the gradient call's loss
+    lp, tgt, blk, UW, uidx = _own_transcript_problem()
+    T, S = lp.shape[0], tgt.size
     ws = np.empty(rescaled_workspace(T, S, False))
-    assert np.isnan(ctc_sequence_rescaled(blk, labs.size + 1, uidx, T, tgt, False, 1.0, ws))
+    assert np.isnan(ctc_sequence_rescaled(blk, UW, uidx, T, tgt, False, 1.0, ws))
     loss_only = fastctc.ctc_loss(lp, tgt, None, None, reduction="sum")
     with_grad, _ = fastctc.ctc_loss(lp, tgt, None, None, reduction="sum", return_grad=True)
     assert loss_only == with_grad
