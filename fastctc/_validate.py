@@ -196,3 +196,22 @@ def check_text(value: Any, name: str, hint: str = "", sep: str = " = ") -> str:
             f"{name}{sep}{ascii(value)[:60]} is not valid Unicode text (a lone surrogate){hint}."
         ) from None
     return value
+
+
+def stream_batch(streams: Any, chunks: Any) -> tuple[list[Any], list[Any], tuple[int, int] | None]:
+    """``streams`` and ``chunks`` as lists of one length (``ValueError`` otherwise), for the
+    ``feed_streams`` functions, and the indices ``(j, i)`` of the first stream listed twice
+    (``j < i``), or None; the caller words that error."""
+    streams = list(streams)
+    chunks = list(chunks)
+    if len(streams) != len(chunks):
+        raise ValueError(
+            f"streams and chunks must have the same length; got {len(streams)} streams and "
+            f"{len(chunks)} chunks."
+        )
+    seen: dict[int, int] = {}
+    for i, s in enumerate(streams):
+        j = seen.setdefault(id(s), i)
+        if j != i:
+            return streams, chunks, (j, i)
+    return streams, chunks, None

@@ -364,20 +364,12 @@ def feed_streams(
         differ in length or a stream appears twice.
     """
     streams = list(streams)
-    chunks = list(chunks)
     for i, s in enumerate(streams):
         if not isinstance(s, BeamStream):
             raise TypeError(f"streams[{i}] must be a BeamStream; got {type(s).__name__}.")
-    if len(streams) != len(chunks):
-        raise ValueError(
-            f"streams and chunks must have the same length; got {len(streams)} streams and "
-            f"{len(chunks)} chunks."
-        )
-    seen: dict[int, int] = {}
-    for i, s in enumerate(streams):
-        j = seen.setdefault(id(s), i)
-        if j != i:
-            raise ValueError(f"streams[{j}] and streams[{i}] are the same stream.")
+    streams, chunks, twice = v.stream_batch(streams, chunks)
+    if twice is not None:
+        raise ValueError(f"streams[{twice[0]}] and streams[{twice[1]}] are the same stream.")
     if not streams:
         return
     _feed(streams, chunks, num_threads, [f"chunks[{i}]" for i in range(len(chunks))])

@@ -861,17 +861,17 @@ def ctc_loss_items(
             UW = blk.shape[0] // T
             tu = uidx[offsets[n] : offsets[n + 1]]
             nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, want_grad, scale, ws)
-            retry = rescaled_workspace(T, tgt.shape[0], True)
-            if nll != nll and not want_grad and retry <= RETRY_WORDS:
+            rewritten = want_grad  # the rescaled pass may have overwritten rows
+            if nll != nll and not want_grad:
                 # a loss-only pass gives up at the first flushed state, as it cannot bound
                 # what the flush lost; with the backward pass it can (its occupancies are
                 # written over the compact rows and not used)
-                if wide.shape[0] < retry:
-                    wide = np.empty(retry)
-                nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, True, 0.0, wide)
-                rewritten = True
-            else:
-                rewritten = want_grad  # the rescaled pass may have overwritten rows
+                retry = rescaled_workspace(T, tgt.shape[0], True)
+                if retry <= RETRY_WORDS:
+                    if wide.shape[0] < retry:
+                        wide = np.empty(retry)
+                    nll = ctc_sequence_rescaled(blk, UW, tu, T, tgt, True, 0.0, wide)
+                    rewritten = True
             if nll != nll:
                 if rewritten:
                     gather_columns(

@@ -458,13 +458,18 @@ class BeamSearchDecoderCTC:
         return arr
 
     @staticmethod
-    def _check_values(arr: np.ndarray, name: str) -> np.ndarray:
-        """The maximum of each row of ``arr``; ``ValueError`` for NaN or ``+inf``."""
+    def _check_values(arr: np.ndarray, name: str, frame0: int | None = None) -> np.ndarray:
+        """The maximum of each row of ``arr``; ``ValueError`` for NaN or ``+inf``. With
+        ``frame0`` (a stream's frames so far) ``arr`` is a chunk and the message says where
+        the bad row lies in the stream."""
         top = np.amax(arr, axis=1)
         row = first_bad_row(top)
         if row >= 0:
+            where, what = "", "logits"
+            if frame0 is not None:
+                where, what = f" (frame {frame0 + row} of the stream)", "chunks"
             raise ValueError(
-                f"{name}[{row}] contains NaN or +inf; logits must be finite (or -inf) "
+                f"{name}[{row}]{where} contains NaN or +inf; {what} must be finite (or -inf) "
                 "log-probabilities, probabilities or raw logits."
             )
         return top
@@ -1024,21 +1029,13 @@ class BeamSearchDecoderCTC:
             stream stopped in the middle of its chunk is unusable (its ``feed`` raises), while
             the streams not reached yet are unchanged.
         """
-        streams = list(streams)
-        chunks = list(chunks)
-        if len(streams) != len(chunks):
-            raise ValueError(
-                f"streams and chunks must have the same length; got {len(streams)} streams "
-                f"and {len(chunks)} chunks."
-            )
-        seen: set[int] = set()
+        streams, chunks, twice = v.stream_batch(streams, chunks)
         checked = []
         for i, (st, ch) in enumerate(zip(streams, chunks, strict=True)):
             if not isinstance(st, LMStream) or st._decoder is not self:
                 raise ValueError(f"streams[{i}] is not a stream of this decoder.")
-            if id(st) in seen:
+            if twice is not None and twice[1] == i:
                 raise ValueError(f"streams[{i}] is listed twice; feed it one chunk per call.")
-            seen.add(id(st))
             st._check_open()
             checked.append(st._check_chunk(ch, f"chunks[{i}]"))
         if streams:

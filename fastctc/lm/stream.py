@@ -36,7 +36,7 @@ from .. import _validate as v
 from ..kernels import lm_beam as kb
 from ..kernels import lm_state as ks
 from . import search
-from .frames import LOG_MIN_TOKEN_P, first_bad_row, is_probabilities, prepare
+from .frames import LOG_MIN_TOKEN_P, is_probabilities, prepare
 
 __all__ = ["LMStream", "StreamPartial"]
 
@@ -211,14 +211,7 @@ class LMStream:
                 f"{name} has dtype {arr.dtype} but the stream's first chunk was {self._dtype}; "
                 "feed every chunk in one dtype (their concatenation is what is decoded)."
             )
-        top = np.amax(arr, axis=1)
-        row = first_bad_row(top)
-        if row >= 0:
-            raise ValueError(
-                f"{name}[{row}] (frame {self._t + row} of the stream) contains NaN or +inf; "
-                "chunks must be finite (or -inf) log-probabilities, probabilities or raw logits."
-            )
-        return arr, top
+        return arr, self._decoder._check_values(arr, name, self._t)
 
     # ------------------------------------------------------------------ search
     def _ensure_chains(self, frames: int) -> None:
