@@ -8,6 +8,9 @@ uninstalling it leaves no stray files behind).
 """
 
 import numba
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from .._cache import enable_caching
 
@@ -36,3 +39,28 @@ jit_reassoc = _preset(nogil=True, fastmath={"reassoc", "contract"})
 #: raising, so the division needs no test and loops around it vectorise. For code whose
 #: divisors cannot be zero.
 jit_nocheck = _preset(nogil=True, error_model="numpy")
+
+
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """Hint the CPU to bring ``arr[i]`` (1-D, contiguous, ``i`` in range) into cache."""
+    if not isinstance(arr, types.Array) or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        builder.call(fn, [ptr, i32(0), i32(3), i32(1)])  # read, keep in all levels, data
+        return context.get_dummy_value()
+
+    return types.void(arr, i), codegen
+
+
+if numba.config.DISABLE_JIT:  # pragma: no cover - interpreted kernels: a hint does nothing
+
+    def prefetch(arr, i):  # noqa: F811
+        return None

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, prefetch
 from .lm_cache import FNV_OFFSET, fnv_extend, mix64, pair_key, table_find, table_slot_for_insert
 from .lm_frames import frame_logp
 from .lm_score import (
@@ -111,6 +111,7 @@ from .lm_state import (
     O_TEXT,
     O_TOKNODE,
     O_VOCAB,
+    PARTIAL_UNIGRAMS,
     PENDING,
     Q_COLS,
     Q_LM,
@@ -164,7 +165,7 @@ def sum_log_scores(s1, s2):
     return s2 + math.log(1.0 + math.exp(s1 - s2))
 
 
-@jit
+@jit(inline="always")
 def extend_hash(h, tok, tok_codes, tok_off):
     for p in range(tok_off[tok], tok_off[tok + 1]):
         h = fnv_extend(h, tok_codes[p])
@@ -340,6 +341,22 @@ def _expand_frame(frames, t, sel_c, sel_p, tokens, params, model, ws, ng_ctx):
         io[IO_T] = t
         io[IO_NEED] = io[IO_NTEXT] + need
         return GROW_TEXT, 0, False
+    if params.partial_mode == PARTIAL_UNIGRAMS and params.have_unigrams:
+        # the unigram-prefix probes of the new word parts miss the cache: ask for their
+        # slots before the candidates need them
+        pre = model.cache.prefixes
+        pmask = np.uint64(pre.size - 1)
+        for k in range(nsel):
+            c = sel_c[k]
+            kind = tok_kind[c]
+            if c == blank or kind == K_SPACE:
+                continue
+            for i in range(nb):
+                if c == b_i[i, B_LAST]:
+                    continue
+                h = FNV_OFFSET if kind == K_BPE_START else b_phash[i]
+                h = extend_hash(h, c, tok_codes, tok_off)
+                prefetch(pre, np.int64(mix64(h) & pmask))
     pending = False
     m = 0
     for k in range(nsel):
@@ -372,7 +389,7 @@ def _expand_frame(frames, t, sel_c, sel_p, tokens, params, model, ws, ng_ctx):
                         # fast path (no call): the text node usually exists already
                         key = pair_key(txt, phash)
                         tmask = tt_keys.size - 1
-                        ts = np.int64(mix64(key) & np.uint64(tmask))
+                        ts = np.int64(key & np.uint64(tmask))  # mixed already
                         nt = -3
                         while True:
                             tkey = tt_keys[ts]
@@ -438,7 +455,7 @@ def _expand_frame(frames, t, sel_c, sel_p, tokens, params, model, ws, ng_ctx):
             else:
                 key = pair_key(pair_key(pair_key(dparent, dhash) ^ DEFER_SALT, phash), c)
             mmask = mt_keys.size - 1
-            slot = np.int64(mix64(key) & np.uint64(mmask))
+            slot = np.int64(key & np.uint64(mmask))  # a pair key is mixed already
             while mt_keys[slot] != key and mt_keys[slot] != 0:
                 slot = (slot + 1) & mmask
             if mt_keys[slot] == key:
@@ -695,7 +712,7 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
             j = kept[a]
             hk = pair_key(pair_key(tn_hist[cd_i[j, C_TEXT]], cand.phash[j]), cd_i[j, C_LAST])
             hks[a] = hk
-            slot = table_slot_for_insert(mt_keys, hk)
+            slot = table_slot_for_insert(mt_keys, hk, True)
             if mt_keys[slot] == hk:
                 w = mt_vals[slot]
                 if cd_score[j] > cd_score[w]:
@@ -708,7 +725,7 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
     n_sel = 0
     for a in range(nk):
         j = kept[a]
-        if prune_history and mt_vals[table_find(mt_keys, hks[a])] != j:
+        if prune_history and mt_vals[table_find(mt_keys, hks[a], True)] != j:
             continue
         kept[n_sel] = j
         n_sel += 1

@@ -49,10 +49,12 @@ def pair_key(a, b):
 
 
 @jit
-def table_find(keys, key):
-    """Slot of ``key`` in ``keys``, or -1 when absent. ``keys.size`` is a power of two."""
+def table_find(keys, key, mixed=False):
+    """Slot of ``key`` in ``keys``, or -1 when absent. ``keys.size`` is a power of two.
+    ``mixed``: the key is a ``pair_key`` output, mixed already, whose low bits are its home
+    slot as they are (all users of a table must probe it the same way)."""
     mask = np.uint64(keys.size - 1)
-    slot = np.int64(mix64(key) & mask)
+    slot = np.int64((key if mixed else mix64(key)) & mask)
     n = keys.size
     for _ in range(n):
         k = keys[slot]
@@ -65,10 +67,11 @@ def table_find(keys, key):
 
 
 @jit
-def table_slot_for_insert(keys, key):
-    """Slot holding ``key`` or the empty slot where it goes; -1 if the table is full."""
+def table_slot_for_insert(keys, key, mixed=False):
+    """Slot holding ``key`` or the empty slot where it goes; -1 if the table is full
+    (``mixed`` as for ``table_find``)."""
     mask = np.uint64(keys.size - 1)
-    slot = np.int64(mix64(key) & mask)
+    slot = np.int64((key if mixed else mix64(key)) & mask)
     n = keys.size
     for _ in range(n):
         k = keys[slot]

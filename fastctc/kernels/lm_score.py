@@ -179,7 +179,7 @@ def partial_score(model, params, plen, phash):
 def find_child(text, parent, h):
     """Text node ``parent`` + word ``h`` if it exists, else -1."""
     key = pair_key(parent, h)
-    slot = table_find(text.table_keys, key)
+    slot = table_find(text.table_keys, key, True)
     if slot >= 0:
         node = text.table_vals[slot]
         if text.i[node, N_PARENT] == parent and text.word[node] == h:
@@ -197,7 +197,7 @@ def child_text(model, params, text, io, parent, h, ctx):
     """
     tn_i = text.i
     key = pair_key(parent, h)
-    slot = table_slot_for_insert(text.table_keys, key)
+    slot = table_slot_for_insert(text.table_keys, key, True)
     if text.table_keys[slot] == key:
         node = text.table_vals[slot]
         if tn_i[node, N_PARENT] == parent and text.word[node] == h:
@@ -236,7 +236,7 @@ def rebuild_text_table(tn_i, tn_word, n_used, tt_keys, tt_vals):
     """Re-insert text nodes ``1..n_used-1`` into an empty (parent, word) table."""
     for node in range(1, n_used):
         key = pair_key(tn_i[node, N_PARENT], tn_word[node])
-        slot = table_slot_for_insert(tt_keys, key)
+        slot = table_slot_for_insert(tt_keys, key, True)
         if tt_keys[slot] == 0:
             tt_vals[slot] = node
             tt_keys[slot] = key
