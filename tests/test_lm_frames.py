@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastctc.lm.decoder import pyctcdecode_log_probs
-from fastctc.lm.frames import LOG_MIN_TOKEN_P, prepare
+from fastctc.lm.frames import LOG_MIN_TOKEN_P, prepare, row_max, row_sum
 
 THRESHOLDS = [-5.0, -1e-6, 0.0, 1.0, -20.0, LOG_MIN_TOKEN_P, -np.inf, -40.0]
 
@@ -115,3 +115,53 @@ def test_long_peaked_utterance():
     rows, cols = np.divmod(np.arange(T * C), C)
     np.testing.assert_array_equal(lps.at(rows, cols).reshape(T, C), want, strict=True)
     assert frames.off[-1] <= 2 * T  # about one listed column per frame
+
+
+# ----------------------------------------------------------- row maxima and sums (kernels)
+SPECIALS = np.array([0.0, -0.0, -1.0, 2.5, -np.inf, np.inf, np.nan, 1e-30, 3e38, 7e-8])
+
+
+def _bits(a):
+    return a.view(np.uint8).tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    T=st.integers(1, 30),
+    C=st.integers(1, 300),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    form=st.sampled_from(["normal", "wide", "specials", "zeros"]),
+    seed=st.integers(0, 2**31),
+)
+def test_row_max_and_row_sum_are_numpys(T, C, dtype, form, seed):
+    """``row_max`` / ``row_sum`` (a kernel for rows up to PAIRWISE_BLOCK values) give
+    ``np.amax`` / ``np.sum`` along the rows bit for bit: NaN rows, infinities, zeros of both
+    signs, and sums whose rounding depends on NumPy's pairwise order (a NaN sum is NaN)."""
+    rng = np.random.default_rng(seed)
+    if form == "normal":
+        x = rng.standard_normal((T, C))
+    elif form == "wide":
+        x = np.exp(rng.normal(0, 8, (T, C)))  # sums whose rounding depends on the order
+    elif form == "specials":
+        x = rng.choice(SPECIALS, (T, C), p=[0.2, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.05])
+    else:
+        x = rng.choice(np.array([0.0, -0.0, -3.0]), (T, C))
+    x = x.astype(dtype)
+    assert row_max(x).dtype == x.dtype
+    assert _bits(row_max(x)) == _bits(np.amax(x, axis=1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        got, want = row_sum(x), np.sum(x, axis=1)
+    nan = np.isnan(want)  # inf - inf: a NaN either way, its sign bit set by operand order
+    assert np.isnan(got[nan]).all()
+    assert _bits(got[~nan]) == _bits(want[~nan])
+
+
+def test_row_sum_follows_numpys_order_where_it_matters():
+    """Rows whose float32 sum differs between NumPy's pairwise order and a plain loop: the
+    kernel takes NumPy's."""
+    rng = np.random.default_rng(3)
+    x = np.exp(rng.normal(0, 6, (2000, 100))).astype(np.float32)
+    plain = np.array([np.float32(sum(row.tolist(), np.float32(0))) for row in x[:200]])
+    numpy_sum = np.sum(x[:200], axis=1)
+    assert (plain != numpy_sum).any()  # the order matters on these rows
+    assert _bits(row_sum(x)) == _bits(np.sum(x, axis=1))

@@ -18,6 +18,8 @@ inside ``-1e-5``. A threshold at or below the floor makes every column a candida
 of ``-inf`` (whose values are all NaN, as in pyctcdecode) lists every column.
 """
 
+import math
+
 import numpy as np
 
 from ._jit import jit, jit_reassoc
@@ -27,6 +29,8 @@ from ._jit import jit, jit_reassoc
 BLOCK = 64
 #: Margin below 0 within which a shifted value may still tie the row's best.
 TIE_MARGIN = 1e-5
+#: NumPy sums up to this many values with eight accumulators, longer runs by halves.
+PAIRWISE_BLOCK = 128
 
 
 @jit_reassoc(_nrt=False)
@@ -42,6 +46,69 @@ def value_totals(x):
             s += v
             a += abs(v)
     return s, a
+
+
+@jit(_nrt=False)
+def row_maxima(x, top, odd):
+    """``top[r]``: the largest value of row ``r`` of ``x`` (2-D), NaN when the row holds a
+    NaN, as ``np.amax(x, axis=1)`` gives it. A row whose largest value is a zero and that
+    holds zeros of both signs is listed in ``odd`` instead (which sign NumPy returns depends
+    on its vector code); returns how many were listed."""
+    T, C = x.shape
+    n_odd = 0
+    for r in range(T):
+        m = x[r, 0]
+        nan = False
+        for c in range(C):
+            v = x[r, c]
+            nan |= v != v
+            if v > m:
+                m = v
+        if nan:
+            m = np.nan
+        elif m == 0:
+            signs = 0
+            for c in range(C):
+                if x[r, c] == 0:
+                    signs |= 2 if math.copysign(1.0, x[r, c]) < 0 else 1
+            if signs == 3:
+                odd[n_odd] = r
+                n_odd += 1
+        top[r] = m
+    return n_odd
+
+
+@jit(_nrt=False)
+def row_sums(a, out, neg_zero):
+    """``out[r]``: the sum of row ``r`` of ``a`` (2-D, at most ``PAIRWISE_BLOCK`` columns)
+    in ``a``'s dtype, with NumPy's pairwise summation: ``np.sum(a, axis=1)`` to the bit.
+    ``neg_zero`` is -0.0 in ``a``'s dtype (NumPy's start for fewer than 8 values)."""
+    T, C = a.shape
+    for r in range(T):
+        if C < 8:
+            res = neg_zero
+            for c in range(C):
+                res += a[r, c]
+        else:
+            r0, r1, r2, r3 = a[r, 0], a[r, 1], a[r, 2], a[r, 3]
+            r4, r5, r6, r7 = a[r, 4], a[r, 5], a[r, 6], a[r, 7]
+            c = 8
+            while c < C - C % 8:
+                r0 += a[r, c]
+                r1 += a[r, c + 1]
+                r2 += a[r, c + 2]
+                r3 += a[r, c + 3]
+                r4 += a[r, c + 4]
+                r5 += a[r, c + 5]
+                r6 += a[r, c + 6]
+                r7 += a[r, c + 7]
+                c += 8
+            res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+            while c < C:
+                res += a[r, c]
+                c += 1
+        out[r] = -neg_zero + res  # the reduction starts from 0
+    return out
 
 
 @jit(_nrt=False)

@@ -46,7 +46,7 @@ from ..kernels import ngram as kn
 from ..vocabulary import Vocabulary, encode_strings
 from . import lexicon as lexmode
 from . import search
-from .frames import MIN_TOKEN_P, LogProbs, first_bad_row, prepare
+from .frames import MIN_TOKEN_P, LogProbs, first_bad_row, prepare, row_max
 from .lexicon import Lexicon, LexiconOptions, lexicon_entries
 from .models import (
     AbstractLanguageModel,
@@ -462,7 +462,7 @@ class BeamSearchDecoderCTC:
         """The maximum of each row of ``arr``; ``ValueError`` for NaN or ``+inf``. With
         ``frame0`` (a stream's frames so far) ``arr`` is a chunk and the message says where
         the bad row lies in the stream."""
-        top = np.amax(arr, axis=1)
+        top = row_max(arr)
         row = first_bad_row(top)
         if row >= 0:
             where, what = "", "logits"

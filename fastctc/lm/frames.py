@@ -65,6 +65,31 @@ def _threshold(thr: float, dtype: np.dtype) -> Any:
     return t if t <= thr else np.nextafter(t, dtype.type(-np.inf))
 
 
+def row_max(x: np.ndarray) -> np.ndarray:
+    """``np.amax(x, axis=1)`` of a 2-D array to the bit. Short rows go through a kernel:
+    NumPy's reduction costs about 0.1 us per row on top of the values it reads."""
+    T, C = x.shape
+    if C > kf.PAIRWISE_BLOCK:
+        return np.amax(x, axis=1)
+    top = np.empty(T, x.dtype)
+    odd = np.empty(T, np.int64)
+    n = kf.row_maxima(x, top, odd)
+    if n:  # zeros of both signs: NumPy decides which one is the maximum
+        rows = odd[:n]
+        top[rows] = np.amax(x[rows], axis=1)
+    return top
+
+
+def row_sum(a: np.ndarray) -> np.ndarray:
+    """``np.sum(a, axis=1)`` of a 2-D float array to the bit (short rows: a kernel with
+    NumPy's pairwise summation, see :func:`row_max`); a NaN sum may differ from NumPy's in
+    the NaN's sign bit."""
+    T, C = a.shape
+    if C > kf.PAIRWISE_BLOCK:
+        return np.sum(a, axis=1)
+    return kf.row_sums(a, np.empty(T, a.dtype), a.dtype.type(-0.0))
+
+
 def first_bad_row(top: np.ndarray) -> int:
     """The first row holding NaN or ``+inf``, from the rows' maxima ``top``, or -1."""
     if top.max() < np.inf:
@@ -100,7 +125,7 @@ def prepare(
     shifted = _scratch.take_held(work, (T, C), x.dtype)
     try:
         n_inf = kf.shift_rows(x, top, thr, every, shifted, cols, off)
-        sums = np.sum(np.exp(shifted, out=shifted), axis=1)
+        sums = row_sum(np.exp(shifted, out=shifted))
         if n_inf:  # a row of -inf sums to 0: its log is -inf, as in pyctcdecode
             with np.errstate(divide="ignore"):
                 lse = np.log(sums)
