@@ -245,6 +245,33 @@ def test_kernel_callable_from_user_njit():
     assert user(s).tolist() == [1, 4, 0, 2, 3]  # stable: ties keep their order
 
 
+def test_prefetch_is_only_a_hint():
+    """The search's prefetch hint leaves results alone, even for an index past the end, and
+    takes only 1-D contiguous arrays (it computes the address from the index alone)."""
+    from fastctc.kernels._jit import prefetch
+
+    @numba.njit
+    def gather_sum(a, idx):
+        s = 0.0
+        for k in range(idx.size):
+            prefetch(a, idx[(k + 8) % idx.size] + (a.size if k % 3 == 0 else 0))
+            s += a[idx[k]]
+        return s
+
+    a = np.random.default_rng(0).random(1000)
+    idx = np.random.default_rng(1).permutation(1000)
+    assert gather_sum(a, idx) == sum(a[idx].tolist())
+
+    @numba.njit
+    def on_strided(a):
+        prefetch(a, 0)
+        return a[0]
+
+    if not numba.config.DISABLE_JIT:  # interpreted, the hint is a no-op with no typing
+        with pytest.raises(numba.core.errors.TypingError):
+            on_strided(a[::2])
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.sampled_from([0.0, 1.0, -1.0, 2.5, -3.0]), min_size=0, max_size=60))
 def test_sort_desc_is_stable_sort(values):

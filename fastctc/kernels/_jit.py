@@ -43,8 +43,11 @@ jit_nocheck = _preset(nogil=True, error_model="numpy")
 
 @intrinsic
 def prefetch(typingctx, arr, i):
-    """Hint the CPU to bring ``arr[i]`` (1-D, contiguous, ``i`` in range) into cache."""
-    if not isinstance(arr, types.Array) or not isinstance(i, types.Integer):
+    """Hint the CPU to bring ``arr[i]`` (1-D, contiguous) into cache; an ``i`` out of range
+    only wastes the hint (a prefetch never faults)."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and arr.layout == "C"):
+        return None
+    if not isinstance(i, types.Integer):
         return None
 
     def codegen(context, builder, signature, args):
