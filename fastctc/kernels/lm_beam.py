@@ -734,7 +734,8 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
     # pyctcdecode's beam order (by score, ties in candidate order): the next frame's
     # candidates are then made, merged and tie-broken in its order
     sort_desc(kept, n_sel, cd_score, order_tmp)
-    n_new = 0
+    # the chain nodes of the new beams first (they read the old beams), then the new beams
+    # over the old ones
     for a in range(n_sel):
         j = kept[a]
         src = cd_i[j, C_SRC]
@@ -754,26 +755,23 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
             fc[k, 1] = b_i[src, B_PSTART]
             fc[k, 2] = b_i[src, B_PEND]
             fnode = k
-        nb_i[n_new, B_TEXT] = cd_i[j, C_TEXT]
-        nb_i[n_new, B_PLEN] = cd_i[j, C_PLEN]
-        nb_i[n_new, B_PNTOK] = cd_i[j, C_PNTOK]
-        nb_i[n_new, B_LAST] = cd_i[j, C_LAST]
-        nb_i[n_new, B_PSTART] = cd_i[j, C_PSTART]
-        nb_i[n_new, B_PEND] = cd_i[j, C_PEND]
-        nb_i[n_new, B_FNODE] = fnode
-        nb_i[n_new, B_TNODE] = tnode
-        nbeams.logit[n_new] = cand.logit[j]
-        nbeams.phash[n_new] = cand.phash[j]
-        nbeams.part[n_new] = cand.part[j]
-        nbeams.score[n_new] = cd_score[j]
-        n_new += 1
-    for a in range(n_new):
-        for col in range(B_COLS):
-            b_i[a, col] = nb_i[a, col]
-        beams.logit[a] = nbeams.logit[a]
-        beams.phash[a] = nbeams.phash[a]
-        beams.part[a] = nbeams.part[a]
-        beams.score[a] = nbeams.score[a]
+        nb_i[a, B_FNODE] = fnode
+        nb_i[a, B_TNODE] = tnode
+    for a in range(n_sel):
+        j = kept[a]
+        b_i[a, B_TEXT] = cd_i[j, C_TEXT]
+        b_i[a, B_PLEN] = cd_i[j, C_PLEN]
+        b_i[a, B_PNTOK] = cd_i[j, C_PNTOK]
+        b_i[a, B_LAST] = cd_i[j, C_LAST]
+        b_i[a, B_PSTART] = cd_i[j, C_PSTART]
+        b_i[a, B_PEND] = cd_i[j, C_PEND]
+        b_i[a, B_FNODE] = nb_i[a, B_FNODE]
+        b_i[a, B_TNODE] = nb_i[a, B_TNODE]
+        beams.logit[a] = cand.logit[j]
+        beams.phash[a] = cand.phash[j]
+        beams.part[a] = cand.part[j]
+        beams.score[a] = cd_score[j]
+    n_new = n_sel
     return n_new
 
 
