@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastctc
-from fastctc.kernels.lm_beam import sort_desc
+from fastctc.kernels.lm_beam import sort_desc, sort_groups_desc
 from tests.conftest import BUNDLED_LM, bundled_unigrams, demo_sentences, random_log_probs
 from tests.simulate import CHAR_LABELS, simulate_char
 
@@ -243,6 +243,24 @@ def test_kernel_callable_from_user_njit():
 
     s = np.array([0.5, 2.0, 0.5, -1.0, 2.0])
     assert user(s).tolist() == [1, 4, 0, 2, 3]  # stable: ties keep their order
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 1.0, -1.0, 2.5, -3.0, -np.inf]), min_size=0, max_size=80),
+    st.lists(st.integers(1, 79), max_size=12),
+)
+def test_sort_groups_desc_is_stable_sort(values, cuts):
+    """The beam sort of a frame (groups insertion-sorted, then merged) is a stable sort by
+    decreasing score whatever the groups: one, one per value, or any split."""
+    s = np.array(values, dtype=np.float64)
+    n = s.size
+    bounds = sorted({0, n} | {c for c in cuts if c < n})
+    bnd = np.zeros(n + 2, dtype=np.int64)
+    bnd[: len(bounds)] = bounds
+    idx = np.arange(n)
+    sort_groups_desc(idx, n, s, np.empty_like(idx), bnd, len(bounds) - 1 if n else 0)
+    assert idx.tolist() == sorted(range(n), key=lambda i: -s[i])
 
 
 def test_prefetch_is_only_a_hint():

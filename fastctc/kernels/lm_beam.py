@@ -613,50 +613,86 @@ def _resolve_deferred(m, thr, params, model, ws, vals):
     return pending
 
 
+@jit(inline="always", _nrt=False)
+def _insertion_desc(idx, lo, hi, score):
+    """Stable insertion sort of ``idx[lo:hi]`` by decreasing ``score[idx]``."""
+    for a in range(lo + 1, hi):
+        x = idx[a]
+        sx = score[x]
+        b = a - 1
+        while b >= lo and score[idx[b]] < sx:
+            idx[b + 1] = idx[b]
+            b -= 1
+        idx[b + 1] = x
+
+
+@jit(inline="always", _nrt=False)
+def _merge_desc(src, dst, lo, mid, hi, score):
+    """Merge the sorted ``src[lo:mid]`` and ``src[mid:hi]`` into ``dst[lo:hi]`` (stable: on a
+    tie the left one first)."""
+    a = lo
+    b = mid
+    k = lo
+    while a < mid and b < hi:
+        if score[src[b]] > score[src[a]]:
+            dst[k] = src[b]
+            b += 1
+        else:
+            dst[k] = src[a]
+            a += 1
+        k += 1
+    while a < mid:
+        dst[k] = src[a]
+        a += 1
+        k += 1
+    while b < hi:
+        dst[k] = src[b]
+        b += 1
+        k += 1
+
+
 @jit(_nrt=False)
 def sort_desc(idx, n, score, tmp):
     """Stable sort of ``idx[:n]`` by decreasing ``score[idx]`` (ties keep their order);
     insertion sort of runs of 16, then bottom-up merging through ``tmp``."""
     run = 16
     for lo in range(0, n, run):
-        hi = min(lo + run, n)
-        for a in range(lo + 1, hi):
-            x = idx[a]
-            sx = score[x]
-            b = a - 1
-            while b >= lo and score[idx[b]] < sx:
-                idx[b + 1] = idx[b]
-                b -= 1
-            idx[b + 1] = x
+        _insertion_desc(idx, lo, min(lo + run, n), score)
     width = run
     in_tmp = False
     while width < n:
         src = tmp if in_tmp else idx
         dst = idx if in_tmp else tmp
         for lo in range(0, n, 2 * width):
-            mid = min(lo + width, n)
-            hi = min(lo + 2 * width, n)
-            a = lo
-            b = mid
-            k = lo
-            while a < mid and b < hi:
-                if score[src[b]] > score[src[a]]:
-                    dst[k] = src[b]
-                    b += 1
-                else:
-                    dst[k] = src[a]
-                    a += 1
-                k += 1
-            while a < mid:
-                dst[k] = src[a]
-                a += 1
-                k += 1
-            while b < hi:
-                dst[k] = src[b]
-                b += 1
-                k += 1
+            _merge_desc(src, dst, lo, min(lo + width, n), min(lo + 2 * width, n), score)
         in_tmp = not in_tmp
         width *= 2
+    if in_tmp:
+        for a in range(n):
+            idx[a] = tmp[a]
+
+
+@jit(_nrt=False)
+def sort_groups_desc(idx, n, score, tmp, bnd, g):
+    """Stable sort of ``idx[:n]`` by decreasing ``score[idx]`` (ties keep their order), where
+    ``idx[bnd[q]:bnd[q + 1]]`` for ``q < g`` are groups that each come nearly sorted:
+    insertion sort within each group, then merging of neighbouring groups through ``tmp``
+    (``bnd`` is overwritten)."""
+    for q in range(g):
+        _insertion_desc(idx, bnd[q], bnd[q + 1], score)
+    in_tmp = False
+    while g > 1:
+        src = tmp if in_tmp else idx
+        dst = idx if in_tmp else tmp
+        ng = 0
+        for q in range(0, g, 2):
+            hi = bnd[min(q + 2, g)]
+            _merge_desc(src, dst, bnd[q], bnd[q + 1], hi, score)
+            bnd[ng] = bnd[q]
+            ng += 1
+        bnd[ng] = n
+        g = ng
+        in_tmp = not in_tmp
     if in_tmp:
         for a in range(n):
             idx[a] = tmp[a]
@@ -733,7 +769,14 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
         mt_keys[used[a]] = 0
     # pyctcdecode's beam order (by score, ties in candidate order): the next frame's
     # candidates are then made, merged and tie-broken in its order
-    sort_desc(kept, n_sel, cd_score, order_tmp)
+    # candidates come label by label, each label's in beam order: nearly sorted groups
+    g = 0
+    for a in range(n_sel):
+        if a == 0 or cd_i[kept[a], C_LAST] != cd_i[kept[a - 1], C_LAST]:
+            used[g] = a
+            g += 1
+    used[g] = n_sel
+    sort_groups_desc(kept, n_sel, cd_score, order_tmp, used, g)
     # the chain nodes of the new beams first (they read the old beams), then the new beams
     # over the old ones
     for a in range(n_sel):
