@@ -153,6 +153,9 @@ __all__ = [  # the kernels, and the constants callers use with them
     "spell_queries",
 ]
 
+#: The beam sort's groups are at most this long (see ``sort_groups_desc``).
+SORT_GROUP = 128
+
 #: Mixed into the merge key of a deferred completion (it has no text node yet).
 DEFER_SALT = np.uint64(0x5BD1E9955BD1E995)
 
@@ -769,10 +772,15 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
         mt_keys[used[a]] = 0
     # pyctcdecode's beam order (by score, ties in candidate order): the next frame's
     # candidates are then made, merged and tie-broken in its order
-    # candidates come label by label, each label's in beam order: nearly sorted groups
+    # candidates come label by label, each label's in beam order: nearly sorted groups (cut
+    # every SORT_GROUP entries, which bounds the insertion sort's cost when one is not)
     g = 0
     for a in range(n_sel):
-        if a == 0 or cd_i[kept[a], C_LAST] != cd_i[kept[a - 1], C_LAST]:
+        if (
+            a == 0
+            or a - used[g - 1] == SORT_GROUP
+            or cd_i[kept[a], C_LAST] != cd_i[kept[a - 1], C_LAST]
+        ):
             used[g] = a
             g += 1
     used[g] = n_sel
