@@ -772,19 +772,22 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
         mt_keys[used[a]] = 0
     # pyctcdecode's beam order (by score, ties in candidate order): the next frame's
     # candidates are then made, merged and tie-broken in its order
-    # candidates come label by label, each label's in beam order: nearly sorted groups (cut
-    # every SORT_GROUP entries, which bounds the insertion sort's cost when one is not)
-    g = 0
-    for a in range(n_sel):
-        if (
-            a == 0
-            or a - used[g - 1] == SORT_GROUP
-            or cd_i[kept[a], C_LAST] != cd_i[kept[a - 1], C_LAST]
-        ):
-            used[g] = a
-            g += 1
-    used[g] = n_sel
-    sort_groups_desc(kept, n_sel, cd_score, order_tmp, used, g)
+    if n_sel < used.size:  # room for the group bounds (a pool can be as small as a frame)
+        # candidates come label by label, each label's in beam order: nearly sorted groups
+        # (cut every SORT_GROUP entries, which bounds the insertion sort where one is not)
+        g = 0
+        for a in range(n_sel):
+            if (
+                a == 0
+                or a - used[g - 1] == SORT_GROUP
+                or cd_i[kept[a], C_LAST] != cd_i[kept[a - 1], C_LAST]
+            ):
+                used[g] = a
+                g += 1
+        used[g] = n_sel
+        sort_groups_desc(kept, n_sel, cd_score, order_tmp, used, g)
+    else:
+        sort_desc(kept, n_sel, cd_score, order_tmp)
     # the chain nodes of the new beams first (they read the old beams), then the new beams
     # over the old ones
     for a in range(n_sel):
