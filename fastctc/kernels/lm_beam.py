@@ -229,6 +229,8 @@ def lm_beam_search(frames, tokens, params, model, ws, resolver, ctx, abort):
         np.empty(n_cand, dtype=np.int64),  # merge-table slots used
         np.empty(n_cand),  # order statistics of candidate scores
         np.empty(n_cand, dtype=np.int64),  # merge buffer of the beam sort
+        np.empty(n_cand + 1, dtype=np.int64),  # its group bounds
+        np.empty((ws.beams.i.shape[0], 2), dtype=np.int64),  # chain nodes of the new beams
     )
     C = frames.x.shape[1]
     sel_c = np.empty(C, dtype=np.int64)  # the labels tried at a frame
@@ -714,12 +716,11 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
     beam_width = params.beam_width
     prune_history = params.prune_history
     io = ws.io
-    kept, hks, used, vals, order_tmp = scratch
-    cand, beams, nbeams = ws.cand, ws.beams, ws.next_beams
+    kept, hks, used, vals, order_tmp, bounds, nodes = scratch
+    cand, beams = ws.cand, ws.beams
     cd_i, cd_score = cand.i, cand.score
     mt_keys, mt_vals = cand.merge_keys, cand.merge_vals
     b_i = beams.i
-    nb_i = nbeams.i
     fc, tk = ws.chains.frames, ws.chains.tokens
     tn_hist = ws.text.hist
     nk = 0
@@ -772,22 +773,18 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
         mt_keys[used[a]] = 0
     # pyctcdecode's beam order (by score, ties in candidate order): the next frame's
     # candidates are then made, merged and tie-broken in its order
-    if n_sel < used.size:  # room for the group bounds (a pool can be as small as a frame)
-        # candidates come label by label, each label's in beam order: nearly sorted groups
-        # (cut every SORT_GROUP entries, which bounds the insertion sort where one is not)
-        g = 0
-        for a in range(n_sel):
-            if (
-                a == 0
-                or a - used[g - 1] == SORT_GROUP
-                or cd_i[kept[a], C_LAST] != cd_i[kept[a - 1], C_LAST]
-            ):
-                used[g] = a
-                g += 1
-        used[g] = n_sel
-        sort_groups_desc(kept, n_sel, cd_score, order_tmp, used, g)
-    else:
-        sort_desc(kept, n_sel, cd_score, order_tmp)
+    # candidates come label by label, each label's in beam order: nearly sorted groups (cut
+    # every SORT_GROUP entries, which bounds the insertion sort where one is not)
+    g = 0
+    label = -1
+    for a in range(n_sel):
+        c = cd_i[kept[a], C_LAST]
+        if a == 0 or c != label or a - bounds[g - 1] == SORT_GROUP:
+            bounds[g] = a
+            g += 1
+        label = c
+    bounds[g] = n_sel
+    sort_groups_desc(kept, n_sel, cd_score, order_tmp, bounds, g)
     # the chain nodes of the new beams first (they read the old beams), then the new beams
     # over the old ones
     for a in range(n_sel):
@@ -809,8 +806,8 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
             fc[k, 1] = b_i[src, B_PSTART]
             fc[k, 2] = b_i[src, B_PEND]
             fnode = k
-        nb_i[a, B_FNODE] = fnode
-        nb_i[a, B_TNODE] = tnode
+        nodes[a, 0] = fnode
+        nodes[a, 1] = tnode
     for a in range(n_sel):
         j = kept[a]
         b_i[a, B_TEXT] = cd_i[j, C_TEXT]
@@ -819,8 +816,8 @@ def _select_and_commit(t, m, thr, params, ws, scratch):
         b_i[a, B_LAST] = cd_i[j, C_LAST]
         b_i[a, B_PSTART] = cd_i[j, C_PSTART]
         b_i[a, B_PEND] = cd_i[j, C_PEND]
-        b_i[a, B_FNODE] = nb_i[a, B_FNODE]
-        b_i[a, B_TNODE] = nb_i[a, B_TNODE]
+        b_i[a, B_FNODE] = nodes[a, 0]
+        b_i[a, B_TNODE] = nodes[a, 1]
         beams.logit[a] = cand.logit[j]
         beams.phash[a] = cand.phash[j]
         beams.part[a] = cand.part[j]

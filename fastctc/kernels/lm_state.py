@@ -8,8 +8,7 @@ log-probabilities, each a ``collections.namedtuple`` (Numba reads the fields by 
   (``score_path``, ``partial_mode``, decided once by :mod:`fastctc.lm.scoring`);
 * :class:`Model`: the language model's tables (:class:`ScoreCache`, :class:`Ngrams`) and
   the call's :class:`Hotwords`;
-* :class:`Workspace`: everything the search writes: the beams (:class:`Beams`: the current
-  ones, and scratch where a frame's commit keeps the chain nodes of the next ones), the word
+* :class:`Workspace`: everything the search writes: the beams (:class:`Beams`), the word
   trie (:class:`TextNodes`), the frame's candidates (:class:`Candidates`), the token and
   word-frame chains (:class:`Chains`), the LM queries (:class:`Queries`), a cache of
   partial-word scores, the progress record ``io`` and the final beams.
@@ -232,7 +231,6 @@ Workspace = namedtuple(
     "Workspace",
     [
         "beams",
-        "next_beams",
         "text",
         "cand",
         "chains",

@@ -163,7 +163,6 @@ def workspace(
     io[ks.IO_NTEXT] = 1
     return ks.Workspace(
         beams,
-        _beams(K),
         text,
         cand_pool(max(sizes.min_pool, sizes.cand_per_beam * K), held),
         chains,
